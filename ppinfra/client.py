@@ -1,0 +1,276 @@
+"""The PPInfra client: submit, poll with progress, download. Blocking and thread-safe.
+
+ComfyUI nodes run it in worker threads; the CLI and tests call it directly.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional
+
+from .config import Settings, load_settings
+from .errors import DownloadError, ResponseFormatError, TaskFailedError
+from .request import Img2ImgRequest
+from .transport import ExpiredURL, Transport
+from .waiting import CancelCheck, Deadline, PollSchedule, check_cancel, sleep
+
+log = logging.getLogger("ppinfra")
+
+STATUS_QUEUED = "TASK_STATUS_QUEUED"
+STATUS_PROCESSING = "TASK_STATUS_PROCESSING"
+STATUS_SUCCEED = "TASK_STATUS_SUCCEED"
+STATUS_FAILED = "TASK_STATUS_FAILED"
+
+# Expired URLs are refreshed by polling the task again, at most this many times.
+MAX_URL_REFRESHES = 2
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What a progress callback receives on every poll."""
+
+    task_id: str
+    status: str
+    percent: float
+    eta: Optional[float]
+    elapsed: float
+
+
+@dataclass(frozen=True)
+class ResultImage:
+    url: str
+    ttl: Optional[float]
+    image_type: str
+    nsfw: Any = None
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """One ``task-result`` answer, parsed defensively (numbers may arrive as strings)."""
+
+    task_id: str
+    status: str
+    reason: str
+    eta: Optional[float]
+    progress_percent: float
+    images: List[ResultImage]
+    seed: Optional[int]
+    debug_info: Dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, data: Any, task_id: str) -> "TaskResult":
+        if not isinstance(data, dict) or not isinstance(data.get("task"), dict):
+            raise ResponseFormatError("task-result answered JSON without the documented \"task\" object "
+                                      f"(got {type(data).__name__}).", task_id=task_id, endpoint="task-result")
+        task = data["task"]
+        extra = data.get("extra") if isinstance(data.get("extra"), dict) else {}
+        images = []
+        for item in data.get("images") or []:
+            if isinstance(item, dict) and item.get("image_url"):
+                images.append(ResultImage(url=str(item["image_url"]), ttl=_number(item.get("image_url_ttl")),
+                                          image_type=str(item.get("image_type") or ""),
+                                          nsfw=item.get("nsfw_detection_result")))
+        seed = _number(extra.get("seed"))
+        return cls(
+            task_id=str(task.get("task_id") or task_id),
+            status=str(task.get("status") or ""),
+            reason=str(task.get("reason") or ""),
+            eta=_number(task.get("eta")),
+            progress_percent=max(0.0, min(100.0, _number(task.get("progress_percent")) or 0.0)),
+            images=images,
+            seed=None if seed is None else int(seed),
+            debug_info=extra.get("debug_info") if isinstance(extra.get("debug_info"), dict) else {},
+        )
+
+
+@dataclass(frozen=True)
+class Img2ImgResult:
+    """A finished job: the encoded result files in order, the seed used and timings in seconds."""
+
+    task_id: str
+    images: List[bytes]
+    seed: Optional[int]
+    timings: Dict[str, float]
+    image_type: str = ""
+
+
+def _number(value: Any) -> Optional[float]:
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    try:
+        return float(str(value).strip())
+    except ValueError:
+        return None
+
+
+ProgressCallback = Optional[Callable[[Progress], None]]
+
+
+class PPInfraClient:
+    """Client for the PPInfra / Novita async image API.
+
+    Settings come from the arguments, else ``PPINFRA_API_KEY`` /
+    ``PPINFRA_BASE_URL``, else the JSON config file (see :mod:`ppinfra.config`).
+    """
+
+    def __init__(self, api_key: Optional[str] = None, base_url: Optional[str] = None, *,
+                 config_path: Optional[str] = None, settings: Optional[Settings] = None,
+                 poll_schedule: Optional[Callable[[], PollSchedule]] = None, **overrides: Any) -> None:
+        self.settings = settings or load_settings(api_key, base_url, config_path, **overrides)
+        self.transport = Transport(self.settings)
+        self._poll_schedule = poll_schedule or PollSchedule
+        self._pool = ThreadPoolExecutor(max_workers=self.settings.download_workers,
+                                        thread_name_prefix="ppinfra-download")
+
+    def __repr__(self) -> str:
+        return f"PPInfraClient(base_url={self.settings.base_url!r})"
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.transport.close()
+
+    def __enter__(self) -> "PPInfraClient":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ steps
+
+    def submit_img2img(self, request: Img2ImgRequest, *, deadline: Optional[Deadline] = None,
+                       should_cancel: CancelCheck = None) -> str:
+        """Validate and submit; return the ``task_id``. Retried only when the task surely did not start."""
+        request.validate()
+        body = request.to_json_bytes()
+        check_cancel(should_cancel)
+        data = self.transport.call("POST", "/v3/async/img2img", endpoint="img2img submit", body=body,
+                                   idempotent=False, deadline=deadline, should_cancel=should_cancel)
+        # One Novita example wraps the answer as {"code":0,"data":{"task_id":...}}.
+        if isinstance(data, dict) and isinstance(data.get("data"), dict) and "task_id" not in data:
+            data = data["data"]
+        task_id = data.get("task_id") if isinstance(data, dict) else None
+        if not task_id or not isinstance(task_id, str):
+            raise ResponseFormatError("img2img submit answered without a task_id: the task may have been "
+                                      "created; check your task list before retrying.", endpoint="img2img submit")
+        log.debug("submitted img2img task %s", task_id)
+        return task_id
+
+    def get_task_result(self, task_id: str, *, deadline: Optional[Deadline] = None,
+                        should_cancel: CancelCheck = None) -> TaskResult:
+        data = self.transport.call("GET", "/v3/async/task-result", endpoint="task-result",
+                                   params={"task_id": task_id}, deadline=deadline, should_cancel=should_cancel,
+                                   task_id=task_id, read_timeout=self.settings.poll_read_timeout)
+        return TaskResult.parse(data, task_id)
+
+    def wait_for_task(self, task_id: str, *, deadline: Optional[Deadline] = None,
+                      on_progress: ProgressCallback = None, should_cancel: CancelCheck = None) -> TaskResult:
+        """Poll until SUCCEED (returned) or FAILED (raised), within ``deadline``."""
+        deadline = deadline or Deadline(self.settings.deadline)
+        schedule = self._poll_schedule()
+        while True:
+            result = self.get_task_result(task_id, deadline=deadline, should_cancel=should_cancel)
+            if on_progress is not None:
+                percent = 100.0 if result.status == STATUS_SUCCEED else result.progress_percent
+                on_progress(Progress(task_id, result.status, percent, result.eta, deadline.elapsed()))
+            if result.status == STATUS_SUCCEED:
+                return result
+            if result.status == STATUS_FAILED:
+                why = result.reason or "no reason given"
+                raise TaskFailedError(f"The PPInfra task failed: {why}. Adjust the inputs it names, or try "
+                                      "again later if it is a server problem.", task_id=task_id, reason=why)
+            if deadline.expired():
+                deadline.check(f"waiting for the task (last status {result.status or 'unknown'})", task_id)
+            sleep(schedule.next_delay(result.eta), should_cancel, deadline, task_id)
+            deadline.check(f"waiting for the task (last status {result.status or 'unknown'})", task_id)
+
+    def download_images(self, result: TaskResult, *, expected: int, deadline: Optional[Deadline] = None,
+                        should_cancel: CancelCheck = None) -> List[bytes]:
+        """Download every result image concurrently; re-poll for fresh URLs when they have expired."""
+        deadline = deadline or Deadline(self.settings.deadline)
+        task_id = result.task_id
+        blobs: List[Optional[bytes]] = []
+        for refresh in range(MAX_URL_REFRESHES + 1):
+            if len(result.images) < expected:
+                raise TaskFailedError(f"The task succeeded but returned {len(result.images)} of {expected} "
+                                      "images; nothing was kept. Queue again.", task_id=task_id)
+            if not blobs:
+                blobs = [None] * len(result.images)
+            todo = [i for i, b in enumerate(blobs) if b is None]
+            futures = {i: self._pool.submit(self.transport.download, result.images[i].url, deadline=deadline,
+                                            should_cancel=should_cancel, task_id=task_id) for i in todo}
+            expired = False
+            first_error: Optional[BaseException] = None
+            for i, fut in futures.items():
+                try:
+                    blobs[i] = fut.result()
+                except ExpiredURL:
+                    expired = True
+                except BaseException as exc:  # keep waiting for the others: no orphaned downloads
+                    first_error = first_error or exc
+            if first_error is not None:
+                raise first_error
+            if not expired:
+                return [b for b in blobs if b is not None]
+            if refresh < MAX_URL_REFRESHES:
+                log.info("result URLs of task %s expired; polling again for fresh ones", task_id)
+                result = self.get_task_result(task_id, deadline=deadline, should_cancel=should_cancel)
+        raise DownloadError("The result image links kept expiring before they could be downloaded "
+                            f"(refreshed {MAX_URL_REFRESHES} times). Check the machine's clock and network speed.",
+                            task_id=task_id, endpoint="download")
+
+    # ------------------------------------------------------------------ whole job
+
+    def img2img(self, request: Img2ImgRequest, *, on_progress: ProgressCallback = None,
+                should_cancel: CancelCheck = None, deadline: Optional[float] = None) -> Img2ImgResult:
+        """Run one img2img job end to end and return the encoded result images.
+
+        Validates before sending; polls adaptively within ``deadline`` seconds
+        (default ``settings.deadline``, queue time included); calls
+        ``on_progress`` on every poll; ``should_cancel`` is checked at least
+        every 50 ms while waiting.
+        """
+        request.validate()
+        dl = Deadline(self.settings.deadline if deadline is None else deadline)
+        t0 = time.monotonic()
+        task_id = self.submit_img2img(request, deadline=dl, should_cancel=should_cancel)
+        t_submit = time.monotonic()
+        result = self.wait_for_task(task_id, deadline=dl, on_progress=on_progress, should_cancel=should_cancel)
+        t_done = time.monotonic()
+        blobs = self.download_images(result, expected=request.image_num, deadline=dl, should_cancel=should_cancel)
+        t_dl = time.monotonic()
+        return Img2ImgResult(task_id=task_id, images=blobs, seed=result.seed,
+                             timings={"submit": t_submit - t0, "wait": t_done - t_submit,
+                                      "download": t_dl - t_done, "total": t_dl - t0},
+                             image_type=result.images[0].image_type if result.images else "")
+
+    # ------------------------------------------------------------------ model list
+
+    def list_models_raw(self, model_type: str, *, is_sdxl: Optional[bool] = None,
+                        visibility: Optional[str] = None, page_size: int = 100,
+                        max_pages: int = 1000) -> List[Dict[str, Any]]:
+        """Every model of a type, following ``next_cursor`` to the end (raw dicts)."""
+        models: List[Dict[str, Any]] = []
+        cursor = ""
+        seen = set()
+        for _ in range(max_pages):
+            params: Dict[str, Any] = {"filter.types": model_type, "pagination.limit": page_size,
+                                      "pagination.cursor": cursor}
+            if is_sdxl is not None:
+                params["filter.is_sdxl"] = "true" if is_sdxl else "false"
+            if visibility:
+                params["filter.visibility"] = visibility
+            data = self.transport.call("GET", "/v3/model", endpoint="model list", params=params)
+            if not isinstance(data, dict) or not isinstance(data.get("models", []), list):
+                raise ResponseFormatError("model list answered JSON without a \"models\" list.", endpoint="model list")
+            page = [m for m in data.get("models") or [] if isinstance(m, dict)]
+            models.extend(page)
+            pagination = data.get("pagination") if isinstance(data.get("pagination"), dict) else {}
+            cursor = str(pagination.get("next_cursor") or "")
+            if not page or not cursor or cursor in seen:
+                break
+            seen.add(cursor)
+        return models

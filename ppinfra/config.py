@@ -1,0 +1,146 @@
+"""Where the client's settings come from: argument, then environment, then config file.
+
+The API key is wrapped so that no repr, log line or exception can show it.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from dataclasses import dataclass, field, replace
+from typing import Any, Dict, Optional
+
+from .errors import ConfigError
+
+DEFAULT_BASE_URL = "https://api.ppinfra.com"
+NOVITA_BASE_URL = "https://api.novita.ai"
+ENV_KEY = "PPINFRA_API_KEY"
+ENV_BASE_URL = "PPINFRA_BASE_URL"
+ENV_CONFIG = "PPINFRA_CONFIG"
+ENV_CACHE_DIR = "PPINFRA_CACHE_DIR"
+
+log = logging.getLogger("ppinfra")
+
+
+class Secret(str):
+    """A string whose repr and str-formatting in containers never show the value."""
+
+    def __repr__(self) -> str:  # dataclass reprs, tracebacks with locals, debuggers
+        return "Secret('***')"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every client setting. Each can be given as an argument; key and host also by env or file."""
+
+    api_key: Secret = field(repr=False)
+    base_url: str = DEFAULT_BASE_URL
+    connect_timeout: float = 5.0
+    read_timeout: float = 30.0
+    # Poll reads are tiny; a short read timeout keeps a cancel from waiting on a stuck socket.
+    poll_read_timeout: float = 10.0
+    deadline: float = 600.0
+    max_retries: int = 4
+    backoff_base: float = 0.5
+    backoff_max: float = 8.0
+    max_download_bytes: int = 64 * 1024 * 1024
+    download_workers: int = 8
+    cache_dir: str = ""
+    model_cache_ttl: float = 6 * 3600.0
+
+
+def default_config_path() -> str:
+    return os.environ.get(ENV_CONFIG) or os.path.join(os.path.expanduser("~"), ".config", "ppinfra", "config.json")
+
+
+def default_cache_dir() -> str:
+    return os.environ.get(ENV_CACHE_DIR) or os.path.join(os.path.expanduser("~"), ".cache", "ppinfra")
+
+
+def read_config_file(path: str) -> Dict[str, Any]:
+    """The JSON config file as a dict; ``{}`` when it does not exist."""
+    try:
+        with open(path, "r", encoding="utf-8") as fh:
+            data = json.load(fh)
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"Cannot read the PPInfra config file {path}: {exc.__class__.__name__}. "
+                          'It must be JSON like {"api_key": "sk-...", "base_url": "https://api.ppinfra.com"}.') from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"The PPInfra config file {path} must hold a JSON object with an \"api_key\" entry.")
+    return data
+
+
+def load_settings(api_key: Optional[str] = None, base_url: Optional[str] = None,
+                  config_path: Optional[str] = None, **overrides: Any) -> Settings:
+    """Resolve the settings: explicit argument, else environment, else the config file.
+
+    Raises :class:`ConfigError` that says where to put a key when none is found.
+    """
+    path = config_path or default_config_path()
+    file_data: Optional[Dict[str, Any]] = None
+
+    def from_file(name: str) -> Optional[str]:
+        nonlocal file_data
+        if file_data is None:
+            file_data = read_config_file(path)
+        value = file_data.get(name)
+        return str(value).strip() if value else None
+
+    key = api_key or os.environ.get(ENV_KEY) or from_file("api_key")
+    key = (key or "").strip().strip('"').strip("'")
+    if not key:
+        raise ConfigError(
+            "No PPInfra API key found. Set the environment variable PPINFRA_API_KEY "
+            f'(then restart ComfyUI), or write {{"api_key": "sk-..."}} to {path}. '
+            "Get a key at https://ppinfra.com/settings/key-management. Never put the key in a node widget: "
+            "workflows and PNG metadata are shared.")
+    url = (base_url or os.environ.get(ENV_BASE_URL) or from_file("base_url") or DEFAULT_BASE_URL).strip().rstrip("/")
+    if not (url.startswith("https://") or url.startswith("http://")):
+        raise ConfigError(f"base_url must start with https:// (or http:// for the local sandbox), got {url!r}.")
+    remember_secret(key)
+    overrides.setdefault("cache_dir", default_cache_dir())
+    return Settings(api_key=Secret(key), base_url=url, **overrides)
+
+
+# --------------------------------------------------------------------------- redaction
+
+_secrets: set = set()
+_secrets_lock = threading.Lock()
+
+
+def remember_secret(value: str) -> None:
+    """Register a secret so :func:`redact` and the logging filter remove it everywhere."""
+    if value and len(value) >= 6:
+        with _secrets_lock:
+            _secrets.add(str(value))
+
+
+def redact(text: str) -> str:
+    """``text`` with every known key replaced by ``***``."""
+    with _secrets_lock:
+        secrets = list(_secrets)
+    for s in secrets:
+        if s in text:
+            text = text.replace(s, "***")
+    return text
+
+
+class RedactingFilter(logging.Filter):
+    """Scrubs known keys from every record that passes through the ``ppinfra`` logger."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:
+            return True
+        clean = redact(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+
+if not any(isinstance(f, RedactingFilter) for f in log.filters):
+    log.addFilter(RedactingFilter())

@@ -1,0 +1,183 @@
+"""The image codec: ComfyUI ``IMAGE`` tensors and PIL images to upload base64, and results back.
+
+torch is imported only inside the functions that need it, so the CLI and the
+sandbox run without it.
+"""
+from __future__ import annotations
+
+import base64
+import io
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, List, Sequence, Tuple
+
+import numpy as np
+from PIL import Image
+
+from .errors import DownloadError, ImageInputError
+from .limits import IMAGE_MAX_SIDE, LIMITS, REQUEST_BODY_MAX_BYTES, RESULT_MAX_PIXELS, SIZE_SNAP
+
+log = logging.getLogger("ppinfra")
+
+# Room left in the body for the JSON around the images (prompts, LoRAs...).
+BODY_OVERHEAD = 64 * 1024
+_WORKERS = max(2, min(8, (os.cpu_count() or 2)))
+_JPEG_QUALITIES = (95, 90, 85, 75)
+
+
+# --------------------------------------------------------------------------- inputs
+
+def tensor_to_pils(image: Any, field: str = "image") -> List[Image.Image]:
+    """A ComfyUI ``IMAGE`` ([B,H,W,C] float 0..1, also a numpy array or one [H,W,C]) to RGB PIL images.
+
+    Values are clamped before the cast to ``uint8`` (NaN becomes 0), alpha is
+    dropped, and one channel is spread to RGB.
+    """
+    arr = image.detach().cpu().numpy() if hasattr(image, "detach") else np.asarray(image)
+    if arr.ndim == 3:
+        arr = arr[None]
+    if arr.ndim != 4 or arr.shape[0] < 1 or arr.shape[-1] not in (1, 3, 4) or min(arr.shape[1:3]) < 1:
+        raise ImageInputError(field, "an IMAGE tensor [batch, height, width, channels] with 1, 3 or 4 channels",
+                              f"shape {tuple(arr.shape)}")
+    if arr.dtype == np.uint8:
+        u8 = arr
+    else:
+        f = np.nan_to_num(arr.astype(np.float32, copy=False), nan=0.0, posinf=1.0, neginf=0.0)
+        u8 = (np.clip(f, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    if u8.shape[-1] == 4:
+        u8 = u8[..., :3]
+    elif u8.shape[-1] == 1:
+        u8 = np.repeat(u8, 3, axis=-1)
+    return [Image.fromarray(np.ascontiguousarray(u8[i]), "RGB") for i in range(u8.shape[0])]
+
+
+def fit_within(img: Image.Image, field: str, max_side: int = IMAGE_MAX_SIDE) -> Image.Image:
+    """Downscale ``img`` so each side is <= ``max_side``, keeping its aspect ratio (and say so)."""
+    w, h = img.size
+    if w <= max_side and h <= max_side:
+        return img
+    scale = max_side / max(w, h)
+    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+    log.warning("%s is %dx%d, over the %d px limit per side: downscaled to %dx%d before upload",
+                field, w, h, max_side, nw, nh)
+    return img.resize((nw, nh), Image.LANCZOS)
+
+
+def match_input_size(width: int, height: int) -> Tuple[int, int]:
+    """The ``width/height = 0`` rule: the input's size scaled to fit 2048, snapped to 8, at least 128."""
+    lo = int(LIMITS["request.width"].min)
+    hi = int(LIMITS["request.width"].max)
+    scale = min(1.0, hi / max(width, height))
+
+    def snap(v: float) -> int:
+        return max(lo, min(hi, int(round(v * scale / SIZE_SNAP)) * SIZE_SNAP))
+
+    return snap(width), snap(height)
+
+
+def _encode_one(img: Image.Image, field: str, budget: int) -> str:
+    """Encode to fit ``budget`` file bytes: fast PNG when it fits, else JPEG of falling quality."""
+    img = fit_within(img.convert("RGB") if img.mode != "RGB" else img, field)
+    w, h = img.size
+    # A photo-like PNG rarely compresses below half its raw size: skip PNG when it cannot fit.
+    if w * h * 3 // 2 <= budget:
+        buf = io.BytesIO()
+        img.save(buf, format="PNG", compress_level=1)
+        if buf.tell() <= budget:
+            return base64.b64encode(buf.getbuffer()).decode("ascii")
+    for quality in _JPEG_QUALITIES:
+        buf = io.BytesIO()
+        img.save(buf, format="JPEG", quality=quality, subsampling=0 if quality >= 90 else 2)
+        if buf.tell() <= budget:
+            log.info("%s sent as JPEG quality %d (%d bytes) to stay under the request size limit",
+                     field, quality, buf.tell())
+            return base64.b64encode(buf.getbuffer()).decode("ascii")
+    raise ImageInputError(field, f"an image that encodes to at most {budget} bytes",
+                          f"{w}x{h} that needs {buf.tell()} bytes even as JPEG quality {_JPEG_QUALITIES[-1]}",
+                          "send a smaller image or fewer images in one request")
+
+
+def encode_uploads(items: Sequence[Tuple[str, Image.Image]],
+                   body_limit: int = REQUEST_BODY_MAX_BYTES) -> List[str]:
+    """Encode images for one request (field path, image) to raw base64, concurrently.
+
+    Together they fit ``body_limit`` (base64 counted): each image gets an equal
+    share of the budget.
+    """
+    if not items:
+        return []
+    share_b64 = (body_limit - BODY_OVERHEAD) // len(items)
+    budget = share_b64 * 3 // 4
+    if len(items) == 1:
+        return [_encode_one(items[0][1], items[0][0], budget)]
+    with ThreadPoolExecutor(max_workers=min(_WORKERS, len(items))) as pool:
+        return list(pool.map(lambda it: _encode_one(it[1], it[0], budget), items))
+
+
+# --------------------------------------------------------------------------- results
+
+def _open_checked(blob: bytes, index: int) -> Image.Image:
+    try:
+        im = Image.open(io.BytesIO(blob))
+    except Exception:
+        raise DownloadError(f"Result image {index} is not a readable image ({len(blob)} bytes).",
+                            endpoint="download") from None
+    w, h = im.size
+    if w * h > RESULT_MAX_PIXELS:
+        raise DownloadError(f"Result image {index} is {w}x{h}, more than the documented maximum of "
+                            f"{IMAGE_MAX_SIDE}x{IMAGE_MAX_SIDE} pixels: refused.", endpoint="download")
+    return im
+
+
+def decode_results(blobs: Sequence[bytes]) -> np.ndarray:
+    """Decode result files into one RGB float32 array ``[N,H,W,3]`` in 0..1.
+
+    The array is allocated once and each image is decoded straight into its
+    slot, so the peak stays near the output's own size. Images of another size
+    than the first are resized to it (and logged).
+    """
+    if not blobs:
+        raise DownloadError("No result images to decode.", endpoint="download")
+    first = _open_checked(blobs[0], 0)
+    w, h = first.size
+    out = np.empty((len(blobs), h, w, 3), dtype=np.float32)
+    scale = np.float32(1.0 / 255.0)
+
+    def fill(i: int) -> None:
+        im = first if i == 0 else _open_checked(blobs[i], i)
+        try:
+            im.load()
+        except Exception as exc:
+            raise DownloadError(f"Result image {i} is truncated or corrupt ({exc.__class__.__name__}).",
+                                endpoint="download") from None
+        if im.mode != "RGB":
+            im = im.convert("RGB")
+        if im.size != (w, h):
+            log.warning("result image %d is %dx%d, the first is %dx%d: resized to match", i, *im.size, w, h)
+            im = im.resize((w, h), Image.LANCZOS)
+        np.multiply(np.asarray(im), scale, out=out[i])
+
+    if len(blobs) == 1:
+        fill(0)
+    else:
+        with ThreadPoolExecutor(max_workers=min(_WORKERS, len(blobs))) as pool:
+            list(pool.map(fill, range(len(blobs))))
+    return out
+
+
+def to_tensor(array: np.ndarray) -> Any:
+    """A float32 ``[N,H,W,3]`` array as a torch tensor, without copying."""
+    import torch
+
+    return torch.from_numpy(array)
+
+
+def decode_file_to_pil(data: bytes, field: str) -> Image.Image:
+    """An image file's bytes as an RGB PIL image (used by the CLI for its inputs)."""
+    try:
+        im = Image.open(io.BytesIO(data))
+        im.load()
+    except Exception:
+        raise ImageInputError(field, "a readable PNG, JPEG or WebP file", f"{len(data)} bytes") from None
+    return im.convert("RGB") if im.mode != "RGB" else im

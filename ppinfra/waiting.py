@@ -1,0 +1,88 @@
+"""Deadlines, cancel-aware sleeps and the adaptive poll schedule.
+
+Every wait in the client goes through :func:`sleep`, which wakes at least every
+50 ms to look at the cancel check and never sleeps past the deadline.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from .errors import CancelledError, TaskTimeoutError
+
+CancelCheck = Optional[Callable[[], bool]]
+_SLICE = 0.05
+
+
+class Deadline:
+    """An absolute point in monotonic time; ``None`` seconds means no deadline."""
+
+    def __init__(self, seconds: Optional[float]) -> None:
+        self.seconds = seconds
+        self.start = time.monotonic()
+        self.at = None if seconds is None else self.start + seconds
+
+    def remaining(self) -> float:
+        return float("inf") if self.at is None else self.at - time.monotonic()
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.start
+
+    def expired(self) -> bool:
+        return self.remaining() <= 0
+
+    def check(self, what: str, task_id: Optional[str] = None) -> None:
+        if self.expired():
+            raise TaskTimeoutError(
+                f"Gave up {what} after {self.seconds:.0f} s (the overall deadline, queue time included). "
+                "The service may be busy: try again later or raise the deadline.", task_id=task_id)
+
+
+def check_cancel(should_cancel: CancelCheck, task_id: Optional[str] = None) -> None:
+    if should_cancel is not None and should_cancel():
+        raise CancelledError("Cancelled while waiting for PPInfra. A task already submitted may still run "
+                             "and be billed on the server.", task_id=task_id)
+
+
+def sleep(seconds: float, should_cancel: CancelCheck = None, deadline: Optional[Deadline] = None,
+          task_id: Optional[str] = None) -> None:
+    """Sleep up to ``seconds``, waking every 50 ms to honour cancel; stop early at the deadline."""
+    end = time.monotonic() + max(0.0, seconds)
+    if deadline is not None and deadline.at is not None:
+        end = min(end, deadline.at)
+    while True:
+        check_cancel(should_cancel, task_id)
+        left = end - time.monotonic()
+        if left <= 0:
+            return
+        time.sleep(min(_SLICE, left))
+
+
+@dataclass
+class PollSchedule:
+    """Adaptive polling: sleep a fraction of the server's ``eta``, poll fast near the end.
+
+    While the eta is unknown or already spent, the delay grows from
+    ``min_interval`` by ``growth`` up to ``idle_max``, so a server whose eta is
+    wrong is not hammered.
+    """
+
+    min_interval: float = 0.1
+    max_interval: float = 3.0
+    idle_max: float = 1.0
+    eta_fraction: float = 0.5
+    growth: float = 1.35
+
+    def __post_init__(self) -> None:
+        self._idle = self.min_interval
+
+    def next_delay(self, eta: Optional[float]) -> float:
+        # The service reports eta in whole seconds, rounded up: the true remaining
+        # time lies in (eta - 1, eta]. Below two seconds we poll fast, growing.
+        if eta is not None and eta >= 2:
+            self._idle = self.min_interval
+            return min(self.max_interval, max(self.min_interval, (eta - 1) * self.eta_fraction))
+        delay = self._idle
+        self._idle = min(self.idle_max, self._idle * self.growth)
+        return delay
