@@ -191,7 +191,6 @@ def test_expired_urls_are_refreshed(client, sandbox):
         client.img2img(base_request(width=128, height=128))
     assert "expiring" in str(info.value)
     sandbox.configure(url_ttl=3600)
-    sandbox.inject("image", "status", count=1, status=403) if False else None
     task_id = client.submit_img2img(base_request(width=128, height=128))
     done = client.wait_for_task(task_id)
     sandbox.expire_urls()
