@@ -1,0 +1,140 @@
+"""The API host: auth, ``POST /v3/async/img2img``, ``GET /v3/async/task-result``, ``GET /v3/model``."""
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Dict
+
+from .errors import DEFAULT_REASONS, SandboxHTTPError
+from .faults import Fault
+from .httpbase import BaseHandler
+from .models import list_models
+from .tasks import FAILED, QUEUED, SUCCEED, Task
+from .validation import validate_submit
+
+ABOUT = (
+    "PPInfra sandbox: a local, strict stand-in for https://api.ppinfra.com (Novita AI's API).\n"
+    "Results are SYNTHETIC images (the input resized and colour-graded per seed), not diffusion.\n"
+    "Endpoints: POST /v3/async/img2img, GET /v3/async/task-result?task_id=..., GET /v3/model\n"
+).encode()
+
+_ROUTES = {("POST", "/v3/async/img2img"): "submit",
+           ("GET", "/v3/async/task-result"): "poll",
+           ("GET", "/v3/model"): "models"}
+_PATHS = {path for _, path in _ROUTES}
+_500_REASONS = {"submit": "CREATE_TASK_FAILED", "poll": "GET_RESULT_FAILED", "models": "INTERNAL_SERVER_ERROR"}
+_JSON = "application/json"
+
+
+class ApiHandler(BaseHandler):
+    """Routes API requests; acts out injected faults before auth, as a gateway would."""
+
+    label = "api"
+
+    def route(self, method: str, path: str, query: Dict[str, str], body: bytes) -> None:
+        if method == "GET" and path in ("", "/"):
+            self.answer(200, ABOUT, "text/plain; charset=utf-8")
+            return
+        endpoint = _ROUTES.get((method, path))
+        if endpoint is None:
+            if path in _PATHS:
+                raise SandboxHTTPError(405, "METHOD_NOT_ALLOWED", f"{method} is not allowed on {path}")
+            raise SandboxHTTPError(404, "NOT_FOUND", f"no endpoint {method} {path}")
+        fault = self.sandbox.faults.take(endpoint, kinds=("status", "drop", "slow", "malformed"))
+        if fault is not None and self._act_out(fault, endpoint, body):
+            return
+        self._authenticate()
+        if endpoint == "submit":
+            self.answer(200, json.dumps(self._submit(body)).encode(), _JSON)
+        elif endpoint == "poll":
+            self.answer(200, json.dumps(self._poll(query)).encode(), _JSON)
+        else:
+            self.answer(200, json.dumps(list_models(self.sandbox.catalog, query)).encode(), _JSON)
+
+    def _act_out(self, fault: Fault, endpoint: str, body: bytes) -> bool:
+        """Perform ``fault``; True if the request is fully answered (or dropped)."""
+        p = fault.params
+        if fault.kind == "slow":
+            time.sleep(p["delay"])
+            return False
+        if fault.kind == "status":
+            status = p["status"]
+            default = _500_REASONS[endpoint] if status == 500 else DEFAULT_REASONS.get(status, "INTERNAL_SERVER_ERROR")
+            raise SandboxHTTPError(status, p.get("reason", default),
+                                   p.get("message", f"injected fault: HTTP {status}"),
+                                   retry_after=p.get("retry_after"))
+        if fault.kind == "malformed":
+            text = "[]" if p.get("wrong_shape") else p.get("body", '{"task_id": ')
+            self.answer(200, text.encode() if isinstance(text, str) else text, _JSON)
+            return True
+        # drop: for a submit with after_create the task exists, but the client never hears of it.
+        if endpoint == "submit" and p.get("after_create"):
+            try:
+                self._authenticate()
+                self._submit(body)
+            except SandboxHTTPError:
+                pass  # an invalid submit creates nothing; the connection still drops
+        self.drop()
+        return True
+
+    def _authenticate(self) -> None:
+        header = self.headers.get("Authorization")
+        if header is None or header.strip() in ("", "Bearer"):
+            # CONTRACT.md lists MISSING_API_KEY among the 400s.
+            raise SandboxHTTPError(400, "MISSING_API_KEY", "the Authorization header is missing: send 'Bearer <API key>'")
+        scheme, _, key = header.partition(" ")
+        if scheme != "Bearer" or key.strip() not in self.sandbox.api_keys:
+            raise SandboxHTTPError(401, "INVALID_API_KEY",
+                                   "the API key is invalid or revoked: check the key in your PPInfra console")
+
+    def _submit(self, body: bytes) -> Dict[str, Any]:
+        ctype = self.headers.get("Content-Type", "")
+        if ctype.split(";")[0].strip().lower() != "application/json":
+            raise SandboxHTTPError(400, "INVALID_REQUEST_BODY",
+                                   f"Content-Type must be application/json, got {ctype or 'none'!r}")
+        try:
+            parsed = json.loads(body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise SandboxHTTPError(400, "INVALID_REQUEST_BODY", f"the body is not valid JSON: {exc}") from None
+        valid = validate_submit(parsed, self.sandbox.catalog)
+        task = self.sandbox._accept(parsed, valid)
+        return {"task_id": task.task_id}
+
+    def _poll(self, query: Dict[str, str]) -> Dict[str, Any]:
+        task_id = query.get("task_id", "")
+        if not task_id:
+            raise SandboxHTTPError(400, "INVALID_REQUEST_BODY", "task_id is required: GET /v3/async/task-result?task_id=<id>")
+        task = self.sandbox._store.get(task_id)
+        if task is None:
+            raise SandboxHTTPError(404, "TASK_NOT_FOUND", f"no task with task_id {task_id!r}")
+        state = task.state()
+        images = []
+        if state.status == SUCCEED:
+            scheme = self.sandbox.faults.take("poll", kinds=("scheme",))
+            images = [self._image_entry(task, i, scheme) for i in range(task.image_num)]
+        return {
+            "extra": {"seed": str(task.seed), "debug_info": _debug_info(task, state.status)},
+            "task": {"task_id": task.task_id, "task_type": "IMG_TO_IMG", "status": state.status,
+                     "reason": state.reason, "eta": state.eta, "progress_percent": state.progress_percent},
+            "images": images, "videos": [], "audios": [],
+        }
+
+    def _image_entry(self, task: Task, index: int, scheme_fault: Any) -> Dict[str, Any]:
+        ttl = self.sandbox._settings["url_ttl"]
+        url = self.sandbox.image_url(task, index)
+        if scheme_fault is not None:
+            scheme = scheme_fault.params.get("scheme") or ("file", "ftp")[index % 2]
+            url = scheme + url[url.index("://"):]
+        return {"image_url": url, "image_url_ttl": str(int(ttl)), "image_type": task.image_type,
+                "nsfw_detection_result": None}
+
+
+def _debug_info(task: Task, status: str) -> Dict[str, str]:
+    started = task.started_at if status != QUEUED else None
+    done = task.done_at if status in (SUCCEED, FAILED) else None
+    return {"request_info": "", "submit_time_ms": _ms(task.created),
+            "execute_time_ms": _ms(started), "complete_time_ms": _ms(done)}
+
+
+def _ms(t: Any) -> str:
+    return "0" if t is None else str(int(t * 1000))
