@@ -1,0 +1,390 @@
+"""Every example workflow against the nodes' own definitions.
+
+ComfyUI's editor applies ``widgets_values`` by position without a warning, so a
+list shifted by one silently loads values into the wrong inputs; a dropdown
+value that is not an option is kept as loaded and only fails at queue time.
+These checks are the only thing that catches either before a user does.
+
+Pack nodes are read from ``load_pack().NODE_CLASS_MAPPINGS`` (the pack loaded
+as ComfyUI loads it); the few ComfyUI core nodes the examples use are described
+literally below.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import sys
+from typing import Any, Dict, List, Optional, Tuple
+
+import pytest
+
+from conftest import PACK_NAME, ROOT, load_pack
+
+EXAMPLES = os.path.join(ROOT, "example_workflows")
+INPUTS = os.path.join(EXAMPLES, "input")
+REQUIRED_EXAMPLES = {"img2img_basic", "controlnet_canny_depth", "lora_embeddings", "ip_adapter_style",
+                     "sdxl", "batch", "everything_at_once"}
+TOP_KEYS = ("last_node_id", "last_link_id", "nodes", "links", "groups", "config", "extra", "version")
+NODE_KEYS = ("id", "type", "pos", "size", "flags", "order", "mode", "inputs", "outputs", "properties",
+             "widgets_values")
+WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
+CONTROL_VALUES = ("fixed", "increment", "decrement", "randomize")
+OUTPUT_NODES = ("SaveImage", "PreviewImage")
+
+# ComfyUI core nodes the examples use. Each: socket inputs [(name, type)],
+# widgets [(name, kind, options)], outputs [type]. LoadImage's second widget
+# slot is its upload button, saved as the constant "image".
+CORE: Dict[str, Dict[str, Any]] = {
+    "LoadImage": {"sockets": [], "widgets": [("image", "FILE", None), ("upload", "CONST", "image")],
+                  "outputs": ["IMAGE", "MASK"]},
+    "SaveImage": {"sockets": [("images", "IMAGE")], "widgets": [("filename_prefix", "STRING", None)],
+                  "outputs": []},
+    "PreviewImage": {"sockets": [("images", "IMAGE")], "widgets": [], "outputs": []},
+    "ImageBatch": {"sockets": [("image1", "IMAGE"), ("image2", "IMAGE")], "widgets": [], "outputs": ["IMAGE"]},
+    "RepeatImageBatch": {"sockets": [("image", "IMAGE")], "widgets": [("amount", "INT", {"min": 1, "max": 4096})],
+                         "outputs": ["IMAGE"]},
+}
+
+# Which dropdowns name a model from the provider's list, and of which type. A
+# saved name missing from today's list still runs (the node validates those
+# inputs itself), so the sandbox's well-known names are accepted too.
+MODEL_INPUTS = {
+    ("PPInfraImg2Img", "model_name"): "checkpoint",
+    ("PPInfraImg2Img", "sd_vae"): "vae",
+    ("PPInfraControlNetUnit", "model_name"): "controlnet",
+    ("PPInfraEmbedding", "model_name"): "textualinversion",
+    **{("PPInfraLoraStack", f"lora_{i}"): "lora" for i in range(1, 6)},
+}
+
+
+def example_names() -> List[str]:
+    return sorted(f[:-5] for f in os.listdir(EXAMPLES) if f.endswith(".json"))
+
+
+def read(path: str) -> Any:
+    with open(path, "r", encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+# ---------------------------------------------------------------- node definitions
+def _pack_missing(exc: BaseException) -> bool:
+    """True only when the node code itself is not there yet (root __init__ or the nodes package)."""
+    if isinstance(exc, FileNotFoundError) and not os.path.exists(os.path.join(ROOT, "__init__.py")):
+        return True
+    name = getattr(exc, "name", None) or ""
+    return isinstance(exc, ModuleNotFoundError) and (name == f"{PACK_NAME}.nodes" or name.startswith(f"{PACK_NAME}.nodes."))
+
+
+@pytest.fixture(scope="module")
+def pack():
+    try:
+        return load_pack()
+    except BaseException as exc:  # noqa: B902 - re-raised unless it is the one expected absence
+        sys.modules.pop(PACK_NAME, None)
+        if _pack_missing(exc):
+            pytest.skip(f"the pack's node modules are not there yet ({exc})")
+        raise
+
+
+def well_known() -> Dict[str, List[str]]:
+    from ppinfra.sandbox.catalog import WELL_KNOWN
+    return WELL_KNOWN
+
+
+def _spec_kind(spec: Any) -> Tuple[str, Optional[List[Any]], Dict[str, Any]]:
+    """(kind, options, extra) of one INPUT_TYPES entry. Handles both list and "COMBO" dropdowns."""
+    t = spec[0]
+    extra = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+    if isinstance(t, (list, tuple)):
+        return "COMBO", list(t), extra
+    if t == "COMBO":
+        return "COMBO", list(extra.get("options", [])), extra
+    return t, None, extra
+
+
+def node_schema(pack, node_type: str) -> Optional[Dict[str, Any]]:
+    """Sockets, widget slots and output types of a node type, or None when it does not exist."""
+    if node_type in CORE:
+        return CORE[node_type]
+    cls = pack.NODE_CLASS_MAPPINGS.get(node_type)
+    if cls is None:
+        return None
+    types = cls.INPUT_TYPES()
+    sockets, widgets, required = [], [], set()
+    for section in ("required", "optional"):
+        for name, spec in (types.get(section) or {}).items():
+            kind, options, extra = _spec_kind(spec)
+            if kind in WIDGET_TYPES:
+                widgets.append((name, kind, options if kind == "COMBO" else extra))
+                if kind == "INT" and (name == "seed" or extra.get("control_after_generate")):
+                    widgets.append((name, "CONTROL", CONTROL_VALUES))
+            else:
+                sockets.append((name, kind))
+                if section == "required":
+                    required.add(name)
+    return {"sockets": sockets, "widgets": widgets, "outputs": list(cls.RETURN_TYPES), "required": required}
+
+
+# ---------------------------------------------------------------- the checker
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _check_widget(node_type: str, name: str, kind: str, opts: Any, value: Any) -> Optional[str]:
+    where = f"{node_type}.{name}"
+    if kind == "CONTROL":
+        return None if value in CONTROL_VALUES else f"{where}: control_after_generate {value!r} not in {CONTROL_VALUES}"
+    if kind == "CONST":
+        return None if value == opts else f"{where}: expected {opts!r}, got {value!r}"
+    if kind == "FILE":
+        if not isinstance(value, str) or not os.path.isfile(os.path.join(INPUTS, value)):
+            return f"{where}: {value!r} is not shipped in example_workflows/input/"
+        return None
+    if kind == "STRING":
+        return None if isinstance(value, str) else f"{where}: {value!r} is not a string"
+    if kind == "BOOLEAN":
+        return None if isinstance(value, bool) else f"{where}: {value!r} is not a boolean"
+    if kind in ("INT", "FLOAT"):
+        ok = _is_int(value) if kind == "INT" else (isinstance(value, (int, float)) and not isinstance(value, bool))
+        if not ok or (isinstance(value, float) and not math.isfinite(value)):
+            return f"{where}: {value!r} is not a {kind}"
+        lo, hi = opts.get("min"), opts.get("max")
+        if lo is not None and value < lo:
+            return f"{where}: {value!r} is below the minimum {lo}"
+        if hi is not None and value > hi:
+            return f"{where}: {value!r} is above the maximum {hi}"
+        return None
+    if kind == "COMBO":
+        if value in opts:
+            return None
+        model_type = MODEL_INPUTS.get((node_type, name))
+        if model_type and value in well_known().get(model_type, []):
+            return None
+        return f"{where}: {value!r} is not one of its options" + (f" nor a well-known {model_type}" if model_type else "")
+    return f"{where}: unknown widget kind {kind}"
+
+
+def check_workflow(pack, wf: Dict[str, Any]) -> List[str]:
+    """Every problem the editor would load silently or ComfyUI would refuse, as messages."""
+    problems: List[str] = []
+    for key in TOP_KEYS:
+        if key not in wf:
+            problems.append(f"top-level key {key!r} missing")
+    nodes = {n.get("id"): n for n in wf.get("nodes", [])}
+    if len(nodes) != len(wf.get("nodes", [])):
+        problems.append("duplicate node ids")
+    links = {l[0]: l for l in wf.get("links", [])}
+    if len(links) != len(wf.get("links", [])):
+        problems.append("duplicate link ids")
+    if nodes and wf.get("last_node_id", 0) < max(nodes):
+        problems.append("last_node_id is below the largest node id")
+    if links and wf.get("last_link_id", 0) < max(links):
+        problems.append("last_link_id is below the largest link id")
+
+    for nid, node in nodes.items():
+        missing = [k for k in NODE_KEYS if k not in node]
+        if missing:
+            problems.append(f"node {nid}: keys {missing} missing (the editor says 'Invalid workflow')")
+            continue
+        ntype = node["type"]
+        if node["properties"].get("Node name for S&R") != ntype:
+            problems.append(f"node {nid}: properties['Node name for S&R'] should be {ntype!r}")
+        schema = node_schema(pack, ntype)
+        if schema is None:
+            problems.append(f"node {nid}: type {ntype!r} does not exist")
+            continue
+        # Widgets, by position.
+        widgets, values = schema["widgets"], node["widgets_values"]
+        if len(values) != len(widgets):
+            problems.append(f"node {nid} {ntype}: {len(values)} widgets_values for {len(widgets)} widget slots "
+                            f"{[w[0] + ('(control)' if w[1] == 'CONTROL' else '') for w in widgets]}")
+        for (name, kind, opts), value in zip(widgets, values):
+            err = _check_widget(ntype, name, kind, opts, value)
+            if err:
+                problems.append(f"node {nid}: {err}")
+        # Sockets: names and types in declaration order; required ones linked.
+        declared = schema["sockets"]
+        got = [(i.get("name"), i.get("type")) for i in node["inputs"] if "widget" not in i]
+        if got != declared:
+            problems.append(f"node {nid} {ntype}: socket inputs {got} differ from the definition {declared}")
+        for name in schema.get("required", {n for n, _ in declared}):
+            inp = next((i for i in node["inputs"] if i.get("name") == name), None)
+            if inp is None or inp.get("link") is None:
+                problems.append(f"node {nid} {ntype}: required input {name!r} is not linked")
+        outs = [o.get("type") for o in node["outputs"]]
+        if outs != schema["outputs"]:
+            problems.append(f"node {nid} {ntype}: outputs {outs} differ from the definition {schema['outputs']}")
+        # Both ends of every link the node claims must exist.
+        for slot, inp in enumerate(node["inputs"]):
+            lid = inp.get("link")
+            if lid is not None:
+                l = links.get(lid)
+                if l is None or l[3] != nid or l[4] != slot:
+                    problems.append(f"node {nid} input {inp.get('name')!r} claims link {lid}, which does not end there")
+        for slot, out in enumerate(node["outputs"]):
+            for lid in out.get("links") or []:
+                l = links.get(lid)
+                if l is None or l[1] != nid or l[2] != slot:
+                    problems.append(f"node {nid} output {out.get('name')!r} claims link {lid}, which does not start there")
+
+    for lid, l in links.items():
+        if len(l) != 6:
+            problems.append(f"link {lid}: expected [id, from_node, from_slot, to_node, to_slot, type]")
+            continue
+        _, src, sslot, dst, dslot, ltype = l
+        a, b = nodes.get(src), nodes.get(dst)
+        if a is None or b is None:
+            problems.append(f"link {lid}: joins a missing node")
+            continue
+        if not (0 <= sslot < len(a["outputs"])) or not (0 <= dslot < len(b["inputs"])):
+            problems.append(f"link {lid}: slot out of range")
+            continue
+        out, inp = a["outputs"][sslot], b["inputs"][dslot]
+        if not (out.get("type") == inp.get("type") == ltype):
+            problems.append(f"link {lid}: {a['type']}.{out.get('name')} ({out.get('type')}) -> "
+                            f"{b['type']}.{inp.get('name')} ({inp.get('type')}) as {ltype}")
+        if lid not in (out.get("links") or []) or inp.get("link") != lid:
+            problems.append(f"link {lid}: not recorded on both nodes")
+
+    types = [n.get("type") for n in nodes.values()]
+    if "LoadImage" not in types:
+        problems.append("no LoadImage: every example starts from ComfyUI's own LoadImage")
+    if not any(t in OUTPUT_NODES for t in types):
+        problems.append("no SaveImage or PreviewImage at the end")
+    text = json.dumps(wf)
+    if "sk-" in text or "api_key" in text.lower():
+        problems.append("something that looks like an API key is in the workflow")
+    return problems
+
+
+def api_problems(pack, wf: Dict[str, Any], api: Dict[str, Any]) -> List[str]:
+    """Differences between a UI-format workflow and its API-format copy."""
+    problems = []
+    nodes = {str(n["id"]): n for n in wf["nodes"]}
+    if set(api) != set(nodes):
+        return [f"node ids differ: UI {sorted(nodes)} vs API {sorted(api)}"]
+    links = {l[0]: l for l in wf["links"]}
+    for nid, node in nodes.items():
+        entry = api[nid]
+        if entry.get("class_type") != node["type"]:
+            problems.append(f"node {nid}: class_type {entry.get('class_type')!r} vs {node['type']!r}")
+            continue
+        schema = node_schema(pack, node["type"])
+        want: Dict[str, Any] = {}
+        for (name, kind, _), value in zip(schema["widgets"], node["widgets_values"]):
+            if kind not in ("CONTROL", "CONST"):
+                want[name] = value
+        for inp in node["inputs"]:
+            if inp.get("link") is not None:
+                l = links[inp["link"]]
+                want[inp["name"]] = [str(l[1]), l[2]]
+        if entry.get("inputs") != want:
+            problems.append(f"node {nid} {node['type']}: API inputs {entry.get('inputs')} vs UI {want}")
+    return problems
+
+
+def family_problems(wf: Dict[str, Any]) -> List[str]:
+    """SD 1.5 and SDXL models mixed in one example (the server would refuse or produce noise)."""
+    from ppinfra.sandbox import catalog
+    sdxl = {name for items in getattr(catalog, "_WELL_KNOWN_SDXL", {}).values() for name, is_xl in items if is_xl}
+    sdxl.add("ip-adapter_sdxl.bin")
+    used = []
+    for node in wf["nodes"]:
+        if node["type"].startswith("PPInfra"):
+            used += [v for v in node["widgets_values"] if isinstance(v, str)]
+    known = [v for v in used if v in sdxl or any(v in names for names in well_known().values())
+             or v == "ip-adapter_sd15.bin"]
+    families = {v in sdxl for v in known}
+    return [] if len(families) <= 1 else [f"mixes SD 1.5 and SDXL models: {known}"]
+
+
+# ---------------------------------------------------------------- tests
+def test_required_examples_exist():
+    assert REQUIRED_EXAMPLES <= set(example_names())
+
+
+@pytest.mark.parametrize("name", example_names())
+def test_example_matches_node_definitions(pack, name):
+    problems = check_workflow(pack, read(os.path.join(EXAMPLES, name + ".json")))
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("name", example_names())
+def test_example_has_thumbnail(name):
+    from PIL import Image
+    path = os.path.join(EXAMPLES, name + ".jpg")
+    assert os.path.isfile(path), f"ComfyUI's template browser asks for exactly {name}.jpg"
+    with Image.open(path) as im:
+        assert im.format == "JPEG"
+
+
+@pytest.mark.parametrize("name", example_names())
+def test_api_copy_matches(pack, name):
+    api_path = os.path.join(EXAMPLES, "api", name + ".json")
+    assert os.path.isfile(api_path), f"example_workflows/api/{name}.json is missing"
+    problems = api_problems(pack, read(os.path.join(EXAMPLES, name + ".json")), read(api_path))
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("name", example_names())
+def test_example_keeps_one_model_family(name):
+    problems = family_problems(read(os.path.join(EXAMPLES, name + ".json")))
+    assert not problems, "\n".join(problems)
+
+
+def test_sdxl_example_uses_sdxl_checkpoint():
+    from ppinfra.sandbox import catalog
+    wf = read(os.path.join(EXAMPLES, "sdxl.json"))
+    sdxl = {n for n, x in getattr(catalog, "_WELL_KNOWN_SDXL", {}).get("checkpoint", []) if x}
+    ckpts = [n["widgets_values"][0] for n in wf["nodes"] if n["type"] == "PPInfraImg2Img"]
+    assert ckpts and all(c in sdxl for c in ckpts)
+
+
+def test_batch_example_feeds_a_batch():
+    wf = read(os.path.join(EXAMPLES, "batch.json"))
+    assert {"ImageBatch", "RepeatImageBatch"} & {n["type"] for n in wf["nodes"]}
+
+
+def test_api_format_is_queueable_shape():
+    for name in example_names():
+        api = read(os.path.join(EXAMPLES, "api", name + ".json"))
+        for nid, entry in api.items():
+            assert nid.isdigit() and set(entry) >= {"class_type", "inputs"}, (name, nid)
+
+
+# The checker itself must be able to fail: each mutation below is a mistake a
+# hand edit makes, and each must be reported.
+def _mutations(wf):
+    def shift(w):
+        n = next(n for n in w["nodes"] if n["type"] == "PPInfraImg2Img")
+        n["widgets_values"].insert(3, 512)
+    def drop_control(w):
+        n = next(n for n in w["nodes"] if n["type"] == "PPInfraImg2Img")
+        n["widgets_values"].remove("fixed")
+    def out_of_range(w):
+        n = next(n for n in w["nodes"] if n["type"] == "PPInfraImg2Img")
+        i = next(i for i, v in enumerate(n["widgets_values"]) if v == "fixed")
+        n["widgets_values"][i + 1] = 5.0  # strength
+    def bad_sampler(w):
+        n = next(n for n in w["nodes"] if n["type"] == "PPInfraImg2Img")
+        n["widgets_values"][n["widgets_values"].index("Euler a")] = "euler_ancestral"
+    def bad_type(w):
+        w["links"][0][5] = "LATENT"
+    def dangling(w):
+        w["links"].pop()
+    def missing_key(w):
+        del w["nodes"][0]["flags"]
+    def unknown_node(w):
+        w["nodes"][0]["type"] = "PPInfraImg2ImgOld"
+    return [shift, drop_control, out_of_range, bad_sampler, bad_type, dangling, missing_key, unknown_node]
+
+
+@pytest.mark.parametrize("index", range(8))
+def test_checker_catches_mistakes(pack, index):
+    wf = read(os.path.join(EXAMPLES, "img2img_basic.json"))
+    assert not check_workflow(pack, wf)
+    broken = copy.deepcopy(wf)
+    _mutations(broken)[index](broken)
+    assert check_workflow(pack, broken), _mutations(wf)[index].__name__
