@@ -51,6 +51,7 @@ class SandboxServer:
             "queue_seconds": queue_seconds, "task_seconds": task_seconds, "url_ttl": url_ttl,
             "images_per_minute": images_per_minute, "fail_reason": None, "stuck": False}
         self._servers: List[SandboxHTTPServer] = []
+        self._bound: Optional[tuple] = None  # the ports actually bound; kept after stop()
         self._threads: List[threading.Thread] = []
 
     # ------------------------------------------------------------------ lifecycle
@@ -60,6 +61,7 @@ class SandboxServer:
             return self
         self._servers = [SandboxHTTPServer((self.host, self._ports[0]), ApiHandler, self),
                          SandboxHTTPServer((self.host, self._ports[1]), ImageHandler, self)]
+        self._bound = tuple(srv.server_address[1] for srv in self._servers)
         for srv, name in zip(self._servers, ("api", "images")):
             thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05},
                                       name=f"ppinfra-sandbox-{name}", daemon=True)
@@ -104,9 +106,9 @@ class SandboxServer:
         return "127.0.0.1" if self.host in ("", "0.0.0.0") else self.host
 
     def _port(self, which: int) -> int:
-        if not self._servers:
+        if self._bound is None:
             raise RuntimeError("the sandbox is not started: call start() first")
-        return self._servers[which].server_address[1]
+        return self._bound[which]
 
     # ------------------------------------------------------------------ observation
     @property

@@ -1,0 +1,441 @@
+"""The sandbox over real sockets, with plain `requests`: lifecycle, images, validation, auth, models, faults."""
+from __future__ import annotations
+
+import base64
+import io
+import math
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import requests
+from PIL import Image
+
+from conftest import ROOT, SANDBOX_KEY
+from ppinfra.limits import IMAGE_MAX_FILE_BYTES
+from ppinfra.sandbox import SandboxServer
+from ppinfra.sandbox.catalog import WELL_KNOWN
+from ppinfra.sandbox.errors import SandboxHTTPError
+from ppinfra.sandbox.imaging import render_results
+from ppinfra.sandbox.validation import decode_image
+
+SUBMIT, RESULT, MODELS = "/v3/async/img2img", "/v3/async/task-result", "/v3/model"
+AUTH = {"Authorization": f"Bearer {SANDBOX_KEY}"}
+
+
+def smooth(width=96, height=64, fmt="PNG"):
+    y, x = np.mgrid[0:height, 0:width]
+    arr = np.stack([x * 255 // width, y * 255 // height, (x + y) * 127 // (width + height)], -1).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, fmt)
+    return base64.b64encode(buf.getvalue()).decode(), arr
+
+
+def body(extra=None, **req):
+    fields = dict(model_name="dreamshaper_8_93211.safetensors", image_base64=smooth()[0], prompt="a cat",
+                  width=128, height=128, image_num=1, steps=20, guidance_scale=7.5, sampler_name="Euler a")
+    fields.update(req)
+    return {"extra": extra or {}, "request": fields}
+
+
+def submit(srv, payload, headers=AUTH):
+    return requests.post(srv.base_url + SUBMIT, json=payload, headers=headers, timeout=10)
+
+
+def poll(srv, task_id, headers=AUTH):
+    return requests.get(srv.base_url + RESULT, params={"task_id": task_id}, headers=headers, timeout=10)
+
+
+def wait(srv, task_id, timeout=10.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        data = poll(srv, task_id).json()
+        if data["task"]["status"] in ("TASK_STATUS_SUCCEED", "TASK_STATUS_FAILED"):
+            return data
+        time.sleep(0.03)
+    raise AssertionError(f"task {task_id} did not finish")
+
+
+def run(srv, payload):
+    r = submit(srv, payload)
+    assert r.status_code == 200, r.text
+    return wait(srv, r.json()["task_id"])
+
+
+def fetch(url):
+    r = requests.get(url, timeout=10)
+    assert r.status_code == 200, r.text
+    return r
+
+
+def models(srv, **params):
+    return requests.get(srv.base_url + MODELS, params=params, headers=AUTH, timeout=10)
+
+
+# ---------------------------------------------------------------- lifecycle and result images
+
+def test_root_page_says_synthetic(sandbox):
+    assert "not diffusion" in requests.get(sandbox.base_url + "/", timeout=5).text
+
+
+def test_lifecycle_queued_then_processing_then_succeed(sandbox):
+    sandbox.configure(queue_seconds=0.3, task_seconds=1.0)
+    r = submit(sandbox, body(seed=42))
+    task_id = r.json()["task_id"]
+    seen = []
+    while True:
+        data = poll(sandbox, task_id).json()
+        seen.append((time.monotonic(), data))
+        if data["task"]["status"] == "TASK_STATUS_SUCCEED":
+            break
+        assert data["images"] == [] and len(seen) < 200
+        time.sleep(0.04)
+    statuses = [d["task"]["status"] for _, d in seen]
+    assert statuses[0] == "TASK_STATUS_QUEUED" and statuses[-1] == "TASK_STATUS_SUCCEED"
+    first_processing = statuses.index("TASK_STATUS_PROCESSING")
+    assert set(statuses[:first_processing]) == {"TASK_STATUS_QUEUED"}
+    proc = [(t, d["task"]) for t, d in seen if d["task"]["status"] == "TASK_STATUS_PROCESSING"]
+    percents = [t["progress_percent"] for _, t in proc]
+    etas = [t["eta"] for _, t in proc]
+    assert percents == sorted(percents) and len(set(percents)) >= 5 and max(percents) <= 99
+    assert etas == sorted(etas, reverse=True) and etas[0] == 1
+    done_seen = seen[-1][0]
+    for t, task in proc:  # eta is the real remaining time, rounded up
+        assert task["eta"] >= math.floor(done_seen - t - 0.1)
+    data = seen[-1][1]
+    assert data["task"]["progress_percent"] == 100 and data["task"]["eta"] == 0 and data["task"]["reason"] == ""
+    assert data["extra"]["seed"] == "42" and data["task"]["task_type"] == "IMG_TO_IMG"
+    assert all(isinstance(v, str) for v in data["extra"]["debug_info"].values())
+    assert data["videos"] == [] and data["audios"] == []
+    (img,) = data["images"]
+    assert img["image_url_ttl"] == "3600" and img["image_type"] == "png" and img["nsfw_detection_result"] is None
+    task = sandbox.tasks[task_id]
+    assert task.status == "TASK_STATUS_SUCCEED" and task.done_at <= time.time()
+    assert task.done_at - task.created >= 1.3 - 0.01
+
+
+@pytest.mark.parametrize("image_type,fmt", [("png", "PNG"), ("webp", "WEBP"), ("jpeg", "JPEG")])
+def test_result_images_have_size_format_and_count(sandbox, image_type, fmt):
+    data = run(sandbox, body(extra={"response_image_type": image_type}, width=200, height=136, image_num=3))
+    assert len(data["images"]) == 3
+    for img in data["images"]:
+        r = fetch(img["image_url"])
+        assert r.headers["Content-Type"] == f"image/{image_type}"
+        assert int(r.headers["Content-Length"]) == len(r.content)
+        im = Image.open(io.BytesIO(r.content))
+        assert im.format == fmt and im.size == (200, 136)
+
+
+def _pixels(url):
+    return np.asarray(Image.open(io.BytesIO(fetch(url).content)).convert("RGB"), dtype=np.float32)
+
+
+def test_results_derive_from_input_and_differ_by_seed(sandbox):
+    b64, arr = smooth(96, 64)
+    reference = np.asarray(Image.fromarray(arr).resize((192, 128), Image.BILINEAR), dtype=np.float32)
+    a = run(sandbox, body(image_base64=b64, width=192, height=128, image_num=2, seed=7))
+    b = run(sandbox, body(image_base64=b64, width=192, height=128, image_num=1, seed=8))
+    a0, a1 = (_pixels(i["image_url"]) for i in a["images"])
+    b0 = _pixels(b["images"][0]["image_url"])
+    for img in (a0, a1, b0):
+        assert np.corrcoef(img.ravel(), reference.ravel())[0, 1] > 0.8
+    assert np.abs(a0 - b0).mean() > 3 and np.abs(a0 - a1).mean() > 3
+    assert np.array_equal(a1, b0)  # image i uses seed + i
+
+
+def test_seed_minus_one_picks_and_reports_a_seed(sandbox):
+    data = run(sandbox, body(seed=-1))
+    seed = int(data["extra"]["seed"])
+    assert seed >= 0 and sandbox.tasks[data["task"]["task_id"]].seed == seed
+
+
+def test_render_is_fast():
+    src = Image.fromarray(smooth(512, 512)[1])
+    t0 = time.perf_counter()
+    out = render_results(src, 1024, 1024, 1, 4, "png")
+    assert len(out) == 4 and time.perf_counter() - t0 < 2.5
+
+
+# ---------------------------------------------------------------- validation
+
+def _cn(**unit):
+    u = dict(model_name="control_v11p_sd15_canny", image_base64=smooth()[0], strength=1.0)
+    u.update(unit)
+    return {"units": [u]}
+
+
+LORA = {"model_name": "add_detail_44319", "strength": 0.5}
+BAD_FIELDS = [
+    (dict(width=2049), "INVALID_REQUEST_BODY", "request.width must be in [128, 2048], got 2049"),
+    (dict(width=512.0), "INVALID_REQUEST_BODY", "request.width must be an integer"),
+    (dict(image_num=True), "INVALID_REQUEST_BODY", "request.image_num must be an integer"),
+    (dict(strength=0), "INVALID_REQUEST_BODY", "request.strength must be in (0, 1], got 0"),
+    (dict(loras=[LORA] * 6), "INVALID_REQUEST_BODY", "request.loras must have at most 5 entries, got 6"),
+    (dict(loras=[LORA, dict(LORA, strength=1.5)]), "INVALID_REQUEST_BODY",
+     "request.loras[1].strength must be in [0, 1], got 1.5"),
+    (dict(loras=[{"model_name": "add_detail_44319.safetensors", "strength": 0.5}]), "INVALID_REQUEST_BODY",
+     "request.loras[0].model_name must name an available lora"),
+    (dict(ip_adapters=[{"model_name": "ip-adapter_sd15.bin", "image_base64": smooth()[0], "strength": 0.5}] * 2),
+     "INVALID_REQUEST_BODY", "request.ip_adapters must have at most 1 entries"),
+    (dict(clip_skip=13), "INVALID_REQUEST_BODY", "request.clip_skip must be in [1, 12], got 13"),
+    (dict(seed=-2), "INVALID_REQUEST_BODY", "request.seed must be in [-1,"),
+    (dict(prompt=""), "INVALID_REQUEST_BODY", "request.prompt must have length [1, 1024]"),
+    (dict(sampler_name="euler"), "INVALID_REQUEST_BODY", "request.sampler_name must be one of"),
+    (dict(cfg_scale=7), "INVALID_REQUEST_BODY", "request.cfg_scale is not a documented field"),
+    (dict(model_name="nope.safetensors"), "INVALID_REQUEST_BODY", "request.model_name must name an available"),
+    (dict(controlnet=_cn(strength=0)), "INVALID_REQUEST_BODY", "request.controlnet.units[0].strength must be in (0, 1]"),
+    (dict(controlnet=_cn(guidance_start=0.5, guidance_end=0.5)), "INVALID_REQUEST_BODY",
+     "request.controlnet.units[0].guidance_start must be below"),
+    (dict(controlnet={"units": [{"model_name": "control_v11p_sd15_canny", "strength": 1.0}]}),
+     "INVALID_REQUEST_BODY", "request.controlnet.units[0].image_base64 is required"),
+    (dict(image_base64="data:image/png;base64," + smooth()[0]), "INVALID_IMAGE_FORMAT", "'data:' prefix"),
+    (dict(image_base64=base64.b64encode(b"not an image").decode()), "INVALID_IMAGE_FORMAT", "request.image_base64"),
+    (dict(controlnet=_cn(image_base64=smooth(2049, 8)[0])), "IMAGE_EXCEEDS_MAX_RESOLUTION",
+     "request.controlnet.units[0].image_base64 must have each side <= 2048 px, got 2049x8"),
+]
+
+
+@pytest.mark.parametrize("fields,reason,message", BAD_FIELDS)
+def test_invalid_fields_are_refused_naming_field_limit_value(sandbox, fields, reason, message):
+    r = submit(sandbox, body(**fields))
+    assert r.status_code == 400
+    data = r.json()
+    assert set(data) == {"code", "reason", "message", "metadata"} and data["code"] == 400
+    assert data["reason"] == reason and message in data["message"], data["message"]
+    assert not sandbox.tasks
+
+
+def test_full_valid_body_is_accepted(sandbox):
+    full = body(extra={"response_image_type": "jpeg"}, negative_prompt="", sd_vae="vae-ft-mse-840000-ema-pruned.ckpt",
+                controlnet=_cn(preprocessor="canny", guidance_start=0.0, guidance_end=1.0), seed=3,
+                loras=[LORA] * 5, embeddings=[{"model_name": "EasyNegative"}], clip_skip=None, strength=1,
+                ip_adapters=[{"model_name": "ip-adapter_sd15.bin", "image_base64": smooth()[0], "strength": 0}])
+    assert submit(sandbox, full).status_code == 200
+    assert sandbox.submits == [full]
+
+
+def test_file_size_limit():
+    with pytest.raises(SandboxHTTPError) as info:
+        decode_image("request.image_base64", "A" * (IMAGE_MAX_FILE_BYTES // 3 * 4 + 8))
+    assert info.value.reason == "IMAGE_FILE_EXCEEDS_MAX_SIZE" and str(IMAGE_MAX_FILE_BYTES) in info.value.message
+
+
+def test_body_must_be_json_with_json_content_type(sandbox):
+    r = requests.post(sandbox.base_url + SUBMIT, data=b"x=1", headers=dict(AUTH, **{"Content-Type": "text/plain"}))
+    assert r.status_code == 400 and "Content-Type" in r.json()["message"]
+    r = requests.post(sandbox.base_url + SUBMIT, data=b"{oops", headers=dict(AUTH, **{"Content-Type": "application/json"}))
+    assert r.status_code == 400 and r.json()["reason"] == "INVALID_REQUEST_BODY"
+
+
+# ---------------------------------------------------------------- auth, unknown task
+
+@pytest.mark.parametrize("headers,status,reason", [({}, 400, "MISSING_API_KEY"),
+                                                   ({"Authorization": "Bearer sk-wrong"}, 401, "INVALID_API_KEY"),
+                                                   ({"Authorization": SANDBOX_KEY}, 401, "INVALID_API_KEY")])
+def test_auth_on_every_endpoint(sandbox, headers, status, reason):
+    answers = [submit(sandbox, body(), headers=headers), poll(sandbox, "x", headers=headers),
+               requests.get(sandbox.base_url + MODELS, headers=headers, timeout=5)]
+    for r in answers:
+        assert r.status_code == status and r.json()["reason"] == reason and r.json()["code"] == status
+    assert not sandbox.tasks
+
+
+def test_unknown_task_is_404(sandbox):
+    r = poll(sandbox, "00000000-0000-0000-0000-000000000000")
+    assert r.status_code == 404 and r.json()["reason"] == "TASK_NOT_FOUND"
+
+
+# ---------------------------------------------------------------- model list
+
+def test_paging_through_every_checkpoint(sandbox):
+    seen, cursor, pages = [], "", 0
+    while True:
+        data = models(sandbox, **{"filter.types": "checkpoint", "pagination.limit": 50,
+                                  "pagination.cursor": cursor}).json()
+        seen += data["models"]
+        pages += 1
+        cursor = data["pagination"]["next_cursor"]
+        if not cursor:
+            break
+    assert pages == math.ceil(260 / 50) and len(seen) == 260 == len({m["id"] for m in seen})
+    assert {m["type"]["name"] for m in seen} == {"checkpoint"}
+    assert set(WELL_KNOWN["checkpoint"]) <= {m["sd_name"] for m in seen}
+    assert len(models(sandbox, **{"filter.types": "checkpoint"}).json()["models"]) == 20  # default page
+
+
+def test_model_filters_and_traps(sandbox):
+    xl = models(sandbox, **{"filter.types": "checkpoint", "filter.is_sdxl": "true", "pagination.limit": 100}).json()
+    sd = models(sandbox, **{"filter.types": "checkpoint", "filter.is_sdxl": "false", "pagination.limit": 100}).json()
+    assert all(m["base_model"] == "SDXL 1.0" for m in xl["models"])
+    assert all(m["base_model"] == "SD 1.5" for m in sd["models"])
+    assert any("is_sdxl" not in m for m in xl["models"] + sd["models"])  # clients must derive it
+    assert "sd_xl_base_1.0.safetensors" in {m["sd_name"] for m in xl["models"]}
+    lora = models(sandbox, **{"filter.types": "lora", "filter.query": "add detail 44319"}).json()["models"]
+    assert [(m["sd_name_in_api"], m["sd_name"]) for m in lora] == [("add_detail_44319", "add_detail_44319.safetensors")]
+    fields = {"id", "name", "sd_name", "sd_name_in_api", "type", "status", "base_model", "base_model_type", "tags",
+              "categories", "cover_url", "source", "visibility", "is_nsfw", "hash_sha256", "download_url"}
+    assert fields <= set(lora[0])
+
+
+@pytest.mark.parametrize("params", [{"pagination.limit": "0"}, {"pagination.limit": "101"},
+                                    {"filter.types": "model"}, {"filter.is_sdxl": "yes"},
+                                    {"pagination.cursor": "made-up"}])
+def test_model_query_errors(sandbox, params):
+    r = models(sandbox, **params)
+    assert r.status_code == 400 and r.json()["reason"] == "INVALID_REQUEST_BODY"
+
+
+def test_cursor_is_bound_to_its_filters(sandbox):
+    cursor = models(sandbox, **{"filter.types": "lora"}).json()["pagination"]["next_cursor"]
+    assert models(sandbox, **{"filter.types": "lora", "pagination.cursor": cursor}).status_code == 200
+    assert models(sandbox, **{"filter.types": "vae", "pagination.cursor": cursor}).status_code == 400
+
+
+# ---------------------------------------------------------------- faults
+
+def test_status_fault_sets_retry_after_and_creates_nothing(sandbox):
+    sandbox.inject("submit", "status", count=2, status=503, retry_after=2)
+    for _ in range(2):
+        r = submit(sandbox, body())
+        assert r.status_code == 503 and r.headers["Retry-After"] == "2"
+        assert r.json()["reason"] == "SERVICE_UNAVAILABLE"
+    assert not sandbox.tasks and submit(sandbox, body()).status_code == 200
+
+
+@pytest.mark.parametrize("endpoint,status,reason", [("submit", 500, "CREATE_TASK_FAILED"),
+                                                    ("poll", 500, "GET_RESULT_FAILED"),
+                                                    ("models", 429, "RATE_LIMIT_EXCEEDED")])
+def test_status_fault_reasons(sandbox, endpoint, status, reason):
+    sandbox.inject(endpoint, "status", status=status)
+    r = {"submit": lambda: submit(sandbox, body()), "poll": lambda: poll(sandbox, "x"),
+         "models": lambda: models(sandbox)}[endpoint]()
+    assert r.status_code == status and r.json()["reason"] == reason and "Retry-After" not in r.headers
+
+
+@pytest.mark.parametrize("after_create,tasks", [(False, 0), (True, 1)])
+def test_drop_on_submit(sandbox, after_create, tasks):
+    sandbox.inject("submit", "drop", after_create=after_create)
+    with pytest.raises(requests.ConnectionError):
+        submit(sandbox, body())
+    assert len(sandbox.tasks) == tasks and len(sandbox.submits) == 1
+
+
+def test_slow_and_malformed_faults(sandbox):
+    sandbox.inject("models", "slow", delay=0.4)
+    t0 = time.monotonic()
+    assert models(sandbox).status_code == 200 and time.monotonic() - t0 >= 0.4
+    sandbox.inject("submit", "malformed")
+    r = submit(sandbox, body())
+    assert r.status_code == 200 and r.text == '{"task_id": ' and not sandbox.tasks
+    sandbox.inject("poll", "malformed", wrong_shape=True)
+    assert poll(sandbox, "x").json() == []
+
+
+def test_image_faults(sandbox):
+    url = run(sandbox, body(width=256, height=256))["images"][0]["image_url"]
+    full = fetch(url).content
+    sandbox.inject("image", "truncate")
+    with pytest.raises((requests.exceptions.ChunkedEncodingError, requests.ConnectionError)):
+        requests.get(url, timeout=5).content
+    sandbox.inject("image", "oversize", size=300_000)
+    r = requests.get(url, timeout=5, stream=True)
+    assert r.headers["Content-Length"] == "300000" and len(r.raw.read(400_000)) == 300_000
+    sandbox.inject("image", "status", status=503)
+    r = requests.get(url, timeout=5)
+    assert r.status_code == 503 and r.text.startswith("<?xml") and "<Code>SlowDown</Code>" in r.text
+    sandbox.inject("image", "drop")
+    with pytest.raises(requests.ConnectionError):
+        requests.get(url, timeout=5)
+    assert fetch(url).content == full  # every fault used up
+
+
+def test_scheme_fault_applies_to_the_next_succeed(sandbox):
+    sandbox.inject("poll", "scheme")
+    task_id = submit(sandbox, body(image_num=2)).json()["task_id"]
+    assert poll(sandbox, task_id).json()["images"] == []  # queued: the fault waits
+    urls = [i["image_url"] for i in wait(sandbox, task_id)["images"]]
+    assert urls[0].startswith("file://") and urls[1].startswith("ftp://")
+    assert poll(sandbox, task_id).json()["images"][0]["image_url"].startswith("http://")
+
+
+def test_fail_reason_and_stuck(sandbox):
+    sandbox.configure(fail_reason="NSFW content detected")
+    data = run(sandbox, body())
+    assert data["task"]["status"] == "TASK_STATUS_FAILED" and data["task"]["reason"] == "NSFW content detected"
+    assert data["images"] == []
+    sandbox.configure(fail_reason=None, stuck=True)
+    task_id = submit(sandbox, body()).json()["task_id"]
+    time.sleep(0.5)
+    assert poll(sandbox, task_id).json()["task"]["status"] == "TASK_STATUS_QUEUED"
+
+
+def test_images_per_minute(sandbox):
+    sandbox.configure(images_per_minute=3)
+    assert submit(sandbox, body(image_num=2)).status_code == 200
+    r = submit(sandbox, body(image_num=2))
+    assert r.status_code == 429 and r.json()["reason"] == "RATE_LIMIT_EXCEEDED" and len(sandbox.tasks) == 1
+    assert submit(sandbox, body(image_num=1)).status_code == 200
+
+
+def test_inject_refuses_nonsense(sandbox):
+    with pytest.raises(ValueError):
+        sandbox.inject("upload", "drop")
+    with pytest.raises(ValueError):
+        sandbox.inject("submit", "truncate")
+    with pytest.raises(TypeError):
+        sandbox.inject("submit", "status")
+    with pytest.raises(TypeError):
+        sandbox.configure(colour="red")
+
+
+# ---------------------------------------------------------------- image host
+
+def test_image_host_is_another_host_and_refuses_auth(sandbox):
+    api, img = requests.utils.urlparse(sandbox.base_url), requests.utils.urlparse(sandbox.image_base_url)
+    assert api.hostname != img.hostname and api.port != img.port
+    url = run(sandbox, body())["images"][0]["image_url"]
+    assert url.startswith(sandbox.image_base_url + "/results/")
+    r = requests.get(url, headers=AUTH, timeout=5)
+    assert r.status_code == 400 and "Only one auth mechanism allowed" in r.text
+    bad = url[:-4] + "0000"
+    r = requests.get(bad, timeout=5)
+    assert r.status_code == 403 and "SignatureDoesNotMatch" in r.text
+
+
+def test_url_expiry_and_refresh(sandbox):
+    data = run(sandbox, body())
+    url = data["images"][0]["image_url"]
+    fetch(url)
+    sandbox.expire_urls()
+    r = requests.get(url, timeout=5)
+    assert r.status_code == 403 and "Request has expired" in r.text
+    fresh = poll(sandbox, data["task"]["task_id"]).json()["images"][0]["image_url"]
+    assert fresh != url and fetch(fresh).content
+    sandbox.configure(url_ttl=0)
+    short = poll(sandbox, data["task"]["task_id"]).json()["images"][0]
+    assert short["image_url_ttl"] == "0" and requests.get(short["image_url"], timeout=5).status_code == 403
+
+
+# ---------------------------------------------------------------- construction and CLI
+
+def test_context_manager_and_catalog_size():
+    with SandboxServer(api_keys=["k"], catalog_size=30) as srv:
+        r = requests.get(srv.base_url + MODELS, params={"filter.types": "checkpoint", "pagination.limit": 100},
+                         headers={"Authorization": "Bearer k"}, timeout=5)
+        assert len(r.json()["models"]) == 30
+    with pytest.raises(requests.ConnectionError):
+        requests.get(srv.base_url + "/", timeout=2)  # stopped: the port is closed
+
+
+def test_cli_serves_until_interrupted():
+    proc = subprocess.Popen([sys.executable, "-m", "ppinfra.sandbox", "--port", "0", "--image-port", "0"],
+                            cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        base = line.split(" at ")[1].strip()
+        assert "not diffusion" in requests.get(base + "/", timeout=5).text
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
