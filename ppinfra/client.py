@@ -161,10 +161,19 @@ class PPInfraClient:
 
     def get_task_result(self, task_id: str, *, deadline: Optional[Deadline] = None,
                         should_cancel: CancelCheck = None) -> TaskResult:
-        data = self.transport.call("GET", "/v3/async/task-result", endpoint="task-result",
-                                   params={"task_id": task_id}, deadline=deadline, should_cancel=should_cancel,
-                                   task_id=task_id, read_timeout=self.settings.poll_read_timeout)
-        return TaskResult.parse(data, task_id)
+        """One poll. A wrong-shaped answer is polled again (polls are safe to repeat) before it is an error."""
+        attempt = 0
+        while True:
+            data = self.transport.call("GET", "/v3/async/task-result", endpoint="task-result",
+                                       params={"task_id": task_id}, deadline=deadline, should_cancel=should_cancel,
+                                       task_id=task_id, read_timeout=self.settings.poll_read_timeout)
+            try:
+                return TaskResult.parse(data, task_id)
+            except ResponseFormatError:
+                if attempt >= self.settings.max_retries:
+                    raise
+                attempt += 1
+                sleep(self.settings.backoff_base * attempt, should_cancel, deadline, task_id)
 
     def wait_for_task(self, task_id: str, *, deadline: Optional[Deadline] = None,
                       on_progress: ProgressCallback = None, should_cancel: CancelCheck = None) -> TaskResult:
