@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import socketserver
 import time
+import traceback
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Dict, Optional
@@ -97,6 +98,10 @@ class BaseHandler(BaseHTTPRequestHandler):
             self.answer_error(exc)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True  # the client hung up; nothing to answer
+        except Exception as exc:  # a sandbox bug: say so plainly instead of looking like a dropped connection
+            traceback.print_exc()
+            self.close_connection = True
+            self.answer_error(SandboxHTTPError(500, "SANDBOX_BUG", f"the sandbox itself failed: {exc!r}"))
 
     def _read_body(self) -> bytes:
         length = self.headers.get("Content-Length")
