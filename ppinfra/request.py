@@ -11,8 +11,8 @@ import binascii
 import io
 import json
 import math
-from dataclasses import dataclass, field, fields
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from dataclasses import dataclass, replace
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 from .errors import ValidationError
 from .limits import IMAGE_MAX_FILE_BYTES, IMAGE_MAX_SIDE, LIMITS, REQUEST_BODY_MAX_BYTES, Limit
@@ -175,9 +175,8 @@ def check_value(path: str, value: Any, lim: Limit) -> None:
             raise ValidationError(path, f"a string of {lim.describe()}", value)
         n = len(value)
         if (lim.min is not None and n < lim.min) or (lim.max is not None and n > lim.max):
-            shown = value if n <= 40 else f"{n} characters"
-            hint = "" if n <= 40 else ""
-            raise ValidationError(path, f"a string of {lim.describe()}", shown if n <= 40 else f"<{n} characters>", hint)
+            # Long texts are shown by their length: the message must stay readable.
+            raise ValidationError(path, f"a string of {lim.describe()}", value if n <= 40 else f"<{n} characters>")
         return
     if lim.kind == "int":
         if isinstance(value, bool) or not isinstance(value, int):
@@ -269,5 +268,4 @@ def validate_request(r: Img2ImgRequest) -> None:
 
 
 def _nullable(lim: Limit) -> Limit:
-    from dataclasses import replace
     return replace(lim, nullable=True)
