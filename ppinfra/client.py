@@ -242,7 +242,6 @@ class PPInfraClient:
         ``on_progress`` on every poll; ``should_cancel`` is checked at least
         every 50 ms while waiting.
         """
-        request.validate()
         dl = Deadline(self.settings.deadline if deadline is None else deadline)
         t0 = time.monotonic()
         task_id = self.submit_img2img(request, deadline=dl, should_cancel=should_cancel)
