@@ -13,24 +13,16 @@ import random
 from typing import Any, Dict, Iterable, List, Optional
 
 from ..limits import MODEL_TYPES
+from ..models import FALLBACK_MODELS
 
 SD15 = "SD 1.5"
 SDXL = "SDXL 1.0"
 
 # Stable names, by type, that examples and tests may use. The second element
 # says whether the model is SDXL.
-_WELL_KNOWN_SDXL: Dict[str, List[tuple]] = {
-    "checkpoint": [("dreamshaper_8_93211.safetensors", False),
-                   ("realisticVisionV51_v51VAE_94301.safetensors", False),
-                   ("sd_xl_base_1.0.safetensors", True),
-                   ("juggernautXL_v9Rdphoto2Lightning_285361.safetensors", True)],
-    "controlnet": [("control_v11p_sd15_canny", False), ("control_v11f1p_sd15_depth", False),
-                   ("control_v11p_sd15_openpose", False), ("diffusers_xl_canny_full", True),
-                   ("diffusers_xl_depth_full", True)],
-    "lora": [("add_detail_44319", False), ("more_details_59655", False), ("sdxl_lightning_4step_lora", True)],
-    "textualinversion": [("EasyNegative", False), ("badhandv4_16755", False), ("negativeXL_D", True)],
-    "vae": [("vae-ft-mse-840000-ema-pruned.ckpt", False), ("sdxl_vae.safetensors", True)],
-}
+# The client's bundled fallback list is the one place these names live: the
+# sandbox serves them so that list, the examples and the tests stay true.
+_WELL_KNOWN_SDXL: Dict[str, List[tuple]] = {t: list(items) for t, items in FALLBACK_MODELS.items()}
 
 WELL_KNOWN: Dict[str, List[str]] = {t: [n for n, _ in items] for t, items in _WELL_KNOWN_SDXL.items()}
 """Type -> names to send (``sd_name`` for checkpoints, ``sd_name_in_api`` otherwise) that always exist."""
