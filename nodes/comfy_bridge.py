@@ -1,0 +1,130 @@
+"""The one place that touches ComfyUI itself: interrupt flag, progress bar, status text, user directory.
+
+Every ComfyUI module is imported lazily, inside the function that needs it,
+and every function has a fallback for running outside ComfyUI (tests, a plain
+Python shell). Nothing here is cached at import, so a ComfyUI that appears
+later (or a test's stand-in) is picked up.
+
+Two ComfyUI gotchas decide the shape of this module:
+
+* ``throw_exception_if_processing_interrupted()`` *clears* the interrupt flag:
+  with several concurrent waits all but one would miss a cancel. We only ever
+  read the flag (``processing_interrupted()``) and raise ourselves.
+* ``comfy.utils.ProgressBar.update_absolute`` runs ComfyUI's progress hook,
+  which calls that clearing function. :class:`Progress` therefore looks at the
+  flag itself first and skips the hook once a cancel is pending.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Optional
+
+log = logging.getLogger("ppinfra")
+
+USER_SUBDIR = "ppinfra"
+CONFIG_NAME = "config.json"
+
+
+def _model_management() -> Any:
+    try:
+        import comfy.model_management as mm  # type: ignore[import-not-found]
+    except Exception:  # not inside ComfyUI
+        return None
+    return mm
+
+
+def processing_interrupted() -> bool:
+    """True once ComfyUI's cancel (``/interrupt``) has been pressed. Thread-safe; never clears the flag."""
+    mm = _model_management()
+    if mm is None:
+        return False
+    try:
+        return bool(mm.processing_interrupted())
+    except Exception:
+        return False
+
+
+def interrupt_exception(message: str = "Interrupted while waiting for PPInfra.") -> BaseException:
+    """The exception ComfyUI reports as ``execution_interrupted`` (a plain cancel error outside ComfyUI)."""
+    mm = _model_management()
+    exc_type = getattr(mm, "InterruptProcessingException", None) if mm is not None else None
+    if exc_type is not None:
+        return exc_type()
+    from ..ppinfra.errors import CancelledError
+    return CancelledError(message)
+
+
+def is_interrupt(exc: BaseException) -> bool:
+    """Whether ``exc`` is ComfyUI's interrupt exception."""
+    mm = _model_management()
+    exc_type = getattr(mm, "InterruptProcessingException", None) if mm is not None else None
+    return exc_type is not None and isinstance(exc, exc_type)
+
+
+class Progress:
+    """ComfyUI's progress bar for one node, or a no-op outside ComfyUI."""
+
+    def __init__(self, total: float, node_id: Optional[str] = None) -> None:
+        self.total = total
+        self._bar = None
+        try:
+            import comfy.utils  # type: ignore[import-not-found]
+            self._bar = comfy.utils.ProgressBar(total, node_id=node_id)
+        except TypeError:  # older ComfyUI without node_id
+            try:
+                import comfy.utils  # type: ignore[import-not-found]
+                self._bar = comfy.utils.ProgressBar(total)
+            except Exception:
+                self._bar = None
+        except Exception:
+            self._bar = None
+        self.value: float = 0
+
+    def update(self, value: float) -> None:
+        """Report ``value`` of ``total``. Skipped when a cancel is pending (the hook would clear the flag)."""
+        self.value = value
+        if self._bar is None or processing_interrupted():
+            return
+        self._bar.update_absolute(value, self.total)
+
+
+def send_status(text: str, node_id: Optional[str]) -> None:
+    """Show ``text`` under the node in the editor (ComfyUI's progress text), if the server supports it."""
+    if node_id is None:
+        return
+    try:
+        from server import PromptServer  # type: ignore[import-not-found]
+    except Exception:
+        return
+    instance = getattr(PromptServer, "instance", None)
+    send = getattr(instance, "send_progress_text", None)
+    if send is None:
+        return
+    try:
+        send(text, node_id)
+    except Exception as exc:  # a status line must never fail the node
+        log.debug("could not send status text: %s", exc)
+
+
+def user_dir() -> Optional[str]:
+    """ComfyUI's user directory, or ``None`` outside ComfyUI."""
+    try:
+        import folder_paths  # type: ignore[import-not-found]
+        return folder_paths.get_user_directory()
+    except Exception:
+        return None
+
+
+def user_config_path() -> Optional[str]:
+    """Where the nodes read the API key file: ``PPINFRA_CONFIG`` if set, else ``<user_dir>/ppinfra/config.json``.
+
+    ``None`` outside ComfyUI without ``PPINFRA_CONFIG``: the client's own default applies.
+    """
+    explicit = os.environ.get("PPINFRA_CONFIG")
+    if explicit:
+        return explicit
+    base = user_dir()
+    if not base:
+        return None
+    return os.path.join(base, USER_SUBDIR, CONFIG_NAME)

@@ -1,0 +1,309 @@
+"""Fan-out of one node run: B input images -> B concurrent img2img jobs, awaited without blocking ComfyUI.
+
+The client is blocking, so every job runs in a worker thread of an executor
+owned by this run (not ``asyncio.to_thread``: ComfyUI waits for those when a
+prompt ends, which would hold a cancel until a read timeout). The coroutine
+only polls: every ``TICK`` seconds it looks at ComfyUI's interrupt flag,
+forwards the aggregated progress to the progress bar and the status text, and
+checks the futures. On cancel it tells the workers to stop (they look at the
+same flag and at an event every 50 ms) and raises ComfyUI's interrupt
+exception at once, without joining them.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+from ..ppinfra.errors import CancelledError, PPInfraError, ValidationError
+from ..ppinfra.request import ControlNetUnit, IPAdapter, Img2ImgRequest
+
+from . import comfy_bridge
+from .units import ControlNetChain, IPAdapterSpec
+
+log = logging.getLogger("ppinfra")
+
+# Concurrent tasks per node run: enough to overlap queue time, few enough to
+# stay inside the provider's images-per-minute limits (429s are retried by the client).
+MAX_CONCURRENCY = 4
+# How often the coroutine looks at the interrupt flag and the futures.
+TICK = 0.05
+# The status line under the node changes at most this often.
+STATUS_EVERY = 0.5
+MATCH_INPUT = 0
+
+QUEUED = "TASK_STATUS_QUEUED"
+PROCESSING = "TASK_STATUS_PROCESSING"
+SUCCEED = "TASK_STATUS_SUCCEED"
+
+
+@dataclass(frozen=True, eq=False)
+class Job:
+    """Everything one node run sends. ``template`` has empty images and may have width/height 0 (match input)."""
+
+    image: Any
+    template: Img2ImgRequest
+    controlnet: ControlNetChain = ()
+    ip_adapter: Optional[IPAdapterSpec] = None
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """The outcome: decoded images ``[B*image_num,H,W,3]`` float32, per-item results and requests, in input order."""
+
+    images: Any
+    results: List[Any]
+    requests: List[Img2ImgRequest]
+    elapsed: float
+
+
+# --------------------------------------------------------------------------- batches
+
+def batch_size(image: Any) -> int:
+    shape = getattr(image, "shape", None)
+    if shape is None:
+        raise ValidationError("image", "an IMAGE tensor", type(image).__name__)
+    return int(shape[0]) if len(shape) == 4 else 1
+
+
+def check_pairing(b: int, controlnet: ControlNetChain, ip_adapter: Optional[IPAdapterSpec]) -> None:
+    """A side image batch must hold 1 image (used for all) or ``b`` (paired item by item)."""
+    sides = [(f"request.controlnet.units[{k}].image", u.image) for k, u in enumerate(controlnet)]
+    if ip_adapter is not None:
+        sides.append(("request.ip_adapters[0].image", ip_adapter.image))
+    for field, image in sides:
+        n = batch_size(image)
+        if n not in (1, b):
+            raise ValidationError(field, f"a batch of 1 image (used for every input) or {b} (one per input image)",
+                                  f"a batch of {n}",
+                                  "make the control/reference batch match the input batch, or use one image")
+
+
+def _pick(pils: Sequence[Any], i: int) -> Any:
+    return pils[0] if len(pils) == 1 else pils[i]
+
+
+def prepare_requests(job: Job, pool: ThreadPoolExecutor, should_stop: Callable[[], bool]) -> List[Future]:
+    """Start encoding every item's request in ``pool``; each future yields a validated :class:`Img2ImgRequest`."""
+    from ..ppinfra.images import encode_uploads, match_input_size, tensor_to_pils
+
+    main = tensor_to_pils(job.image, field="image")
+    cn = [tensor_to_pils(u.image, field=f"request.controlnet.units[{k}].image") for k, u in enumerate(job.controlnet)]
+    ip = tensor_to_pils(job.ip_adapter.image, field="request.ip_adapters[0].image") if job.ip_adapter else None
+    t = job.template
+
+    def build(i: int) -> Img2ImgRequest:
+        if should_stop():
+            raise CancelledError("Cancelled before sending.")
+        items = [("request.image_base64", main[i])]
+        items += [(f"request.controlnet.units[{k}].image_base64", _pick(p, i)) for k, p in enumerate(cn)]
+        if ip is not None:
+            items.append(("request.ip_adapters[0].image_base64", _pick(ip, i)))
+        encoded = encode_uploads(items)
+        w, h = main[i].size
+        mw, mh = match_input_size(w, h)
+        units = tuple(ControlNetUnit(model_name=u.model_name, image_base64=encoded[1 + k], strength=u.strength,
+                                     preprocessor=u.preprocessor, guidance_start=u.guidance_start,
+                                     guidance_end=u.guidance_end) for k, u in enumerate(job.controlnet))
+        ips = ()
+        if job.ip_adapter is not None:
+            a = job.ip_adapter
+            ips = (IPAdapter(model_name=a.model_name, image_base64=encoded[-1], strength=a.strength),)
+        req = replace(t, image_base64=encoded[0],
+                      width=mw if t.width == MATCH_INPUT else t.width,
+                      height=mh if t.height == MATCH_INPUT else t.height,
+                      controlnet_units=units, ip_adapters=ips)
+        req.validate()
+        return req
+
+    return [pool.submit(build, i) for i in range(len(main))]
+
+
+# --------------------------------------------------------------------------- progress
+
+class _Tracker:
+    """Per-item phase and percent, written by worker threads, read by the coroutine."""
+
+    def __init__(self, n: int) -> None:
+        self._lock = threading.Lock()
+        self.phase = ["waiting"] * n
+        self.percent = [0.0] * n
+        self.eta: List[Optional[float]] = [None] * n
+        self.task_ids: List[Optional[str]] = [None] * n
+
+    def set(self, i: int, phase: str, percent: Optional[float] = None) -> None:
+        with self._lock:
+            self.phase[i] = phase
+            if percent is not None:
+                self.percent[i] = percent
+
+    def callback(self, i: int) -> Callable[[Any], None]:
+        def on_progress(p: Any) -> None:
+            with self._lock:
+                self.task_ids[i] = p.task_id
+                self.phase[i] = "downloading" if p.status == SUCCEED else (p.status or "waiting")
+                self.percent[i] = max(self.percent[i], float(p.percent or 0.0))
+                self.eta[i] = p.eta
+        return on_progress
+
+    def overall(self) -> float:
+        """Mean percent across items, 0..100."""
+        with self._lock:
+            return sum(self.percent) / max(1, len(self.percent))
+
+    def status(self, elapsed: float) -> str:
+        with self._lock:
+            phases, etas, pct = list(self.phase), list(self.eta), list(self.percent)
+        n = len(phases)
+        parts = []
+        done = phases.count("done")
+        queued = phases.count(QUEUED)
+        running = [i for i, p in enumerate(phases) if p == PROCESSING]
+        if queued:
+            parts.append(f"{queued} queued")
+        if running:
+            mean = sum(pct[i] for i in running) / len(running)
+            text = f"{len(running)} processing {mean:.0f}%"
+            known = [etas[i] for i in running if etas[i] is not None]
+            if known:
+                text += f", eta {max(known):.0f} s"
+            parts.append(text)
+        if "encoding" in phases or "waiting" in phases:
+            parts.append(f"{phases.count('encoding') + phases.count('waiting')} preparing")
+        if "downloading" in phases:
+            parts.append(f"{phases.count('downloading')} downloading")
+        parts.append(f"{done}/{n} done")
+        return "PPInfra: " + ", ".join(parts) + f" · {elapsed:.0f} s elapsed"
+
+
+# --------------------------------------------------------------------------- the run
+
+class BatchRun:
+    """One node execution: owns the executor and the client, and closes both however the run ends."""
+
+    def __init__(self, client: Any, node_id: Optional[str], n: int, max_concurrency: int = MAX_CONCURRENCY) -> None:
+        self.client = client
+        self.node_id = node_id
+        self.n = n
+        self.cancel = threading.Event()
+        self.pool = ThreadPoolExecutor(max_workers=max(1, min(n, max_concurrency)),
+                                       thread_name_prefix="ppinfra-node")
+        self.tracker = _Tracker(n)
+        self.bar = comfy_bridge.Progress(100, node_id)
+        self.started = time.monotonic()
+        self._futures: List[Future] = []
+        self._last_status = ""
+        self._last_status_at = 0.0
+        self._last_percent = -1.0
+
+    def should_cancel(self) -> bool:
+        return self.cancel.is_set() or comfy_bridge.processing_interrupted()
+
+    # -- waiting -------------------------------------------------------------
+    async def wait_all(self, futures: List[Future]) -> List[Any]:
+        """Await ``futures`` (in input order), reporting progress; cancel or the first failure ends the wait."""
+        self._futures.extend(futures)
+        while True:
+            if comfy_bridge.processing_interrupted() or self.cancel.is_set():
+                raise self._interrupted()
+            for fut in futures:
+                if fut.done() and not fut.cancelled() and fut.exception() is not None:
+                    exc = fut.exception()
+                    if isinstance(exc, CancelledError):
+                        raise self._interrupted()
+                    self.cancel.set()  # the others stop: their results could not be returned anyway
+                    raise as_ppinfra_error(exc)
+            if all(f.done() for f in futures):
+                self.report(force=True)
+                return [f.result() for f in futures]
+            self.report()
+            await asyncio.sleep(TICK)
+
+    def _interrupted(self) -> BaseException:
+        self.cancel.set()
+        log.info("PPInfra node %s: cancelled; tasks already submitted may still run and be billed",
+                 self.node_id or "")
+        comfy_bridge.send_status("PPInfra: cancelled", self.node_id)
+        return comfy_bridge.interrupt_exception()
+
+    def report(self, force: bool = False) -> None:
+        percent = round(self.tracker.overall(), 1)
+        if percent != self._last_percent:
+            self._last_percent = percent
+            self.bar.update(percent)
+        now = time.monotonic()
+        if force or now - self._last_status_at >= STATUS_EVERY:
+            text = self.tracker.status(now - self.started)
+            if text != self._last_status:
+                self._last_status, self._last_status_at = text, now
+                comfy_bridge.send_status(text, self.node_id)
+
+    # -- phases ----------------------------------------------------------------
+    async def run(self, job: Job) -> RunResult:
+        try:
+            for i in range(self.n):
+                self.tracker.set(i, "encoding")
+            prep = self.pool.submit(prepare_requests, job, self.pool, self.should_cancel)
+            (builds,) = await self.wait_all([prep])
+            # Every request is encoded and validated before the first one is sent.
+            requests = await self.wait_all(builds)
+            for i in range(self.n):
+                self.tracker.set(i, "submitting")
+            runs = [self.pool.submit(self._one, i, req) for i, req in enumerate(requests)]
+            results = await self.wait_all(runs)
+            from ..ppinfra.images import decode_results
+            blobs = [blob for r in results for blob in r.images]
+            (array,) = await self.wait_all([self.pool.submit(decode_results, blobs)])
+            comfy_bridge.send_status(f"PPInfra: {len(blobs)} image(s) in {time.monotonic() - self.started:.1f} s",
+                                     self.node_id)
+            return RunResult(images=array, results=results, requests=requests,
+                             elapsed=time.monotonic() - self.started)
+        finally:
+            self.close()
+
+    def _one(self, i: int, req: Img2ImgRequest) -> Any:
+        result = self.client.img2img(req, on_progress=self.tracker.callback(i), should_cancel=self.should_cancel)
+        self.tracker.set(i, "done", 100.0)
+        return result
+
+    def close(self) -> None:
+        """Release the executor and the client without waiting here: threads end on their own (cancel is set)."""
+        pending = [f for f in self._futures if not f.done()]
+        if pending:
+            self.cancel.set()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        if not pending:
+            self.client.close()
+            return
+
+        def close_later() -> None:
+            wait(pending, timeout=60)
+            self.client.close()
+
+        threading.Thread(target=close_later, name="ppinfra-close", daemon=True).start()
+
+
+def as_ppinfra_error(exc: BaseException) -> BaseException:
+    """Errors reach ComfyUI as PPInfraError; anything else is a bug, wrapped with its type for the report."""
+    if isinstance(exc, PPInfraError) or comfy_bridge.is_interrupt(exc):
+        return exc
+    wrapped = PPInfraError(f"Unexpected {exc.__class__.__name__} in the PPInfra node: {exc}. "
+                           "Please report it with the console log.")
+    wrapped.__cause__ = exc
+    return wrapped
+
+
+async def run_job(job: Job, client: Any, node_id: Optional[str] = None,
+                  max_concurrency: int = MAX_CONCURRENCY) -> RunResult:
+    """Run ``job`` for every item of its input batch; the client is closed afterwards."""
+    n = batch_size(job.image)
+    try:
+        check_pairing(n, job.controlnet, job.ip_adapter)
+    except BaseException:
+        client.close()
+        raise
+    return await BatchRun(client, node_id, n, max_concurrency).run(job)

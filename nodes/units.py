@@ -1,0 +1,258 @@
+"""The side nodes: ControlNet Unit, LoRA Stack, Embedding, IP-Adapter, and the values they pass on.
+
+Each node outputs an immutable chain value (a tuple of frozen dataclasses) and
+never changes what it received: chaining builds a new tuple. Images stay
+tensors here; they are paired with the main batch and encoded by the runner.
+Totals (at most 5 LoRAs, 5 embeddings) are checked when a node runs, because
+ComfyUI's validation sees linked chains only as ``None``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional, Tuple
+
+from ..ppinfra.errors import ValidationError
+from ..ppinfra.limits import LIMITS, PREPROCESSORS
+from ..ppinfra.request import Embedding, Lora, check_value
+
+from . import options
+
+CATEGORY = "PPInfra"
+PREPROCESSOR_NONE = "none"
+LORA_SLOTS = 5
+
+CONTROLNET = "PPINFRA_CONTROLNET"
+LORAS = "PPINFRA_LORAS"
+EMBEDDINGS = "PPINFRA_EMBEDDINGS"
+IP_ADAPTER = "PPINFRA_IP_ADAPTER"
+
+
+@dataclass(frozen=True, eq=False)
+class ControlNetSpec:
+    """One ControlNet unit as chained between nodes. ``image`` is an IMAGE tensor (batch 1 or B)."""
+
+    model_name: str
+    image: Any
+    strength: float
+    preprocessor: Optional[str]
+    guidance_start: float
+    guidance_end: float
+
+
+@dataclass(frozen=True, eq=False)
+class IPAdapterSpec:
+    """The IP-Adapter unit. ``image`` is an IMAGE tensor (batch 1 or B)."""
+
+    model_name: str
+    image: Any
+    strength: float
+
+
+ControlNetChain = Tuple[ControlNetSpec, ...]
+LoraChain = Tuple[Lora, ...]
+EmbeddingChain = Tuple[Embedding, ...]
+
+
+def as_chain(value: Any, item_type: type, socket: str) -> tuple:
+    """An incoming chain as a tuple, refusing anything that is not one of ours."""
+    if value is None:
+        return ()
+    if isinstance(value, tuple) and all(isinstance(v, item_type) for v in value):
+        return value
+    raise ValidationError(socket, f"the output of a PPInfra {item_type.__name__} node", type(value).__name__)
+
+
+def check_total(field: str, n: int, socket: str) -> None:
+    lim = LIMITS[field]
+    if n > lim.max:
+        raise ValidationError(field, lim.describe(), f"{n} entries",
+                              f"remove some from the chained {socket} nodes (the API takes {int(lim.max)} in total)")
+
+
+# --------------------------------------------------------------------------- ControlNet
+
+class PPInfraControlNetUnit:
+    DESCRIPTION = ("One ControlNet unit for PPInfra Img2Img: a control image (a batch of 1 applies to every "
+                   "input image; a batch of the same size pairs item by item), the ControlNet model and how "
+                   "strongly and when it acts. Chain units through the 'controlnet' input.")
+    CATEGORY = CATEGORY
+    FUNCTION = "build"
+    RETURN_TYPES = (CONTROLNET,)
+    RETURN_NAMES = ("controlnet",)
+    OUTPUT_TOOLTIPS = ("The chain of ControlNet units, this one last.",)
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict:
+        options.refresh_soon()
+        P = "request.controlnet.units[]."
+        return {
+            "required": {
+                "image": ("IMAGE", {"tooltip": "Control image (edges, depth map, pose...), or a photo for the "
+                                               "preprocessor to turn into one."}),
+                "model_name": options.model_input(
+                    "controlnet", "ControlNet model. Use one of the checkpoint's family (SD 1.5 or SDXL).",
+                    preferred=("control_v11p_sd15_canny",)),
+                "strength": options.float_input(P + "strength"),
+                "preprocessor": options.enum_input(
+                    P + "preprocessor", "Preprocessor the server applies to the control image; 'none' sends "
+                                        "the image as it is (use it for a ready-made edge or depth map).",
+                    first=(PREPROCESSOR_NONE,), default=PREPROCESSOR_NONE),
+                "guidance_start": options.float_input(P + "guidance_start"),
+                "guidance_end": options.float_input(P + "guidance_end"),
+            },
+            "optional": {
+                "controlnet": (CONTROLNET, {"tooltip": "Units from other ControlNet Unit nodes to send together."}),
+            },
+        }
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, model_name=None, guidance_start=None, guidance_end=None):
+        # Naming guidance_start/end here turns off ComfyUI's own range check for
+        # them (it cannot compare the two): both ranges are checked again at run time.
+        ok = options.check_model_name("model_name", model_name)
+        if ok is not True:
+            return ok
+        P = "request.controlnet.units[]."
+        try:
+            if guidance_start is not None:
+                check_value("guidance_start", guidance_start, LIMITS[P + "guidance_start"])
+            if guidance_end is not None:
+                check_value("guidance_end", guidance_end, LIMITS[P + "guidance_end"])
+        except ValidationError as exc:
+            return str(exc)
+        if guidance_start is not None and guidance_end is not None and not guidance_start < guidance_end:
+            return f"guidance_start ({guidance_start}) must be below guidance_end ({guidance_end})"
+        return True
+
+    def build(self, image, model_name, strength, preprocessor, guidance_start, guidance_end, controlnet=None):
+        chain: ControlNetChain = as_chain(controlnet, ControlNetSpec, "controlnet")
+        k = len(chain)
+        P = f"request.controlnet.units[{k}]."
+        L = "request.controlnet.units[]."
+        pre = None if preprocessor in (None, PREPROCESSOR_NONE) else preprocessor
+        check_value(P + "model_name", model_name, LIMITS[L + "model_name"])
+        check_value(P + "strength", strength, LIMITS[L + "strength"])
+        check_value(P + "preprocessor", pre, LIMITS[L + "preprocessor"])
+        check_value(P + "guidance_start", guidance_start, LIMITS[L + "guidance_start"])
+        check_value(P + "guidance_end", guidance_end, LIMITS[L + "guidance_end"])
+        if not guidance_start < guidance_end:
+            raise ValidationError(P + "guidance_start", f"below {P}guidance_end ({guidance_end})", guidance_start)
+        if image is None:
+            raise ValidationError(P + "image", "an IMAGE", None)
+        unit = ControlNetSpec(model_name=model_name, image=image, strength=float(strength), preprocessor=pre,
+                              guidance_start=float(guidance_start), guidance_end=float(guidance_end))
+        return (chain + (unit,),)
+
+
+# --------------------------------------------------------------------------- LoRA
+
+class PPInfraLoraStack:
+    DESCRIPTION = (f"Up to {LORA_SLOTS} LoRAs for PPInfra Img2Img, each with its strength; 'None' leaves a slot "
+                   "empty. Chain stacks through the 'loras' input; the API takes at most "
+                   f"{int(LIMITS['request.loras'].max)} in total.")
+    CATEGORY = CATEGORY
+    FUNCTION = "build"
+    RETURN_TYPES = (LORAS,)
+    RETURN_NAMES = ("loras",)
+    OUTPUT_TOOLTIPS = ("The chain of LoRAs, these last.",)
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict:
+        options.refresh_soon()
+        required = {}
+        for i in range(1, LORA_SLOTS + 1):
+            required[f"lora_{i}"] = options.model_input(
+                "lora", f"LoRA {i}; 'None' leaves the slot empty. Use one of the checkpoint's family.",
+                with_none=True, preferred=(options.NONE,))
+            required[f"strength_{i}"] = options.float_input("request.loras[].strength", f"Weight of LoRA {i}.")
+        return {"required": required,
+                "optional": {"loras": (LORAS, {"tooltip": "LoRAs from another LoRA Stack node, sent first."})}}
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, lora_1=None, lora_2=None, lora_3=None, lora_4=None, lora_5=None):
+        for i, value in enumerate((lora_1, lora_2, lora_3, lora_4, lora_5), start=1):
+            ok = options.check_model_name(f"lora_{i}", value)
+            if ok is not True:
+                return ok
+        return True
+
+    def build(self, loras=None, **slots):
+        chain: LoraChain = as_chain(loras, Lora, "loras")
+        added = []
+        for i in range(1, LORA_SLOTS + 1):
+            name = slots.get(f"lora_{i}")
+            if name in (None, "", options.NONE):
+                continue
+            k = len(chain) + len(added)
+            strength = slots.get(f"strength_{i}")
+            check_value(f"request.loras[{k}].model_name", name, LIMITS["request.loras[].model_name"])
+            check_value(f"request.loras[{k}].strength", strength, LIMITS["request.loras[].strength"])
+            added.append(Lora(model_name=name, strength=float(strength)))
+        check_total("request.loras", len(chain) + len(added), "LoRA Stack")
+        return (chain + tuple(added),)
+
+
+# --------------------------------------------------------------------------- Embedding
+
+class PPInfraEmbedding:
+    DESCRIPTION = ("A textual-inversion embedding for PPInfra Img2Img (write its trigger word in the prompt or "
+                   "negative prompt). Chain through the 'embeddings' input; the API takes at most "
+                   f"{int(LIMITS['request.embeddings'].max)} in total.")
+    CATEGORY = CATEGORY
+    FUNCTION = "build"
+    RETURN_TYPES = (EMBEDDINGS,)
+    RETURN_NAMES = ("embeddings",)
+    OUTPUT_TOOLTIPS = ("The chain of embeddings, this one last.",)
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict:
+        options.refresh_soon()
+        return {
+            "required": {"model_name": options.model_input(
+                "textualinversion", "Textual-inversion embedding. Use one of the checkpoint's family.",
+                preferred=("EasyNegative",))},
+            "optional": {"embeddings": (EMBEDDINGS, {"tooltip": "Embeddings from other Embedding nodes, sent first."})},
+        }
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, model_name=None):
+        return options.check_model_name("model_name", model_name)
+
+    def build(self, model_name, embeddings=None):
+        chain: EmbeddingChain = as_chain(embeddings, Embedding, "embeddings")
+        k = len(chain)
+        check_value(f"request.embeddings[{k}].model_name", model_name, LIMITS["request.embeddings[].model_name"])
+        check_total("request.embeddings", k + 1, "Embedding")
+        return (chain + (Embedding(model_name=model_name),),)
+
+
+# --------------------------------------------------------------------------- IP-Adapter
+
+class PPInfraIPAdapter:
+    DESCRIPTION = ("The IP-Adapter for PPInfra Img2Img: a reference image whose style or subject guides the "
+                   "result. ip-adapter_sd15.bin for SD 1.x checkpoints, ip-adapter_sdxl.bin for SDXL. "
+                   f"The API takes at most {int(LIMITS['request.ip_adapters'].max)}.")
+    CATEGORY = CATEGORY
+    FUNCTION = "build"
+    RETURN_TYPES = (IP_ADAPTER,)
+    RETURN_NAMES = ("ip_adapter",)
+    OUTPUT_TOOLTIPS = ("The IP-Adapter unit.",)
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict:
+        return {
+            "required": {
+                "image": ("IMAGE", {"tooltip": "Reference image (a batch of 1 applies to every input image; a batch "
+                                               "of the same size pairs item by item)."}),
+                "model_name": options.enum_input("request.ip_adapters[].model_name"),
+                "strength": options.float_input("request.ip_adapters[].strength"),
+            },
+        }
+
+    def build(self, image, model_name, strength):
+        P = "request.ip_adapters[0]."
+        check_value(P + "model_name", model_name, LIMITS["request.ip_adapters[].model_name"])
+        check_value(P + "strength", strength, LIMITS["request.ip_adapters[].strength"])
+        if image is None:
+            raise ValidationError(P + "image", "an IMAGE", None)
+        return (IPAdapterSpec(model_name=model_name, image=image, strength=float(strength)),)
