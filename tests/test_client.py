@@ -303,3 +303,34 @@ def test_key_never_logged(sandbox, api_key, isolated_env, caplog):
         c.img2img(base_request(width=128, height=128))
         logging.getLogger("ppinfra").warning("oops the key is %s", api_key)
     assert api_key not in caplog.text
+
+
+@pytest.mark.parametrize("status,reason,cls,advice", [
+    (400, "BILLING_BALANCE_NOT_ENOUGH", errors.InsufficientBalanceError, "Top up"),
+    (403, "NEED_REAL_NAME_VERIFY", errors.PermissionDeniedError, "identity verification"),
+    (403, "FEATURE_NOT_ALLOWED", errors.PermissionDeniedError, "may not use"),
+    (401, "INVALID_API_KEY", errors.AuthenticationError, "PPINFRA_API_KEY"),
+    (400, "ILLEGAL_PROMPT", errors.BadRequestError, "fix the field"),
+    (400, "IMAGE_EXCEEDS_MAX_RESOLUTION", errors.BadRequestError, "fix the field"),
+])
+def test_every_error_reason_maps_to_its_class(client, sandbox, status, reason, cls, advice):
+    sandbox.inject("submit", "status", count=1, status=status, reason=reason, message="provider says no")
+    with pytest.raises(cls) as info:
+        client.img2img(base_request())
+    err = info.value
+    assert err.reason == reason and err.status_code == status and err.provider_message == "provider says no"
+    assert reason in str(err) and advice in str(err)
+    assert len([r for r in sandbox.requests if r.method == "POST"]) == 1  # never retried
+
+
+def test_unknown_task_is_not_found(client, sandbox):
+    with pytest.raises(errors.NotFoundError) as info:
+        client.get_task_result("no-such-task")
+    assert info.value.reason == "TASK_NOT_FOUND" and "no-such-task" in str(info.value)
+
+
+def test_server_errors_on_polls_outlasting_retries(client, sandbox):
+    sandbox.inject("poll", "status", count=20, status=503)
+    with pytest.raises(errors.ServerError) as info:
+        client.img2img(base_request(width=128, height=128))
+    assert info.value.task_id and "try again" in str(info.value)
