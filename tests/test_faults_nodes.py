@@ -1,0 +1,350 @@
+"""Fault suite through the Img2Img node (issue 5), against the sandbox's fault injection.
+
+tests/test_client.py covers each fault at the client level. Here every fault
+goes through the node the way ComfyUI runs it (inputs from INPUT_TYPES, the
+FUNCTION awaited) and must end with the right images or the right error class
+with a message naming the task, inside the deadline, never with a short
+result, and never with a second submit of a task that may have started.
+"""
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+import io
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import load_pack
+from helpers import photo_like
+
+DEADLINE = 20.0  # the node's client deadline in this suite (the default is 600 s)
+
+
+# --------------------------------------------------------------------------- driving the nodes like ComfyUI
+
+def pack_module(name: str):
+    load_pack()
+    return importlib.import_module(f"ppinfra_pack.{name}")
+
+
+def defaults(node_id: str) -> dict:
+    """The widget values a freshly added node has (IMAGE and other sockets left out)."""
+    spec = load_pack().NODE_CLASS_MAPPINGS[node_id].INPUT_TYPES()["required"]
+    out = {}
+    for name, (kind, *rest) in spec.items():
+        opts = rest[0] if rest else {}
+        if "default" in opts:
+            out[name] = opts["default"]
+        elif isinstance(kind, list):
+            out[name] = kind[0]
+    return out
+
+
+def run_node(node_id: str, **inputs):
+    cls = load_pack().NODE_CLASS_MAPPINGS[node_id]
+    out = getattr(cls(), cls.FUNCTION)(**inputs)
+    return asyncio.run(out) if inspect.iscoroutine(out) else out
+
+
+def img2img(image, **widgets):
+    inputs = defaults("PPInfraImg2Img")
+    inputs.update(prompt="a lighthouse at dusk", width=128, height=128)
+    inputs.update(widgets)
+    return run_node("PPInfraImg2Img", image=image, **inputs)
+
+
+def photo(batch: int = 1, size: int = 128, seed: int = 0) -> torch.Tensor:
+    return torch.from_numpy(np.stack([photo_like(size, size, seed + i) for i in range(batch)]))
+
+
+def write_fresh_model_cache(cache_dir: str, base_url: str) -> None:
+    """A fresh model cache, so building dropdowns starts no background refresh against the sandbox."""
+    from ppinfra.models import FALLBACK_MODELS, ModelCatalog, ModelInfo
+
+    cat = ModelCatalog(None, cache_dir=cache_dir, base_url=base_url)
+    for model_type, entries in FALLBACK_MODELS.items():
+        cat._write_cache(model_type, [ModelInfo(n, model_type, x) for n, x in entries])
+
+
+@pytest.fixture
+def env(sandbox, api_key, isolated_env, monkeypatch):
+    """The key and host as a user sets them (environment), a fresh model cache, the pack loaded."""
+    monkeypatch.setenv("PPINFRA_API_KEY", api_key)
+    monkeypatch.setenv("PPINFRA_BASE_URL", sandbox.base_url)
+    write_fresh_model_cache(str(isolated_env / "cache"), sandbox.base_url)
+    load_pack()
+    return sandbox
+
+
+@pytest.fixture
+def node_client(env, monkeypatch):
+    """Give the node's client short backoffs and a short deadline (the node reads no such setting).
+
+    Returns a function to change them per test.
+    """
+    img2img_mod = pack_module("nodes.img2img")
+    client_mod = pack_module("ppinfra.client")
+    config_mod = pack_module("ppinfra.config")
+    bridge = pack_module("nodes.comfy_bridge")
+
+    def use(**overrides):
+        settings = dict(deadline=DEADLINE, backoff_base=0.05, backoff_max=0.2, max_retries=3)
+        settings.update(overrides)
+
+        def make_client():
+            return client_mod.PPInfraClient(settings=config_mod.load_settings(
+                config_path=bridge.user_config_path(), **settings))
+
+        monkeypatch.setattr(img2img_mod, "make_client", make_client)
+
+    use()
+    return use
+
+
+@pytest.fixture
+def errors(env):
+    return pack_module("ppinfra.errors")
+
+
+def submits(sandbox):
+    return [r for r in sandbox.requests if r.method == "POST" and r.path == "/v3/async/img2img"]
+
+
+def polls(sandbox, task_id=None):
+    return [r for r in sandbox.requests if r.path == "/v3/async/task-result"
+            and (task_id is None or r.query.get("task_id") == task_id)]
+
+
+def assert_images_are_the_servers(out, sandbox, image_num: int = 1, size: int = 128):
+    """The node returned exactly the sandbox's result files, decoded, nothing short or blank."""
+    images, seed, info = out
+    tasks = list(sandbox.tasks.values())
+    assert len(tasks) == 1, f"expected one task, the sandbox has {len(tasks)}"
+    task = tasks[0]
+    assert tuple(images.shape) == (image_num, size, size, 3) and images.dtype == torch.float32
+    for i, blob in enumerate(task.images):
+        want = np.asarray(Image.open(io.BytesIO(blob)).convert("RGB"), dtype=np.float32) / 255.0
+        np.testing.assert_allclose(images[i].numpy(), want, atol=1e-6)
+    assert float(images.std()) > 0.01  # not blank
+    assert task.task_id in info and seed == task.seed
+
+
+def timed(fn, *args, **kwargs):
+    t0 = time.monotonic()
+    try:
+        return fn(*args, **kwargs), time.monotonic() - t0
+    except BaseException as exc:
+        exc.elapsed = time.monotonic() - t0
+        raise
+
+
+# --------------------------------------------------------------------------- submit faults
+
+def test_429_burst_on_submit_retried_into_one_task(node_client, env):
+    env.inject("submit", "status", count=2, status=429, retry_after=0)
+    out = img2img(photo(), image_num=2)
+    assert len(submits(env)) == 3
+    assert_images_are_the_servers(out, env, image_num=2)
+
+
+def test_503_on_submit_retried_500_not(node_client, env, errors):
+    env.inject("submit", "status", count=1, status=503)
+    assert_images_are_the_servers(img2img(photo()), env)
+    env.inject("submit", "status", count=1, status=500)
+    n = len(submits(env))
+    with pytest.raises(errors.ServerError) as info:
+        img2img(photo())
+    # A 500 on submit may come after the task was created: it is never sent again.
+    assert len(submits(env)) == n + 1 and "HTTP 500" in str(info.value)
+
+
+def test_submit_dropped_after_create_is_not_resubmitted(node_client, env, errors):
+    env.inject("submit", "drop", count=1, after_create=True)
+    with pytest.raises(errors.NetworkError) as info:
+        img2img(photo())
+    assert len(submits(env)) == 1 and len(env.tasks) == 1
+    assert "may have started" in str(info.value) and "not resubmitted" in str(info.value)
+
+
+def test_batch_with_a_dropped_submit_submits_each_item_once(node_client, env, errors):
+    env.inject("submit", "drop", count=1, after_create=True)
+    with pytest.raises(errors.NetworkError):
+        img2img(photo(batch=3))
+    bodies = [r.body for r in submits(env)]
+    assert len(bodies) == len(set(bodies)), "an item was submitted twice"
+    assert len(bodies) <= 3
+
+
+# --------------------------------------------------------------------------- poll faults
+
+@pytest.mark.parametrize("status", [500, 503])
+def test_5xx_burst_on_polls_recovers(node_client, env, status):
+    env.inject("poll", "status", count=3, status=status)
+    assert_images_are_the_servers(img2img(photo()), env)
+    assert len(submits(env)) == 1 and not env.faults.pending()
+
+
+def test_dropped_poll_connections_recover(node_client, env):
+    env.inject("poll", "drop", count=2)
+    assert_images_are_the_servers(img2img(photo()), env)
+    assert not env.faults.pending()
+
+
+def test_5xx_on_polls_outlasting_retries_names_the_task(node_client, env, errors):
+    env.inject("poll", "status", count=50, status=503)
+    with pytest.raises(errors.ServerError) as info:
+        img2img(photo())
+    (task_id,) = env.tasks
+    assert task_id in str(info.value) and "task-result" in str(info.value)
+    assert len(submits(env)) == 1
+
+
+def test_slow_poll_past_read_timeout_recovers(node_client, env):
+    node_client(poll_read_timeout=0.5)
+    env.inject("poll", "slow", count=1, delay=1.2)
+    out, took = timed(img2img, photo())
+    assert_images_are_the_servers(out, env)
+    assert took < DEADLINE
+
+
+def test_slow_polls_forever_end_at_the_deadline_naming_the_task(node_client, env, errors):
+    node_client(poll_read_timeout=0.5, deadline=2.5, max_retries=10)
+    env.inject("poll", "slow", count=100, delay=1.0)
+    with pytest.raises((errors.TaskTimeoutError, errors.NetworkError)) as info:
+        timed(img2img, photo())
+    (task_id,) = env.tasks
+    assert task_id in str(info.value)
+    assert info.value.elapsed < 2.5 + 1.5  # the deadline, plus one read timeout at most
+
+
+@pytest.mark.parametrize("params", [{}, {"wrong_shape": True}])
+def test_malformed_poll_answers_recover(node_client, env, params):
+    env.inject("poll", "malformed", count=2, **params)
+    assert_images_are_the_servers(img2img(photo()), env)
+
+
+def test_malformed_poll_answers_persisting_name_endpoint_and_task(node_client, env, errors):
+    env.inject("poll", "malformed", count=50)
+    with pytest.raises(errors.ResponseFormatError) as info:
+        img2img(photo())
+    (task_id,) = env.tasks
+    assert "task-result" in str(info.value) and task_id in str(info.value) and "not JSON" in str(info.value)
+
+
+def test_malformed_submit_answer_is_not_resubmitted(node_client, env, errors):
+    env.inject("submit", "malformed", count=1)
+    with pytest.raises(errors.ResponseFormatError) as info:
+        img2img(photo())
+    assert len(submits(env)) == 1 and "img2img submit" in str(info.value)
+
+
+# --------------------------------------------------------------------------- task outcomes
+
+def test_failed_task_names_task_and_reason(node_client, env, errors):
+    env.configure(fail_reason="ILLEGAL_IMAGE_CONTENT: the input image was refused")
+    with pytest.raises(errors.TaskFailedError) as info:
+        img2img(photo())
+    (task_id,) = env.tasks
+    assert task_id in str(info.value) and "ILLEGAL_IMAGE_CONTENT" in str(info.value)
+    assert info.value.task_id == task_id and len(submits(env)) == 1
+
+
+def test_one_failed_item_of_a_batch_fails_the_node_without_a_short_result(node_client, env, errors):
+    env.inject("poll", "status", count=100, status=404, reason="TASK_NOT_FOUND", message="no such task")
+    with pytest.raises(errors.NotFoundError) as info:
+        img2img(photo(batch=2))
+    assert any(t in str(info.value) for t in env.tasks), "the message must name the task"
+    assert len(submits(env)) == 2
+
+
+def test_stuck_task_times_out_at_the_deadline_naming_the_task(node_client, env, errors):
+    node_client(deadline=1.5)
+    env.configure(stuck=True)
+    with pytest.raises(errors.TaskTimeoutError) as info:
+        timed(img2img, photo())
+    (task_id,) = env.tasks
+    assert task_id in str(info.value) and "deadline" in str(info.value)
+    assert 1.4 < info.value.elapsed < 3.0
+    assert len(submits(env)) == 1
+
+
+# --------------------------------------------------------------------------- downloads
+
+def test_expired_urls_are_refreshed_by_a_new_poll(node_client, env):
+    # The object store refuses both links as expired once; the node polls again for fresh ones.
+    env.inject("image", "status", count=2, status=403, message="Request has expired")
+    out = img2img(photo(), image_num=2)
+    assert_images_are_the_servers(out, env, image_num=2)
+    (task_id,) = env.tasks
+    succeed_polls = [r for r in polls(env, task_id)]
+    assert len(succeed_polls) >= 2 and len(submits(env)) == 1
+
+
+def test_urls_that_keep_expiring_fail_naming_the_task(node_client, env, errors):
+    env.configure(url_ttl=0)
+    with pytest.raises(errors.DownloadError) as info:
+        img2img(photo())
+    (task_id,) = env.tasks
+    assert task_id in str(info.value) and "expir" in str(info.value)
+    assert len(submits(env)) == 1
+
+
+def test_truncated_image_bytes_are_fetched_again(node_client, env):
+    env.inject("image", "truncate", count=2)
+    assert_images_are_the_servers(img2img(photo(), image_num=2), env, image_num=2)
+    assert not env.faults.pending()
+
+
+def test_truncated_every_time_fails_naming_the_task(node_client, env, errors):
+    env.inject("image", "truncate", count=50)
+    with pytest.raises(errors.DownloadError) as info:
+        img2img(photo())
+    (task_id,) = env.tasks
+    assert task_id in str(info.value) and "truncated" in str(info.value)
+
+
+def test_image_host_dropping_connections_recovers(node_client, env):
+    env.inject("image", "drop", count=2)
+    assert_images_are_the_servers(img2img(photo(), image_num=2), env, image_num=2)
+
+
+# --------------------------------------------------------------------------- rate limit
+
+def test_batch_over_the_images_per_minute_limit(node_client, env, errors):
+    """A batch of 4 against 3 images/minute: three tasks run, the fourth is refused after its retries.
+
+    The node must fail with RateLimitError and a message that says what to do,
+    never return the three images it got as if the batch had succeeded, and
+    never submit an accepted item twice.
+    """
+    env.configure(images_per_minute=3)
+    out = None
+    with pytest.raises(errors.RateLimitError) as info:
+        out = img2img(photo(batch=4))
+    assert out is None
+    assert "RATE_LIMIT_EXCEEDED" in str(info.value) and "minute" in str(info.value)
+    accepted = [t.body for t in env.tasks.values()]
+    assert len(accepted) == 3
+    # Each accepted item exactly once; only the refused item was sent again (429 proves it did not start).
+    bodies = [r.body for r in submits(env)]
+    for body in set(bodies):
+        if bodies.count(body) > 1:
+            import json
+            assert json.loads(body) not in accepted, "an accepted task was submitted twice"
+
+
+def test_batch_within_the_limit_returns_every_image_in_input_order(node_client, env):
+    env.configure(images_per_minute=4)
+    batch = photo(batch=4, seed=10)
+    images, _, info = img2img(batch)
+    assert tuple(images.shape) == (4, 128, 128, 3)
+    # Results derive from their input: each output is closest to its own input.
+    for i in range(4):
+        dists = [float((images[i] - batch[j]).abs().mean()) for j in range(4)]
+        assert int(np.argmin(dists)) == i
