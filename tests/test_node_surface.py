@@ -1,0 +1,260 @@
+"""The public surface that saved workflows depend on, frozen as a literal snapshot.
+
+Node IDs, display names, input names in order with their types, output types
+and names. ComfyUI's editor applies saved widget values by position, so a
+reordered or renamed input silently breaks every saved workflow: change this
+snapshot only together with a migration note in the CHANGELOG.
+"""
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import PACK_NAME, ROOT, load_pack
+
+# (section, name, type); COMBO stands for a dropdown.
+SNAPSHOT = {
+    "PPInfraImg2Img": {
+        "display": "PPInfra Img2Img",
+        "inputs": [
+            ("required", "image", "IMAGE"),
+            ("required", "model_name", "COMBO"),
+            ("required", "prompt", "STRING"),
+            ("required", "negative_prompt", "STRING"),
+            ("required", "width", "INT"),
+            ("required", "height", "INT"),
+            ("required", "image_num", "INT"),
+            ("required", "steps", "INT"),
+            ("required", "guidance_scale", "FLOAT"),
+            ("required", "sampler_name", "COMBO"),
+            ("required", "seed", "INT"),
+            ("required", "strength", "FLOAT"),
+            ("required", "clip_skip", "INT"),
+            ("required", "sd_vae", "COMBO"),
+            ("required", "response_image_type", "COMBO"),
+            ("optional", "controlnet", "PPINFRA_CONTROLNET"),
+            ("optional", "loras", "PPINFRA_LORAS"),
+            ("optional", "embeddings", "PPINFRA_EMBEDDINGS"),
+            ("optional", "ip_adapter", "PPINFRA_IP_ADAPTER"),
+        ],
+        "outputs": [("IMAGE", "images"), ("INT", "seed"), ("STRING", "info")],
+    },
+    "PPInfraControlNetUnit": {
+        "display": "PPInfra ControlNet Unit",
+        "inputs": [
+            ("required", "image", "IMAGE"),
+            ("required", "model_name", "COMBO"),
+            ("required", "strength", "FLOAT"),
+            ("required", "preprocessor", "COMBO"),
+            ("required", "guidance_start", "FLOAT"),
+            ("required", "guidance_end", "FLOAT"),
+            ("optional", "controlnet", "PPINFRA_CONTROLNET"),
+        ],
+        "outputs": [("PPINFRA_CONTROLNET", "controlnet")],
+    },
+    "PPInfraLoraStack": {
+        "display": "PPInfra LoRA Stack",
+        "inputs": [
+            ("required", "lora_1", "COMBO"), ("required", "strength_1", "FLOAT"),
+            ("required", "lora_2", "COMBO"), ("required", "strength_2", "FLOAT"),
+            ("required", "lora_3", "COMBO"), ("required", "strength_3", "FLOAT"),
+            ("required", "lora_4", "COMBO"), ("required", "strength_4", "FLOAT"),
+            ("required", "lora_5", "COMBO"), ("required", "strength_5", "FLOAT"),
+            ("optional", "loras", "PPINFRA_LORAS"),
+        ],
+        "outputs": [("PPINFRA_LORAS", "loras")],
+    },
+    "PPInfraEmbedding": {
+        "display": "PPInfra Embedding",
+        "inputs": [
+            ("required", "model_name", "COMBO"),
+            ("optional", "embeddings", "PPINFRA_EMBEDDINGS"),
+        ],
+        "outputs": [("PPINFRA_EMBEDDINGS", "embeddings")],
+    },
+    "PPInfraIPAdapter": {
+        "display": "PPInfra IP-Adapter",
+        "inputs": [
+            ("required", "image", "IMAGE"),
+            ("required", "model_name", "COMBO"),
+            ("required", "strength", "FLOAT"),
+        ],
+        "outputs": [("PPINFRA_IP_ADAPTER", "ip_adapter")],
+    },
+}
+
+# Widget ranges, defaults and fixed options (model lists vary and are not frozen).
+WIDGETS = {
+    ("PPInfraImg2Img", "width"): {"min": 0, "max": 2048, "default": 0},
+    ("PPInfraImg2Img", "height"): {"min": 0, "max": 2048, "default": 0},
+    ("PPInfraImg2Img", "image_num"): {"min": 1, "max": 8, "default": 1},
+    ("PPInfraImg2Img", "steps"): {"min": 1, "max": 100, "default": 20},
+    ("PPInfraImg2Img", "guidance_scale"): {"min": 1.0, "max": 30.0, "default": 7.5},
+    ("PPInfraImg2Img", "seed"): {"min": -1, "max": 2**32 - 1, "default": -1, "control_after_generate": True},
+    ("PPInfraImg2Img", "strength"): {"min": 0.01, "max": 1.0, "default": 0.75},
+    ("PPInfraImg2Img", "clip_skip"): {"min": 0, "max": 12, "default": 0},
+    ("PPInfraControlNetUnit", "strength"): {"min": 0.01, "max": 1.0, "default": 1.0},
+    ("PPInfraControlNetUnit", "guidance_start"): {"min": 0.0, "max": 1.0, "default": 0.0},
+    ("PPInfraControlNetUnit", "guidance_end"): {"min": 0.0, "max": 1.0, "default": 1.0},
+    ("PPInfraIPAdapter", "strength"): {"min": 0.0, "max": 1.0, "default": 0.5},
+    **{("PPInfraLoraStack", f"strength_{i}"): {"min": 0.0, "max": 1.0, "default": 0.8} for i in range(1, 6)},
+}
+
+SAMPLERS = ["Euler a", "Euler", "LMS", "Heun", "DPM2", "DPM2 a", "DPM++ 2S a", "DPM++ 2M", "DPM++ SDE", "DPM fast",
+            "DPM adaptive", "LMS Karras", "DPM2 Karras", "DPM2 a Karras", "DPM++ 2S a Karras", "DPM++ 2M Karras",
+            "DPM++ SDE Karras", "DDIM", "PLMS", "UniPC"]
+PREPROCESSORS = ["scribble_hed", "softedge_hed", "scribble_hedsafe", "softedge_hedsafe", "depth_midas", "mlsd",
+                 "openpose", "openpose_face", "openpose_faceonly", "openpose_full", "openpose_hand", "dwpose",
+                 "scribble_pidinet", "softedge_pidinet", "scribble_pidsafe", "softedge_pidsafe", "normal_bae",
+                 "lineart_coarse", "lineart_realistic", "lineart_anime", "lineart", "depth_zoe", "shuffle",
+                 "mediapipe_face", "canny", "depth", "depth_leres", "depth_leres++"]
+FIXED_OPTIONS = {
+    ("PPInfraImg2Img", "sampler_name"): (SAMPLERS, "Euler a"),
+    ("PPInfraImg2Img", "response_image_type"): (["png", "webp", "jpeg"], "png"),
+    ("PPInfraControlNetUnit", "preprocessor"): (["none", *PREPROCESSORS], "none"),
+    ("PPInfraIPAdapter", "model_name"): (["ip-adapter_sd15.bin", "ip-adapter_sdxl.bin"], "ip-adapter_sd15.bin"),
+}
+# Dropdowns whose options come from the model list, and the entry they must start with (if any).
+MODEL_DROPDOWNS = {
+    ("PPInfraImg2Img", "model_name"): None,
+    ("PPInfraImg2Img", "sd_vae"): "None",
+    ("PPInfraControlNetUnit", "model_name"): None,
+    ("PPInfraEmbedding", "model_name"): None,
+    **{("PPInfraLoraStack", f"lora_{i}"): "None" for i in range(1, 6)},
+}
+
+
+@pytest.fixture(scope="module")
+def pack():
+    return load_pack()
+
+
+def surface(cls):
+    types = cls.INPUT_TYPES()
+    inputs = []
+    for section in ("required", "optional"):
+        for name, spec in (types.get(section) or {}).items():
+            kind = "COMBO" if isinstance(spec[0], list) else spec[0]
+            inputs.append((section, name, kind))
+    return inputs
+
+
+def test_node_ids_and_display_names(pack):
+    assert list(pack.NODE_CLASS_MAPPINGS) == list(SNAPSHOT)
+    assert pack.NODE_DISPLAY_NAME_MAPPINGS == {k: v["display"] for k, v in SNAPSHOT.items()}
+
+
+@pytest.mark.parametrize("node_id", list(SNAPSHOT))
+def test_inputs_in_order(pack, node_id):
+    assert surface(pack.NODE_CLASS_MAPPINGS[node_id]) == SNAPSHOT[node_id]["inputs"]
+
+
+@pytest.mark.parametrize("node_id", list(SNAPSHOT))
+def test_outputs(pack, node_id):
+    cls = pack.NODE_CLASS_MAPPINGS[node_id]
+    assert list(zip(cls.RETURN_TYPES, cls.RETURN_NAMES)) == SNAPSHOT[node_id]["outputs"]
+
+
+@pytest.mark.parametrize("node_id", list(SNAPSHOT))
+def test_category_description_tooltips_function(pack, node_id):
+    cls = pack.NODE_CLASS_MAPPINGS[node_id]
+    assert cls.CATEGORY == "PPInfra"
+    assert isinstance(cls.DESCRIPTION, str) and len(cls.DESCRIPTION) > 40
+    assert callable(getattr(cls(), cls.FUNCTION))
+    types = cls.INPUT_TYPES()
+    for section in ("required", "optional"):
+        for name, spec in (types.get(section) or {}).items():
+            assert len(spec) == 2 and spec[1].get("tooltip"), f"{node_id}.{name} has no tooltip"
+    if node_id == "PPInfraImg2Img":
+        assert inspect.iscoroutinefunction(getattr(cls, cls.FUNCTION)), "the main node must be async"
+        assert types.get("hidden") == {"unique_id": "UNIQUE_ID"}
+
+
+def test_widget_ranges_and_defaults(pack):
+    for (node_id, name), want in WIDGETS.items():
+        spec = pack.NODE_CLASS_MAPPINGS[node_id].INPUT_TYPES()["required"][name][1]
+        got = {k: spec.get(k) for k in want}
+        assert got == want, f"{node_id}.{name}"
+
+
+def test_fixed_dropdowns(pack):
+    for (node_id, name), (opts, default) in FIXED_OPTIONS.items():
+        spec = pack.NODE_CLASS_MAPPINGS[node_id].INPUT_TYPES()["required"][name]
+        assert spec[0] == opts and spec[1].get("default") == default, f"{node_id}.{name}"
+
+
+def test_model_dropdowns_come_from_the_list(pack, isolated_env):
+    for (node_id, name), first in MODEL_DROPDOWNS.items():
+        spec = pack.NODE_CLASS_MAPPINGS[node_id].INPUT_TYPES()["required"][name]
+        opts = spec[0]
+        assert isinstance(opts, list) and len(opts) >= 2 and spec[1]["default"] in opts, f"{node_id}.{name}"
+        if first is not None:
+            assert opts[0] == first and opts.count(first) == 1
+        else:
+            assert "None" not in opts
+
+
+def test_no_widget_can_hold_a_key(pack):
+    for node_id, cls in pack.NODE_CLASS_MAPPINGS.items():
+        names = [n.lower() for s in ("required", "optional") for n in (cls.INPUT_TYPES().get(s) or {})]
+        assert not any(word in n for n in names for word in ("key", "token", "secret", "auth")), node_id
+
+
+def test_import_is_light_and_offline():
+    """ComfyUI imports every pack at start: no requests/PIL/client import, no network, well under 50 ms."""
+    code = (
+        "import sys, time, importlib.util, socket\n"
+        "import torch\n"
+        f"sys.path.insert(0, {os.path.join(ROOT, 'tests')!r})\n"
+        "from conftest import load_pack\n"
+        "def refuse(*a, **k): raise AssertionError('network at import')\n"
+        "socket.socket.connect = refuse\n"
+        "t = time.perf_counter(); load_pack(); took = time.perf_counter() - t\n"
+        "heavy = [m for m in ('requests', 'ppinfra_pack.ppinfra.client', 'ppinfra_pack.ppinfra.images', 'PIL.Image')"
+        " if m in sys.modules]\n"
+        "print(took, heavy)\n"
+    )
+    # Best of three: the machine may be busy with other tests.
+    results = []
+    for _ in range(3):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/", timeout=120)
+        assert out.returncode == 0, out.stderr
+        took, heavy = out.stdout.strip().split(" ", 1)
+        assert heavy == "[]", heavy
+        results.append(float(took))
+        if results[-1] < 0.05:
+            break
+    assert min(results) < 0.05, results
+
+
+def test_pack_imports_only_relatively():
+    """Absolute `nodes`, `server`, `utils`, `comfy` imports would hit ComfyUI's own modules."""
+    import ast
+    bad = []
+    for folder in ("nodes",):
+        for fname in os.listdir(os.path.join(ROOT, folder)):
+            if not fname.endswith(".py"):
+                continue
+            path = os.path.join(ROOT, folder, fname)
+            tree = ast.parse(open(path, encoding="utf-8").read())
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Import):
+                    names = [a.name.split(".")[0] for a in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                    names = [(node.module or "").split(".")[0]]
+                else:
+                    continue
+                for n in names:
+                    if n in ("nodes", "ppinfra", "utils", "execution"):
+                        bad.append(f"{fname}: import {n}")
+                    if n in ("comfy", "server", "folder_paths") and fname != "comfy_bridge.py":
+                        bad.append(f"{fname}: ComfyUI import {n} outside comfy_bridge.py")
+                    if n in ("comfy", "server", "folder_paths") and node.col_offset == 0:
+                        bad.append(f"{fname}: ComfyUI import {n} at module level")
+    assert not bad, bad
