@@ -15,6 +15,7 @@ import importlib.util
 import json
 import os
 import sys
+import uuid
 from typing import Any, Dict, List, Tuple
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -165,7 +166,9 @@ class Graph:
                 if not o["links"]:
                     o["links"] = None
         return {
-            "id": None, "revision": 0,
+            # The editor's schema wants a string id (null is refused as "Invalid workflow"); stable per example.
+            "id": str(uuid.uuid5(uuid.NAMESPACE_URL, "comfyui-ppinfra/example_workflows/" + self.name)),
+            "revision": 0,
             "last_node_id": len(self.nodes), "last_link_id": len(self.links),
             "nodes": self.nodes, "links": self.links, "groups": [], "config": {},
             "extra": {"ds": {"scale": 0.75, "offset": [40, 40]}, "ppinfra_note": self.note},

@@ -172,6 +172,8 @@ def check_workflow(pack, wf: Dict[str, Any]) -> List[str]:
     for key in TOP_KEYS:
         if key not in wf:
             problems.append(f"top-level key {key!r} missing")
+    if "id" in wf and not isinstance(wf["id"], str):
+        problems.append("top-level id must be a string (the editor refuses null as 'Invalid workflow')")
     nodes = {n.get("id"): n for n in wf.get("nodes", [])}
     if len(nodes) != len(wf.get("nodes", [])):
         problems.append("duplicate node ids")
@@ -378,10 +380,12 @@ def _mutations(wf):
         del w["nodes"][0]["flags"]
     def unknown_node(w):
         w["nodes"][0]["type"] = "PPInfraImg2ImgOld"
-    return [shift, drop_control, out_of_range, bad_sampler, bad_type, dangling, missing_key, unknown_node]
+    def null_id(w):
+        w["id"] = None
+    return [shift, drop_control, out_of_range, bad_sampler, bad_type, dangling, missing_key, unknown_node, null_id]
 
 
-@pytest.mark.parametrize("index", range(8))
+@pytest.mark.parametrize("index", range(9))
 def test_checker_catches_mistakes(pack, index):
     wf = read(os.path.join(EXAMPLES, "img2img_basic.json"))
     assert not check_workflow(pack, wf)
