@@ -282,8 +282,12 @@ def test_expired_urls_are_refreshed_by_a_new_poll(node_client, env):
     out = img2img(photo(), image_num=2)
     assert_images_are_the_servers(out, env, image_num=2)
     (task_id,) = env.tasks
-    succeed_polls = [r for r in polls(env, task_id)]
-    assert len(succeed_polls) >= 2 and len(submits(env)) == 1
+    task = env.tasks[task_id]
+    after_done = [r for r in polls(env, task_id) if r.time >= task.done_at]
+    fetched = [r for r in env.requests if r.server == "images"]
+    assert len(after_done) == 2, "one poll saw SUCCEED, one more fetched fresh links"
+    assert len(fetched) == 4  # two refused as expired, two fetched again
+    assert len(submits(env)) == 1
 
 
 def test_urls_that_keep_expiring_fail_naming_the_task(node_client, env, errors):
