@@ -5,7 +5,7 @@ import hashlib
 import json
 import logging
 from dataclasses import replace
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 from ..ppinfra.config import load_settings, redact
 from ..ppinfra.errors import ValidationError

@@ -17,7 +17,7 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, List, Optional, Sequence
 
 from ..ppinfra.errors import CancelledError, PPInfraError, ValidationError
 from ..ppinfra.request import ControlNetUnit, IPAdapter, Img2ImgRequest

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Optional, Tuple
 
 from ..ppinfra.errors import ValidationError
-from ..ppinfra.limits import LIMITS, PREPROCESSORS
+from ..ppinfra.limits import LIMITS
 from ..ppinfra.request import Embedding, Lora, check_value
 
 from . import options

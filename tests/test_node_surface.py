@@ -7,16 +7,14 @@ snapshot only together with a migration note in the CHANGELOG.
 """
 from __future__ import annotations
 
-import importlib
 import inspect
-import json
 import os
 import subprocess
 import sys
 
 import pytest
 
-from conftest import PACK_NAME, ROOT, load_pack
+from conftest import ROOT, load_pack
 
 # (section, name, type); COMBO stands for a dropdown.
 SNAPSHOT = {
