@@ -11,9 +11,10 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from typing import Any, Dict, List, Optional, Tuple
 
-from ..ppinfra.config import ENV_BASE_URL, default_cache_dir
+from ..ppinfra.config import ENV_BASE_URL, ENV_KEY, default_cache_dir, default_config_path
 from ..ppinfra.limits import LIMITS
 from ..ppinfra.models import ModelCatalog
 
@@ -27,6 +28,8 @@ DROPDOWN_TYPES: Tuple[str, ...] = ("checkpoint", "vae", "lora", "controlnet", "t
 # How old a cached list may get before a dropdown build triggers a background
 # refresh. Short, because a refresh is the only way a new model shows up.
 REFRESH_AFTER_SECONDS = 600.0
+CHECK_EVERY_SECONDS = 5.0
+_last_check = float("-inf")
 
 _catalogs: Dict[Tuple[str, str], ModelCatalog] = {}
 _catalogs_lock = threading.Lock()
@@ -50,10 +53,30 @@ def catalog() -> ModelCatalog:
         return cat
 
 
+def _key_configured() -> bool:
+    """Whether a key could be found, without reading it: the variable is set or the config file exists."""
+    if os.environ.get(ENV_KEY):
+        return True
+    path = comfy_bridge.user_config_path() or default_config_path()
+    return os.path.isfile(path)
+
+
 def refresh_soon() -> None:
-    """Refresh stale lists in the background; never raises, never blocks."""
+    """Refresh stale lists in the background; never raises, never blocks.
+
+    Every node class calls this from ``INPUT_TYPES``, i.e. several times per
+    refresh of ComfyUI's node list: a check is made at most every
+    ``CHECK_EVERY_SECONDS``, and not at all without a key (no thread, no log line).
+    """
+    global _last_check
+    now = time.monotonic()
+    with _catalogs_lock:
+        if now - _last_check < CHECK_EVERY_SECONDS:
+            return
+        _last_check = now
     try:
-        catalog().refresh_in_background(DROPDOWN_TYPES)
+        if _key_configured():
+            catalog().refresh_in_background(DROPDOWN_TYPES)
     except Exception as exc:
         log.debug("model list refresh not started: %s", exc)
 

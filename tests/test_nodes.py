@@ -527,11 +527,25 @@ def test_dropdowns_pick_up_a_refreshed_model_list_without_restart(env, monkeypat
     after = IMG2IMG.INPUT_TYPES()["required"]["model_name"][0]
     assert len(after) > len(before) and SD15 in after
     assert options.catalog() is cat
+    monkeypatch.setattr(options, "_last_check", float("-inf"))
     REAL_REFRESH_SOON()
     deadline = time.monotonic() + 10
     while not cat.is_fresh("lora") and time.monotonic() < deadline:
         time.sleep(0.05)
     assert len(LORAS.INPUT_TYPES()["required"]["lora_1"][0]) > 4
+
+
+def test_no_refresh_without_a_key(isolated_env, monkeypatch):
+    started = []
+    monkeypatch.setattr(options.ModelCatalog, "refresh_in_background", lambda self, *a, **k: started.append(1))
+    monkeypatch.setattr(options, "_last_check", float("-inf"))
+    REAL_REFRESH_SOON()
+    assert started == []
+    monkeypatch.setenv("PPINFRA_API_KEY", "sk-some-key-0123456789")
+    monkeypatch.setattr(options, "_last_check", float("-inf"))
+    REAL_REFRESH_SOON()
+    REAL_REFRESH_SOON()  # throttled: ComfyUI builds every node's inputs in one go
+    assert started == [1]
 
 
 # --------------------------------------------------------------------------- the key
