@@ -194,3 +194,27 @@ def test_cancel_is_an_interruption(comfy, sandbox_srv):
         assert took < 5, took
     finally:
         sandbox_srv.configure(task_seconds=0.5)
+
+
+def test_random_seed_runs_again(comfy, sandbox_srv):
+    prompt = example("img2img_basic")
+    node = next(k for k, v in prompt.items() if v["class_type"] == "PPInfraImg2Img")
+    prompt[node]["inputs"]["seed"] = -1
+    comfy.wait(comfy.queue(prompt))
+    before = len(sandbox_srv.submits)
+    entry = comfy.wait(comfy.queue(prompt))
+    assert entry["status"]["status_str"] == "success"
+    assert len(sandbox_srv.submits) == before + 1, "seed -1 must run again on every queue"
+
+
+def test_unlisted_model_name_passes_validation_and_the_server_decides(comfy, sandbox_srv):
+    prompt = example("img2img_basic")
+    node = next(k for k, v in prompt.items() if v["class_type"] == "PPInfraImg2Img")
+    prompt[node]["inputs"]["model_name"] = "not_in_any_list_v1.safetensors"
+    prompt[node]["inputs"]["seed"] = 777
+    entry = comfy.wait(comfy.queue(prompt))  # /prompt accepted it: no value_not_in_list
+    assert entry["status"]["status_str"] == "error"
+    errors = [m[1] for m in entry["status"]["messages"] if m[0] == "execution_error"]
+    assert errors and "not_in_any_list_v1.safetensors" in errors[0]["exception_message"]
+    assert errors[0]["exception_type"].endswith("BadRequestError")
+    assert sandbox_srv.submits[-1]["request"]["model_name"] == "not_in_any_list_v1.safetensors"
