@@ -17,9 +17,10 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
-from typing import Any, Callable, List, Optional, Sequence
+from typing import Any, Callable, List, Optional
 
 from ..ppinfra.errors import CancelledError, PPInfraError, ValidationError
+from ..ppinfra.limits import REQUEST_BODY_MAX_BYTES
 from ..ppinfra.request import ControlNetUnit, IPAdapter, Img2ImgRequest
 
 from . import comfy_bridge
@@ -83,44 +84,59 @@ def check_pairing(b: int, controlnet: ControlNetChain, ip_adapter: Optional[IPAd
                                   "make the control/reference batch match the input batch, or use one image")
 
 
-def _pick(pils: Sequence[Any], i: int) -> Any:
-    return pils[0] if len(pils) == 1 else pils[i]
-
-
 def prepare_requests(job: Job, pool: ThreadPoolExecutor, should_stop: Callable[[], bool]) -> List[Future]:
-    """Start encoding every item's request in ``pool``; each future yields a validated :class:`Img2ImgRequest`."""
-    from ..ppinfra.images import encode_uploads, match_input_size, tensor_to_pils
+    """Encode every image once, then build and validate each item's request in ``pool`` (one future each).
+
+    A side image of batch 1 goes into every request but is encoded only once.
+    Each image gets the same share of the body cap as inside one request, so
+    every request still fits it.
+    """
+    from ..ppinfra.images import BODY_OVERHEAD, encode_uploads, match_input_size, tensor_to_pils
 
     main = tensor_to_pils(job.image, field="image")
-    cn = [tensor_to_pils(u.image, field=f"request.controlnet.units[{k}].image") for k, u in enumerate(job.controlnet)]
-    ip = tensor_to_pils(job.ip_adapter.image, field="request.ip_adapters[0].image") if job.ip_adapter else None
+    b = len(main)
+    sides = [(f"request.controlnet.units[{k}].image_base64",
+              tensor_to_pils(u.image, field=f"request.controlnet.units[{k}].image"))
+             for k, u in enumerate(job.controlnet)]
+    if job.ip_adapter is not None:
+        sides.append(("request.ip_adapters[0].image_base64",
+                      tensor_to_pils(job.ip_adapter.image, field="request.ip_adapters[0].image")))
+
+    items: List[tuple] = []
+    slots = {}
+    for i, img in enumerate(main):
+        slots[(-1, i)] = len(items)
+        items.append(("request.image_base64" if b == 1 else f"request.image_base64 (input {i})", img))
+    for s, (field, pils) in enumerate(sides):
+        for j, img in enumerate(pils):
+            slots[(s, j)] = len(items)
+            items.append((field if len(pils) == 1 else f"{field} (input {j})", img))
+    if should_stop():
+        raise CancelledError("Cancelled before sending.")
+    share = (REQUEST_BODY_MAX_BYTES - BODY_OVERHEAD) // (1 + len(sides))
+    encoded = encode_uploads(items, body_limit=share * len(items) + BODY_OVERHEAD)
     t = job.template
 
     def build(i: int) -> Img2ImgRequest:
         if should_stop():
             raise CancelledError("Cancelled before sending.")
-        items = [("request.image_base64", main[i])]
-        items += [(f"request.controlnet.units[{k}].image_base64", _pick(p, i)) for k, p in enumerate(cn)]
-        if ip is not None:
-            items.append(("request.ip_adapters[0].image_base64", _pick(ip, i)))
-        encoded = encode_uploads(items)
-        w, h = main[i].size
-        mw, mh = match_input_size(w, h)
-        units = tuple(ControlNetUnit(model_name=u.model_name, image_base64=encoded[1 + k], strength=u.strength,
+        side = [encoded[slots[(s, 0 if len(pils) == 1 else i)]] for s, (_, pils) in enumerate(sides)]
+        mw, mh = match_input_size(*main[i].size)
+        units = tuple(ControlNetUnit(model_name=u.model_name, image_base64=side[k], strength=u.strength,
                                      preprocessor=u.preprocessor, guidance_start=u.guidance_start,
                                      guidance_end=u.guidance_end) for k, u in enumerate(job.controlnet))
         ips = ()
         if job.ip_adapter is not None:
             a = job.ip_adapter
-            ips = (IPAdapter(model_name=a.model_name, image_base64=encoded[-1], strength=a.strength),)
-        req = replace(t, image_base64=encoded[0],
+            ips = (IPAdapter(model_name=a.model_name, image_base64=side[-1], strength=a.strength),)
+        req = replace(t, image_base64=encoded[slots[(-1, i)]],
                       width=mw if t.width == MATCH_INPUT else t.width,
                       height=mh if t.height == MATCH_INPUT else t.height,
                       controlnet_units=units, ip_adapters=ips)
         req.validate()
         return req
 
-    return [pool.submit(build, i) for i in range(len(main))]
+    return [pool.submit(build, i) for i in range(b)]
 
 
 # --------------------------------------------------------------------------- progress

@@ -302,6 +302,27 @@ def test_controlnet_and_ip_adapter_batches_pair_item_by_item(env):
     assert pairs == [(0, 1, 2), (1, 2, 0)]
 
 
+def test_shared_side_image_is_encoded_once_and_every_body_fits_the_cap(env, monkeypatch):
+    real = images_mod.encode_uploads
+    calls = []
+
+    def counting(items, *args, **kwargs):
+        calls.append(len(items))
+        return real(items, *args, **kwargs)
+
+    monkeypatch.setattr(images_mod, "encode_uploads", counting)
+    rng = np.random.default_rng(0)
+    noise = lambda b: torch.from_numpy(rng.random((b, 1400, 1400, 3), dtype=np.float32))
+    (cn,) = call(CONTROLNET, image=noise(1), model_name="control_v11p_sd15_canny")
+    (ip,) = call(IP_ADAPTER, image=noise(2))
+    run_img2img(image=noise(2), controlnet=cn, ip_adapter=ip, width=512, height=512)
+    assert calls == [2 + 1 + 2]  # two inputs, one shared control image, two reference images
+    bodies = [r.body for r in env.requests if r.path == "/v3/async/img2img"]
+    assert len(bodies) == 2 and all(len(b) <= 10 * 1000 * 1000 for b in bodies), [len(b) for b in bodies]
+    units = [s["request"]["controlnet"]["units"][0]["image_base64"] for s in env.submits]
+    assert units[0] == units[1]
+
+
 @pytest.mark.parametrize("side", ["controlnet", "ip_adapter"])
 def test_mismatched_side_batch_is_a_clear_error_before_any_request(env, side):
     if side == "controlnet":
