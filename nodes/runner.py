@@ -188,8 +188,10 @@ class _Tracker:
             if known:
                 text += f", eta {max(known):.0f} s"
             parts.append(text)
-        if "encoding" in phases or "waiting" in phases:
-            parts.append(f"{phases.count('encoding') + phases.count('waiting')} preparing")
+        for phase, label in (("encoding", "preparing"), ("waiting", "waiting for a slot"),
+                             ("submitting", "submitting")):
+            if phase in phases:
+                parts.append(f"{phases.count(phase)} {label}")
         if "downloading" in phases:
             parts.append(f"{phases.count('downloading')} downloading")
         parts.append(f"{done}/{n} done")
@@ -268,7 +270,7 @@ class BatchRun:
             # Every request is encoded and validated before the first one is sent.
             requests = await self.wait_all(builds)
             for i in range(self.n):
-                self.tracker.set(i, "submitting")
+                self.tracker.set(i, "waiting")  # for a free worker: at most max_concurrency run at once
             runs = [self.pool.submit(self._one, i, req) for i, req in enumerate(requests)]
             results = await self.wait_all(runs)
             from ..ppinfra.images import decode_results
@@ -282,6 +284,7 @@ class BatchRun:
             self.close()
 
     def _one(self, i: int, req: Img2ImgRequest) -> Any:
+        self.tracker.set(i, "submitting")
         result = self.client.img2img(req, on_progress=self.tracker.callback(i), should_cancel=self.should_cancel)
         self.tracker.set(i, "done", 100.0)
         return result

@@ -281,6 +281,19 @@ def test_batch_fans_out_and_keeps_input_order(env):
         assert dominant(sent) == i
 
 
+def test_batch_concurrency_is_bounded(env):
+    env.configure(queue_seconds=0.0, task_seconds=0.4)
+    images, _, info = run_img2img(image=batch(RED, GREEN, BLUE, RED, GREEN, BLUE), seed=1)
+    assert images.shape[0] == 6
+    spans = []
+    for task_id in json.loads(info)["task_ids"]:
+        start = env.tasks[task_id].created
+        end = max(r.time for r in env.requests if r.server == "images" and task_id in r.path)
+        spans.append((start, end))
+    overlap = max(sum(1 for s, e in spans if s <= t < e) for t, _ in spans)
+    assert 2 <= overlap <= 4, spans
+
+
 def test_controlnet_batch_of_one_applies_to_every_item(env):
     (cn,) = call(CONTROLNET, image=solid(BLUE), model_name="control_v11p_sd15_canny")
     run_img2img(image=batch(RED, GREEN), controlnet=cn)
