@@ -197,8 +197,14 @@ class PPInfraClient:
             deadline.check(f"waiting for the task (last status {result.status or 'unknown'})", task_id)
 
     def download_images(self, result: TaskResult, *, expected: int, deadline: Optional[Deadline] = None,
-                        should_cancel: CancelCheck = None) -> List[bytes]:
-        """Download every result image concurrently; re-poll for fresh URLs when they have expired."""
+                        should_cancel: CancelCheck = None,
+                        on_image: Optional[Callable[[int, bytes], None]] = None) -> List[bytes]:
+        """Download every result image concurrently; re-poll for fresh URLs when they have expired.
+
+        ``on_image(index, data)`` runs in the download worker as each file
+        arrives (to decode while the others are still downloading); an
+        exception it raises fails the job.
+        """
         deadline = deadline or Deadline(self.settings.deadline)
         task_id = result.task_id
         blobs: List[Optional[bytes]] = []
@@ -209,8 +215,16 @@ class PPInfraClient:
             if not blobs:
                 blobs = [None] * len(result.images)
             todo = [i for i, b in enumerate(blobs) if b is None]
-            futures = {i: self._pool.submit(self.transport.download, result.images[i].url, deadline=deadline,
-                                            should_cancel=should_cancel, task_id=task_id) for i in todo}
+            urls = [img.url for img in result.images]
+
+            def fetch(i: int) -> bytes:
+                data = self.transport.download(urls[i], deadline=deadline, should_cancel=should_cancel,
+                                               task_id=task_id)
+                if on_image is not None:
+                    on_image(i, data)
+                return data
+
+            futures = {i: self._pool.submit(fetch, i) for i in todo}
             expired = False
             first_error: Optional[BaseException] = None
             for i, fut in futures.items():
@@ -234,13 +248,14 @@ class PPInfraClient:
     # ------------------------------------------------------------------ whole job
 
     def img2img(self, request: Img2ImgRequest, *, on_progress: ProgressCallback = None,
-                should_cancel: CancelCheck = None, deadline: Optional[float] = None) -> Img2ImgResult:
+                should_cancel: CancelCheck = None, deadline: Optional[float] = None,
+                on_image: Optional[Callable[[int, bytes], None]] = None) -> Img2ImgResult:
         """Run one img2img job end to end and return the encoded result images.
 
         Validates before sending; polls adaptively within ``deadline`` seconds
         (default ``settings.deadline``, queue time included); calls
         ``on_progress`` on every poll; ``should_cancel`` is checked at least
-        every 50 ms while waiting.
+        every 50 ms while waiting; ``on_image`` as in :meth:`download_images`.
         """
         dl = Deadline(self.settings.deadline if deadline is None else deadline)
         t0 = time.monotonic()
@@ -248,7 +263,8 @@ class PPInfraClient:
         t_submit = time.monotonic()
         result = self.wait_for_task(task_id, deadline=dl, on_progress=on_progress, should_cancel=should_cancel)
         t_done = time.monotonic()
-        blobs = self.download_images(result, expected=request.image_num, deadline=dl, should_cancel=should_cancel)
+        blobs = self.download_images(result, expected=request.image_num, deadline=dl, should_cancel=should_cancel,
+                                     on_image=on_image)
         t_dl = time.monotonic()
         return Img2ImgResult(task_id=task_id, images=blobs, seed=result.seed,
                              timings={"submit": t_submit - t0, "wait": t_done - t_submit,

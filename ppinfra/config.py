@@ -7,11 +7,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-import threading
 from dataclasses import dataclass, field, replace
 from typing import Any, Dict, Optional
 
 from .errors import ConfigError
+from .secrets import redact, remember_secret
 
 DEFAULT_BASE_URL = "https://api.ppinfra.com"
 NOVITA_BASE_URL = "https://api.novita.ai"
@@ -91,6 +91,7 @@ def load_settings(api_key: Optional[str] = None, base_url: Optional[str] = None,
 
     key = api_key or os.environ.get(ENV_KEY) or from_file("api_key")
     key = (key or "").strip().strip('"').strip("'")
+    remember_secret(key)
     if not key:
         raise ConfigError(
             "No PPInfra API key found. Set the environment variable PPINFRA_API_KEY "
@@ -100,33 +101,11 @@ def load_settings(api_key: Optional[str] = None, base_url: Optional[str] = None,
     url = (base_url or os.environ.get(ENV_BASE_URL) or from_file("base_url") or DEFAULT_BASE_URL).strip().rstrip("/")
     if not (url.startswith("https://") or url.startswith("http://")):
         raise ConfigError(f"base_url must start with https:// (or http:// for the local sandbox), got {url!r}.")
-    remember_secret(key)
     overrides.setdefault("cache_dir", default_cache_dir())
     return Settings(api_key=Secret(key), base_url=url, **overrides)
 
 
 # --------------------------------------------------------------------------- redaction
-
-_secrets: set = set()
-_secrets_lock = threading.Lock()
-
-
-def remember_secret(value: str) -> None:
-    """Register a secret so :func:`redact` and the logging filter remove it everywhere."""
-    if value and len(value) >= 6:
-        with _secrets_lock:
-            _secrets.add(str(value))
-
-
-def redact(text: str) -> str:
-    """``text`` with every known key replaced by ``***``."""
-    with _secrets_lock:
-        secrets = list(_secrets)
-    for s in secrets:
-        if s in text:
-            text = text.replace(s, "***")
-    return text
-
 
 class RedactingFilter(logging.Filter):
     """Scrubs known keys from every record that passes through the ``ppinfra`` logger."""

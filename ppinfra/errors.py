@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+from .secrets import redact
+
 
 class PPInfraError(Exception):
     """Base of every error this pack raises."""
@@ -14,6 +16,8 @@ class PPInfraError(Exception):
     def __init__(self, message: str, *, task_id: Optional[str] = None, reason: str = "",
                  provider_message: str = "", status_code: Optional[int] = None,
                  endpoint: str = "") -> None:
+        # Messages may quote what a server sent back: a server that echoes the key must not leak it.
+        message, reason, provider_message = redact(message), redact(reason), redact(provider_message)
         self.task_id = task_id
         self.reason = reason
         self.provider_message = provider_message

@@ -10,7 +10,7 @@ import io
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, List, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image
@@ -117,53 +117,68 @@ def encode_uploads(items: Sequence[Tuple[str, Image.Image]],
 
 # --------------------------------------------------------------------------- results
 
-def _open_checked(blob: bytes, index: int) -> Image.Image:
+def _open_checked(blob: bytes, index: int, task_id: Optional[str]) -> Image.Image:
     try:
         im = Image.open(io.BytesIO(blob))
     except Exception:
         raise DownloadError(f"Result image {index} is not a readable image ({len(blob)} bytes).",
-                            endpoint="download") from None
+                            endpoint="download", task_id=task_id) from None
     w, h = im.size
     if w * h > RESULT_MAX_PIXELS:
         raise DownloadError(f"Result image {index} is {w}x{h}, more than the documented maximum of "
-                            f"{IMAGE_MAX_SIDE}x{IMAGE_MAX_SIDE} pixels: refused.", endpoint="download")
+                            f"{IMAGE_MAX_SIDE}x{IMAGE_MAX_SIDE} pixels: refused.", endpoint="download",
+                            task_id=task_id)
     return im
 
 
-def decode_results(blobs: Sequence[bytes]) -> np.ndarray:
-    """Decode result files into one RGB float32 array ``[N,H,W,3]`` in 0..1.
+class ResultDecoder:
+    """Decodes result files straight into the slots of one preallocated ``[N,H,W,3]`` float32 array.
 
-    The array is allocated once and each image is decoded straight into its
-    slot, so the peak stays near the output's own size. Images of another size
-    than the first are resized to it (and logged).
+    :meth:`put` may be called from several threads at once (one slot each), for
+    example from the download workers as each file arrives, so decoding
+    overlaps the downloads and the peak memory stays near the output's size.
+    A file of another size than ``(width, height)`` is resized to it (and logged).
     """
-    if not blobs:
-        raise DownloadError("No result images to decode.", endpoint="download")
-    first = _open_checked(blobs[0], 0)
-    w, h = first.size
-    out = np.empty((len(blobs), h, w, 3), dtype=np.float32)
-    scale = np.float32(1.0 / 255.0)
 
-    def fill(i: int) -> None:
-        im = first if i == 0 else _open_checked(blobs[i], i)
+    def __init__(self, count: int, width: int, height: int) -> None:
+        self.size = (width, height)
+        self.array = np.empty((count, height, width, 3), dtype=np.float32)
+
+    def put(self, slot: int, blob: bytes, task_id: Optional[str] = None, index: Optional[int] = None) -> None:
+        index = slot if index is None else index
+        im = _open_checked(blob, index, task_id)
         try:
             im.load()
         except Exception as exc:
-            raise DownloadError(f"Result image {i} is truncated or corrupt ({exc.__class__.__name__}).",
-                                endpoint="download") from None
+            raise DownloadError(f"Result image {index} is truncated or corrupt ({exc.__class__.__name__}).",
+                                endpoint="download", task_id=task_id) from None
         if im.mode != "RGB":
             im = im.convert("RGB")
-        if im.size != (w, h):
-            log.warning("result image %d is %dx%d, the first is %dx%d: resized to match", i, *im.size, w, h)
-            im = im.resize((w, h), Image.LANCZOS)
-        np.multiply(np.asarray(im), scale, out=out[i])
+        if im.size != self.size:
+            log.warning("result image %d is %dx%d, expected %dx%d: resized to match", index, *im.size, *self.size)
+            im = im.resize(self.size, Image.LANCZOS)
+        np.multiply(np.asarray(im), _SCALE, out=self.array[slot])
 
+
+_SCALE = np.float32(1.0 / 255.0)
+
+
+def decode_results(blobs: Sequence[bytes], task_ids: Optional[Sequence[Optional[str]]] = None) -> np.ndarray:
+    """Decode result files into one RGB float32 array ``[N,H,W,3]`` in 0..1, concurrently.
+
+    The size is the first image's; ``task_ids`` (one per blob) go into any error.
+    """
+    if not blobs:
+        raise DownloadError("No result images to decode.", endpoint="download")
+    ids = list(task_ids) if task_ids is not None else [None] * len(blobs)
+    w, h = _open_checked(blobs[0], 0, ids[0]).size
+    decoder = ResultDecoder(len(blobs), w, h)
     if len(blobs) == 1:
-        fill(0)
+        decoder.put(0, blobs[0], ids[0])
     else:
         with ThreadPoolExecutor(max_workers=min(_WORKERS, len(blobs))) as pool:
-            list(pool.map(fill, range(len(blobs))))
-    return out
+            list(pool.map(lambda i: decoder.put(i, blobs[i], ids[i]), range(len(blobs))))
+    return decoder.array
 
 
 def to_tensor(array: np.ndarray) -> Any:

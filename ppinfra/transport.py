@@ -316,9 +316,8 @@ def error_from_response(resp: requests.Response, endpoint: str, task_id: Optiona
     advice = _ADVICE.get(cls, "")
     if advice:
         text += f". {advice}"
-    from .config import redact
-    return cls(redact(text), task_id=task_id, reason=reason, provider_message=redact(message),
-               status_code=status, endpoint=endpoint)
+    return cls(text, task_id=task_id, reason=reason, provider_message=message, status_code=status,
+               endpoint=endpoint)
 
 
 def dumps(obj: Any) -> bytes:

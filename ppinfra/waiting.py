@@ -73,16 +73,28 @@ class PollSchedule:
     idle_max: float = 1.0
     eta_fraction: float = 0.5
     growth: float = 1.35
+    # How long to keep polling at min_interval once the eta says "under a second"
+    # before backing off: one second of eta rounding plus slack.
+    fast_window: float = 1.5
 
     def __post_init__(self) -> None:
         self._idle = self.min_interval
+        self._fast_since: Optional[float] = None
 
-    def next_delay(self, eta: Optional[float]) -> float:
+    def next_delay(self, eta: Optional[float], now: Optional[float] = None) -> float:
+        now = time.monotonic() if now is None else now
         # The service reports eta in whole seconds, rounded up: the true remaining
-        # time lies in (eta - 1, eta]. Below two seconds we poll fast, growing.
+        # time lies in (eta - 1, eta]. From eta 1 on, poll fast for the finish.
         if eta is not None and eta >= 2:
             self._idle = self.min_interval
+            self._fast_since = None
             return min(self.max_interval, max(self.min_interval, (eta - 1) * self.eta_fraction))
+        if eta is not None and eta > 0:
+            if self._fast_since is None:
+                self._fast_since = now
+            if now - self._fast_since < self.fast_window:
+                return self.min_interval
+        # No eta, or an eta already spent: back off so a wrong eta is not hammered.
         delay = self._idle
         self._idle = min(self.idle_max, self._idle * self.growth)
         return delay
