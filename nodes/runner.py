@@ -19,7 +19,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from typing import Any, Callable, List, Optional
 
-from ..ppinfra.errors import CancelledError, PPInfraError, ValidationError
+from ..ppinfra.errors import CancelledError, DownloadError, PPInfraError, ValidationError
 from ..ppinfra.limits import REQUEST_BODY_MAX_BYTES
 from ..ppinfra.request import ControlNetUnit, IPAdapter, Img2ImgRequest
 
@@ -273,9 +273,8 @@ class BatchRun:
                 self.tracker.set(i, "waiting")  # for a free worker: at most max_concurrency run at once
             runs = [self.pool.submit(self._one, i, req) for i, req in enumerate(requests)]
             results = await self.wait_all(runs)
-            from ..ppinfra.images import decode_results
+            (array,) = await self.wait_all([self.pool.submit(decode_all, results)])
             blobs = [blob for r in results for blob in r.images]
-            (array,) = await self.wait_all([self.pool.submit(decode_results, blobs)])
             comfy_bridge.send_status(f"PPInfra: {len(blobs)} image(s) in {time.monotonic() - self.started:.1f} s",
                                      self.node_id)
             return RunResult(images=array, results=results, requests=requests,
@@ -304,6 +303,28 @@ class BatchRun:
             self.client.close()
 
         threading.Thread(target=close_later, name="ppinfra-close", daemon=True).start()
+
+
+def decode_all(results: List[Any]) -> Any:
+    """Every task's result files, in input order, decoded into one preallocated ``[N,H,W,3]`` array.
+
+    On a bad file the tasks are decoded one by one to name the task that sent
+    it: in a batch the user must learn which task to look at.
+    """
+    from ..ppinfra.images import decode_results
+
+    try:
+        return decode_results([blob for r in results for blob in r.images])
+    except DownloadError as exc:
+        if exc.task_id or len(results) == 0:
+            raise
+        for r in results:
+            try:
+                decode_results(r.images)
+            except DownloadError as inner:
+                raise DownloadError(str(inner), task_id=r.task_id, endpoint="download") from None
+        raise DownloadError(str(exc), task_id=results[0].task_id if len(results) == 1 else None,
+                            endpoint="download") from None
 
 
 def as_ppinfra_error(exc: BaseException) -> BaseException:
