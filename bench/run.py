@@ -8,8 +8,9 @@ shorter long task; ``--write-readme`` also replaces the block between
 
 Every figure is measured, none is estimated. The sandbox runs in this process
 on the same machine, so its own work (validation, rendering, serving bytes)
-competes for the same cores as the client: the figures are upper bounds of
-what the client costs against a remote server.
+runs in its own process (``bench/remote_sandbox.py``) but on the same cores
+as the client: the figures are upper bounds of what the client costs against
+a remote server.
 """
 from __future__ import annotations
 
@@ -140,13 +141,12 @@ class Pack:
 
 class Bench:
     def __init__(self, quick: bool) -> None:
-        from ppinfra.sandbox import SandboxServer
+        from remote_sandbox import RemoteSandbox
 
         self.quick = quick
         self.runs = 3 if quick else 5
         self.tmp = tempfile.mkdtemp(prefix="ppinfra-bench-")
-        self.sandbox = SandboxServer(api_keys=[KEY], queue_seconds=QUEUE_SECONDS, task_seconds=TASK_SECONDS)
-        self.sandbox.start()
+        self.sandbox = RemoteSandbox(api_keys=[KEY], queue_seconds=QUEUE_SECONDS, task_seconds=TASK_SECONDS)
         os.environ["PPINFRA_API_KEY"] = KEY
         os.environ["PPINFRA_BASE_URL"] = self.sandbox.base_url
         os.environ["PPINFRA_CACHE_DIR"] = os.path.join(self.tmp, "cache")
@@ -254,7 +254,7 @@ class Bench:
         from ppinfra.images import decode_results, encode_uploads, tensor_to_pils, to_tensor
 
         task = max(self.sandbox.tasks.values(), key=lambda t: t.created)
-        blobs = list(task.images)
+        blobs = self.sandbox.task_images(task.task_id)
         times = []
         for _ in range(self.runs):
             t0 = time.perf_counter()
@@ -310,7 +310,7 @@ class Bench:
             self.sandbox.clear_requests()
             self.pack.job(image=big, width=1024, height=1024, image_num=1, **kw)
             posts = [q for q in self.sandbox.requests if q.method == "POST"]
-            sizes[label] = max(len(q.body) for q in posts)
+            sizes[label] = max(q.body_len for q in posts)
         raw_png = _png_size(big[0].numpy())
         worst = max(sizes.values())
         self.row("Upload size, 2048x2048 photo-like input (request body)",
@@ -486,7 +486,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             f"Reference job: 1024x1024 photo-like input, one ControlNet unit (1024x1024), one IP-Adapter "
             f"(512x512), image_num 4, 1024x1024 PNG results, {TASK_SECONDS:.0f} s sandbox tasks; "
             f"{bench.runs} runs each, medians, pack and baseline alternating in the same run. "
-            "The sandbox runs in the same process and competes for the same cores.")
+            "The sandbox runs in a separate process on the same cores.")
     print(table)
     print()
     print(note)
