@@ -476,6 +476,28 @@ def test_cancel_stops_the_wait_within_a_second_and_is_an_interruption(env, comfy
     assert polls() == before, "worker threads kept polling after the cancel"
 
 
+def test_one_cancel_stops_every_waiting_node(env, comfy):
+    env.configure(task_seconds=30)
+    node = IMG2IMG()
+    base = {**widget_defaults(IMG2IMG), "model_name": SD15, "prompt": "x", "seed": 1}
+
+    async def scenario():
+        f = getattr(node, IMG2IMG.FUNCTION)
+        tasks = [asyncio.ensure_future(f(**base, image=solid(c), unique_id=str(i)))
+                 for i, c in enumerate((RED, GREEN, BLUE))]
+        deadline = time.monotonic() + 5
+        while len(env.tasks) < 3 and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        comfy.interrupt()
+        t0 = time.monotonic()
+        outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+        return outcomes, time.monotonic() - t0
+
+    outcomes, took = asyncio.run(scenario())
+    assert all(isinstance(o, comfy.Interrupt) for o in outcomes), outcomes
+    assert took < 1.0
+
+
 def test_two_nodes_run_at_the_same_time(env):
     env.configure(queue_seconds=0.0, task_seconds=1.0)
     node = IMG2IMG()
