@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import shutil
 import subprocess
 import sys
 
@@ -204,30 +205,44 @@ def test_no_widget_can_hold_a_key(pack):
         assert not any(word in n for n in names for word in ("key", "token", "secret", "auth")), node_id
 
 
-def test_import_is_light_and_offline():
-    """ComfyUI imports every pack at start: no requests/PIL/client import, no network, well under 50 ms."""
+def test_import_is_light_and_offline(tmp_path):
+    """ComfyUI imports every pack at start: no requests/PIL/client import, no network, well under 50 ms.
+
+    Measured on a copy of the pack with bytecode caching on, as in a ComfyUI
+    install (this machine's environment may turn .pyc writing off, which would
+    time the compiler instead).
+    """
+    copy = tmp_path / "ComfyUI-PPInfra"
+    shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns(".git", "tests", "example_workflows", "docs", "bench",
+                                                              "__pycache__", "*.png", "*.jpg"))
     code = (
         "import sys, time, importlib.util, socket\n"
         "import torch\n"
-        f"sys.path.insert(0, {os.path.join(ROOT, 'tests')!r})\n"
-        "from conftest import load_pack\n"
         "def refuse(*a, **k): raise AssertionError('network at import')\n"
         "socket.socket.connect = refuse\n"
-        "t = time.perf_counter(); load_pack(); took = time.perf_counter() - t\n"
+        f"root = {str(copy)!r}\n"
+        "t = time.perf_counter()\n"
+        "spec = importlib.util.spec_from_file_location('ppinfra_pack', root + '/__init__.py',"
+        " submodule_search_locations=[root])\n"
+        "mod = importlib.util.module_from_spec(spec); sys.modules['ppinfra_pack'] = mod; spec.loader.exec_module(mod)\n"
+        "took = time.perf_counter() - t\n"
+        "assert len(mod.NODE_CLASS_MAPPINGS) == 5\n"
         "heavy = [m for m in ('requests', 'ppinfra_pack.ppinfra.client', 'ppinfra_pack.ppinfra.images', 'PIL.Image')"
         " if m in sys.modules]\n"
         "print(took, heavy)\n"
     )
-    # Best of three: the machine may be busy with other tests.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     results = []
-    for _ in range(3):
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/", timeout=120)
+    for attempt in range(4):  # the first run writes the .pyc files; then best of three (the machine may be busy)
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(tmp_path),
+                             env=env, timeout=120)
         assert out.returncode == 0, out.stderr
         took, heavy = out.stdout.strip().split(" ", 1)
         assert heavy == "[]", heavy
-        results.append(float(took))
-        if results[-1] < 0.05:
-            break
+        if attempt:
+            results.append(float(took))
+            if results[-1] < 0.05:
+                break
     assert min(results) < 0.05, results
 
 
