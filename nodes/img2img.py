@@ -124,10 +124,11 @@ class PPInfraImg2Img:
         warnings = family_warnings(model_name, template.loras, template.embeddings, units, ip_adapter)
         for w in warnings:
             log.warning("PPInfra: %s", w)
-            comfy_bridge.send_status(f"PPInfra warning: {w}", node_id)
+        if warnings:
+            comfy_bridge.send_status("\n".join(f"warning: {w}" for w in warnings), node_id)
 
         client = make_client()
-        result = await runner.run_job(job, client, node_id)
+        result = await runner.run_job(job, client, node_id, notes=warnings)
         options.refresh_soon()
         from ..ppinfra.images import to_tensor
 

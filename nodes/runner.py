@@ -17,7 +17,7 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, List, Optional, Sequence
 
 from ..ppinfra.errors import CancelledError, DownloadError, PPInfraError, ValidationError
 from ..ppinfra.limits import REQUEST_BODY_MAX_BYTES
@@ -203,8 +203,10 @@ class _Tracker:
 class BatchRun:
     """One node execution: owns the executor and the client, and closes both however the run ends."""
 
-    def __init__(self, client: Any, node_id: Optional[str], n: int, max_concurrency: int = MAX_CONCURRENCY) -> None:
+    def __init__(self, client: Any, node_id: Optional[str], n: int, max_concurrency: int = MAX_CONCURRENCY,
+                 notes: Sequence[str] = ()) -> None:
         self.client = client
+        self.notes = tuple(notes)
         self.node_id = node_id
         self.n = n
         self.cancel = threading.Event()
@@ -245,7 +247,7 @@ class BatchRun:
         self.cancel.set()
         log.info("PPInfra node %s: cancelled; tasks already submitted may still run and be billed",
                  self.node_id or "")
-        comfy_bridge.send_status("PPInfra: cancelled", self.node_id)
+        self.send("PPInfra: cancelled")
         return comfy_bridge.interrupt_exception()
 
     def report(self, force: bool = False) -> None:
@@ -258,7 +260,11 @@ class BatchRun:
             text = self.tracker.status(now - self.started)
             if text != self._last_status:
                 self._last_status, self._last_status_at = text, now
-                comfy_bridge.send_status(text, self.node_id)
+                self.send(text)
+
+    def send(self, text: str) -> None:
+        """The status line under the node; warnings stay below it (each message replaces the last)."""
+        comfy_bridge.send_status("\n".join((text, *(f"warning: {n}" for n in self.notes))), self.node_id)
 
     # -- phases ----------------------------------------------------------------
     async def run(self, job: Job) -> RunResult:
@@ -275,8 +281,7 @@ class BatchRun:
             results = await self.wait_all(runs)
             (array,) = await self.wait_all([self.pool.submit(decode_all, results)])
             blobs = [blob for r in results for blob in r.images]
-            comfy_bridge.send_status(f"PPInfra: {len(blobs)} image(s) in {time.monotonic() - self.started:.1f} s",
-                                     self.node_id)
+            self.send(f"PPInfra: {len(blobs)} image(s) in {time.monotonic() - self.started:.1f} s")
             return RunResult(images=array, results=results, requests=requests,
                              elapsed=time.monotonic() - self.started)
         finally:
@@ -338,12 +343,15 @@ def as_ppinfra_error(exc: BaseException) -> BaseException:
 
 
 async def run_job(job: Job, client: Any, node_id: Optional[str] = None,
-                  max_concurrency: int = MAX_CONCURRENCY) -> RunResult:
-    """Run ``job`` for every item of its input batch; the client is closed afterwards."""
+                  max_concurrency: int = MAX_CONCURRENCY, notes: Sequence[str] = ()) -> RunResult:
+    """Run ``job`` for every item of its input batch; the client is closed afterwards.
+
+    ``notes`` (e.g. family warnings) stay visible under every status line.
+    """
     n = batch_size(job.image)
     try:
         check_pairing(n, job.controlnet, job.ip_adapter)
     except BaseException:
         client.close()
         raise
-    return await BatchRun(client, node_id, n, max_concurrency).run(job)
+    return await BatchRun(client, node_id, n, max_concurrency, notes).run(job)

@@ -657,7 +657,9 @@ def test_mixing_families_warns_in_log_and_status(env, comfy, caplog):
     with caplog.at_level(logging.WARNING, logger="ppinfra"):
         _, _, info = run_img2img(model_name=SDXL, loras=loras, ip_adapter=ip, unique_id="4")
     assert "add_detail_44319 is SD 1.5" in caplog.text and "IP-Adapter" in caplog.text
-    assert any("warning" in t.lower() and "add_detail_44319" in t for node, t in comfy.texts if node == "4")
+    texts = [t for node, t in comfy.texts if node == "4"]
+    assert "warning" in texts[0] and "add_detail_44319" in texts[0]
+    assert "image(s)" in texts[-1] and "add_detail_44319" in texts[-1], "the warning must stay visible"
     assert len(json.loads(info)["warnings"]) == 2
     assert len(env.submits) == 1  # a warning, not an error
 
