@@ -26,6 +26,9 @@ class RemoteSandbox:
         self._conn, child = ctx.Pipe()
         self._proc = ctx.Process(target=_serve, args=(child, kwargs), name="ppinfra-bench-sandbox", daemon=True)
         self._proc.start()
+        if not self._conn.poll(60):
+            self._proc.kill()
+            raise RuntimeError("the sandbox process did not start within 60 s")
         self.base_url, self.image_base_url = self._conn.recv()
 
     def _call(self, op: str, *args: Any, **kwargs: Any) -> Any:
