@@ -19,7 +19,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from typing import Any, Callable, List, Optional, Sequence
 
-from ..ppinfra.errors import CancelledError, DownloadError, PPInfraError, ValidationError
+from ..ppinfra.errors import CancelledError, PPInfraError, ValidationError
 from ..ppinfra.limits import REQUEST_BODY_MAX_BYTES
 from ..ppinfra.request import ControlNetUnit, IPAdapter, Img2ImgRequest
 
@@ -277,19 +277,26 @@ class BatchRun:
             requests = await self.wait_all(builds)
             for i in range(self.n):
                 self.tracker.set(i, "waiting")  # for a free worker: at most max_concurrency run at once
-            runs = [self.pool.submit(self._one, i, req) for i, req in enumerate(requests)]
+            decoder = result_decoder(requests)
+            offsets = [sum(r.image_num for r in requests[:i]) for i in range(len(requests))]
+            runs = [self.pool.submit(self._one, i, req, decoder, offsets[i]) for i, req in enumerate(requests)]
             results = await self.wait_all(runs)
-            (array,) = await self.wait_all([self.pool.submit(decode_all, results)])
-            blobs = [blob for r in results for blob in r.images]
-            self.send(f"PPInfra: {len(blobs)} image(s) in {time.monotonic() - self.started:.1f} s")
-            return RunResult(images=array, results=results, requests=requests,
+            total = sum(len(r.images) for r in results)
+            self.send(f"PPInfra: {total} image(s) in {time.monotonic() - self.started:.1f} s")
+            return RunResult(images=decoder.array, results=results, requests=requests,
                              elapsed=time.monotonic() - self.started)
         finally:
             self.close()
 
-    def _one(self, i: int, req: Img2ImgRequest) -> Any:
+    def _one(self, i: int, req: Img2ImgRequest, decoder: Any, offset: int) -> Any:
         self.tracker.set(i, "submitting")
-        result = self.client.img2img(req, on_progress=self.tracker.callback(i), should_cancel=self.should_cancel)
+
+        def decode(task_id: str, index: int, data: bytes) -> None:
+            # In the download worker, as each file arrives: decoding overlaps the other downloads.
+            decoder.put(offset + index, data, task_id=task_id, index=index)
+
+        result = self.client.img2img(req, on_progress=self.tracker.callback(i), should_cancel=self.should_cancel,
+                                     on_image=decode)
         self.tracker.set(i, "done", 100.0)
         return result
 
@@ -310,26 +317,15 @@ class BatchRun:
         threading.Thread(target=close_later, name="ppinfra-close", daemon=True).start()
 
 
-def decode_all(results: List[Any]) -> Any:
-    """Every task's result files, in input order, decoded into one preallocated ``[N,H,W,3]`` array.
+def result_decoder(requests: List[Img2ImgRequest]) -> Any:
+    """One preallocated ``[sum(image_num), H, W, 3]`` array for the whole batch, filled as files arrive.
 
-    On a bad file the tasks are decoded one by one to name the task that sent
-    it: in a batch the user must learn which task to look at.
+    Every item of an IMAGE batch has the same size, so every request asks for
+    the same width and height; a result of another size is resized (and logged).
     """
-    from ..ppinfra.images import decode_results
+    from ..ppinfra.images import ResultDecoder
 
-    try:
-        return decode_results([blob for r in results for blob in r.images])
-    except DownloadError as exc:
-        if exc.task_id or len(results) == 0:
-            raise
-        for r in results:
-            try:
-                decode_results(r.images)
-            except DownloadError as inner:
-                raise DownloadError(str(inner), task_id=r.task_id, endpoint="download") from None
-        raise DownloadError(str(exc), task_id=results[0].task_id if len(results) == 1 else None,
-                            endpoint="download") from None
+    return ResultDecoder(sum(r.image_num for r in requests), requests[0].width, requests[0].height)
 
 
 def as_ppinfra_error(exc: BaseException) -> BaseException:

@@ -108,6 +108,7 @@ def _number(value: Any) -> Optional[float]:
 
 
 ProgressCallback = Optional[Callable[[Progress], None]]
+ImageCallback = Callable[[str, int, bytes], None]
 
 
 class PPInfraClient:
@@ -198,10 +199,10 @@ class PPInfraClient:
 
     def download_images(self, result: TaskResult, *, expected: int, deadline: Optional[Deadline] = None,
                         should_cancel: CancelCheck = None,
-                        on_image: Optional[Callable[[int, bytes], None]] = None) -> List[bytes]:
+                        on_image: Optional["ImageCallback"] = None) -> List[bytes]:
         """Download every result image concurrently; re-poll for fresh URLs when they have expired.
 
-        ``on_image(index, data)`` runs in the download worker as each file
+        ``on_image(task_id, index, data)`` runs in the download worker as each file
         arrives (to decode while the others are still downloading); an
         exception it raises fails the job.
         """
@@ -221,7 +222,7 @@ class PPInfraClient:
                 data = self.transport.download(urls[i], deadline=deadline, should_cancel=should_cancel,
                                                task_id=task_id)
                 if on_image is not None:
-                    on_image(i, data)
+                    on_image(task_id, i, data)
                 return data
 
             futures = {i: self._pool.submit(fetch, i) for i in todo}
@@ -249,7 +250,7 @@ class PPInfraClient:
 
     def img2img(self, request: Img2ImgRequest, *, on_progress: ProgressCallback = None,
                 should_cancel: CancelCheck = None, deadline: Optional[float] = None,
-                on_image: Optional[Callable[[int, bytes], None]] = None) -> Img2ImgResult:
+                on_image: Optional["ImageCallback"] = None) -> Img2ImgResult:
         """Run one img2img job end to end and return the encoded result images.
 
         Validates before sending; polls adaptively within ``deadline`` seconds
