@@ -85,7 +85,8 @@ def _serve(conn: Any, kwargs: Dict[str, Any]) -> None:
                          for tid, t in srv.tasks.items()}
             elif op == "requests":
                 value = [{"server": r.server, "method": r.method, "path": r.path, "query": r.query,
-                          "time": r.time, "body_len": len(r.body)} for r in srv.requests]
+                          "time": r.time, "body_len": len(r.body), "image_formats": _formats(r.body)}
+                         for r in srv.requests]
             elif op == "task_images":
                 value = list(srv.tasks[args[0]].images or [])
             elif op == "configure":
@@ -101,3 +102,15 @@ def _serve(conn: Any, kwargs: Dict[str, Any]) -> None:
             conn.send((True, value))
         except Exception as exc:  # report to the parent instead of dying silently
             conn.send((False, repr(exc)))
+
+
+def _formats(body: bytes) -> List[str]:
+    """The file format of each base64 image in a submit body, from its first bytes (PNG or JPEG or other)."""
+    out = []
+    marker = b'"image_base64":"'
+    at = body.find(marker)
+    while at >= 0:
+        head = body[at + len(marker):at + len(marker) + 4]
+        out.append({b"iVBO": "PNG", b"/9j/": "JPEG", b"UklG": "WebP"}.get(head, "other"))
+        at = body.find(marker, at + 1)
+    return out
