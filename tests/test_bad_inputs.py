@@ -119,6 +119,21 @@ def test_img2img_edges_pass_every_check(validated, widgets):
 
 # --------------------------------------------------------------------------- side nodes
 
+@pytest.mark.parametrize("low", [True, False], ids=["low-edges", "high-edges"])
+def test_side_node_edges_pass_every_check(validated, low):
+    unit = cn_unit(strength=0.01 if low else 1.0, guidance_start=0.0 if low else 0.99,
+                   guidance_end=0.01 if low else 1.0, preprocessor="none" if low else "depth_leres++")
+    ipa = run_node("PPInfraIPAdapter", **{**defaults("PPInfraIPAdapter"), "image": photo(),
+                                          "model_name": "ip-adapter_sd15.bin" if low else "ip-adapter_sdxl.bin",
+                                          "strength": 0.0 if low else 1.0})[0]
+    loras = lora_stack(["a", "b", "c", "d", "e"], strength=0.0 if low else 1.0)
+    embs = None
+    for i in range(1 if low else 5):
+        embs = embedding(f"emb_{i}", embs)
+    with pytest.raises(validated):
+        img2img(photo(), controlnet=unit, ip_adapter=ipa, loras=loras, embeddings=embs)
+
+
 @pytest.mark.parametrize("widgets,field,words,value", [
     ({"strength": 0.0}, "request.controlnet.units[0].strength", ["(0, 1]"], 0.0),
     ({"strength": 1.01}, "request.controlnet.units[0].strength", ["(0, 1]"], 1.01),

@@ -47,11 +47,12 @@ def status_texts(env, monkeypatch):
 @pytest.fixture
 def logs(caplog):
     caplog.set_level(logging.DEBUG)
-    for name in ("ppinfra", "urllib3", "requests"):
+    saved = {name: logging.getLogger(name).level for name in ("ppinfra", "urllib3", "requests")}
+    for name in saved:
         logging.getLogger(name).setLevel(logging.DEBUG)
     yield caplog
-    for name in ("ppinfra", "urllib3", "requests"):
-        logging.getLogger(name).setLevel(logging.NOTSET)
+    for name, level in saved.items():
+        logging.getLogger(name).setLevel(level)
 
 
 def exception_texts(exc: BaseException) -> str:
