@@ -344,6 +344,19 @@ class Bench:
                  "" if results[0]["peak_reset"] else "(peak RSS not resettable: VmHWM - start)",
                  "<= 1.5x", max(rss, traced) <= 1.5)
 
+    def memory_node(self) -> None:
+        """The same figure through the node: downloads and decoding overlap in its worker threads."""
+        results = []
+        for _ in range(1 if self.quick else 3):
+            out = subprocess.run([sys.executable, os.path.join(HERE, "mem_node_probe.py"),
+                                  os.path.join(self.tmp, "mem-cache")], capture_output=True, text=True, check=True)
+            results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        rss = median([r["rss_above_start"] / r["output_bytes"] for r in results])
+        self.row("Memory through the node: one job, image_num 8, 2048x2048 PNG results (downloads + decode, "
+                 "peak RSS above start / output tensor size)",
+                 f"RSS {rss:.2f}x of {results[0]['output_bytes'] / 2**20:.0f} MiB (n={len(results)})",
+                 "includes the downloaded files and up to 8 decodes in flight", "<= 1.5x", rss <= 1.5)
+
     def startup(self) -> None:
         if not os.path.exists(os.path.join(ROOT, "__init__.py")):
             self.row("Start-up: import with torch loaded", "not measured: __init__.py missing", "", "<= 50 ms", None)
@@ -474,7 +487,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(f"measuring the pack through: {bench.pack.level}", file=sys.stderr)
     steps: List[Tuple[str, Callable[[], None]]] = [
         ("overhead", bench.overhead_and_completion), ("batch", bench.batch_fanout),
-        ("upload", bench.upload_size), ("memory", bench.memory), ("startup", bench.startup),
+        ("upload", bench.upload_size), ("memory", bench.memory), ("memory", bench.memory_node),
+        ("startup", bench.startup),
         ("polls", bench.polls_per_second)]
     try:
         for name, step in steps:
