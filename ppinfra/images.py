@@ -9,6 +9,7 @@ import base64
 import io
 import logging
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, List, Optional, Sequence, Tuple
 
@@ -23,6 +24,7 @@ log = logging.getLogger("ppinfra")
 # Room left in the body for the JSON around the images (prompts, LoRAs...).
 BODY_OVERHEAD = 64 * 1024
 _WORKERS = max(2, min(8, (os.cpu_count() or 2)))
+_DECODE_SLOTS = threading.BoundedSemaphore(_WORKERS)
 _JPEG_QUALITIES = (95, 90, 85, 75)
 
 
@@ -40,15 +42,23 @@ def tensor_to_pils(image: Any, field: str = "image") -> List[Image.Image]:
     if arr.ndim != 4 or arr.shape[0] < 1 or arr.shape[-1] not in (1, 3, 4) or min(arr.shape[1:3]) < 1:
         raise ImageInputError(field, "an IMAGE tensor [batch, height, width, channels] with 1, 3 or 4 channels",
                               f"shape {tuple(arr.shape)}")
-    if arr.dtype == np.uint8:
-        u8 = arr
-    else:
-        u8 = (np.fmin(np.fmax(arr.astype(np.float32, copy=False), 0.0), 1.0) * 255.0 + 0.5).astype(np.uint8)
-    if u8.shape[-1] == 4:
-        u8 = u8[..., :3]
-    elif u8.shape[-1] == 1:
-        u8 = np.repeat(u8, 3, axis=-1)
-    return [Image.fromarray(np.ascontiguousarray(u8[i]), "RGB") for i in range(u8.shape[0])]
+
+    def convert(item: np.ndarray) -> Image.Image:
+        if item.dtype == np.uint8:
+            u8 = item
+        else:
+            u8 = (np.fmin(np.fmax(item.astype(np.float32, copy=False), 0.0), 1.0) * 255.0 + 0.5).astype(np.uint8)
+        if u8.shape[-1] == 4:
+            u8 = u8[..., :3]
+        elif u8.shape[-1] == 1:
+            u8 = np.repeat(u8, 3, axis=-1)
+        return Image.fromarray(np.ascontiguousarray(u8), "RGB")
+
+    if arr.shape[0] == 1:
+        return [convert(arr[0])]
+    # numpy releases the GIL on large arrays: a batch converts on every core.
+    with ThreadPoolExecutor(max_workers=min(_WORKERS, arr.shape[0])) as pool:
+        return list(pool.map(convert, arr))
 
 
 def fit_within(img: Image.Image, field: str, max_side: int = IMAGE_MAX_SIDE) -> Image.Image:
@@ -144,7 +154,12 @@ class ResultDecoder:
         self.array = np.empty((count, height, width, 3), dtype=np.float32)
 
     def put(self, slot: int, blob: bytes, task_id: Optional[str] = None, index: Optional[int] = None) -> None:
-        index = slot if index is None else index
+        # Each decode in flight holds a full image twice (PIL and uint8): bound them
+        # to the cores so eight concurrent downloads do not mean eight such copies.
+        with _DECODE_SLOTS:
+            self._put(slot, blob, task_id, slot if index is None else index)
+
+    def _put(self, slot: int, blob: bytes, task_id: Optional[str], index: int) -> None:
         im = _open_checked(blob, index, task_id)
         try:
             im.load()
