@@ -19,6 +19,7 @@ ENV_KEY = "PPINFRA_API_KEY"
 ENV_BASE_URL = "PPINFRA_BASE_URL"
 ENV_CONFIG = "PPINFRA_CONFIG"
 ENV_CACHE_DIR = "PPINFRA_CACHE_DIR"
+ENV_DEADLINE = "PPINFRA_DEADLINE"
 
 log = logging.getLogger("ppinfra")
 
@@ -102,6 +103,14 @@ def load_settings(api_key: Optional[str] = None, base_url: Optional[str] = None,
     if not (url.startswith("https://") or url.startswith("http://")):
         raise ConfigError(f"base_url must start with https:// (or http:// for the local sandbox), got {url!r}.")
     overrides.setdefault("cache_dir", default_cache_dir())
+    if "deadline" not in overrides and os.environ.get(ENV_DEADLINE):
+        raw = os.environ[ENV_DEADLINE].strip()
+        try:
+            overrides["deadline"] = float(raw)
+        except ValueError:
+            raise ConfigError(f"{ENV_DEADLINE} must be a number of seconds, got {raw!r}.") from None
+        if not overrides["deadline"] > 0:
+            raise ConfigError(f"{ENV_DEADLINE} must be above 0 seconds, got {raw!r}.")
     return Settings(api_key=Secret(key), base_url=url, **overrides)
 
 

@@ -15,6 +15,7 @@ from typing import Any, Dict, Optional
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 
 from .config import Settings
@@ -186,21 +187,30 @@ class Transport:
                                         "refused.", task_id=task_id, endpoint="download")
                 chunks = []
                 size = 0
-                for chunk in resp.iter_content(chunk_size=256 * 1024):
+                # read1 returns whatever has arrived, so the deadline and cancel are
+                # looked at even while a server drips bytes (read() would wait for a full chunk).
+                read = getattr(resp.raw, "read1", None) or resp.raw.read
+                while True:
+                    chunk = read(256 * 1024)
+                    if not chunk:
+                        break
                     size += len(chunk)
                     if size > cap:
                         raise DownloadError(f"A result image grew past the {cap}-byte cap: download stopped.",
                                             task_id=task_id, endpoint="download")
                     chunks.append(chunk)
                     check_cancel(should_cancel, task_id)
+                    # The read timeout bounds each read, not a server that drips bytes forever.
+                    deadline.check("downloading the result images", task_id)
                 data = b"".join(chunks)
                 if declared and declared.isdigit() and len(data) != int(declared):
                     raise _Retryable(f"truncated image ({len(data)} of {declared} bytes)")
                 return data
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise _Retryable(_describe_network_error(exc)) from None
-        except requests.exceptions.ChunkedEncodingError as exc:  # pragma: no cover - subclass order varies
-            raise _Retryable(f"truncated image ({exc.__class__.__name__})") from None
+        except (requests.exceptions.ChunkedEncodingError, urllib3.exceptions.HTTPError, OSError) as exc:
+            # Raw reads raise urllib3's own errors: a connection cut mid-body, a read timeout.
+            raise _Retryable(f"truncated image: the connection broke off mid-download ({exc.__class__.__name__})") from None
 
 
 class _Retryable(Exception):

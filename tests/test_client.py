@@ -334,3 +334,43 @@ def test_server_errors_on_polls_outlasting_retries(client, sandbox):
     with pytest.raises(errors.ServerError) as info:
         client.img2img(base_request(width=128, height=128))
     assert info.value.task_id and "try again" in str(info.value)
+
+
+def test_deadline_from_the_environment(isolated_env, monkeypatch):
+    from ppinfra.config import load_settings
+    monkeypatch.setenv("PPINFRA_DEADLINE", "42.5")
+    assert load_settings(api_key="sk-test-123456").deadline == 42.5
+    monkeypatch.setenv("PPINFRA_DEADLINE", "soon")
+    with pytest.raises(errors.ConfigError) as info:
+        load_settings(api_key="sk-test-123456")
+    assert "PPINFRA_DEADLINE" in str(info.value) and "'soon'" in str(info.value)
+
+
+def test_dripping_download_stops_at_the_deadline(sandbox, api_key, isolated_env):
+    from ppinfra.transport import Transport
+    from ppinfra.waiting import Deadline
+    import socket
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    port = srv.getsockname()[1]
+
+    def drip():
+        conn, _ = srv.accept()
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: 100000\r\n\r\n")
+        try:
+            for _ in range(100):
+                conn.sendall(b"x")
+                time.sleep(0.05)
+        except OSError:
+            pass
+        conn.close()
+
+    threading.Thread(target=drip, daemon=True).start()
+    with PPInfraClient(api_key=api_key, base_url=sandbox.base_url) as c:
+        t0 = time.monotonic()
+        with pytest.raises(errors.TaskTimeoutError):
+            c.transport.download(f"http://127.0.0.1:{port}/x.png", deadline=Deadline(1.0))
+        assert time.monotonic() - t0 < 3.0
+    srv.close()
