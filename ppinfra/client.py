@@ -12,6 +12,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 from .config import Settings, load_settings
 from .errors import DownloadError, ResponseFormatError, TaskFailedError
+from .limits import MODEL_PAGE_MAX
 from .request import Img2ImgRequest
 from .transport import ExpiredURL, Transport
 from .waiting import CancelCheck, Deadline, PollSchedule, check_cancel, sleep
@@ -275,7 +276,7 @@ class PPInfraClient:
     # ------------------------------------------------------------------ model list
 
     def list_models_raw(self, model_type: str, *, is_sdxl: Optional[bool] = None,
-                        visibility: Optional[str] = None, page_size: int = 100,
+                        visibility: Optional[str] = None, page_size: int = MODEL_PAGE_MAX,
                         max_pages: int = 1000) -> List[Dict[str, Any]]:
         """Every model of a type, following ``next_cursor`` to the end (raw dicts)."""
         models: List[Dict[str, Any]] = []

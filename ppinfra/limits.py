@@ -32,6 +32,8 @@ IP_ADAPTER_MODELS: Tuple[str, ...] = ("ip-adapter_sd15.bin", "ip-adapter_sdxl.bi
 RESPONSE_IMAGE_TYPES: Tuple[str, ...] = ("png", "webp", "jpeg")
 
 MODEL_TYPES: Tuple[str, ...] = ("checkpoint", "lora", "vae", "controlnet", "textualinversion", "upscaler")
+# GET /v3/model: pagination.limit range (CONTRACT.md).
+MODEL_PAGE_MIN, MODEL_PAGE_MAX = 1, 100
 
 # Image limits. PPInfra documents 30 MB per image file; Novita documents
 # 10 MB and 16 MP. We hold every *request body* to 10 MB so one upload works on

@@ -12,13 +12,12 @@ import binascii
 import hashlib
 from typing import Any, Dict, List, Optional
 
-from ..limits import MODEL_TYPES
+from ..limits import MODEL_TYPES, MODEL_PAGE_MAX, MODEL_PAGE_MIN
 from .catalog import Catalog
 from .errors import bad_request
 
 PAGE_DEFAULT = 20
-# From CONTRACT.md ("pagination.limit (1..100)"); limits.py covers only img2img fields.
-PAGE_MIN, PAGE_MAX = 1, 100
+PAGE_MIN, PAGE_MAX = MODEL_PAGE_MIN, MODEL_PAGE_MAX
 VISIBILITIES = ("public", "private")
 
 
