@@ -13,12 +13,12 @@ from ..ppinfra.limits import LIMITS
 from ..ppinfra.request import Embedding, Img2ImgRequest, Lora, check_value
 
 from . import comfy_bridge, options
-from .units import (CATEGORY, CONTROLNET, EMBEDDINGS, IP_ADAPTER, LORAS, ControlNetSpec, IPAdapterSpec, as_chain,
+from .units import (CATEGORY, CONTROLNET, EMBEDDINGS, IP_ADAPTER, LORAS, MATCH_INPUT, ControlNetSpec, IPAdapterSpec,
+                    as_chain,
                     check_total)
 
 log = logging.getLogger("ppinfra")
 
-MATCH_INPUT = 0  # width/height 0: the input image's size, scaled to fit, snapped to 8
 CLIP_SKIP_SERVER = 0  # clip_skip 0: leave it to the server (sent as absent)
 SEED_SERVER = -1
 # A 1x1 PNG: stands in for the images when the scalar fields are validated before encoding.
@@ -95,12 +95,14 @@ class PPInfraImg2Img:
 
     @classmethod
     def IS_CHANGED(cls, seed=None, unique_id=None, **inputs):
-        # Linked inputs arrive as None here. A random (-1) or linked seed must
-        # re-run on every queue: NaN never equals the previous value.
-        if seed is None or seed == SEED_SERVER:
+        # A random (-1) seed must re-run on every queue: NaN never equals the
+        # previous value. Linked inputs arrive as None here; ComfyUI's cache key
+        # already holds the upstream node's inputs, so a fixed linked seed caches
+        # and a changed one re-runs (a linked -1 is cached like any linked value).
+        if seed == SEED_SERVER:
             return float("nan")
         plain = {k: v for k, v in inputs.items() if v is None or isinstance(v, (str, int, float, bool))}
-        plain["seed"] = seed
+        plain["seed"] = "linked" if seed is None else seed
         return hashlib.sha256(json.dumps(plain, sort_keys=True, default=str).encode("utf-8")).hexdigest()
 
     async def generate(self, image, model_name, prompt, negative_prompt, width, height, image_num, steps,

@@ -19,12 +19,13 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from typing import Any, Callable, List, Optional, Sequence
 
+from ..ppinfra.limits import STATUS_PROCESSING as PROCESSING, STATUS_QUEUED as QUEUED, STATUS_SUCCEED as SUCCEED
 from ..ppinfra.errors import CancelledError, PPInfraError, ValidationError
 from ..ppinfra.limits import REQUEST_BODY_MAX_BYTES
 from ..ppinfra.request import ControlNetUnit, IPAdapter, Img2ImgRequest
 
 from . import comfy_bridge
-from .units import ControlNetChain, IPAdapterSpec
+from .units import MATCH_INPUT, ControlNetChain, IPAdapterSpec
 
 log = logging.getLogger("ppinfra")
 
@@ -35,11 +36,6 @@ MAX_CONCURRENCY = 4
 TICK = 0.05
 # The status line under the node changes at most this often.
 STATUS_EVERY = 0.5
-MATCH_INPUT = 0
-
-QUEUED = "TASK_STATUS_QUEUED"
-PROCESSING = "TASK_STATUS_PROCESSING"
-SUCCEED = "TASK_STATUS_SUCCEED"
 
 
 @dataclass(frozen=True, eq=False)

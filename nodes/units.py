@@ -17,6 +17,9 @@ from ..ppinfra.request import Embedding, Lora, check_value
 
 from . import options
 
+# width/height 0 on Img2Img: the input image's size (ppinfra.images.match_input_size).
+MATCH_INPUT = 0
+
 CATEGORY = "PPInfra"
 PREPROCESSOR_NONE = "none"
 LORA_SLOTS = 5

@@ -12,17 +12,13 @@ from typing import Any, Callable, Dict, List, Optional
 
 from .config import Settings, load_settings
 from .errors import DownloadError, ResponseFormatError, TaskFailedError
-from .limits import MODEL_PAGE_MAX
+from .limits import MODEL_PAGE_MAX, STATUS_FAILED, STATUS_SUCCEED
 from .request import Img2ImgRequest
 from .transport import ExpiredURL, Transport
 from .waiting import CancelCheck, Deadline, PollSchedule, check_cancel, sleep
 
 log = logging.getLogger("ppinfra")
 
-STATUS_QUEUED = "TASK_STATUS_QUEUED"
-STATUS_PROCESSING = "TASK_STATUS_PROCESSING"
-STATUS_SUCCEED = "TASK_STATUS_SUCCEED"
-STATUS_FAILED = "TASK_STATUS_FAILED"
 
 # Expired URLs are refreshed by polling the task again, at most this many times.
 MAX_URL_REFRESHES = 2
@@ -214,10 +210,14 @@ class PPInfraClient:
             if len(result.images) < expected:
                 raise TaskFailedError(f"The task succeeded but returned {len(result.images)} of {expected} "
                                       "images; nothing was kept. Queue again.", task_id=task_id)
+            if len(result.images) > expected:
+                # Never let extra files shift into another item's place: keep the ones asked for.
+                log.warning("task %s returned %d images for image_num %d: keeping the first %d",
+                            task_id, len(result.images), expected, expected)
             if not blobs:
-                blobs = [None] * len(result.images)
+                blobs = [None] * expected
             todo = [i for i, b in enumerate(blobs) if b is None]
-            urls = [img.url for img in result.images]
+            urls = [img.url for img in result.images[:expected]]
 
             def fetch(i: int) -> bytes:
                 data = self.transport.download(urls[i], deadline=deadline, should_cancel=should_cancel,

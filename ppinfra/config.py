@@ -9,6 +9,7 @@ import logging
 import os
 from dataclasses import dataclass, field, replace
 from typing import Any, Dict, Optional
+from urllib.parse import urlsplit
 
 from .errors import ConfigError
 from .secrets import redact, remember_secret
@@ -20,6 +21,7 @@ ENV_BASE_URL = "PPINFRA_BASE_URL"
 ENV_CONFIG = "PPINFRA_CONFIG"
 ENV_CACHE_DIR = "PPINFRA_CACHE_DIR"
 ENV_DEADLINE = "PPINFRA_DEADLINE"
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 log = logging.getLogger("ppinfra")
 
@@ -100,8 +102,11 @@ def load_settings(api_key: Optional[str] = None, base_url: Optional[str] = None,
             "Get a key at https://ppinfra.com/settings/key-management. Never put the key in a node widget: "
             "workflows and PNG metadata are shared.")
     url = (base_url or os.environ.get(ENV_BASE_URL) or from_file("base_url") or DEFAULT_BASE_URL).strip().rstrip("/")
-    if not (url.startswith("https://") or url.startswith("http://")):
-        raise ConfigError(f"base_url must start with https:// (or http:// for the local sandbox), got {url!r}.")
+    parts = urlsplit(url)
+    # The key travels in a header: plain http only to this machine (the sandbox).
+    if not (parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in _LOOPBACK)) or not parts.netloc:
+        raise ConfigError(f"base_url must be an https:// URL (http:// only for a sandbox on this machine), "
+                          f"got {url!r}.")
     overrides.setdefault("cache_dir", default_cache_dir())
     if "deadline" not in overrides and os.environ.get(ENV_DEADLINE):
         raw = os.environ[ENV_DEADLINE].strip()

@@ -160,6 +160,9 @@ class ResultDecoder:
             self._put(slot, blob, task_id, slot if index is None else index)
 
     def _put(self, slot: int, blob: bytes, task_id: Optional[str], index: int) -> None:
+        if not 0 <= slot < len(self.array):
+            raise DownloadError(f"Result image {index} has no place among the {len(self.array)} expected.",
+                                endpoint="download", task_id=task_id)
         im = _open_checked(blob, index, task_id)
         try:
             im.load()

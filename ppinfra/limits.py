@@ -31,6 +31,12 @@ IP_ADAPTER_MODELS: Tuple[str, ...] = ("ip-adapter_sd15.bin", "ip-adapter_sdxl.bi
 
 RESPONSE_IMAGE_TYPES: Tuple[str, ...] = ("png", "webp", "jpeg")
 
+# task-result `task.status` values (CONTRACT.md): SUCCEED and FAILED are terminal.
+STATUS_QUEUED = "TASK_STATUS_QUEUED"
+STATUS_PROCESSING = "TASK_STATUS_PROCESSING"
+STATUS_SUCCEED = "TASK_STATUS_SUCCEED"
+STATUS_FAILED = "TASK_STATUS_FAILED"
+
 MODEL_TYPES: Tuple[str, ...] = ("checkpoint", "lora", "vae", "controlnet", "textualinversion", "upscaler")
 # GET /v3/model: pagination.limit range (CONTRACT.md).
 MODEL_PAGE_MIN, MODEL_PAGE_MAX = 1, 100
@@ -143,7 +149,3 @@ _TABLE = (
 
 LIMITS = {limit.field: limit for limit in _TABLE}
 
-
-def limit(field: str) -> Limit:
-    """The limit for a field path such as ``request.loras[].strength``."""
-    return LIMITS[field]

@@ -44,7 +44,6 @@ class Transport:
         self.settings = settings
         self.api = self._session()
         self.files = self._session()
-        self._api_host = urlsplit(settings.base_url).netloc
 
     @staticmethod
     def _session() -> requests.Session:
@@ -163,7 +162,7 @@ class Transport:
                                         task_id=task_id, endpoint="download") from None
                 attempt += 1
                 log.info("download: %s; retry %d/%d", exc, attempt, st.max_retries)
-                self._backoff(attempt, None, deadline, should_cancel, task_id)
+                self._backoff(attempt, exc.retry_after, deadline, should_cancel, task_id)
 
     def _download_once(self, url: str, deadline: Deadline, should_cancel: CancelCheck,
                        task_id: Optional[str]) -> bytes:
@@ -177,7 +176,7 @@ class Transport:
                 if resp.status_code in (401, 403) and _looks_expired(resp):
                     raise ExpiredURL(url)
                 if resp.status_code in (429, 500, 502, 503, 504):
-                    raise _Retryable(f"HTTP {resp.status_code} from the image host")
+                    raise _Retryable(f"HTTP {resp.status_code} from the image host", _retry_after(resp))
                 if resp.status_code != 200:
                     raise DownloadError(f"The image host refused a result image with HTTP {resp.status_code}.",
                                         task_id=task_id, endpoint="download")
@@ -191,7 +190,8 @@ class Transport:
                 # looked at even while a server drips bytes (read() would wait for a full chunk).
                 read = getattr(resp.raw, "read1", None) or resp.raw.read
                 while True:
-                    chunk = read(256 * 1024)
+                    # decode_content: a store may gzip the body; the cap counts decoded bytes.
+                    chunk = read(256 * 1024, decode_content=True)
                     if not chunk:
                         break
                     size += len(chunk)
@@ -203,8 +203,10 @@ class Transport:
                     # The read timeout bounds each read, not a server that drips bytes forever.
                     deadline.check("downloading the result images", task_id)
                 data = b"".join(chunks)
-                if declared and declared.isdigit() and len(data) != int(declared):
-                    raise _Retryable(f"truncated image ({len(data)} of {declared} bytes)")
+                # Content-Length counts the bytes on the wire, before any Content-Encoding.
+                wire = resp.raw.tell() if resp.headers.get("Content-Encoding") else len(data)
+                if declared and declared.isdigit() and wire != int(declared):
+                    raise _Retryable(f"truncated image ({wire} of {declared} bytes)")
                 return data
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise _Retryable(_describe_network_error(exc)) from None
@@ -214,7 +216,9 @@ class Transport:
 
 
 class _Retryable(Exception):
-    pass
+    def __init__(self, text: str, retry_after: Optional[float] = None) -> None:
+        super().__init__(text)
+        self.retry_after = retry_after
 
 
 def _looks_expired(resp: requests.Response) -> bool:

@@ -526,13 +526,16 @@ def test_two_nodes_run_at_the_same_time(env):
 
 # --------------------------------------------------------------------------- validation and caching hooks
 
-def test_is_changed_reruns_random_and_linked_seeds_and_is_stable_otherwise():
+def test_is_changed_reruns_random_seeds_and_caches_fixed_and_linked_ones():
     linked = dict(image=None, model_name=SD15, prompt="p", negative_prompt="", width=0, height=0, image_num=1,
                   steps=20, guidance_scale=7.5, sampler_name="Euler a", strength=0.75, clip_skip=0, sd_vae="None",
                   response_image_type="png", controlnet=None, loras=None, embeddings=None, ip_adapter=None,
                   unique_id="5")
     assert math.isnan(IMG2IMG.IS_CHANGED(seed=-1, **linked))
-    assert math.isnan(IMG2IMG.IS_CHANGED(seed=None, **linked))
+    # A linked seed arrives as None: ComfyUI's cache key already follows the upstream
+    # value, so a fixed linked seed must not re-run (and re-bill) on every queue.
+    assert IMG2IMG.IS_CHANGED(seed=None, **linked) == IMG2IMG.IS_CHANGED(seed=None, **linked)
+    assert not isinstance(IMG2IMG.IS_CHANGED(seed=None, **linked), float)
     a = IMG2IMG.IS_CHANGED(seed=42, **linked)
     assert a == IMG2IMG.IS_CHANGED(seed=42, **{**linked, "unique_id": "6"})
     assert a != IMG2IMG.IS_CHANGED(seed=43, **linked)
