@@ -374,3 +374,51 @@ def test_dripping_download_stops_at_the_deadline(sandbox, api_key, isolated_env)
             c.transport.download(f"http://127.0.0.1:{port}/x.png", deadline=Deadline(1.0))
         assert time.monotonic() - t0 < 3.0
     srv.close()
+
+
+def test_extra_result_images_are_not_kept(client, sandbox):
+    task_id = client.submit_img2img(base_request(width=128, height=128, image_num=1))
+    done = client.wait_for_task(task_id)
+    doubled = done.__class__(**{**done.__dict__, "images": done.images * 3})
+    seen = []
+    blobs = client.download_images(doubled, expected=1, on_image=lambda t, i, b: seen.append((t, i)))
+    assert len(blobs) == 1 and seen == [(task_id, 0)]
+
+
+def test_plain_http_only_to_this_machine(isolated_env):
+    from ppinfra.config import load_settings
+    with pytest.raises(errors.ConfigError) as info:
+        load_settings(api_key="sk-test-123456", base_url="http://api.ppinfra.com")
+    assert "https" in str(info.value) and "http://api.ppinfra.com" in str(info.value)
+    assert load_settings(api_key="sk-test-123456", base_url="http://localhost:9/").base_url == "http://localhost:9"
+
+
+def test_download_honours_retry_after(client, sandbox):
+    sandbox.inject("image", "status", count=1, status=503, retry_after=1)
+    t0 = time.monotonic()
+    client.img2img(base_request(width=128, height=128))
+    assert time.monotonic() - t0 >= 1.0
+
+
+def test_gzip_encoded_download_is_decoded(sandbox, api_key, isolated_env):
+    import gzip
+    import socket
+    from ppinfra.waiting import Deadline
+    png = base64.b64decode(png_b64(32, 32))
+    body = gzip.compress(png)
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    port = srv.getsockname()[1]
+
+    def serve():
+        conn, _ = srv.accept()
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Encoding: gzip\r\n"
+                     + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    with PPInfraClient(api_key=api_key, base_url=sandbox.base_url) as c:
+        assert c.transport.download(f"http://127.0.0.1:{port}/x.png", deadline=Deadline(5)) == png
+    srv.close()
