@@ -47,6 +47,10 @@ class Settings:
     max_retries: int = 4
     backoff_base: float = 0.5
     backoff_max: float = 8.0
+    # 429: retries and backoff of their own (5, 10, 20, 30, 30 ... s: past a per-minute window).
+    rate_limit_retries: int = 7
+    rate_limit_backoff: float = 5.0
+    rate_limit_backoff_max: float = 30.0
     max_download_bytes: int = 64 * 1024 * 1024
     download_workers: int = 8
     cache_dir: str = ""

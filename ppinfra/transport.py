@@ -104,11 +104,19 @@ class Transport:
 
             if resp.status_code >= 300:
                 retryable = resp.status_code in (IDEMPOTENT_RETRY_STATUSES if idempotent else SUBMIT_RETRY_STATUSES)
-                if retryable and attempt < st.max_retries:
+                limited = resp.status_code == 429
+                # Limits are counted in images per minute and no Retry-After is documented:
+                # a 429 gets its own, longer budget so a wait can outlast the window.
+                budget = st.rate_limit_retries if limited else st.max_retries
+                if retryable and attempt < budget:
                     attempt += 1
                     retry_after = _retry_after(resp)
-                    log.info("%s: HTTP %d; retry %d/%d", endpoint, resp.status_code, attempt, st.max_retries)
+                    if limited and retry_after is None:
+                        retry_after = min(st.rate_limit_backoff_max, st.rate_limit_backoff * (2 ** (attempt - 1)))
+                    log.info("%s: HTTP %d; retry %d/%d", endpoint, resp.status_code, attempt, budget)
                     resp.close()
+                    if retry_after is not None and retry_after > deadline.remaining():
+                        raise error_from_response(resp, endpoint, task_id)
                     self._backoff(attempt, retry_after, deadline, should_cancel, task_id)
                     continue
                 raise error_from_response(resp, endpoint, task_id)

@@ -21,7 +21,8 @@ from ppinfra.request import ControlNetUnit, Embedding, IPAdapter, Lora
 @pytest.fixture
 def client(sandbox, api_key, isolated_env):
     c = PPInfraClient(api_key=api_key, base_url=sandbox.base_url, deadline=20.0, backoff_base=0.05,
-                      backoff_max=0.2, max_retries=3)
+                      backoff_max=0.2, max_retries=3, rate_limit_retries=3, rate_limit_backoff=0.05,
+                      rate_limit_backoff_max=0.2)
     yield c
     c.close()
 
@@ -422,3 +423,16 @@ def test_gzip_encoded_download_is_decoded(sandbox, api_key, isolated_env):
     with PPInfraClient(api_key=api_key, base_url=sandbox.base_url) as c:
         assert c.transport.download(f"http://127.0.0.1:{port}/x.png", deadline=Deadline(5)) == png
     srv.close()
+
+
+def test_rate_limit_waits_out_the_window_by_default(sandbox, api_key, isolated_env):
+    from ppinfra.config import Settings
+    s = Settings(api_key="x")
+    delays = [min(s.rate_limit_backoff_max, s.rate_limit_backoff * 2 ** i) for i in range(s.rate_limit_retries)]
+    assert sum(delays) * 0.75 > 60  # even with jitter, the retries outlast a per-minute window
+    with PPInfraClient(api_key=api_key, base_url=sandbox.base_url, rate_limit_backoff=0.3,
+                       rate_limit_backoff_max=0.3) as c:
+        sandbox.inject("submit", "status", count=3, status=429)
+        t0 = time.monotonic()
+        c.img2img(base_request(width=128, height=128))
+        assert time.monotonic() - t0 >= 0.9 * 0.75 and len(sandbox.tasks) == 1

@@ -94,7 +94,8 @@ def node_client(env, monkeypatch):
     bridge = pack_module("nodes.comfy_bridge")
 
     def use(**overrides):
-        settings = dict(deadline=DEADLINE, backoff_base=0.05, backoff_max=0.2, max_retries=3)
+        settings = dict(deadline=DEADLINE, backoff_base=0.05, backoff_max=0.2, max_retries=3,
+                        rate_limit_retries=3, rate_limit_backoff=0.05, rate_limit_backoff_max=0.2)
         settings.update(overrides)
 
         def make_client():
