@@ -11,6 +11,8 @@ import json
 import logging
 import random
 import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, Dict, Optional
 from urllib.parse import urlsplit
 
@@ -44,6 +46,9 @@ class Transport:
         self.settings = settings
         self.api = self._session()
         self.files = self._session()
+        # Requests run here while the calling thread waits in 50 ms slices: a
+        # cancel ends the wait at once even while a server is slow to answer.
+        self._io = ThreadPoolExecutor(max_workers=32, thread_name_prefix="ppinfra-http")
 
     @staticmethod
     def _session() -> requests.Session:
@@ -56,8 +61,23 @@ class Transport:
         return s
 
     def close(self) -> None:
+        self._io.shutdown(wait=False, cancel_futures=True)
         self.api.close()
         self.files.close()
+
+    def _send(self, session: requests.Session, should_cancel: CancelCheck, task_id: Optional[str],
+              method: str, url: str, **kwargs: Any) -> requests.Response:
+        """``session.request`` that gives up waiting (and closes the late answer) as soon as cancel is set."""
+        if should_cancel is None:
+            return session.request(method, url, **kwargs)
+        future = self._io.submit(session.request, method, url, **kwargs)
+        while True:
+            try:
+                return future.result(timeout=0.05)
+            except FutureTimeout:
+                if should_cancel():
+                    future.add_done_callback(_close_late_response)
+                    check_cancel(should_cancel, task_id)
 
     # ------------------------------------------------------------------ API calls
 
@@ -83,8 +103,8 @@ class Transport:
             timeout = (st.connect_timeout, max(0.5, min(read_timeout or st.read_timeout, deadline.remaining())))
             retry_after: Optional[float] = None
             try:
-                resp = self.api.request(method, url, params=params, data=body, headers=headers,
-                                        timeout=timeout, allow_redirects=False)
+                resp = self._send(self.api, should_cancel, task_id, method, url, params=params, data=body,
+                                  headers=headers, timeout=timeout, allow_redirects=False)
             except (requests.ConnectionError, requests.Timeout) as exc:
                 unsent = _never_connected(exc)
                 problem = _describe_network_error(exc)
@@ -180,7 +200,8 @@ class Transport:
         try:
             # `files` carries no auth: object stores refuse a second auth mechanism,
             # and the key must never reach another host.
-            with self.files.get(url, stream=True, timeout=timeout, allow_redirects=True) as resp:
+            with self._send(self.files, should_cancel, task_id, "GET", url, stream=True, timeout=timeout,
+                            allow_redirects=True) as resp:
                 if resp.status_code in (401, 403) and _looks_expired(resp):
                     raise ExpiredURL(url)
                 if resp.status_code in (429, 500, 502, 503, 504):
@@ -221,6 +242,11 @@ class Transport:
         except (requests.exceptions.ChunkedEncodingError, urllib3.exceptions.HTTPError, OSError) as exc:
             # Raw reads raise urllib3's own errors: a connection cut mid-body, a read timeout.
             raise _Retryable(f"truncated image: the connection broke off mid-download ({exc.__class__.__name__})") from None
+
+
+def _close_late_response(future: Any) -> None:
+    if not future.cancelled() and future.exception() is None:
+        future.result().close()
 
 
 class _Retryable(Exception):

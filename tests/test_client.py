@@ -436,3 +436,13 @@ def test_rate_limit_waits_out_the_window_by_default(sandbox, api_key, isolated_e
         t0 = time.monotonic()
         c.img2img(base_request(width=128, height=128))
         assert time.monotonic() - t0 >= 0.9 * 0.75 and len(sandbox.tasks) == 1
+
+
+def test_cancel_ends_a_slow_http_call_within_a_second(client, sandbox):
+    sandbox.inject("poll", "slow", count=1, delay=6)
+    flag = threading.Event()
+    threading.Timer(0.6, flag.set).start()
+    t0 = time.monotonic()
+    with pytest.raises(errors.CancelledError):
+        client.img2img(base_request(width=128, height=128), should_cancel=flag.is_set)
+    assert time.monotonic() - t0 < 1.6
