@@ -169,6 +169,8 @@ class Transport:
                  task_id: Optional[str] = None) -> bytes:
         """Fetch one pre-signed result URL with no auth header, a size cap and retries.
 
+        Returns the file as a ``bytearray`` (bytes-like; not copied once more into ``bytes``).
+
         Raises :class:`ExpiredURL` when the object store refuses the link as expired.
         """
         st = self.settings
@@ -213,25 +215,24 @@ class Transport:
                 if declared and declared.isdigit() and int(declared) > cap:
                     raise DownloadError(f"A result image is {int(declared)} bytes, over the {cap}-byte cap: "
                                         "refused.", task_id=task_id, endpoint="download")
-                chunks = []
-                size = 0
+                # One buffer grown in place: no list of chunks joined into a second copy at the end.
+                data = bytearray()
                 # read1 returns whatever has arrived, so the deadline and cancel are
                 # looked at even while a server drips bytes (read() would wait for a full chunk).
                 read = getattr(resp.raw, "read1", None) or resp.raw.read
                 while True:
                     # decode_content: a store may gzip the body; the cap counts decoded bytes.
-                    chunk = read(256 * 1024, decode_content=True)
+                    chunk = read(1024 * 1024, decode_content=True)
                     if not chunk:
                         break
-                    size += len(chunk)
-                    if size > cap:
+                    if len(data) + len(chunk) > cap:
                         raise DownloadError(f"A result image grew past the {cap}-byte cap: download stopped.",
                                             task_id=task_id, endpoint="download")
-                    chunks.append(chunk)
+                    data += chunk
+                    del chunk
                     check_cancel(should_cancel, task_id)
                     # The read timeout bounds each read, not a server that drips bytes forever.
                     deadline.check("downloading the result images", task_id)
-                data = b"".join(chunks)
                 # Content-Length counts the bytes on the wire, before any Content-Encoding.
                 wire = resp.raw.tell() if resp.headers.get("Content-Encoding") else len(data)
                 if declared and declared.isdigit() and wire != int(declared):
