@@ -100,18 +100,19 @@ def build_request(args: argparse.Namespace):
 
     image = _read_image(args.image, "request.image_base64")
     uploads: List[Tuple[str, Any]] = [("request.image_base64", image)]
-    units_spec = []
-    for i, spec in enumerate(args.controlnet):
-        name, opts = _parse_kv(spec, f"--controlnet[{i}]")
-        field = f"request.controlnet.units[{i}].image_base64"
-        uploads.append((field, _read_image(opts.pop("value"), field)))
-        units_spec.append((name, opts))
-    adapters_spec = []
-    for i, spec in enumerate(args.ip_adapter):
-        name, opts = _parse_kv(spec, f"--ip-adapter[{i}]")
-        field = f"request.ip_adapters[{i}].image_base64"
-        uploads.append((field, _read_image(opts.pop("value"), field)))
-        adapters_spec.append((name, opts))
+
+    def side_images(specs: List[str], option: str, field: str) -> List[Tuple[str, Dict[str, str]]]:
+        """Parse MODEL=IMAGE[,k=v] options; queue each image for upload; return (model, options) pairs."""
+        out = []
+        for i, spec in enumerate(specs):
+            name, opts = _parse_kv(spec, f"{option}[{i}]")
+            path = field.format(i)
+            uploads.append((path, _read_image(opts.pop("value"), path)))
+            out.append((name, opts))
+        return out
+
+    units_spec = side_images(args.controlnet, "--controlnet", "request.controlnet.units[{}].image_base64")
+    adapters_spec = side_images(args.ip_adapter, "--ip-adapter", "request.ip_adapters[{}].image_base64")
     encoded = encode_uploads(uploads)
 
     units = []

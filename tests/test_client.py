@@ -347,34 +347,42 @@ def test_deadline_from_the_environment(isolated_env, monkeypatch):
     assert "PPINFRA_DEADLINE" in str(info.value) and "'soon'" in str(info.value)
 
 
-def test_dripping_download_stops_at_the_deadline(sandbox, api_key, isolated_env):
-    from ppinfra.transport import Transport
-    from ppinfra.waiting import Deadline
+def _one_shot_server(respond):
+    """A raw loopback HTTP server for one request: ``respond(conn)`` writes whatever it likes. Returns the URL."""
     import socket
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
     srv.listen(1)
-    port = srv.getsockname()[1]
 
-    def drip():
+    def serve():
         conn, _ = srv.accept()
         conn.recv(65536)
-        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: 100000\r\n\r\n")
         try:
-            for _ in range(100):
-                conn.sendall(b"x")
-                time.sleep(0.05)
+            respond(conn)
         except OSError:
             pass
         conn.close()
+        srv.close()
 
-    threading.Thread(target=drip, daemon=True).start()
+    threading.Thread(target=serve, daemon=True).start()
+    return f"http://127.0.0.1:{srv.getsockname()[1]}/x.png"
+
+
+def test_dripping_download_stops_at_the_deadline(sandbox, api_key, isolated_env):
+    from ppinfra.waiting import Deadline
+
+    def drip(conn):
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: 100000\r\n\r\n")
+        for _ in range(100):
+            conn.sendall(b"x")
+            time.sleep(0.05)
+
+    url = _one_shot_server(drip)
     with PPInfraClient(api_key=api_key, base_url=sandbox.base_url) as c:
         t0 = time.monotonic()
         with pytest.raises(errors.TaskTimeoutError):
-            c.transport.download(f"http://127.0.0.1:{port}/x.png", deadline=Deadline(1.0))
+            c.transport.download(url, deadline=Deadline(1.0))
         assert time.monotonic() - t0 < 3.0
-    srv.close()
 
 
 def test_extra_result_images_are_not_kept(client, sandbox):
@@ -403,26 +411,15 @@ def test_download_honours_retry_after(client, sandbox):
 
 def test_gzip_encoded_download_is_decoded(sandbox, api_key, isolated_env):
     import gzip
-    import socket
     from ppinfra.waiting import Deadline
     png = base64.b64decode(png_b64(32, 32))
     body = gzip.compress(png)
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(1)
-    port = srv.getsockname()[1]
-
-    def serve():
-        conn, _ = srv.accept()
-        conn.recv(65536)
-        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Encoding: gzip\r\n"
-                     + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
-        conn.close()
-
-    threading.Thread(target=serve, daemon=True).start()
+    url = _one_shot_server(lambda conn: conn.sendall(
+        b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Encoding: gzip\r\n"
+        + f"Content-Length: {len(body)}\r\n\r\n".encode() + body))
     with PPInfraClient(api_key=api_key, base_url=sandbox.base_url) as c:
-        assert c.transport.download(f"http://127.0.0.1:{port}/x.png", deadline=Deadline(5)) == png
-    srv.close()
+        assert c.transport.download(url, deadline=Deadline(5)) == png
+
 
 
 def test_rate_limit_waits_out_the_window_by_default(sandbox, api_key, isolated_env):
