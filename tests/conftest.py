@@ -35,17 +35,40 @@ def api_key():
     return SANDBOX_KEY
 
 
+SANDBOX_DEFAULTS = {"api_keys": [SANDBOX_KEY], "queue_seconds": 0.05, "task_seconds": 0.3, "strict": True}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "sandbox(**kwargs): SandboxServer arguments for the `sandbox` fixture, "
+                                       "e.g. @pytest.mark.sandbox(strict=False)")
+
+
 @pytest.fixture
-def sandbox():
-    """A started sandbox (API and image host on separate loopback ports), stopped after the test."""
+def make_sandbox():
+    """A factory: ``make_sandbox(**kwargs)`` starts a sandbox (fixture defaults, strict, updated by kwargs)."""
     from ppinfra.sandbox import SandboxServer
 
-    srv = SandboxServer(api_keys=[SANDBOX_KEY], queue_seconds=0.05, task_seconds=0.3)
-    srv.start()
-    try:
-        yield srv
-    finally:
+    started = []
+
+    def make(**kwargs):
+        srv = SandboxServer(**{**SANDBOX_DEFAULTS, **kwargs}).start()
+        started.append(srv)
+        return srv
+
+    yield make
+    for srv in started:
         srv.stop()
+
+
+@pytest.fixture
+def sandbox(request, make_sandbox):
+    """A started sandbox (API and image host on separate loopback ports), stopped after the test.
+
+    Strict by default: our client must send only documented fields, exactly as set.
+    ``@pytest.mark.sandbox(strict=False, ...)`` passes other SandboxServer arguments.
+    """
+    marker = request.node.get_closest_marker("sandbox")
+    return make_sandbox(**(marker.kwargs if marker else {}))
 
 
 @pytest.fixture

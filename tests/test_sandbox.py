@@ -16,7 +16,7 @@ from PIL import Image
 from conftest import ROOT, SANDBOX_KEY
 from ppinfra.limits import IMAGE_MAX_FILE_BYTES
 from ppinfra.sandbox import SandboxServer
-from ppinfra.sandbox.catalog import WELL_KNOWN
+from ppinfra.sandbox.catalog import SDXL_FAMILY, WELL_KNOWN, send_name
 from ppinfra.sandbox.errors import SandboxHTTPError
 from ppinfra.sandbox.imaging import render_results
 from ppinfra.sandbox.validation import decode_image
@@ -226,8 +226,9 @@ def test_body_must_be_json_with_json_content_type(sandbox):
 # ---------------------------------------------------------------- auth
 
 @pytest.mark.parametrize("headers,status,reason", [({}, 400, "MISSING_API_KEY"),
-                                                   ({"Authorization": "Bearer sk-wrong"}, 401, "INVALID_API_KEY"),
-                                                   ({"Authorization": SANDBOX_KEY}, 401, "INVALID_API_KEY")])
+                                                   ({"Authorization": "Bearer sk-wrong"}, 403, "INVALID_API_KEY"),
+                                                   # strict: the bare key is outside the page's 'Bearer <key>'
+                                                   ({"Authorization": SANDBOX_KEY}, 400, "MISSING_API_KEY")])
 def test_auth_on_every_endpoint(sandbox, headers, status, reason):
     answers = [submit(sandbox, body(), headers=headers), poll(sandbox, "x", headers=headers),
                requests.get(sandbox.base_url + MODELS, headers=headers, timeout=5)]
@@ -250,21 +251,24 @@ def test_paging_through_every_checkpoint(sandbox):
             break
     assert pages == math.ceil(260 / 50) and len(seen) == 260 == len({m["id"] for m in seen})
     assert {m["type"]["name"] for m in seen} == {"checkpoint"}
-    assert set(WELL_KNOWN["checkpoint"]) <= {m["sd_name"] for m in seen}
+    assert set(WELL_KNOWN["checkpoint"]) <= {send_name(m) for m in seen}
     assert len(models(sandbox, **{"filter.types": "checkpoint"}).json()["models"]) == 20  # default page
 
 
 def test_model_filters_and_traps(sandbox):
     xl = models(sandbox, **{"filter.types": "checkpoint", "filter.is_sdxl": "true", "pagination.limit": 100}).json()
     sd = models(sandbox, **{"filter.types": "checkpoint", "filter.is_sdxl": "false", "pagination.limit": 100}).json()
-    assert all(m["base_model"] == "SDXL 1.0" for m in xl["models"])
-    assert all(m["base_model"] == "SD 1.5" for m in sd["models"])
+    assert all(m["base_model"] in SDXL_FAMILY for m in xl["models"])
+    assert not any(m["base_model"] in SDXL_FAMILY for m in sd["models"])
+    assert {"SDXL 1.0", "Pony"} <= {m["base_model"] for m in xl["models"]}
+    assert {"SD 1.5", "Flux.1 D"} <= {m["base_model"] for m in sd["models"]}
     assert any("is_sdxl" not in m for m in xl["models"] + sd["models"])  # clients must derive it
-    assert "sd_xl_base_1.0.safetensors" in {m["sd_name"] for m in xl["models"]}
-    lora = models(sandbox, **{"filter.types": "lora", "filter.query": "add detail 44319"}).json()["models"]
+    assert "sd_xl_base_1.0.safetensors" in {send_name(m) for m in xl["models"]}
+    lora = models(sandbox, **{"filter.types": "lora", "filter.query": "ADD_detail_44319"}).json()["models"]
     assert [(m["sd_name_in_api"], m["sd_name"]) for m in lora] == [("add_detail_44319", "add_detail_44319.safetensors")]
     fields = {"id", "name", "sd_name", "sd_name_in_api", "type", "status", "base_model", "base_model_type", "tags",
-              "categories", "cover_url", "source", "visibility", "is_nsfw", "hash_sha256", "download_url"}
+              "categories", "cover_url", "source", "visibility", "is_nsfw", "hash_sha256", "download_url",
+              "download_url_ttl"}
     assert fields <= set(lora[0])
 
 

@@ -1,12 +1,31 @@
-"""``python -m ppinfra.sandbox``: run the sandbox in the foreground until Ctrl-C."""
+"""``python -m ppinfra.sandbox``: run the sandbox in the foreground until Ctrl-C.
+
+Lenient (real-like) by default; ``--strict`` refuses every shape outside the provider's page.
+"""
 from __future__ import annotations
 
 import argparse
 import sys
 import time
-from typing import List, Optional
+from typing import Dict, List, Optional, Union
 
-from .server import SandboxServer
+from ..limits import MODEL_TYPES
+from .server import DEFAULT_MAX_REQUESTS, DEFAULT_MAX_TASKS, SandboxServer
+from .tasks import PROGRESS_MODES
+
+
+def catalog_size(text: str) -> Union[int, Dict[str, int]]:
+    """``30000`` (checkpoints) or ``checkpoint=30000,lora=20000,textualinversion=3000``."""
+    if text.isdigit():
+        return int(text)
+    sizes: Dict[str, int] = {}
+    for part in text.split(","):
+        name, sep, count = part.partition("=")
+        if not sep or name.strip() not in MODEL_TYPES or not count.strip().isdigit():
+            raise argparse.ArgumentTypeError(
+                f"expected a number or type=count pairs with types {', '.join(MODEL_TYPES)}, got {part!r}")
+        sizes[name.strip()] = int(count)
+    return sizes
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -21,16 +40,35 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--queue-seconds", type=float, default=0.2)
     ap.add_argument("--task-seconds", type=float, default=1.0)
     ap.add_argument("--url-ttl", type=float, default=3600, help="seconds a result URL stays valid")
+    ap.add_argument("--other-port", type=int, default=0, help="port of the host redirect faults point to (0 = any)")
     ap.add_argument("--images-per-minute", type=int, default=None, help="rate limit (default none)")
-    ap.add_argument("--catalog-size", type=int, default=None, help="number of checkpoints listed (default 260)")
+    ap.add_argument("--rate-window", type=float, default=60.0,
+                    help="seconds the images-per-minute limit counts over (default 60; shorter for benchmarks)")
+    ap.add_argument("--catalog-size", type=catalog_size, default=None,
+                    help="checkpoints listed (default 260), or type=count pairs, e.g. "
+                         "checkpoint=30000,lora=20000,textualinversion=3000")
+    ap.add_argument("--strict", action="store_true",
+                    help="refuse unknown fields, nulls and any shape outside the provider's page "
+                         "(default: lenient, like the real service)")
+    ap.add_argument("--progress", choices=PROGRESS_MODES, default="reported",
+                    help="reported: eta/progress_percent move; silent: both stay 0, as many provider APIs do")
+    ap.add_argument("--credit-balance", type=int, default=None,
+                    help="account balance, USD x 10,000 (default: not enforced)")
+    ap.add_argument("--max-requests", type=int, default=DEFAULT_MAX_REQUESTS, help="requests kept in the log")
+    ap.add_argument("--max-tasks", type=int, default=DEFAULT_MAX_TASKS, help="tasks kept before the oldest go")
     args = ap.parse_args(argv)
 
     srv = SandboxServer(api_keys=args.api_keys or ["sk-sandbox"], host=args.host, port=args.port,
-                        image_port=args.image_port, queue_seconds=args.queue_seconds,
+                        image_port=args.image_port, other_port=args.other_port, queue_seconds=args.queue_seconds,
                         task_seconds=args.task_seconds, url_ttl=args.url_ttl,
-                        images_per_minute=args.images_per_minute, catalog_size=args.catalog_size)
+                        images_per_minute=args.images_per_minute, rate_window=args.rate_window,
+                        catalog_size=args.catalog_size, strict=args.strict, progress=args.progress,
+                        credit_balance=args.credit_balance, max_requests=args.max_requests,
+                        max_tasks=args.max_tasks)
     srv.start()
+    mode = "strict" if args.strict else "lenient, like the real service"
     print(f"PPInfra sandbox (synthetic images, not diffusion) at {srv.base_url}", flush=True)
+    print(f"  mode: {mode}; progress {args.progress}", flush=True)
     print(f"  result images on {srv.image_base_url}; keys: {', '.join(srv.api_keys)}", flush=True)
     print("  e.g. PPINFRA_BASE_URL=" + srv.base_url + "; Ctrl-C stops.", flush=True)
     try:

@@ -1,4 +1,11 @@
-"""The API host: auth, ``POST /v3/async/img2img``, ``GET /v3/async/task-result``, ``GET /v3/model``."""
+"""The API host: auth, ``POST /v3/async/img2img``, ``GET /v3/async/task-result``, ``GET /v3/model``, ``GET /v3/user``.
+
+Errors use the real codes and reasons (CONTRACT.md): a missing key is 400
+``MISSING_API_KEY``, a wrong one 403 ``INVALID_API_KEY`` ("invalid api-key"),
+an unknown path 404 ``API_NOT_FOUND``. ``Authorization`` works with or
+without ``Bearer `` (the provider's JS SDK sends the bare key) unless the
+sandbox is strict, where the bare form is a 400.
+"""
 from __future__ import annotations
 
 import json
@@ -8,21 +15,25 @@ from typing import Any, Dict
 from .errors import DEFAULT_REASONS, SandboxHTTPError
 from .faults import Fault
 from .httpbase import BaseHandler
+from .imagehost import PREFIX, serve_image
 from .models import list_models
 from .tasks import FAILED, QUEUED, SUCCEED, Task
 from .validation import validate_submit
 
 ABOUT = (
-    "PPInfra sandbox: a local, strict stand-in for https://api.ppinfra.com (Novita AI's API).\n"
+    "PPInfra sandbox: a local stand-in for https://api.ppinfra.com (Novita AI's API).\n"
     "Results are SYNTHETIC images (the input resized and colour-graded per seed), not diffusion.\n"
-    "Endpoints: POST /v3/async/img2img, GET /v3/async/task-result?task_id=..., GET /v3/model\n"
+    "Endpoints: POST /v3/async/img2img, GET /v3/async/task-result?task_id=..., GET /v3/model, GET /v3/user\n"
 ).encode()
 
 _ROUTES = {("POST", "/v3/async/img2img"): "submit",
            ("GET", "/v3/async/task-result"): "poll",
-           ("GET", "/v3/model"): "models"}
+           ("GET", "/v3/model"): "models",
+           ("GET", "/v3/user"): "user"}
 _PATHS = {path for _, path in _ROUTES}
-_500_REASONS = {"submit": "CREATE_TASK_FAILED", "poll": "GET_RESULT_FAILED", "models": "INTERNAL_SERVER_ERROR"}
+_QUERY_KEYS = {"submit": (), "poll": ("task_id",), "user": ()}  # strict mode refuses other query keys
+_500_REASONS = {"submit": "CREATE_TASK_FAILED", "poll": "GET_RESULT_FAILED", "models": "INTERNAL_SERVER_ERROR",
+                "user": "INTERNAL_SERVER_ERROR"}
 _JSON = "application/json"
 
 
@@ -30,6 +41,7 @@ class ApiHandler(BaseHandler):
     """Routes API requests; acts out injected faults before auth, as a gateway would."""
 
     label = "api"
+    takes_faults = True
 
     def route(self, method: str, path: str, query: Dict[str, str], body: bytes) -> None:
         if method == "GET" and path in ("", "/"):
@@ -39,17 +51,27 @@ class ApiHandler(BaseHandler):
         if endpoint is None:
             if path in _PATHS:
                 raise SandboxHTTPError(405, "METHOD_NOT_ALLOWED", f"{method} is not allowed on {path}")
-            raise SandboxHTTPError(404, "NOT_FOUND", f"no endpoint {method} {path}")
-        fault = self.sandbox.faults.take(endpoint, kinds=("status", "drop", "slow", "malformed"))
-        if fault is not None and self._act_out(fault, endpoint, body):
-            return
+            raise SandboxHTTPError(404, "API_NOT_FOUND", f"api not found: {method} {path}")
+        if self.takes_faults:
+            fault = self.sandbox.faults.take(endpoint, kinds=("status", "drop", "slow", "malformed", "redirect"))
+            if fault is not None and self._act_out(fault, endpoint, body):
+                return
         self._authenticate()
+        strict = self.sandbox.strict
+        if strict and endpoint in _QUERY_KEYS:
+            unknown = sorted(set(query) - set(_QUERY_KEYS[endpoint]))
+            if unknown:
+                raise SandboxHTTPError(400, "INVALID_REQUEST_BODY",
+                                       f"{unknown[0]} is not a documented query parameter of {method} {path}")
         if endpoint == "submit":
-            self.answer(200, json.dumps(self._submit(body)).encode(), _JSON)
+            data = self._submit(body)
         elif endpoint == "poll":
-            self.answer(200, json.dumps(self._poll(query)).encode(), _JSON)
+            data = self._poll(query)
+        elif endpoint == "user":
+            data = self.sandbox.account()
         else:
-            self.answer(200, json.dumps(list_models(self.sandbox.catalog, query)).encode(), _JSON)
+            data = list_models(self.sandbox.catalog, query, strict=strict)
+        self.answer(200, json.dumps(data).encode(), _JSON)
 
     def _act_out(self, fault: Fault, endpoint: str, body: bytes) -> bool:
         """Perform ``fault``; True if the request is fully answered (or dropped)."""
@@ -63,6 +85,10 @@ class ApiHandler(BaseHandler):
             raise SandboxHTTPError(status, p.get("reason", default),
                                    p.get("message", f"injected fault: HTTP {status}"),
                                    retry_after=p.get("retry_after"))
+        if fault.kind == "redirect":
+            # The same path and query on another host; the client must not carry the key along.
+            self.answer(p["status"], b"", _JSON, {"Location": self.sandbox.other_base_url + self.path})
+            return True
         if fault.kind == "malformed":
             text = "[]" if p.get("wrong_shape") else p.get("body", '{"task_id": ')
             self.answer(200, text.encode() if isinstance(text, str) else text, _JSON)
@@ -78,14 +104,22 @@ class ApiHandler(BaseHandler):
         return True
 
     def _authenticate(self) -> None:
-        header = self.headers.get("Authorization")
-        if header is None or header.strip() in ("", "Bearer"):
+        header = (self.headers.get("Authorization") or "").strip()
+        if header in ("", "Bearer"):
             # CONTRACT.md lists MISSING_API_KEY among the 400s.
             raise SandboxHTTPError(400, "MISSING_API_KEY", "the Authorization header is missing: send 'Bearer <API key>'")
-        scheme, _, key = header.partition(" ")
-        if scheme != "Bearer" or key.strip() not in self.sandbox.api_keys:
-            raise SandboxHTTPError(401, "INVALID_API_KEY",
-                                   "the API key is invalid or revoked: check the key in your PPInfra console")
+        scheme, _, rest = header.partition(" ")
+        if scheme == "Bearer":
+            key = rest.strip()
+        elif self.sandbox.strict:
+            raise SandboxHTTPError(400, "MISSING_API_KEY",
+                                   "strict sandbox: the Authorization header must be 'Bearer <API key>', "
+                                   "got a value without the 'Bearer ' prefix")
+        else:
+            key = header  # the provider's JS SDK sends the bare key, and the real service takes it
+        if key not in self.sandbox.api_keys:
+            # The live service's answer, word for word (CONTRACT.md, evidence section).
+            raise SandboxHTTPError(403, "INVALID_API_KEY", "invalid api-key")
 
     def _submit(self, body: bytes) -> Dict[str, Any]:
         ctype = self.headers.get("Content-Type", "")
@@ -96,7 +130,7 @@ class ApiHandler(BaseHandler):
             parsed = json.loads(body.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as exc:
             raise SandboxHTTPError(400, "INVALID_REQUEST_BODY", f"the body is not valid JSON: {exc}") from None
-        valid = validate_submit(parsed, self.sandbox.catalog)
+        valid = validate_submit(parsed, self.sandbox.catalog, strict=self.sandbox.strict)
         task = self.sandbox._accept(parsed, valid)
         return {"task_id": task.task_id}
 
@@ -107,6 +141,12 @@ class ApiHandler(BaseHandler):
         task = self.sandbox._store.get(task_id)
         if task is None:
             raise SandboxHTTPError(404, "TASK_NOT_FOUND", f"no task with task_id {task_id!r}")
+        failed = self.sandbox.faults.take("poll", kinds=("task_failed",), task_id=task_id)
+        if failed is not None:
+            task.http_failure = failed.params.get("message") or "task failed"
+        if task.http_failure is not None:
+            # Listed among the 500s: the task is over, and every later poll says so again.
+            raise SandboxHTTPError(500, "TASK_FAILED", task.http_failure)
         state = task.state()
         images = []
         if state.status == SUCCEED:
@@ -127,6 +167,23 @@ class ApiHandler(BaseHandler):
             url = scheme + url[url.index("://"):]
         return {"image_url": url, "image_url_ttl": str(int(ttl)), "image_type": task.image_type,
                 "nsfw_detection_result": None}
+
+
+class OtherHostHandler(ApiHandler):
+    """The third host a ``redirect`` fault sends clients to: the same API and result files, no faults.
+
+    Its requests are recorded with ``server == "other"``, so a test can see
+    whether the ``Authorization`` header followed the redirect.
+    """
+
+    label = "other"
+    takes_faults = False
+
+    def route(self, method: str, path: str, query: Dict[str, str], body: bytes) -> None:
+        if path.startswith(PREFIX):
+            serve_image(self, method, path, query)
+        else:
+            super().route(method, path, query, body)
 
 
 def _debug_info(task: Task, status: str) -> Dict[str, str]:

@@ -10,7 +10,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Optional
 
-ENDPOINTS = ("submit", "poll", "models", "image")
+ENDPOINTS = ("submit", "poll", "models", "user", "image")
+REDIRECT_STATUSES = (301, 302, 303, 307, 308)
 
 # kind -> (endpoints it applies to, parameters it accepts)
 KINDS: Dict[str, tuple] = {
@@ -20,7 +21,10 @@ KINDS: Dict[str, tuple] = {
     "malformed": (ENDPOINTS, {"body", "wrong_shape"}),
     "truncate": (("image",), set()),
     "oversize": (("image",), {"size"}),
+    "corrupt": (("image",), set()),
     "scheme": (("poll",), {"scheme"}),
+    "task_failed": (("poll",), {"message", "task_id"}),
+    "redirect": (ENDPOINTS, {"to", "status"}),
 }
 
 
@@ -60,6 +64,11 @@ class FaultBook:
             raise TypeError("a 'slow' fault needs delay=<seconds>")
         if kind == "oversize" and "size" not in params:
             raise TypeError("an 'oversize' fault needs size=<bytes>")
+        if kind == "redirect":
+            if params.setdefault("to", "other") != "other":
+                raise ValueError(f"a 'redirect' fault goes to='other' (the sandbox's third host), got {params['to']!r}")
+            if params.setdefault("status", 307) not in REDIRECT_STATUSES:
+                raise ValueError(f"a 'redirect' status must be one of {REDIRECT_STATUSES}, got {params['status']!r}")
         if count < 1:
             raise ValueError(f"count must be >= 1, got {count}")
         fault = Fault(endpoint, kind, count, dict(params))
@@ -67,11 +76,18 @@ class FaultBook:
             self._faults.append(fault)
         return fault
 
-    def take(self, endpoint: str, kinds: Optional[Iterable[str]] = None) -> Optional[Fault]:
-        """Use one request's worth of the oldest pending fault of ``endpoint`` (restricted to ``kinds``)."""
+    def take(self, endpoint: str, kinds: Optional[Iterable[str]] = None,
+             task_id: Optional[str] = None) -> Optional[Fault]:
+        """Use one request's worth of the oldest pending fault of ``endpoint`` (restricted to ``kinds``).
+
+        A fault with a ``task_id`` parameter is only taken by a request about that task.
+        """
         wanted = None if kinds is None else set(kinds)
         with self._lock:
             for fault in self._faults:
+                target = fault.params.get("task_id")
+                if target is not None and target != task_id:
+                    continue
                 if fault.endpoint == endpoint and (wanted is None or fault.kind in wanted):
                     fault.remaining -= 1
                     if fault.remaining <= 0:

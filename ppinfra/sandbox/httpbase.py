@@ -17,9 +17,14 @@ from .errors import SandboxHTTPError
 MAX_BODY_BYTES = 3 * (IMAGE_MAX_FILE_BYTES * 4 // 3 + 4) + 1024 * 1024
 
 
-@dataclass(frozen=True)
+@dataclass
 class RecordedRequest:
-    """One request as a server received it. ``server`` is ``"api"`` or ``"images"``."""
+    """One request as a server received it. ``server`` is ``"api"``, ``"images"`` or ``"other"``.
+
+    A long-running sandbox drops the bodies of old requests first (``body``
+    becomes ``b""``; ``body_size`` keeps the size received), then the oldest
+    records themselves: see ``SandboxServer(max_requests=, max_request_bytes=)``.
+    """
 
     server: str
     method: str
@@ -28,6 +33,7 @@ class RecordedRequest:
     headers: Dict[str, str]
     body: bytes = field(repr=False)
     time: float
+    body_size: int = 0
 
 
 class SandboxHTTPServer(ThreadingHTTPServer):
@@ -118,7 +124,7 @@ class BaseHandler(BaseHTTPRequestHandler):
 
     def _record(self, method: str, path: str, query: Dict[str, str], body: bytes) -> None:
         self.sandbox._record(RecordedRequest(self.label, method, path, query, dict(self.headers.items()),
-                                             body, time.time()))
+                                             body, time.time(), len(body)))
 
     def answer_error(self, exc: SandboxHTTPError) -> None:
         exc = self.error_for(exc)

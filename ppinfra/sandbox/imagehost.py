@@ -7,7 +7,7 @@ never travels to the image host.
 from __future__ import annotations
 
 import time
-from typing import Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 from .errors import SandboxHTTPError
 from .faults import Fault
@@ -19,6 +19,7 @@ PREFIX = "/results/"
 # S3 error codes for status faults on the image host.
 _S3_CODES = {400: "InvalidRequest", 403: "AccessDenied", 404: "NoSuchKey", 429: "SlowDown",
              500: "InternalError", 503: "SlowDown", 504: "RequestTimeout"}
+_GARBLE = bytes(b ^ 0x5A for b in range(256))  # a byte map that leaves no image decodable
 
 
 class ImageHandler(BaseHandler):
@@ -33,20 +34,17 @@ class ImageHandler(BaseHandler):
                                 retry_after=exc.retry_after, xml=True)
 
     def route(self, method: str, path: str, query: Dict[str, str], body: bytes) -> None:
-        if "Authorization" in self.headers:
-            raise SandboxHTTPError(
-                400, "InvalidArgument",
-                "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, Signature query "
-                "string parameter or the Authorization header should be specified", xml=True)
-        if method != "GET":
-            raise SandboxHTTPError(405, "MethodNotAllowed", f"{method} is not allowed against this resource", xml=True)
+        _refuse_auth_and_method(self, method)
         fault = self.sandbox.faults.take("image")
         if fault is not None and self._act_out_early(fault):
             return
-        data, content_type = self._lookup(path, query)
+        data, content_type = lookup(self.sandbox, path, query)
         if fault is not None and fault.kind == "truncate":
             self._send_partial(data, content_type)
             return
+        if fault is not None and fault.kind == "corrupt":
+            # Same length, right Content-Length, right magic number, and a body that does not decode.
+            data = data[:8] + data[8:].translate(_GARBLE)
         self.answer(200, data, content_type)
 
     def _act_out_early(self, fault: Fault) -> bool:
@@ -69,37 +67,10 @@ class ImageHandler(BaseHandler):
         if fault.kind == "oversize":
             self._send_junk(int(p["size"]))
             return True
-        return False  # truncate needs the real bytes
-
-    def _lookup(self, path: str, query: Dict[str, str]) -> Tuple[bytes, str]:
-        if not path.startswith(PREFIX):
-            raise SandboxHTTPError(404, "NoSuchKey", "The specified key does not exist.", xml=True)
-        file_name = path[len(PREFIX):]
-        if "expires" not in query or "signature" not in query:
-            raise SandboxHTTPError(403, "AccessDenied",
-                                   "Query-string authentication requires the expires and signature parameters",
-                                   xml=True)
-        verdict = self.sandbox.signer.check(file_name, query["expires"], query["signature"])
-        if verdict == BAD_SIGNATURE:
-            raise SandboxHTTPError(403, "SignatureDoesNotMatch",
-                                   "The request signature we calculated does not match the signature you provided.",
-                                   xml=True)
-        if verdict == EXPIRED:
-            raise SandboxHTTPError(403, "AccessDenied", "Request has expired", xml=True)
-        data = self._image_bytes(file_name)
-        if data is None:
-            raise SandboxHTTPError(404, "NoSuchKey", "The specified key does not exist.", xml=True)
-        return data, CONTENT_TYPES[file_name.rsplit(".", 1)[1]]
-
-    def _image_bytes(self, file_name: str) -> Optional[bytes]:
-        # File names are "<task_id>-<index>.<type>", as SandboxServer.image_url issues them.
-        stem, _, ext = file_name.rpartition(".")
-        task_id, _, index = stem.rpartition("-")
-        task = self.sandbox._store.get(task_id)
-        if task is None or task.images is None or ext != task.image_type or not index.isdigit():
-            return None
-        i = int(index)
-        return task.images[i] if i < len(task.images) else None
+        if fault.kind == "redirect":
+            self.answer(p["status"], b"", "application/xml", {"Location": self.sandbox.other_base_url + self.path})
+            return True
+        return False  # truncate and corrupt need the real bytes
 
     def _send_partial(self, data: bytes, content_type: str) -> None:
         self.send_response(200)
@@ -125,3 +96,53 @@ class ImageHandler(BaseHandler):
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client stopped reading at its size cap, as it should
         self.close_connection = True
+
+
+def serve_image(handler: BaseHandler, method: str, path: str, query: Dict[str, str]) -> None:
+    """Answer a result-file request on ``handler`` with no faults (the redirect target's image route)."""
+    _refuse_auth_and_method(handler, method)
+    data, content_type = lookup(handler.sandbox, path, query)
+    handler.answer(200, data, content_type)
+
+
+def _refuse_auth_and_method(handler: BaseHandler, method: str) -> None:
+    if "Authorization" in handler.headers:
+        raise SandboxHTTPError(
+            400, "InvalidArgument",
+            "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, Signature query "
+            "string parameter or the Authorization header should be specified", xml=True)
+    if method != "GET":
+        raise SandboxHTTPError(405, "MethodNotAllowed", f"{method} is not allowed against this resource", xml=True)
+
+
+def lookup(sandbox: Any, path: str, query: Dict[str, str]) -> Tuple[bytes, str]:
+    """(bytes, content type) of a signed result link, or the object store's XML error."""
+    if not path.startswith(PREFIX):
+        raise SandboxHTTPError(404, "NoSuchKey", "The specified key does not exist.", xml=True)
+    file_name = path[len(PREFIX):]
+    if "expires" not in query or "signature" not in query:
+        raise SandboxHTTPError(403, "AccessDenied",
+                               "Query-string authentication requires the expires and signature parameters",
+                               xml=True)
+    verdict = sandbox.signer.check(file_name, query["expires"], query["signature"])
+    if verdict == BAD_SIGNATURE:
+        raise SandboxHTTPError(403, "SignatureDoesNotMatch",
+                               "The request signature we calculated does not match the signature you provided.",
+                               xml=True)
+    if verdict == EXPIRED:
+        raise SandboxHTTPError(403, "AccessDenied", "Request has expired", xml=True)
+    data = _image_bytes(sandbox, file_name)
+    if data is None:
+        raise SandboxHTTPError(404, "NoSuchKey", "The specified key does not exist.", xml=True)
+    return data, CONTENT_TYPES[file_name.rsplit(".", 1)[1]]
+
+
+def _image_bytes(sandbox: Any, file_name: str) -> Optional[bytes]:
+    # File names are "<task_id>-<index>.<type>", as SandboxServer.image_url issues them.
+    stem, _, ext = file_name.rpartition(".")
+    task_id, _, index = stem.rpartition("-")
+    task = sandbox._store.get(task_id)
+    if task is None or task.images is None or ext != task.image_type or not index.isdigit():
+        return None
+    i = int(index)
+    return task.images[i] if i < len(task.images) else None

@@ -5,6 +5,12 @@ submit, so ``configure`` only affects later tasks) and whether its images are
 rendered. Rendering starts in a background thread when processing starts, and
 SUCCEED is only reported once both the time has elapsed and the images exist,
 so a download right after SUCCEED only has to serve bytes.
+
+A long-running sandbox keeps bounded memory: the store holds at most
+``max_tasks`` tasks (the oldest are forgotten, and a poll for one answers
+``TASK_NOT_FOUND``) and at most ``max_image_bytes`` of rendered results (the
+oldest tasks' images are dropped first; their links then answer
+``NoSuchKey``, as an object store does once it has deleted a file).
 """
 from __future__ import annotations
 
@@ -13,18 +19,22 @@ import random
 import threading
 import time
 import uuid
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Deque, Dict, List, Optional
 
 from PIL import Image
 
 from ..limits import SEED_MAX
+from ..limits import STATUS_FAILED as FAILED
+from ..limits import STATUS_PROCESSING as PROCESSING
+from ..limits import STATUS_QUEUED as QUEUED
+from ..limits import STATUS_SUCCEED as SUCCEED
 from .imaging import render_results
 
-QUEUED = "TASK_STATUS_QUEUED"
-PROCESSING = "TASK_STATUS_PROCESSING"
-SUCCEED = "TASK_STATUS_SUCCEED"
-FAILED = "TASK_STATUS_FAILED"
+PROGRESS_MODES = ("reported", "silent")
+DEFAULT_MAX_TASKS = 10_000
+DEFAULT_MAX_IMAGE_BYTES = 1024 * 1024 * 1024
 
 
 @dataclass
@@ -43,6 +53,10 @@ class Task:
 
     ``created`` and ``done_at`` are wall-clock (``time.time()``); ``done_at`` is
     the instant the task became terminal (SUCCEED or FAILED), None before.
+    ``progress`` is ``"reported"`` (eta and progress_percent filled in) or
+    ``"silent"`` (both stay 0 throughout, SUCCEED included, as the provider's
+    documented samples show). ``http_failure`` is set by a ``task_failed``
+    fault: every poll of the task then answers HTTP 500 ``TASK_FAILED`` with it.
     """
 
     task_id: str
@@ -59,6 +73,8 @@ class Task:
     task_seconds: float
     fail_reason: Optional[str] = None
     stuck: bool = False
+    progress: str = "reported"
+    http_failure: Optional[str] = None
     images: Optional[List[bytes]] = None
     done_at: Optional[float] = None
     created_mono: float = 0.0
@@ -77,6 +93,14 @@ class Task:
 
     def state(self, now_mono: Optional[float] = None) -> TaskState:
         """The task as seen at ``now_mono`` (``time.monotonic()``, default now)."""
+        state = self._state(now_mono)
+        if self.http_failure is not None:
+            return TaskState(FAILED, 0, 0, self.http_failure)
+        if self.progress == "silent":
+            state.eta = state.progress_percent = 0
+        return state
+
+    def _state(self, now_mono: Optional[float]) -> TaskState:
         now = time.monotonic() if now_mono is None else now_mono
         elapsed = now - self.created_mono
         total = self.queue_seconds + self.task_seconds
@@ -94,12 +118,28 @@ class Task:
 
 
 class TaskStore:
-    """All tasks of one sandbox, and the timers that render them."""
+    """The recent tasks of one sandbox (at most ``max_tasks``, images up to ``max_image_bytes``), and their timers."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_tasks: int = DEFAULT_MAX_TASKS, max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES) -> None:
+        if max_tasks < 1 or max_image_bytes < 0:
+            raise ValueError(f"max_tasks must be >= 1 and max_image_bytes >= 0, got {max_tasks}, {max_image_bytes}")
+        self.max_tasks = max_tasks
+        self.max_image_bytes = max_image_bytes
         self._lock = threading.Lock()
-        self._tasks: Dict[str, Task] = {}
+        self._tasks: "OrderedDict[str, Task]" = OrderedDict()
+        self._rendered: Deque[Task] = deque()  # tasks holding images, oldest first
+        self._image_bytes = 0
         self._timers: List[threading.Timer] = []
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._tasks)
+
+    @property
+    def image_bytes(self) -> int:
+        """Bytes of rendered results held now."""
+        with self._lock:
+            return self._image_bytes
 
     def snapshot(self) -> Dict[str, Task]:
         with self._lock:
@@ -111,7 +151,7 @@ class TaskStore:
 
     def create(self, *, body: Dict[str, Any], request: Dict[str, Any], extra: Dict[str, Any],
                source: Image.Image, seed: int, image_type: str, queue_seconds: float,
-               task_seconds: float, fail_reason: Optional[str], stuck: bool) -> Task:
+               task_seconds: float, fail_reason: Optional[str], stuck: bool, progress: str = "reported") -> Task:
         """Accept a validated submit and schedule its rendering."""
         image_num = request["image_num"]
         if seed == -1:
@@ -122,9 +162,14 @@ class TaskStore:
                     image_type=image_type, image_num=image_num, width=request["width"],
                     height=request["height"], created=time.time(), created_mono=now_mono,
                     queue_seconds=queue_seconds, task_seconds=task_seconds, fail_reason=fail_reason,
-                    stuck=stuck, _source=source)
+                    stuck=stuck, progress=progress, _source=source)
         with self._lock:
             self._tasks[task.task_id] = task
+            while len(self._tasks) > self.max_tasks:
+                _, old = self._tasks.popitem(last=False)
+                old._source = None  # a forgotten task still rendering lets go of its input
+            while self._rendered and self._rendered[0].task_id not in self._tasks:
+                self._drop_images(self._rendered.popleft())
         if stuck:
             task._source = None
         elif fail_reason is not None:
@@ -145,7 +190,23 @@ class TaskStore:
         except Exception as exc:  # a sandbox bug must surface as a failed task, not a hung one
             task.fail_reason = f"sandbox render failed: {exc}"
         task._source = None
+        self._hold(task)
         self._finish(task, max(time.monotonic(), task.created_mono + task.queue_seconds + task.task_seconds))
+
+    def _hold(self, task: Task) -> None:
+        """Count the task's images against ``max_image_bytes``, dropping the oldest tasks' images past it."""
+        if not task.images:
+            return
+        with self._lock:
+            self._rendered.append(task)
+            self._image_bytes += sum(len(b) for b in task.images)
+            while self._image_bytes > self.max_image_bytes and len(self._rendered) > 1:
+                self._drop_images(self._rendered.popleft())
+
+    def _drop_images(self, task: Task) -> None:
+        # Called with the lock held.
+        self._image_bytes -= sum(len(b) for b in task.images or [])
+        task.images = []
 
     @staticmethod
     def _finish(task: Task, done_mono: float) -> None:

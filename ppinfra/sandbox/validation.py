@@ -1,4 +1,9 @@
-"""Strict checks of a ``POST /v3/async/img2img`` body, as the real service would refuse it.
+"""Checks of a ``POST /v3/async/img2img`` body, as the real service would refuse it.
+
+Strict mode checks the body exactly as sent: an unknown field, a ``null``
+where the page allows none, or a number sent as a string is a 400 naming the
+field. Lenient mode (the default) first reads the body as the real backend
+does (:mod:`.leniency`) and then runs the same checks.
 
 Deliberately written apart from :mod:`ppinfra.request` (it reads the same
 :mod:`ppinfra.limits` table, but not the client's checker): the sandbox is the
@@ -19,6 +24,7 @@ from PIL import Image
 from ..limits import IMAGE_MAX_FILE_BYTES, IMAGE_MAX_SIDE, LIMITS, Limit
 from .catalog import Catalog
 from .errors import bad_request
+from .leniency import normalise
 
 # request key -> required? Anything else in "request" is refused.
 _REQUEST_KEYS = {
@@ -27,10 +33,9 @@ _REQUEST_KEYS = {
     "negative_prompt": False, "sd_vae": False, "controlnet": False, "seed": False, "loras": False,
     "embeddings": False, "clip_skip": False, "strength": False, "ip_adapters": False,
 }
-# PPInfra documents only response_image_type; Novita's extras are accepted and ignored
-# so a body valid on Novita is not refused here.
-_EXTRA_KEYS = {"response_image_type", "enable_nsfw_detection", "nsfw_detection_level", "webhook",
-               "custom_storage"}
+# PPInfra documents only response_image_type. Novita's extras (webhook, NSFW options,
+# custom_storage, enterprise_plan) are accepted only in lenient mode, where they are ignored.
+_EXTRA_KEYS = {"response_image_type"}
 _UNIT_KEYS = {"model_name": True, "image_base64": True, "strength": True, "preprocessor": False,
               "guidance_start": False, "guidance_end": False}
 _LORA_KEYS = {"model_name": True, "strength": True}
@@ -49,8 +54,14 @@ class ValidSubmit:
     seed: int  # as sent; -1 means "server picks"
 
 
-def validate_submit(body: Any, catalog: Catalog) -> ValidSubmit:
-    """Check ``body`` (parsed JSON) strictly; raise a 400 :class:`SandboxHTTPError` on the first fault."""
+def validate_submit(body: Any, catalog: Catalog, strict: bool = True) -> ValidSubmit:
+    """Check ``body`` (parsed JSON); raise a 400 :class:`SandboxHTTPError` on the first fault.
+
+    ``strict=False`` reads it as the real service does first (unknown fields and nulls dropped,
+    numeric strings parsed); the result's ``request`` is then the body as read.
+    """
+    if not strict:
+        body = normalise(body)
     _require_object("body", body)
     _no_unknown("body", body, {"extra": False, "request": True})
     extra = body.get("extra")
@@ -155,10 +166,14 @@ def _check(path: str, value: Any, lim: Limit) -> None:
 
 
 def _known_model(path: str, name: str, model_type: str, catalog: Catalog) -> None:
-    if catalog.get(model_type, name) is None:
+    model, why_not = catalog.usable(model_type, name)
+    if model is None:
         hint = "sd_name" if model_type == "checkpoint" else "sd_name_in_api"
         raise bad_request(f"{path} must name an available {model_type} model ({hint} from "
                           f"GET /v3/model?filter.types={model_type}), got {_show(name)}")
+    if why_not:
+        raise bad_request(f"{path} must name an available {model_type} model, got {_show(name)}, "
+                          f"which the model list shows as {why_not}")
 
 
 def _list_of_objects(path: str, value: Any, lim: Optional[Limit], keys: Dict[str, bool]) -> List[Dict[str, Any]]:
