@@ -7,10 +7,11 @@ import logging
 from dataclasses import replace
 from typing import Any, Dict, List
 
-from ..ppinfra.config import load_settings, redact
+from ..ppinfra.config import load_settings
 from ..ppinfra.errors import ValidationError
 from ..ppinfra.limits import LIMITS
 from ..ppinfra.request import Embedding, Img2ImgRequest, Lora, check_value
+from ..ppinfra.secrets import redact
 
 from . import comfy_bridge, options
 from .units import (CATEGORY, CONTROLNET, EMBEDDINGS, IP_ADAPTER, LORAS, MATCH_INPUT, ControlNetSpec, IPAdapterSpec,

@@ -8,12 +8,12 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import sys
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from .errors import PPInfraError, ValidationError
 from .limits import LIMITS, MODEL_TYPES
+from .logs import eprint
 
 EXTENSIONS = {"png": "png", "jpeg": "jpg", "webp": "webp"}
 
@@ -148,7 +148,7 @@ def _progress_printer():
         eta = "" if p.eta is None else f", eta {p.eta:.0f}s"
         line = f"[{p.task_id[:8]}] {p.status.replace('TASK_STATUS_', '').lower()} {p.percent:3.0f}%{eta}, {p.elapsed:.1f}s"
         if line != last["line"]:
-            print(line, file=sys.stderr, flush=True)
+            eprint(line)
             last["line"] = line
 
     return show
@@ -159,7 +159,7 @@ def _start_sandbox(task_seconds: float):
 
     key = "sk-sandbox-cli"
     srv = SandboxServer(api_keys=(key,), task_seconds=task_seconds, queue_seconds=0.2).start()
-    print(f"sandbox: {srv.base_url} (synthetic images, not diffusion)", file=sys.stderr)
+    eprint(f"sandbox: {srv.base_url} (synthetic images, not diffusion)")
     return srv, key
 
 
@@ -175,8 +175,7 @@ def run_img2img(args: argparse.Namespace) -> int:
         base_url = srv.base_url
     try:
         with PPInfraClient(api_key=key, base_url=base_url) as client:
-            print(f"submitting to {client.settings.base_url}: {request.width}x{request.height} x{request.image_num}",
-                  file=sys.stderr)
+            eprint(f"submitting to {client.settings.base_url}: {request.width}x{request.height} x{request.image_num}")
             result = client.img2img(request, on_progress=_progress_printer(), deadline=args.deadline)
     finally:
         if srv is not None:
@@ -189,7 +188,7 @@ def run_img2img(args: argparse.Namespace) -> int:
         with open(path, "wb") as fh:
             fh.write(blob)
         print(path)
-    print(f"done: task {result.task_id}, seed {result.seed}, {result.timings['total']:.1f}s", file=sys.stderr)
+    eprint(f"done: task {result.task_id}, seed {result.seed}, {result.timings['total']:.1f}s")
     return 0
 
 
@@ -222,8 +221,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         return run_img2img(args) if args.command == "img2img" else run_models(args)
     except PPInfraError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        eprint(f"error: {exc}")
         return 2
     except KeyboardInterrupt:
-        print("cancelled (a submitted task may still run and be billed)", file=sys.stderr)
+        eprint("cancelled (a submitted task may still run and be billed)")
         return 130

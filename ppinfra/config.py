@@ -5,25 +5,24 @@ The API key is wrapped so that no repr, log line or exception can show it.
 from __future__ import annotations
 
 import json
-import logging
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Dict, Optional
 from urllib.parse import urlsplit
 
 from .errors import ConfigError
-from .secrets import redact, remember_secret
+from .secrets import remember_secret
 
-DEFAULT_BASE_URL = "https://api.ppinfra.com"
-NOVITA_BASE_URL = "https://api.novita.ai"
+# The hosts that serve this API (docs/api.md, "Hosts"): a short name may stand for the URL.
+KNOWN_HOSTS = {"ppinfra": "https://api.ppinfra.com", "ppio": "https://api.ppio.com",
+               "novita": "https://api.novita.ai"}
+DEFAULT_BASE_URL = KNOWN_HOSTS["ppinfra"]
 ENV_KEY = "PPINFRA_API_KEY"
 ENV_BASE_URL = "PPINFRA_BASE_URL"
 ENV_CONFIG = "PPINFRA_CONFIG"
 ENV_CACHE_DIR = "PPINFRA_CACHE_DIR"
 ENV_DEADLINE = "PPINFRA_DEADLINE"
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
-
-log = logging.getLogger("ppinfra")
 
 
 class Secret(str):
@@ -53,8 +52,6 @@ class Settings:
     rate_limit_backoff_max: float = 30.0
     max_download_bytes: int = 64 * 1024 * 1024
     download_workers: int = 8
-    cache_dir: str = ""
-    model_cache_ttl: float = 6 * 3600.0
 
 
 def default_config_path() -> str:
@@ -106,12 +103,12 @@ def load_settings(api_key: Optional[str] = None, base_url: Optional[str] = None,
             "Get a key at https://ppinfra.com/settings/key-management. Never put the key in a node widget: "
             "workflows and PNG metadata are shared.")
     url = (base_url or os.environ.get(ENV_BASE_URL) or from_file("base_url") or DEFAULT_BASE_URL).strip().rstrip("/")
+    url = KNOWN_HOSTS.get(url.lower(), url)
     parts = urlsplit(url)
     # The key travels in a header: plain http only to this machine (the sandbox).
     if not (parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in _LOOPBACK)) or not parts.netloc:
         raise ConfigError(f"base_url must be an https:// URL (http:// only for a sandbox on this machine), "
                           f"got {url!r}.")
-    overrides.setdefault("cache_dir", default_cache_dir())
     if "deadline" not in overrides and os.environ.get(ENV_DEADLINE):
         raw = os.environ[ENV_DEADLINE].strip()
         try:
@@ -121,23 +118,3 @@ def load_settings(api_key: Optional[str] = None, base_url: Optional[str] = None,
         if not overrides["deadline"] > 0:
             raise ConfigError(f"{ENV_DEADLINE} must be above 0 seconds, got {raw!r}.")
     return Settings(api_key=Secret(key), base_url=url, **overrides)
-
-
-# --------------------------------------------------------------------------- redaction
-
-class RedactingFilter(logging.Filter):
-    """Scrubs known keys from every record that passes through the ``ppinfra`` logger."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:
-            return True
-        clean = redact(message)
-        if clean != message:
-            record.msg, record.args = clean, None
-        return True
-
-
-if not any(isinstance(f, RedactingFilter) for f in log.filters):
-    log.addFilter(RedactingFilter())

@@ -1,0 +1,106 @@
+"""The pack's one exit for log records and stderr text, where known secrets are scrubbed.
+
+Every record of the ``ppinfra`` logger and of its children (``getLogger(__name__)``
+anywhere in the package, under whatever name the pack was imported) reaches the
+handler installed here and nowhere else: those loggers do not propagate, and the
+handler forwards a redacted copy to the root logger's handlers (ComfyUI's
+console, pytest's caplog). A
+logger *filter* would not do: logging runs a logger's filters only for records
+logged on that very logger, not for those propagated up from its children.
+
+It fails closed: a record whose message cannot be formatted (``log.info("%d",
+key)``, a wrong argument count) is replaced by a fixed message naming its
+logger, because logging's own fallback prints the raw arguments.
+"""
+from __future__ import annotations
+
+import io
+import logging
+import sys
+import traceback
+from typing import Any
+
+from .secrets import redact
+
+LOGGER_NAME = "ppinfra"
+
+
+def _unformattable(record: logging.LogRecord, exc: BaseException) -> str:
+    return (f"[a log record from {record.name} at {record.pathname}:{record.lineno} could not be formatted "
+            f"({exc.__class__.__name__}); its text is withheld because it may hold a secret]")
+
+
+def redacted_copy(record: logging.LogRecord) -> logging.LogRecord:
+    """A copy of ``record`` with its message, traceback and stack already formatted and scrubbed.
+
+    The original is left alone (other code may still hold it). ``args`` become
+    ``None`` and ``exc_info`` is dropped in favour of a scrubbed ``exc_text``, so
+    no formatter downstream can format the raw values again.
+    """
+    clean = logging.makeLogRecord(record.__dict__)
+    try:
+        message = redact(record.getMessage())
+    except Exception as exc:  # noqa: BLE001 - any failure to format withholds the text
+        message = _unformattable(record, exc)
+    clean.msg, clean.args = message, None
+    exc_text = record.exc_text
+    if record.exc_info and record.exc_info[0] is not None and not exc_text:
+        try:
+            exc_text = "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
+        except Exception as exc:  # noqa: BLE001 - same rule for a traceback that cannot be rendered
+            exc_text = f"[the traceback could not be formatted ({exc.__class__.__name__}); withheld]"
+    clean.exc_info, clean.exc_text = None, redact(exc_text) if exc_text else None
+    clean.stack_info = redact(record.stack_info) if record.stack_info else None
+    return clean
+
+
+class RedactingHandler(logging.Handler):
+    """Forwards a redacted copy of each record to the root logger's handlers, as propagation would."""
+
+    #: Found by this marker rather than by class: the pack may be imported twice under two
+    #: names (ComfyUI's module name and plain ``ppinfra``), which makes two classes.
+    ppinfra_redacting = True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        clean = redacted_copy(record)
+        root = logging.getLogger()
+        handlers = [h for h in root.handlers if clean.levelno >= h.level]
+        if not root.handlers and logging.lastResort is not None and clean.levelno >= logging.lastResort.level:
+            handlers = [logging.lastResort]  # what logging does when nobody configured a handler
+        for handler in handlers:
+            handler.handle(clean)
+
+
+def install(package: str = LOGGER_NAME) -> None:
+    """Route every record of the pack's loggers through one :class:`RedactingHandler`. Safe to call again.
+
+    ``package`` is this package's import name. The modules log on ``ppinfra``;
+    when ComfyUI imports the pack under its folder's name (``ComfyUI-PPInfra.ppinfra``),
+    ``getLogger(__name__)`` gives loggers under that folder's name, so its logger
+    is routed too.
+    """
+    names = {LOGGER_NAME, package.rpartition(".")[0] or package}
+    for name in names:
+        log = logging.getLogger(name)
+        if not any(getattr(h, "ppinfra_redacting", False) for h in log.handlers):
+            log.addHandler(RedactingHandler())
+        log.propagate = False
+
+
+def eprint(*parts: Any, sep: str = " ", end: str = "\n", flush: bool = True) -> None:
+    """``print(..., file=sys.stderr)`` with known secrets scrubbed; the pack writes to stderr only here.
+
+    A part whose ``str()`` raises is withheld, like an unformattable log record.
+    """
+    out = io.StringIO()
+    for i, part in enumerate(parts):
+        if i:
+            out.write(sep)
+        try:
+            out.write(str(part))
+        except Exception as exc:  # noqa: BLE001
+            out.write(f"[text withheld: it could not be formatted ({exc.__class__.__name__})]")
+    out.write(end)
+    sys.stderr.write(redact(out.getvalue()))
+    if flush:
+        sys.stderr.flush()
