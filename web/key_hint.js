@@ -1,0 +1,61 @@
+// Points a user without a key to the settings: a "Set the API key" button on the
+// nodes that call PPInfra while no key is configured, and a menu entry on every
+// node of the pack that opens the account panel.
+import { app } from "../../scripts/app.js";
+import { account, fetchAccount, isPackNode, loadStrings, modelInputsOf, t } from "./common.js";
+import { openAccountDialog } from "./settings.js";
+
+const HINT = "ppinfra_key_hint";
+
+function graphNodes() {
+  const graph = app.graph;
+  return graph?._nodes ?? graph?.nodes ?? [];
+}
+
+function callsApi(nodeType) {
+  return nodeType?.__ppinfraCallsApi === true;
+}
+
+/** Show or hide the hint widget; it is never saved (serialize: false, last in the list). */
+function updateHint(node) {
+  if (!callsApi(node.constructor)) return;
+  const missing = account.summary ? !account.summary.configured : false;
+  const widget = node.widgets?.find((w) => w.name === HINT);
+  if (missing && !widget) {
+    const w = node.addWidget("button", HINT, null, () => openAccountDialog(), { serialize: false });
+    w.label = `🔑 ${t("hint.setKey")}`;
+    w.serialize = false;
+  } else if (!missing && widget) {
+    node.removeWidget(widget);
+    node.setSize?.(node.computeSize());
+  }
+  node.setDirtyCanvas?.(true, true);
+}
+
+app.registerExtension({
+  name: "ppinfra.keyHint",
+  async setup() {
+    await loadStrings();
+    account.addEventListener("change", () => graphNodes().forEach(updateHint));
+    if (!account.summary) await fetchAccount(false);
+    graphNodes().forEach(updateHint);
+  },
+  async beforeRegisterNodeDef(nodeType, nodeData) {
+    if (!isPackNode(nodeData)) return;
+    // The node that sends requests is the one with a checkpoint input.
+    nodeType.__ppinfraCallsApi = Object.values(modelInputsOf(nodeData)).includes("checkpoint");
+
+    const created = nodeType.prototype.onNodeCreated;
+    nodeType.prototype.onNodeCreated = function () {
+      const r = created?.apply(this, arguments);
+      updateHint(this);
+      return r;
+    };
+    const menu = nodeType.prototype.getExtraMenuOptions;
+    nodeType.prototype.getExtraMenuOptions = function (canvas, options) {
+      const r = menu?.apply(this, arguments);
+      options.push(null, { content: `🔑 ${t("hint.menu")}`, callback: () => openAccountDialog() });
+      return r;
+    };
+  },
+});
