@@ -254,6 +254,12 @@ class Pacer:
             self.effective = min(self.limit, self.effective + steps * max(1, round(self.limit / 10)))
             self._last_change += steps * self.window
 
+    def current_limit(self) -> int:
+        """The budget now: the plan's limit, or less for a while after a 429."""
+        with self._lock:
+            self._recover(time.monotonic())
+            return self.effective
+
     # ------------------------------------------------------------------ slots
 
     def _settle(self, entry: List[Any]) -> None:
