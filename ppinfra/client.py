@@ -4,16 +4,20 @@ ComfyUI nodes run it in worker threads; the CLI and tests call it directly.
 """
 from __future__ import annotations
 
+import io
 import logging
+import math
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional
 
 from .config import Settings, load_settings
-from .errors import DownloadError, ResponseFormatError, TaskFailedError
+from .errors import CorruptResultError, DownloadError, ResponseFormatError, TaskFailedError
 from .limits import MODEL_PAGE_MAX, STATUS_FAILED, STATUS_SUCCEED
+from .pacing import budget_for_settings
 from .request import Img2ImgRequest
+from .retry import CORRUPT, MALFORMED, Retrier, RetryPolicy, WaitCallback
 from .transport import ExpiredURL, Transport
 from .waiting import CancelCheck, Deadline, PollSchedule, check_cancel, sleep
 
@@ -70,6 +74,8 @@ class TaskResult:
                                           image_type=str(item.get("image_type") or ""),
                                           nsfw=item.get("nsfw_detection_result")))
         seed = _number(extra.get("seed"))
+        if seed is not None and not math.isfinite(seed):
+            seed = None  # "nan"/"inf" parse as floats but are no seed
         return cls(
             task_id=str(task.get("task_id") or task_id),
             status=str(task.get("status") or ""),
@@ -91,6 +97,20 @@ class Img2ImgResult:
     seed: Optional[int]
     timings: Dict[str, float]
     image_type: str = ""
+    # True when the images came from the result cache: no task ran, nothing was billed.
+    from_cache: bool = False
+
+
+def undecodable(data: bytes) -> Optional[str]:
+    """Why ``data`` is not a readable image file, or ``None`` when it is (header and checksums, no full decode)."""
+    from PIL import Image  # deferred: the CLI's model listing needs no Pillow
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.verify()
+    except Exception as exc:
+        return f"{len(data)} bytes that do not decode ({exc.__class__.__name__})"
+    return None
 
 
 def _number(value: Any) -> Optional[float]:
@@ -123,6 +143,10 @@ class PPInfraClient:
         self._poll_schedule = poll_schedule or PollSchedule
         self._pool = ThreadPoolExecutor(max_workers=self.settings.download_workers,
                                         thread_name_prefix="ppinfra-download")
+        st = self.settings
+        # Polls and downloads of a task that was accepted (and will be billed) are retried
+        # for as long as the deadline allows; a corrupt file only a few times.
+        self.poll_policy = RetryPolicy.from_settings(st, until_deadline=True)
 
     def __repr__(self) -> str:
         return f"PPInfraClient(base_url={self.settings.base_url!r})"
@@ -140,13 +164,18 @@ class PPInfraClient:
     # ------------------------------------------------------------------ steps
 
     def submit_img2img(self, request: Img2ImgRequest, *, deadline: Optional[Deadline] = None,
-                       should_cancel: CancelCheck = None) -> str:
-        """Validate and submit; return the ``task_id``. Retried only when the task surely did not start."""
+                       should_cancel: CancelCheck = None, on_wait: WaitCallback = None) -> str:
+        """Validate and submit; return the ``task_id``. Re-sent only when the task surely did not start."""
         request.validate()
         body = request.to_json_bytes()
         check_cancel(should_cancel)
-        data = self.transport.call("POST", "/v3/async/img2img", endpoint="img2img submit", body=body,
-                                   idempotent=False, deadline=deadline, should_cancel=should_cancel)
+        deadline = deadline or Deadline(self.settings.deadline)
+        # pacing: the slot is dated by the answer, or given back if the server refused the submit
+        with budget_for_settings(self.settings, "img2img").acquire(
+                request.image_num, should_cancel=should_cancel, deadline=deadline, on_wait=on_wait):
+            data = self.transport.call("POST", "/v3/async/img2img", endpoint="img2img submit", body=body,
+                                       idempotent=False, deadline=deadline, should_cancel=should_cancel,
+                                       on_wait=on_wait)
         # One Novita example wraps the answer as {"code":0,"data":{"task_id":...}}.
         if isinstance(data, dict) and isinstance(data.get("data"), dict) and "task_id" not in data:
             data = data["data"]
@@ -158,28 +187,36 @@ class PPInfraClient:
         return task_id
 
     def get_task_result(self, task_id: str, *, deadline: Optional[Deadline] = None,
-                        should_cancel: CancelCheck = None) -> TaskResult:
-        """One poll. A wrong-shaped answer is polled again (polls are safe to repeat) before it is an error."""
-        attempt = 0
+                        should_cancel: CancelCheck = None, on_wait: WaitCallback = None) -> TaskResult:
+        """One poll, retried until the deadline on 5xx, broken connections and malformed answers.
+
+        The task was accepted and will be billed: no fixed retry count gives it
+        up while the deadline allows. HTTP 500 ``TASK_FAILED`` ends it at once
+        (:class:`TaskFailedError`).
+        """
+        deadline = deadline or Deadline(self.settings.deadline)
+        retrier = Retrier(self.poll_policy, deadline, what="task-result", should_cancel=should_cancel,
+                          task_id=task_id, on_wait=on_wait)
         while True:
             data = self.transport.call("GET", "/v3/async/task-result", endpoint="task-result",
                                        params={"task_id": task_id}, deadline=deadline, should_cancel=should_cancel,
-                                       task_id=task_id, read_timeout=self.settings.poll_read_timeout)
+                                       task_id=task_id, read_timeout=self.settings.poll_read_timeout,
+                                       retrier=retrier)
             try:
                 return TaskResult.parse(data, task_id)
-            except ResponseFormatError:
-                if attempt >= self.settings.max_retries:
-                    raise
-                attempt += 1
-                sleep(self.settings.backoff_base * attempt, should_cancel, deadline, task_id)
+            except ResponseFormatError as exc:
+                if not retrier.retry(MALFORMED, "an answer without the documented task object"):
+                    raise exc from None
+                deadline.check(f"polling task-result (last problem: {retrier.last_problem})", task_id)
 
     def wait_for_task(self, task_id: str, *, deadline: Optional[Deadline] = None,
-                      on_progress: ProgressCallback = None, should_cancel: CancelCheck = None) -> TaskResult:
+                      on_progress: ProgressCallback = None, should_cancel: CancelCheck = None,
+                      on_wait: WaitCallback = None) -> TaskResult:
         """Poll until SUCCEED (returned) or FAILED (raised), within ``deadline``."""
         deadline = deadline or Deadline(self.settings.deadline)
         schedule = self._poll_schedule()
         while True:
-            result = self.get_task_result(task_id, deadline=deadline, should_cancel=should_cancel)
+            result = self.get_task_result(task_id, deadline=deadline, should_cancel=should_cancel, on_wait=on_wait)
             if on_progress is not None:
                 percent = 100.0 if result.status == STATUS_SUCCEED else result.progress_percent
                 on_progress(Progress(task_id, result.status, percent, result.eta, deadline.elapsed()))
@@ -187,26 +224,30 @@ class PPInfraClient:
                 return result
             if result.status == STATUS_FAILED:
                 why = result.reason or "no reason given"
-                raise TaskFailedError(f"The PPInfra task failed: {why}. Adjust the inputs it names, or try "
-                                      "again later if it is a server problem.", task_id=task_id, reason=why)
+                raise TaskFailedError(f"The PPInfra task failed: {why}. Nothing was returned; change the inputs "
+                                      "it names before queueing again.", task_id=task_id, reason=why)
             if deadline.expired():
                 deadline.check(f"waiting for the task (last status {result.status or 'unknown'})", task_id)
             sleep(schedule.next_delay(result.eta), should_cancel, deadline, task_id)
             deadline.check(f"waiting for the task (last status {result.status or 'unknown'})", task_id)
 
     def download_images(self, result: TaskResult, *, expected: int, deadline: Optional[Deadline] = None,
-                        should_cancel: CancelCheck = None,
-                        on_image: Optional["ImageCallback"] = None) -> List[bytes]:
-        """Download every result image concurrently; re-poll for fresh URLs when they have expired.
+                        should_cancel: CancelCheck = None, on_image: Optional["ImageCallback"] = None,
+                        on_wait: WaitCallback = None) -> List[bytes]:
+        """Download every result image concurrently; re-poll for fresh URLs when they expire or break.
 
-        ``on_image(task_id, index, data)`` runs in the download worker as each file
-        arrives (to decode while the others are still downloading); an
-        exception it raises fails the job.
+        A file that is short or does not decode (checked here, and by
+        ``on_image`` raising :class:`CorruptResultError`) is fetched again, the
+        second time from a freshly signed URL. ``on_image(task_id, index,
+        data)`` runs in the download worker as each good file arrives.
         """
         deadline = deadline or Deadline(self.settings.deadline)
         task_id = result.task_id
-        blobs: List[Optional[bytes]] = []
-        for refresh in range(MAX_URL_REFRESHES + 1):
+        blobs: List[Optional[bytes]] = [None] * expected
+        retriers = [Retrier(self.poll_policy, deadline, what=f"result image {i + 1}", should_cancel=should_cancel,
+                            task_id=task_id, on_wait=on_wait) for i in range(expected)]
+        refreshes = 0
+        while True:
             if len(result.images) < expected:
                 raise TaskFailedError(f"The task succeeded but returned {len(result.images)} of {expected} "
                                       "images; nothing was kept. Queue again.", task_id=task_id)
@@ -214,64 +255,91 @@ class PPInfraClient:
                 # Never let extra files shift into another item's place: keep the ones asked for.
                 log.warning("task %s returned %d images for image_num %d: keeping the first %d",
                             task_id, len(result.images), expected, expected)
-            if not blobs:
-                blobs = [None] * expected
-            todo = [i for i, b in enumerate(blobs) if b is None]
             urls = [img.url for img in result.images[:expected]]
-
-            def fetch(i: int) -> bytes:
-                data = self.transport.download(urls[i], deadline=deadline, should_cancel=should_cancel,
-                                               task_id=task_id)
-                if on_image is not None:
-                    on_image(task_id, i, data)
-                return data
-
-            futures = {i: self._pool.submit(fetch, i) for i in todo}
-            expired = False
+            todo = [i for i, b in enumerate(blobs) if b is None]
+            futures = {i: self._pool.submit(self._fetch_one, urls[i], i, task_id, retriers[i], deadline,
+                                            should_cancel, on_image) for i in todo}
+            stale = False
             first_error: Optional[BaseException] = None
             for i, fut in futures.items():
                 try:
                     blobs[i] = fut.result()
                 except ExpiredURL:
-                    expired = True
+                    stale = True
                 except BaseException as exc:  # keep waiting for the others: no orphaned downloads
                     first_error = first_error or exc
             if first_error is not None:
                 raise first_error
-            if not expired:
+            if not stale:
                 return [b for b in blobs if b is not None]
-            if refresh < MAX_URL_REFRESHES:
-                log.info("result URLs of task %s expired; polling again for fresh ones", task_id)
-                result = self.get_task_result(task_id, deadline=deadline, should_cancel=should_cancel)
-        raise DownloadError("The result image links kept expiring before they could be downloaded "
-                            f"(refreshed {MAX_URL_REFRESHES} times). Check the machine's clock and network speed.",
-                            task_id=task_id, endpoint="download")
+            if refreshes >= MAX_URL_REFRESHES:
+                raise DownloadError("The result image links kept expiring or breaking before they could be "
+                                    f"downloaded (refreshed {MAX_URL_REFRESHES} times). Check the machine's clock "
+                                    "and network speed.", task_id=task_id, endpoint="download")
+            refreshes += 1
+            log.info("result URLs of task %s expired or broke; polling again for fresh ones", task_id)
+            result = self.get_task_result(task_id, deadline=deadline, should_cancel=should_cancel, on_wait=on_wait)
+
+    def _fetch_one(self, url: str, i: int, task_id: str, retrier: Retrier, deadline: Deadline,
+                   should_cancel: CancelCheck, on_image: Optional["ImageCallback"]) -> bytes:
+        """One result file, fetched again while it is corrupt; ``ExpiredURL`` asks the caller for a fresh link."""
+        while True:
+            data = self.transport.download(url, deadline=deadline, should_cancel=should_cancel, task_id=task_id,
+                                           retrier=retrier)
+            problem = undecodable(data)
+            if problem is None:
+                try:
+                    if on_image is not None:
+                        on_image(task_id, i, data)
+                    return data
+                except CorruptResultError as exc:  # the decoder found what verify() could not
+                    problem = str(exc)
+            if not retrier.retry(CORRUPT, problem):
+                raise DownloadError(f"Result image {i + 1} of task {task_id} is corrupt after "
+                                    f"{retrier.tries(CORRUPT)} downloads ({problem}). The task succeeded and was "
+                                    "billed; its images may still be fetched from your PPInfra task list.",
+                                    task_id=task_id, endpoint="download")
+            log.info("task %s: result image %d is corrupt (%s); downloading it again", task_id, i + 1, problem)
+            if retrier.attempts.get(CORRUPT, 0) >= 2:
+                raise ExpiredURL(url)  # the same link served it twice: ask for a freshly signed one
 
     # ------------------------------------------------------------------ whole job
 
     def img2img(self, request: Img2ImgRequest, *, on_progress: ProgressCallback = None,
                 should_cancel: CancelCheck = None, deadline: Optional[float] = None,
-                on_image: Optional["ImageCallback"] = None) -> Img2ImgResult:
+                on_image: Optional["ImageCallback"] = None, on_wait: WaitCallback = None) -> Img2ImgResult:
         """Run one img2img job end to end and return the encoded result images.
 
         Validates before sending; polls adaptively within ``deadline`` seconds
         (default ``settings.deadline``, queue time included); calls
         ``on_progress`` on every poll; ``should_cancel`` is checked at least
-        every 50 ms while waiting; ``on_image`` as in :meth:`download_images`.
+        every 50 ms while waiting; ``on_image`` as in :meth:`download_images`;
+        ``on_wait`` as in :meth:`submit_img2img`.
         """
         dl = Deadline(self.settings.deadline if deadline is None else deadline)
         t0 = time.monotonic()
-        task_id = self.submit_img2img(request, deadline=dl, should_cancel=should_cancel)
+        # result cache: a fixed-seed request answered before (even before a restart) runs no new task
+        from .result_cache import lookup_for
+        cache = lookup_for(self.settings, request)
+        hit = cache.load(on_image) if cache is not None else None
+        if hit is not None:
+            return Img2ImgResult(task_id=hit.task_id, images=hit.images, seed=hit.seed, image_type=hit.image_type,
+                                 timings={"total": time.monotonic() - t0}, from_cache=True)
+        task_id = self.submit_img2img(request, deadline=dl, should_cancel=should_cancel, on_wait=on_wait)
         t_submit = time.monotonic()
-        result = self.wait_for_task(task_id, deadline=dl, on_progress=on_progress, should_cancel=should_cancel)
+        result = self.wait_for_task(task_id, deadline=dl, on_progress=on_progress, should_cancel=should_cancel,
+                                    on_wait=on_wait)
         t_done = time.monotonic()
         blobs = self.download_images(result, expected=request.image_num, deadline=dl, should_cancel=should_cancel,
-                                     on_image=on_image)
+                                     on_image=on_image, on_wait=on_wait)
         t_dl = time.monotonic()
-        return Img2ImgResult(task_id=task_id, images=blobs, seed=result.seed,
-                             timings={"submit": t_submit - t0, "wait": t_done - t_submit,
-                                      "download": t_dl - t_done, "total": t_dl - t0},
-                             image_type=result.images[0].image_type if result.images else "")
+        out = Img2ImgResult(task_id=task_id, images=blobs, seed=result.seed,
+                            timings={"submit": t_submit - t0, "wait": t_done - t_submit,
+                                     "download": t_dl - t_done, "total": t_dl - t0},
+                            image_type=result.images[0].image_type if result.images else "")
+        if cache is not None:  # result cache
+            cache.store(out)
+        return out
 
     # ------------------------------------------------------------------ model list
 

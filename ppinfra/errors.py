@@ -108,5 +108,9 @@ class DownloadError(PPInfraError):
     """A result image could not be fetched or decoded: refused URL, too large, truncated."""
 
 
+class CorruptResultError(DownloadError):
+    """A result file arrived but is short or does not decode: fetched again before it is an error."""
+
+
 class CancelledError(PPInfraError):
     """The caller cancelled the wait. The task may still run (and be billed) on the server."""

@@ -1,4 +1,4 @@
-"""HTTP for the client: one session per client, timeouts on every call, retries by policy.
+"""HTTP for the client: one session per client, timeouts on every call, retries by :mod:`ppinfra.retry`.
 
 Two sessions: ``api`` carries the key and talks only to the API host;
 ``files`` never carries any auth header and fetches the pre-signed result URLs
@@ -7,24 +7,22 @@ on the object store.
 from __future__ import annotations
 
 import email.utils
-import json
 import logging
-import random
 import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any, Dict, Optional
-from urllib.parse import urlsplit
+from typing import Any, Callable, Dict, Optional
+from urllib.parse import urljoin, urlsplit
 
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 
+from .api_errors import error_from_response
 from .config import Settings
-from .errors import (APIError, AuthenticationError, BadRequestError, DownloadError, InsufficientBalanceError,
-                     NetworkError, NotFoundError, PermissionDeniedError, RateLimitError, ResponseFormatError,
-                     ServerError)
-from .waiting import CancelCheck, Deadline, check_cancel, sleep
+from .errors import APIError, DownloadError, NetworkError, ResponseFormatError
+from .retry import MALFORMED, NETWORK, RATE_LIMITED, SERVER, Retrier, RetryPolicy, WaitCallback, reached_server
+from .waiting import CancelCheck, Deadline, check_cancel
 
 log = logging.getLogger("ppinfra")
 
@@ -33,10 +31,51 @@ USER_AGENT = "ComfyUI-PPInfra/0.1 (+https://github.com/ppinfra/ComfyUI-PPInfra)"
 # Submitting is not idempotent: only these answers prove the task was not created.
 SUBMIT_RETRY_STATUSES = frozenset({429, 503})
 IDEMPOTENT_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+# Same-host redirects an idempotent call follows before giving up.
+MAX_REDIRECTS = 3
+_BODY_BLOCK = 64 * 1024
 
 
 class ExpiredURL(Exception):
     """A pre-signed result URL was refused as expired (internal: the client re-polls)."""
+
+
+class UploadCancelled(Exception):
+    """Raised inside the sending thread to stop a body upload half way (internal)."""
+
+
+class _CancellableBody:
+    """A request body read in blocks that looks at cancel before each one.
+
+    requests sends a file-like body block by block (with the Content-Length
+    known from ``len``), so a cancel stops the upload between two blocks and
+    the half-sent request is closed: the server never receives a whole body.
+    """
+
+    def __init__(self, data: bytes, should_cancel: CancelCheck) -> None:
+        self._data = memoryview(data)
+        self._pos = 0
+        self._should_cancel = should_cancel
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def read(self, size: int = -1) -> bytes:
+        if self._should_cancel is not None and self._should_cancel():
+            raise UploadCancelled("cancelled while uploading the request body")
+        if size is None or size < 0:
+            size = len(self._data) - self._pos
+        size = min(size, _BODY_BLOCK)
+        chunk = self._data[self._pos:self._pos + size]
+        self._pos += len(chunk)
+        return bytes(chunk)
+
+    def __iter__(self):
+        while True:
+            block = self.read(_BODY_BLOCK)
+            if not block:
+                return
+            yield block
 
 
 class Transport:
@@ -46,6 +85,8 @@ class Transport:
         self.settings = settings
         self.api = self._session()
         self.files = self._session()
+        # Told about every 429 (the shared images-per-minute budget adapts down).
+        self.on_rate_limited: Optional[Callable[[str], None]] = None
         # Requests run here while the calling thread waits in 50 ms slices: a
         # cancel ends the wait at once even while a server is slow to answer.
         self._io = ThreadPoolExecutor(max_workers=32, thread_name_prefix="ppinfra-http")
@@ -54,7 +95,6 @@ class Transport:
     def _session() -> requests.Session:
         s = requests.Session()
         s.headers.update({"User-Agent": USER_AGENT})
-        # Connection pool sized for a batch of tasks and their concurrent downloads.
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=32, max_retries=0)
         s.mount("http://", adapter)
         s.mount("https://", adapter)
@@ -64,6 +104,10 @@ class Transport:
         self._io.shutdown(wait=False, cancel_futures=True)
         self.api.close()
         self.files.close()
+
+    def policy(self, *, idempotent: bool, until_deadline: bool = False) -> RetryPolicy:
+        kinds = (RATE_LIMITED, SERVER, NETWORK, MALFORMED) if idempotent else (RATE_LIMITED, SERVER, NETWORK)
+        return RetryPolicy.from_settings(self.settings, until_deadline=until_deadline, kinds=kinds)
 
     def _send(self, session: requests.Session, should_cancel: CancelCheck, task_id: Optional[str],
               method: str, url: str, **kwargs: Any) -> requests.Response:
@@ -76,126 +120,139 @@ class Transport:
                 return future.result(timeout=0.05)
             except FutureTimeout:
                 if should_cancel():
-                    future.add_done_callback(_close_late_response)
+                    future.add_done_callback(close_late_response)
                     check_cancel(should_cancel, task_id)
+            except UploadCancelled:
+                check_cancel(should_cancel, task_id)
+                raise
 
     # ------------------------------------------------------------------ API calls
 
     def call(self, method: str, path: str, *, endpoint: str, params: Optional[Dict[str, Any]] = None,
              body: Optional[bytes] = None, idempotent: bool = True, deadline: Optional[Deadline] = None,
              should_cancel: CancelCheck = None, task_id: Optional[str] = None,
-             read_timeout: Optional[float] = None) -> Any:
+             read_timeout: Optional[float] = None, retrier: Optional[Retrier] = None,
+             on_wait: WaitCallback = None) -> Any:
         """One API call with retries; returns the parsed JSON.
 
-        ``idempotent=False`` (a submit) retries only when the server certainly
-        did not start the work: 429, 503, or a connection that never opened.
+        ``idempotent=False`` (a submit) is re-sent only when the server
+        certainly did not start the work: 429, 503, or a connection that never
+        opened. ``retrier`` lets a caller share one retry state across steps
+        (a poll retries a wrong-shaped answer in the same budget).
         """
         st = self.settings
+        deadline = deadline or Deadline(st.deadline)
+        retrier = retrier or Retrier(self.policy(idempotent=idempotent), deadline, what=endpoint,
+                                     should_cancel=should_cancel, task_id=task_id, on_wait=on_wait)
         url = st.base_url + path
         headers = {"Authorization": f"Bearer {st.api_key}", "Accept": "application/json"}
         if body is not None:
             headers["Content-Type"] = "application/json"
-        deadline = deadline or Deadline(st.deadline)
-        attempt = 0
+        redirects = 0
         while True:
             check_cancel(should_cancel, task_id)
-            deadline.check(f"calling {endpoint}", task_id)
+            deadline.check(f"calling {endpoint}" + (f" (last problem: {retrier.last_problem})"
+                                                    if retrier.last_problem else ""), task_id)
             timeout = (st.connect_timeout, max(0.5, min(read_timeout or st.read_timeout, deadline.remaining())))
-            retry_after: Optional[float] = None
+            data = None if body is None else _CancellableBody(body, should_cancel)
             try:
-                resp = self._send(self.api, should_cancel, task_id, method, url, params=params, data=body,
+                resp = self._send(self.api, should_cancel, task_id, method, url, params=params, data=data,
                                   headers=headers, timeout=timeout, allow_redirects=False)
             except (requests.ConnectionError, requests.Timeout) as exc:
-                unsent = _never_connected(exc)
-                problem = _describe_network_error(exc)
-                if (idempotent or unsent) and attempt < st.max_retries:
-                    attempt += 1
-                    log.info("%s: %s; retry %d/%d", endpoint, problem, attempt, st.max_retries)
-                    self._backoff(attempt, None, deadline, should_cancel, task_id)
+                problem = describe_network_error(exc)
+                sent = reached_server(exc)
+                if (idempotent or not sent) and retrier.retry(NETWORK, problem):
                     continue
-                if not idempotent and not unsent:
+                if not idempotent and sent:
                     raise NetworkError(
                         f"{endpoint}: {problem} after the request was sent, so the task may have started and "
                         "may be billed; it was not resubmitted. Check your PPInfra task list before queueing again.",
                         task_id=task_id, endpoint=endpoint) from None
-                raise NetworkError(f"{endpoint}: {problem} (after {attempt + 1} attempts). Check your network, "
-                                   "proxy (HTTPS_PROXY) and PPINFRA_BASE_URL.", task_id=task_id,
+                raise NetworkError(f"{endpoint}: {problem} (after {retrier.tries(NETWORK)} attempts). Check your "
+                                   "network, proxy (HTTPS_PROXY) and the base URL.", task_id=task_id,
                                    endpoint=endpoint) from None
 
-            if resp.status_code >= 300:
-                retryable = resp.status_code in (IDEMPOTENT_RETRY_STATUSES if idempotent else SUBMIT_RETRY_STATUSES)
-                limited = resp.status_code == 429
-                # Limits are counted in images per minute and no Retry-After is documented:
-                # a 429 gets its own, longer budget so a wait can outlast the window.
-                budget = st.rate_limit_retries if limited else st.max_retries
-                if retryable and attempt < budget:
-                    attempt += 1
-                    retry_after = _retry_after(resp)
-                    if limited and retry_after is None:
-                        retry_after = min(st.rate_limit_backoff_max, st.rate_limit_backoff * (2 ** (attempt - 1)))
-                    log.info("%s: HTTP %d; retry %d/%d", endpoint, resp.status_code, attempt, budget)
-                    resp.close()
-                    if retry_after is not None and retry_after > deadline.remaining():
-                        raise error_from_response(resp, endpoint, task_id)
-                    self._backoff(attempt, retry_after, deadline, should_cancel, task_id)
-                    continue
-                raise error_from_response(resp, endpoint, task_id)
+            status = resp.status_code
+            if 300 <= status < 400:
+                url = self._redirect_target(resp, url, endpoint, idempotent, redirects, task_id)
+                redirects += 1
+                params = None  # the Location carries the query
+                continue
+            if status >= 400:
+                err = error_from_response(resp, endpoint, task_id)
+                resp.close()
+                if status == 429 and self.on_rate_limited is not None:
+                    self.on_rate_limited(endpoint)
+                retryable = status in (IDEMPOTENT_RETRY_STATUSES if idempotent else SUBMIT_RETRY_STATUSES)
+                if retryable and isinstance(err, APIError):
+                    kind = RATE_LIMITED if status == 429 else SERVER
+                    if retrier.retry(kind, f"HTTP {status}", retry_after_seconds(resp)):
+                        continue
+                raise err
 
             try:
                 return resp.json()
             except ValueError:
                 snippet = resp.text[:80]
-                if idempotent and attempt < st.max_retries:
-                    attempt += 1
-                    log.info("%s: answer is not JSON (%r); retry %d/%d", endpoint, snippet, attempt, st.max_retries)
-                    self._backoff(attempt, None, deadline, should_cancel, task_id)
+                if idempotent and retrier.retry(MALFORMED, f"not JSON: {snippet!r}"):
                     continue
                 extra = "" if idempotent else " The task may have been created: check your task list before retrying."
-                raise ResponseFormatError(f"{endpoint} answered HTTP {resp.status_code} with a body that is not "
+                raise ResponseFormatError(f"{endpoint} answered HTTP {status} with a body that is not "
                                           f"JSON: {snippet!r}.{extra}", task_id=task_id, endpoint=endpoint) from None
 
-    def _backoff(self, attempt: int, retry_after: Optional[float], deadline: Deadline,
-                 should_cancel: CancelCheck, task_id: Optional[str]) -> None:
-        st = self.settings
-        delay = min(st.backoff_max, st.backoff_base * (2 ** (attempt - 1)))
-        delay *= 0.75 + random.random() * 0.5
-        if retry_after is not None:
-            delay = max(delay, retry_after)
-        sleep(delay, should_cancel, deadline, task_id)
+    def _redirect_target(self, resp: requests.Response, url: str, endpoint: str, idempotent: bool,
+                         redirects: int, task_id: Optional[str]) -> str:
+        """Where to go next, only on the same scheme, host and port; anything else is an error.
+
+        The key travels in a header: following a redirect to another host would
+        hand it to that host unasked, so such a redirect is refused.
+        """
+        location = resp.headers.get("Location", "")
+        resp.close()
+        target = urljoin(url, location)
+        here, there = urlsplit(url), urlsplit(target)
+        same = (here.scheme, here.hostname, here.port) == (there.scheme, there.hostname, there.port)
+        if not same:
+            raise APIError(f"{endpoint}: the API answered HTTP {resp.status_code} redirecting to another host "
+                           f"({there.scheme}://{there.netloc}). The key was not sent there. If that host is the "
+                           "provider's new address, set it as the base URL yourself.", task_id=task_id,
+                           status_code=resp.status_code, endpoint=endpoint)
+        if not idempotent or redirects >= MAX_REDIRECTS:
+            raise APIError(f"{endpoint}: the API answered HTTP {resp.status_code} (a redirect to {there.path}); "
+                           "not followed for this request. Check the base URL.", task_id=task_id,
+                           status_code=resp.status_code, endpoint=endpoint)
+        return target
 
     # ------------------------------------------------------------------ downloads
 
     def download(self, url: str, *, deadline: Deadline, should_cancel: CancelCheck = None,
-                 task_id: Optional[str] = None) -> bytes:
+                 task_id: Optional[str] = None, retrier: Optional[Retrier] = None) -> bytearray:
         """Fetch one pre-signed result URL with no auth header, a size cap and retries.
 
-        Returns the file as a ``bytearray`` (bytes-like; not copied once more into ``bytes``).
-
-        Raises :class:`ExpiredURL` when the object store refuses the link as expired.
+        Network and server failures are retried within ``retrier`` (by default
+        until the deadline: the image was paid for). Raises :class:`ExpiredURL`
+        when the object store refuses the link as expired.
         """
-        st = self.settings
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise DownloadError(f"Refused to download a result image from {parts.scheme or '?'}:// "
                                 "(only http and https URLs are accepted).", task_id=task_id, endpoint="download")
-        attempt = 0
+        retrier = retrier or Retrier(self.policy(idempotent=True, until_deadline=True), deadline, what="download",
+                                     should_cancel=should_cancel, task_id=task_id)
         while True:
             check_cancel(should_cancel, task_id)
-            deadline.check("downloading the result images", task_id)
+            deadline.check("downloading the result images" + (f" (last problem: {retrier.last_problem})"
+                                                               if retrier.last_problem else ""), task_id)
             try:
                 return self._download_once(url, deadline, should_cancel, task_id)
-            except ExpiredURL:
-                raise
             except _Retryable as exc:
-                if attempt >= st.max_retries:
-                    raise DownloadError(f"Could not download a result image: {exc} (after {attempt + 1} attempts).",
-                                        task_id=task_id, endpoint="download") from None
-                attempt += 1
-                log.info("download: %s; retry %d/%d", exc, attempt, st.max_retries)
-                self._backoff(attempt, exc.retry_after, deadline, should_cancel, task_id)
+                if not retrier.retry(exc.kind, str(exc), exc.retry_after):
+                    raise DownloadError(f"Could not download a result image: {exc} (after "
+                                        f"{retrier.tries(exc.kind)} attempts).", task_id=task_id,
+                                        endpoint="download") from None
 
     def _download_once(self, url: str, deadline: Deadline, should_cancel: CancelCheck,
-                       task_id: Optional[str]) -> bytes:
+                       task_id: Optional[str]) -> bytearray:
         st = self.settings
         cap = st.max_download_bytes
         timeout = (st.connect_timeout, max(0.5, min(st.read_timeout, deadline.remaining())))
@@ -207,7 +264,8 @@ class Transport:
                 if resp.status_code in (401, 403) and _looks_expired(resp):
                     raise ExpiredURL(url)
                 if resp.status_code in (429, 500, 502, 503, 504):
-                    raise _Retryable(f"HTTP {resp.status_code} from the image host", _retry_after(resp))
+                    kind = RATE_LIMITED if resp.status_code == 429 else SERVER
+                    raise _Retryable(kind, f"HTTP {resp.status_code} from the image host", retry_after_seconds(resp))
                 if resp.status_code != 200:
                     raise DownloadError(f"The image host refused a result image with HTTP {resp.status_code}.",
                                         task_id=task_id, endpoint="download")
@@ -215,7 +273,6 @@ class Transport:
                 if declared and declared.isdigit() and int(declared) > cap:
                     raise DownloadError(f"A result image is {int(declared)} bytes, over the {cap}-byte cap: "
                                         "refused.", task_id=task_id, endpoint="download")
-                # One buffer grown in place: no list of chunks joined into a second copy at the end.
                 data = bytearray()
                 # read1 returns whatever has arrived, so the deadline and cancel are
                 # looked at even while a server drips bytes (read() would wait for a full chunk).
@@ -231,28 +288,30 @@ class Transport:
                     data += chunk
                     del chunk
                     check_cancel(should_cancel, task_id)
-                    # The read timeout bounds each read, not a server that drips bytes forever.
                     deadline.check("downloading the result images", task_id)
                 # Content-Length counts the bytes on the wire, before any Content-Encoding.
                 wire = resp.raw.tell() if resp.headers.get("Content-Encoding") else len(data)
                 if declared and declared.isdigit() and wire != int(declared):
-                    raise _Retryable(f"truncated image ({wire} of {declared} bytes)")
+                    raise _Retryable(NETWORK, f"truncated image ({wire} of {declared} bytes)")
                 return data
         except (requests.ConnectionError, requests.Timeout) as exc:
-            raise _Retryable(_describe_network_error(exc)) from None
+            raise _Retryable(NETWORK, describe_network_error(exc)) from None
         except (requests.exceptions.ChunkedEncodingError, urllib3.exceptions.HTTPError, OSError) as exc:
             # Raw reads raise urllib3's own errors: a connection cut mid-body, a read timeout.
-            raise _Retryable(f"truncated image: the connection broke off mid-download ({exc.__class__.__name__})") from None
+            raise _Retryable(NETWORK, "truncated image: the connection broke off mid-download "
+                                      f"({exc.__class__.__name__})") from None
 
 
-def _close_late_response(future: Any) -> None:
+def close_late_response(future: Any) -> None:
+    """Close an answer that arrived after its caller stopped waiting (cancel), so its socket is freed."""
     if not future.cancelled() and future.exception() is None:
         future.result().close()
 
 
 class _Retryable(Exception):
-    def __init__(self, text: str, retry_after: Optional[float] = None) -> None:
+    def __init__(self, kind: str, text: str, retry_after: Optional[float] = None) -> None:
         super().__init__(text)
+        self.kind = kind
         self.retry_after = retry_after
 
 
@@ -264,11 +323,11 @@ def _looks_expired(resp: requests.Response) -> bool:
     return "expired" in text or "accessdenied" in text or "signature" in text
 
 
-def _retry_after(resp: requests.Response) -> Optional[float]:
-    value = resp.headers.get("Retry-After")
+def retry_after_seconds(resp: requests.Response) -> Optional[float]:
+    """A ``Retry-After`` header in seconds (either form), or ``None``."""
+    value = (resp.headers.get("Retry-After") or "").strip()
     if not value:
         return None
-    value = value.strip()
     if value.isdigit():
         return float(value)
     try:
@@ -278,96 +337,11 @@ def _retry_after(resp: requests.Response) -> Optional[float]:
     return max(0.0, when.timestamp() - time.time())
 
 
-def _never_connected(exc: BaseException) -> bool:
-    """True when the connection never opened, so the request cannot have reached the server."""
-    if isinstance(exc, requests.ConnectTimeout):
-        return True
-    seen = set()
-    cur: Optional[BaseException] = exc
-    while cur is not None and id(cur) not in seen:
-        seen.add(id(cur))
-        name = type(cur).__name__
-        if name in ("NewConnectionError", "ConnectTimeoutError", "NameResolutionError", "ConnectionRefusedError"):
-            return True
-        for arg in getattr(cur, "args", ()):
-            if isinstance(arg, BaseException) and id(arg) not in seen:
-                if _never_connected(arg):
-                    return True
-        cur = getattr(cur, "reason", None) or cur.__cause__ or cur.__context__
-    return False
-
-
-def _describe_network_error(exc: BaseException) -> str:
+def describe_network_error(exc: BaseException) -> str:
     if isinstance(exc, requests.ConnectTimeout):
         return "connecting timed out"
     if isinstance(exc, requests.ReadTimeout):
         return "the server did not answer in time (read timeout)"
-    if _never_connected(exc):
+    if not reached_server(exc):
         return "could not connect (connection refused or host not found)"
     return "the connection broke (" + exc.__class__.__name__ + ")"
-
-
-_REASON_CLASSES = {
-    "INVALID_API_KEY": AuthenticationError,
-    "MISSING_API_KEY": AuthenticationError,
-    "BILLING_BALANCE_NOT_ENOUGH": InsufficientBalanceError,
-    "NEED_REAL_NAME_VERIFY": PermissionDeniedError,
-    "API_NOT_ALLOWED": PermissionDeniedError,
-    "FEATURE_NOT_ALLOWED": PermissionDeniedError,
-    "RATE_LIMIT_EXCEEDED": RateLimitError,
-    "TASK_NOT_FOUND": NotFoundError,
-}
-
-_ADVICE = {
-    AuthenticationError: "Check PPINFRA_API_KEY (or the config file): the key is wrong, revoked or missing.",
-    InsufficientBalanceError: "Top up your PPInfra balance, then queue again.",
-    PermissionDeniedError: "Your account may not use this API yet (NEED_REAL_NAME_VERIFY: finish the identity "
-                           "verification in the PPInfra console).",
-    RateLimitError: "You hit the images-per-minute limit: wait a minute, lower image_num or the batch size.",
-    NotFoundError: "The task id is unknown to the server (expired or from another account).",
-    BadRequestError: "The server refused the request: fix the field it names.",
-    ServerError: "The service had an internal error or is overloaded: try again in a minute.",
-}
-
-
-def error_from_response(resp: requests.Response, endpoint: str, task_id: Optional[str] = None) -> APIError:
-    """Map an error answer to the hierarchy, keeping the provider's reason and message."""
-    reason, message = "", ""
-    try:
-        data = resp.json()
-        if isinstance(data, dict):
-            reason = str(data.get("reason") or "")
-            message = str(data.get("message") or data.get("msg") or "")
-    except ValueError:
-        message = resp.text[:200]
-    status = resp.status_code
-    cls = _REASON_CLASSES.get(reason)
-    if cls is None:
-        if status in (401,):
-            cls = AuthenticationError
-        elif status == 403:
-            cls = PermissionDeniedError if reason else AuthenticationError
-        elif status == 404:
-            cls = NotFoundError
-        elif status == 429:
-            cls = RateLimitError
-        elif status >= 500:
-            cls = ServerError
-        elif status >= 400:
-            cls = BadRequestError
-        else:
-            cls = APIError
-    text = f"{endpoint} failed with HTTP {status}"
-    if reason:
-        text += f" {reason}"
-    if message:
-        text += f": {message}"
-    advice = _ADVICE.get(cls, "")
-    if advice:
-        text += f". {advice}"
-    return cls(text, task_id=task_id, reason=reason, provider_message=message, status_code=status,
-               endpoint=endpoint)
-
-
-def dumps(obj: Any) -> bytes:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")

@@ -1,0 +1,191 @@
+"""One retry engine for every HTTP call the client makes: API calls, polls, downloads, URL refreshes.
+
+Each kind of failure has its own budget (a 429 does not use up the attempts
+meant for a network blip, and the other way round), every wait is jittered
+exponential backoff capped per kind, a ``Retry-After`` is honoured, and no
+wait outlives the deadline or ignores cancel. What may be *re-sent* is not
+decided here: the caller knows whether its request is idempotent and whether
+it reached the server (see :func:`reached_server`); this module only decides
+how long to wait and whether the budget allows another try.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Callable, Dict, Mapping, Optional
+
+import requests
+import urllib3
+
+from .waiting import CancelCheck, Deadline, sleep as cancellable_sleep
+
+# Kinds of failure, each with a budget of its own.
+RATE_LIMITED = "rate_limited"   # HTTP 429
+SERVER = "server"               # 5xx: overloaded or an internal error worth another try
+NETWORK = "network"             # no connection, a broken one, or no answer in time
+MALFORMED = "malformed"         # an answer that is not the documented JSON
+CORRUPT = "corrupt"             # a result file that is short or does not decode
+KINDS = (RATE_LIMITED, SERVER, NETWORK, MALFORMED, CORRUPT)
+
+_LABELS = {
+    RATE_LIMITED: "rate-limited",
+    SERVER: "server busy",
+    NETWORK: "network problem",
+    MALFORMED: "unreadable answer",
+    CORRUPT: "corrupt result file",
+}
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How often one kind of failure is retried (``None``: until the deadline) and how long each wait is."""
+
+    attempts: Optional[int]
+    base: float
+    cap: float
+
+    def delay(self, attempt: int, rng: Callable[[], float]) -> float:
+        """Jittered exponential backoff for retry number ``attempt`` (1-based).
+
+        "Equal jitter": between half and all of the exponential step, so the
+        items of a batch that failed together do not come back in lockstep.
+        """
+        step = min(self.cap, self.base * (2 ** (attempt - 1)))
+        return step * (0.5 + 0.5 * rng())
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """A budget per kind of failure; a kind without a budget is never retried."""
+
+    budgets: Mapping[str, Budget] = field(default_factory=dict)
+
+    def budget(self, kind: str) -> Optional[Budget]:
+        return self.budgets.get(kind)
+
+    @classmethod
+    def from_settings(cls, st: object, *, until_deadline: bool = False, kinds=KINDS) -> "RetryPolicy":
+        """The policy for one call. ``until_deadline``: network, server and format failures are retried
+        for as long as the deadline allows (polls and downloads of a task that was paid for)."""
+        count = None if until_deadline else getattr(st, "max_retries")
+        base, cap = getattr(st, "backoff_base"), getattr(st, "backoff_max")
+        table = {
+            # Limits are counted in images per minute and no Retry-After is documented:
+            # a 429 gets a longer budget and longer waits so a retry can outlast the window.
+            RATE_LIMITED: Budget(None if until_deadline else getattr(st, "rate_limit_retries"),
+                                 getattr(st, "rate_limit_backoff"), getattr(st, "rate_limit_backoff_max")),
+            SERVER: Budget(count, base, cap),
+            NETWORK: Budget(count, base, cap),
+            MALFORMED: Budget(count, base, cap),
+            # A result file that does not decode is fetched again twice (the second time
+            # from a freshly signed URL) before the job fails naming the task and image.
+            CORRUPT: Budget(getattr(st, "corrupt_retries", 2), base, cap),
+        }
+        return cls({k: v for k, v in table.items() if k in kinds})
+
+
+@dataclass(frozen=True)
+class Wait:
+    """What the engine is about to wait for: told to ``on_wait`` before every sleep."""
+
+    what: str
+    kind: str
+    attempt: int
+    budget: Optional[int]
+    delay: float
+    problem: str
+    retry_after: Optional[float] = None
+
+    def describe(self) -> str:
+        """A status line, e.g. ``rate-limited (HTTP 429): retrying in 12 s``."""
+        shown = f"{self.delay:.0f} s" if self.delay >= 1 else f"{self.delay:.1f} s"
+        return f"{_LABELS.get(self.kind, self.kind)} ({self.problem}): retrying in {shown}"
+
+
+WaitCallback = Optional[Callable[[Wait], None]]
+Sleeper = Callable[..., None]
+
+
+class Retrier:
+    """The retry state of one operation (one call, one poll, one image): attempts counted per kind."""
+
+    def __init__(self, policy: RetryPolicy, deadline: Deadline, *, what: str, should_cancel: CancelCheck = None,
+                 task_id: Optional[str] = None, on_wait: WaitCallback = None,
+                 sleep: Sleeper = cancellable_sleep, rng: Callable[[], float] = random.random) -> None:
+        self.policy = policy
+        self.deadline = deadline
+        self.what = what
+        self.should_cancel = should_cancel
+        self.task_id = task_id
+        self.on_wait = on_wait
+        self._sleep = sleep
+        self._rng = rng
+        self.attempts: Dict[str, int] = {}
+        self.last_problem = ""
+
+    def tries(self, kind: Optional[str] = None) -> int:
+        """Attempts made so far (of ``kind``, or in all): the first try counts."""
+        if kind is not None:
+            return self.attempts.get(kind, 0) + 1
+        return sum(self.attempts.values()) + 1
+
+    def retry(self, kind: str, problem: str, retry_after: Optional[float] = None) -> bool:
+        """Wait before the next try and return ``True``; ``False`` when the caller should give up.
+
+        Gives up when ``kind`` has no budget or has used it, and when a
+        rate-limit wait (or a server's ``Retry-After``) cannot end before the
+        deadline: waiting would only turn a clear "rate limited" into a timeout.
+        Other waits are cut at the deadline, and the caller's deadline check
+        reports the timeout.
+        """
+        self.last_problem = problem
+        budget = self.policy.budget(kind)
+        if budget is None:
+            return False
+        n = self.attempts.get(kind, 0) + 1
+        if budget.attempts is not None and n > budget.attempts:
+            return False
+        delay = budget.delay(n, self._rng)
+        if retry_after is not None:
+            delay = max(delay, retry_after)
+        if (kind == RATE_LIMITED or retry_after is not None) and delay > self.deadline.remaining():
+            return False
+        self.attempts[kind] = n
+        if self.on_wait is not None:
+            self.on_wait(Wait(self.what, kind, n, budget.attempts, delay, problem, retry_after))
+        self._sleep(delay, self.should_cancel, self.deadline, self.task_id)
+        return True
+
+
+# --------------------------------------------------------------------------- did it reach the server?
+
+# Raised by urllib3 while opening a connection (NewConnectionError and
+# NameResolutionError derive from ConnectTimeoutError): nothing was sent yet.
+_BEFORE_SEND = (urllib3.exceptions.ConnectTimeoutError, ConnectionRefusedError)
+
+
+def reached_server(exc: BaseException) -> bool:
+    """``False`` only when the connection provably never opened, so the request cannot have been received.
+
+    Decided from the exception types along the cause chain (requests wraps
+    urllib3, which wraps the socket error), not from class names. Anything
+    else (a read timeout, a reset after the body went out, a broken answer)
+    counts as reached: a submit that may have started a task is not re-sent.
+    """
+    if isinstance(exc, requests.ConnectTimeout):
+        return False
+    seen = set()
+    todo = [exc]
+    while todo:
+        cur = todo.pop()
+        if cur is None or id(cur) in seen:
+            continue
+        seen.add(id(cur))
+        if isinstance(cur, _BEFORE_SEND):
+            return False
+        todo.extend(a for a in getattr(cur, "args", ()) if isinstance(a, BaseException))
+        reason = getattr(cur, "reason", None)
+        if isinstance(reason, BaseException):
+            todo.append(reason)
+        todo.extend((cur.__cause__, cur.__context__))
+    return True
