@@ -211,6 +211,8 @@ def build_info(result: Any, warnings: List[str]) -> str:
     info: Dict[str, Any] = {
         "task_ids": [r.task_id for r in result.results],
         "seeds": [r.seed for r in result.results],
+        # result cache: true where the images came from the disk cache (no task ran, no charge)
+        "from_cache": [bool(getattr(r, "from_cache", False)) for r in result.results],
         "timings": [{k: round(v, 3) for k, v in r.timings.items()} for r in result.results],
         "elapsed": round(result.elapsed, 3),
         "images": sum(len(r.images) for r in result.results),

@@ -146,6 +146,8 @@ class _Tracker:
         self.percent = [0.0] * n
         self.eta: List[Optional[float]] = [None] * n
         self.task_ids: List[Optional[str]] = [None] * n
+        # One TaskProgress per submitted item: the server's figure, else an estimate that moves with the clock.
+        self.views: List[Any] = [None] * n
 
     def set(self, i: int, phase: str, percent: Optional[float] = None) -> None:
         with self._lock:
@@ -153,9 +155,12 @@ class _Tracker:
             if percent is not None:
                 self.percent[i] = percent
 
-    def callback(self, i: int) -> Callable[[Any], None]:
+    def callback(self, i: int, view: Any = None) -> Callable[[Any], None]:
         def on_progress(p: Any) -> None:
+            if view is not None:
+                view.update(p)
             with self._lock:
+                self.views[i] = view
                 self.task_ids[i] = p.task_id
                 self.phase[i] = "downloading" if p.status == SUCCEED else (p.status or "waiting")
                 self.percent[i] = max(self.percent[i], float(p.percent or 0.0))
@@ -165,22 +170,29 @@ class _Tracker:
     def overall(self) -> float:
         """Mean percent across items, 0..100."""
         with self._lock:
+            for i, view in enumerate(self.views):
+                if view is not None:  # per item never backwards, even when the server's first figure is low
+                    self.percent[i] = max(self.percent[i], view.percent())
             return sum(self.percent) / max(1, len(self.percent))
 
     def status(self, elapsed: float) -> str:
         with self._lock:
             phases, etas, pct = list(self.phase), list(self.eta), list(self.percent)
+            guessed = {i for i, v in enumerate(self.views) if v is not None and v.estimated}
         n = len(phases)
         parts = []
         done = phases.count("done")
         queued = phases.count(QUEUED)
         running = [i for i, p in enumerate(phases) if p == PROCESSING]
+        waiting = [i for i, p in enumerate(phases) if p == QUEUED]
         if queued:
-            parts.append(f"{queued} queued")
+            estimate = [pct[i] for i in waiting if i in guessed]
+            parts.append(f"{queued} queued" + (f" ~{sum(estimate) / len(estimate):.0f}% (estimated)" if estimate else ""))
         if running:
             mean = sum(pct[i] for i in running) / len(running)
-            text = f"{len(running)} processing {mean:.0f}%"
-            known = [etas[i] for i in running if etas[i] is not None]
+            guess = any(i in guessed for i in running)
+            text = f"{len(running)} processing {'~' if guess else ''}{mean:.0f}%{' (estimated)' if guess else ''}"
+            known = [etas[i] for i in running if etas[i]]  # eta 0 means "not reported"
             if known:
                 text += f", eta {max(known):.0f} s"
             parts.append(text)
@@ -291,7 +303,11 @@ class BatchRun:
             # In the download worker, as each file arrives: decoding overlaps the other downloads.
             decoder.put(offset + index, data, task_id=task_id, index=index)
 
-        result = self.client.img2img(req, on_progress=self.tracker.callback(i), should_cancel=self.should_cancel,
+        from ..ppinfra.progress_view import TaskProgress
+        from .options import family_of
+        view = TaskProgress.for_request(req, family=family_of("checkpoint", req.model_name),
+                                        base_url=getattr(getattr(self.client, "settings", None), "base_url", ""))
+        result = self.client.img2img(req, on_progress=self.tracker.callback(i, view), should_cancel=self.should_cancel,
                                      on_image=decode)
         self.tracker.set(i, "done", 100.0)
         return result

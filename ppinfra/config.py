@@ -52,6 +52,10 @@ class Settings:
     rate_limit_backoff_max: float = 30.0
     max_download_bytes: int = 64 * 1024 * 1024
     download_workers: int = 8
+    # Result cache (ppinfra/result_cache.py): None = env PPINFRA_RESULT_CACHE (on unless 0) and
+    # PPINFRA_RESULT_CACHE_MAX_BYTES (default 2 GiB); False switches it off for this client.
+    result_cache: Optional[bool] = None
+    result_cache_max_bytes: Optional[int] = None
 
 
 def default_config_path() -> str:
