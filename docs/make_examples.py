@@ -11,7 +11,6 @@ thumbnails are diagrams of the graph drawn with Pillow, not screenshots.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import sys
@@ -19,6 +18,11 @@ import uuid
 from typing import Any, Dict, List, Tuple
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from tools.packload import load_pack  # noqa: E402
+
 EXAMPLES = os.path.join(ROOT, "example_workflows")
 WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
 
@@ -32,20 +36,6 @@ CORE = {
 }
 TITLES = {"LoadImage": "Load Image", "SaveImage": "Save Image", "PreviewImage": "Preview Image",
           "ImageBatch": "Batch Images"}
-
-
-def load_pack():
-    name = "ppinfra_pack"
-    if name in sys.modules:
-        return sys.modules[name]
-    sys.path.insert(0, ROOT)
-    # PPINFRA_PACK_INIT lets the examples be drafted against a stand-in before the nodes exist.
-    init = os.environ.get("PPINFRA_PACK_INIT") or os.path.join(ROOT, "__init__.py")
-    spec = importlib.util.spec_from_file_location(name, init, submodule_search_locations=[os.path.dirname(init)])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def _kind(spec: Any) -> str:
@@ -194,10 +184,12 @@ class Graph:
 
 
 # ---------------------------------------------------------------- the examples
+# Only model names the provider's docs show (ppinfra.model_info.DOCUMENTED_NAMES; a test holds
+# every example to it): SD 1.5 checkpoints and one SD 1.5 LoRA; one SDXL checkpoint and the SDXL
+# ControlNets. No VAE and no embedding name is documented, so sd_vae stays "None" and no example
+# names an embedding; ControlNet examples are SDXL, because no SD 1.5 ControlNet name is documented.
 SD15 = "dreamshaper_8_93211.safetensors"
-SD15_PHOTO = "realisticVisionV51_v51VAE_94301.safetensors"
 SDXL = "sd_xl_base_1.0.safetensors"
-SDXL_FAST = "juggernautXL_v9Rdphoto2Lightning_285361.safetensors"
 NEG = "blurry, low quality, deformed, watermark, text"
 
 
@@ -215,18 +207,18 @@ def img2img_basic() -> Graph:
 
 
 def controlnet_canny_depth() -> Graph:
-    g = Graph("controlnet_canny_depth", "Two chained ControlNet units (canny for the lines, depth for the space); the server runs the preprocessors.")
+    g = Graph("controlnet_canny_depth", "Two chained SDXL ControlNet units (canny for the lines, depth for the space) on the SDXL base checkpoint at 1024x1024; the server runs the preprocessors.")
     li = g.add("LoadImage", (40, 160), {"image": "ppinfra_street.png"})
     c1 = g.add("PPInfraControlNetUnit", (400, 40), {
-        "model_name": "control_v11p_sd15_canny", "strength": 1.0, "preprocessor": "canny",
+        "model_name": "controlnet-canny-sdxl-1.0", "strength": 1.0, "preprocessor": "canny",
         "guidance_start": 0.0, "guidance_end": 1.0})
     c2 = g.add("PPInfraControlNetUnit", (400, 300), {
-        "model_name": "control_v11f1p_sd15_depth", "strength": 0.6, "preprocessor": "depth_midas",
+        "model_name": "controlnet-depth-sdxl-1.0", "strength": 0.6, "preprocessor": "depth_midas",
         "guidance_start": 0.0, "guidance_end": 0.8})
     ii = g.add("PPInfraImg2Img", (760, 80), {
-        "model_name": SD15_PHOTO, "prompt": "a rainy city street at dusk, neon signs, wet asphalt, photo",
-        "negative_prompt": NEG, "steps": 25, "guidance_scale": 7.0, "sampler_name": "DPM++ 2M Karras",
-        "seed": 1234, "strength": 0.75})
+        "model_name": SDXL, "prompt": "a rainy city street at dusk, neon signs, wet asphalt, photo",
+        "negative_prompt": NEG, "width": 1024, "height": 1024, "steps": 25, "guidance_scale": 7.0,
+        "sampler_name": "DPM++ 2M Karras", "seed": 1234, "strength": 0.75})
     sv = g.add("SaveImage", (1220, 120), {"filename_prefix": "PPInfra"}, width=360)
     g.link(li, 0, c1, "image")
     g.link(li, 0, c2, "image")
@@ -238,21 +230,17 @@ def controlnet_canny_depth() -> Graph:
 
 
 def lora_embeddings() -> Graph:
-    g = Graph("lora_embeddings", "A LoRA stack (two slots used) and two chained negative embeddings.")
+    g = Graph("lora_embeddings", "A LoRA Stack (add_detail_44319, the LoRA the provider's docs show) on an SD 1.5 checkpoint. "
+              "No embedding name is documented: add a PPInfra Embedding node and pick one from your list, then link it to 'embeddings'.")
     li = g.add("LoadImage", (40, 80), {"image": "ppinfra_portrait.png"})
-    ls = g.add("PPInfraLoraStack", (40, 440), {"lora_1": "add_detail_44319", "strength_1": 0.7,
-                                               "lora_2": "more_details_59655", "strength_2": 0.4})
-    e1 = g.add("PPInfraEmbedding", (400, 440), {"model_name": "EasyNegative"})
-    e2 = g.add("PPInfraEmbedding", (400, 560), {"model_name": "badhandv4_16755"})
+    ls = g.add("PPInfraLoraStack", (40, 440), {"lora_1": "add_detail_44319", "strength_1": 0.7})
     ii = g.add("PPInfraImg2Img", (760, 80), {
         "model_name": SD15, "prompt": "a detailed oil painting portrait, dramatic rim light",
-        "negative_prompt": "EasyNegative, badhandv4, " + NEG, "steps": 28, "guidance_scale": 7.0,
+        "negative_prompt": NEG, "steps": 28, "guidance_scale": 7.0,
         "sampler_name": "DPM++ 2M Karras", "seed": 777, "strength": 0.65, "clip_skip": 2})
     sv = g.add("SaveImage", (1220, 120), {"filename_prefix": "PPInfra"}, width=360)
     g.link(li, 0, ii, "image")
     g.link(ls, 0, ii, "loras")
-    g.link(e1, 0, e2, "embeddings")
-    g.link(e2, 0, ii, "embeddings")
     g.link(ii, 0, sv, "images")
     return g
 
@@ -274,24 +262,21 @@ def ip_adapter_style() -> Graph:
 
 
 def sdxl() -> Graph:
-    g = Graph("sdxl", "SDXL: an SDXL checkpoint with SDXL-family ControlNet, LoRA, embedding and VAE, at 1024x1024.")
+    g = Graph("sdxl", "SDXL: the SDXL base checkpoint with an SDXL ControlNet (soft edges) at 1024x1024. "
+              "sd_vae stays 'None' (the checkpoint's own VAE).")
     li = g.add("LoadImage", (40, 100), {"image": "ppinfra_landscape.png"})
     cn = g.add("PPInfraControlNetUnit", (400, 40), {
-        "model_name": "diffusers_xl_depth_full", "strength": 0.5, "preprocessor": "depth_midas",
+        "model_name": "controlnet-softedge-sdxl-1.0", "strength": 0.5, "preprocessor": "softedge_pidinet",
         "guidance_start": 0.0, "guidance_end": 1.0})
-    ls = g.add("PPInfraLoraStack", (400, 300), {"lora_1": "sdxl_lightning_4step_lora", "strength_1": 0.8})
-    em = g.add("PPInfraEmbedding", (400, 640), {"model_name": "negativeXL_D"})
     ii = g.add("PPInfraImg2Img", (760, 60), {
         "model_name": SDXL, "prompt": "an alpine lake at golden hour, dramatic clouds, 35mm photo",
-        "negative_prompt": "negativeXL_D, " + NEG, "width": 1024, "height": 1024, "steps": 30,
+        "negative_prompt": NEG, "width": 1024, "height": 1024, "steps": 30,
         "guidance_scale": 6.0, "sampler_name": "DPM++ 2M Karras", "seed": 31337, "strength": 0.7,
-        "sd_vae": "sdxl_vae.safetensors", "response_image_type": "webp"})
+        "response_image_type": "webp"})
     sv = g.add("SaveImage", (1220, 100), {"filename_prefix": "PPInfra"}, width=360)
     g.link(li, 0, cn, "image")
     g.link(li, 0, ii, "image")
     g.link(cn, 0, ii, "controlnet")
-    g.link(ls, 0, ii, "loras")
-    g.link(em, 0, ii, "embeddings")
     g.link(ii, 0, sv, "images")
     return g
 
@@ -313,34 +298,32 @@ def batch() -> Graph:
 
 
 def everything_at_once() -> Graph:
-    g = Graph("everything_at_once", "Every PPInfra node in one graph: two ControlNet units, a LoRA stack, two embeddings, an IP-Adapter.")
+    g = Graph("everything_at_once", "SDXL with two ControlNet units, a LoRA Stack and an IP-Adapter. The stack is empty: "
+              "the only documented LoRA is SD 1.5, so pick an SDXL LoRA from your list. No embedding name is "
+              "documented: add a PPInfra Embedding node with one from your list.")
     li = g.add("LoadImage", (40, 60), {"image": "ppinfra_portrait.png"})
     ls_img = g.add("LoadImage", (40, 440), {"image": "ppinfra_style.png"}, title="Load Image (style)")
     c1 = g.add("PPInfraControlNetUnit", (400, 20), {
-        "model_name": "control_v11p_sd15_openpose", "strength": 0.8, "preprocessor": "openpose_full",
+        "model_name": "controlnet-openpose-sdxl-1.0", "strength": 0.8, "preprocessor": "openpose_full",
         "guidance_start": 0.0, "guidance_end": 1.0})
     c2 = g.add("PPInfraControlNetUnit", (400, 250), {
-        "model_name": "control_v11f1p_sd15_depth", "strength": 0.5, "preprocessor": "depth_midas",
+        "model_name": "controlnet-depth-sdxl-1.0", "strength": 0.5, "preprocessor": "depth_midas",
         "guidance_start": 0.1, "guidance_end": 0.9})
-    lo = g.add("PPInfraLoraStack", (400, 480), {"lora_1": "add_detail_44319", "strength_1": 0.6})
-    e1 = g.add("PPInfraEmbedding", (40, 820), {"model_name": "EasyNegative"})
-    e2 = g.add("PPInfraEmbedding", (40, 920), {"model_name": "badhandv4_16755"})
-    ip = g.add("PPInfraIPAdapter", (400, 820), {"model_name": "ip-adapter_sd15.bin", "strength": 0.4})
+    lo = g.add("PPInfraLoraStack", (400, 480), {})
+    ip = g.add("PPInfraIPAdapter", (400, 820), {"model_name": "ip-adapter_sdxl.bin", "strength": 0.4})
     ii = g.add("PPInfraImg2Img", (780, 60), {
-        "model_name": SD15, "prompt": "a portrait in the style of a post-impressionist painting, vivid colors",
-        "negative_prompt": "EasyNegative, badhandv4, " + NEG, "image_num": 2, "steps": 30,
+        "model_name": SDXL, "prompt": "a portrait in the style of a post-impressionist painting, vivid colors",
+        "negative_prompt": NEG, "width": 896, "height": 1120, "image_num": 2, "steps": 30,
         "guidance_scale": 7.0, "sampler_name": "DPM++ 2M Karras", "seed": 99, "strength": 0.8,
-        "clip_skip": 2, "sd_vae": "vae-ft-mse-840000-ema-pruned.ckpt", "response_image_type": "png"})
+        "clip_skip": 2, "response_image_type": "png"})
     sv = g.add("SaveImage", (1240, 100), {"filename_prefix": "PPInfra"}, width=360)
     g.link(li, 0, c1, "image")
     g.link(li, 0, c2, "image")
     g.link(c1, 0, c2, "controlnet")
     g.link(ls_img, 0, ip, "image")
-    g.link(e1, 0, e2, "embeddings")
     g.link(li, 0, ii, "image")
     g.link(c2, 0, ii, "controlnet")
     g.link(lo, 0, ii, "loras")
-    g.link(e2, 0, ii, "embeddings")
     g.link(ip, 0, ii, "ip_adapter")
     g.link(ii, 0, sv, "images")
     return g

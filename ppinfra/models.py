@@ -1,7 +1,10 @@
-"""The model list: fetched by type from ``GET /v3/model``, cached on disk with an expiry.
+"""The model list: fetched by type from ``GET /v3/model``, cached on disk per host, indexed in memory.
 
 The cache lets ComfyUI build its dropdowns without any network call; a small
-bundled list stands in when there is neither a key nor a cache.
+bundled list stands in when there is neither a key nor a cache. The real list
+holds tens of thousands of names, so the cache file is parsed once per change
+(its identity and size are checked on each call) and every lookup after that
+reads an in-memory index.
 """
 from __future__ import annotations
 
@@ -11,103 +14,120 @@ import logging
 import os
 import threading
 import time
-from dataclasses import asdict, dataclass
-from typing import Any, Callable, Dict, Iterable, List, Optional
+from dataclasses import asdict
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+from urllib.parse import urlsplit
 
-from .config import Settings, default_cache_dir
+from .config import DEFAULT_BASE_URL, ENV_BASE_URL, KNOWN_HOSTS, default_cache_dir, default_config_path
+from .model_info import (DOCUMENTED_MODELS, DOCUMENTED_NAMES, FALLBACK_MODELS, SD15, SDXL, ModelInfo,  # noqa: F401
+                         fallback_infos, family_of_base, is_sdxl_of, name_to_send, to_model_info)
 
 log = logging.getLogger("ppinfra")
 
-# Used only when there is neither a cache nor a key: well-known public models.
-FALLBACK_MODELS: Dict[str, List[tuple]] = {
-    "checkpoint": [("dreamshaper_8_93211.safetensors", False),
-                   ("realisticVisionV51_v51VAE_94301.safetensors", False),
-                   ("sd_xl_base_1.0.safetensors", True),
-                   ("juggernautXL_v9Rdphoto2Lightning_285361.safetensors", True)],
-    "vae": [("vae-ft-mse-840000-ema-pruned.ckpt", False), ("sdxl_vae.safetensors", True)],
-    "lora": [("add_detail_44319", False), ("more_details_59655", False), ("sdxl_lightning_4step_lora", True)],
-    "controlnet": [("control_v11p_sd15_canny", False), ("control_v11f1p_sd15_depth", False),
-                   ("control_v11p_sd15_openpose", False), ("diffusers_xl_canny_full", True),
-                   ("diffusers_xl_depth_full", True)],
-    "textualinversion": [("EasyNegative", False), ("badhandv4_16755", False), ("negativeXL_D", True)],
-}
+
+class _Index:
+    """One type's list, ready for lookups: by name, sorted names, lower-case search text."""
+
+    def __init__(self, models: List[ModelInfo], fetched_at: float) -> None:
+        self.fetched_at = fetched_at
+        self.models = models  # as fetched (the provider's order)
+        self.by_name: Dict[str, ModelInfo] = {}
+        for m in models:
+            self.by_name.setdefault(m.name, m)
+        self.sorted = sorted(self.by_name.values(), key=lambda m: (m.name.lower(), m.name))
+        self.names = [m.name for m in self.sorted]
+        self.text = ["\n".join((m.name, m.sd_name, m.display_name, *m.tags)).lower() for m in self.sorted]
+        self._by_family: Dict[Optional[str], List[str]] = {}
+
+    def names_of(self, family: Optional[str]) -> List[str]:
+        if family is None:
+            return self.names
+        if family not in self._by_family:
+            self._by_family[family] = [m.name for m in self.sorted if m.family in (None, family)]
+        return self._by_family[family]
 
 
-@dataclass(frozen=True)
-class ModelInfo:
-    """One model as this pack uses it: the name to send, its type and family."""
-
-    name: str
-    model_type: str
-    is_sdxl: Optional[bool]
-    base_model: str = ""
-    display_name: str = ""
+_FALLBACK: Dict[str, _Index] = {}
 
 
-def name_to_send(raw: Dict[str, Any], model_type: str) -> str:
-    """The name the img2img request expects for this model (CONTRACT.md, partly inferred)."""
-    if model_type == "checkpoint":
-        order = ("sd_name", "sd_name_in_api", "model_name", "name")
-    else:
-        order = ("sd_name_in_api", "model_name", "sd_name", "name")
-    for key in order:
-        value = raw.get(key)
-        if isinstance(value, str) and value.strip():
-            return value.strip()
-    return ""
+def _fallback_index(model_type: str) -> _Index:
+    if model_type not in _FALLBACK:
+        _FALLBACK[model_type] = _Index(fallback_infos(model_type), 0.0)
+    return _FALLBACK[model_type]
 
 
-def is_sdxl_of(raw: Dict[str, Any]) -> Optional[bool]:
-    """``is_sdxl`` when present, else derived from ``base_model`` ("SDXL 1.0", "SD 1.5")."""
-    flag = raw.get("is_sdxl")
-    if isinstance(flag, bool):
-        return flag
-    if isinstance(flag, str) and flag.lower() in ("true", "false"):
-        return flag.lower() == "true"
-    base = str(raw.get("base_model") or raw.get("base_model_type") or "").upper()
-    if "XL" in base or "PONY" in base:
-        return True
-    if base.startswith("SD 1") or base.startswith("SD1") or "1.5" in base:
-        return False
-    return None
+def normalise_base_url(url: str) -> str:
+    """The host part that decides which cache file applies (scheme and host lower-case, no trailing slash).
 
-
-def to_model_info(raw: Dict[str, Any], model_type: str) -> Optional[ModelInfo]:
-    name = name_to_send(raw, model_type)
-    if not name:
-        return None
-    status = raw.get("status")
-    if status not in (None, 1, "1", "MODEL_STATUS_AVAILABLE"):
-        return None
-    t = raw.get("type")
-    display = t.get("display_name") if isinstance(t, dict) else ""
-    return ModelInfo(name=name, model_type=model_type, is_sdxl=is_sdxl_of(raw),
-                     base_model=str(raw.get("base_model") or ""), display_name=str(raw.get("name") or display or ""))
+    A short host name (``ppio``) is its URL, as in the client's settings.
+    """
+    url = (url or "").strip().strip('"').strip("'").rstrip("/")
+    url = KNOWN_HOSTS.get(url.lower(), url)
+    parts = urlsplit(url)
+    if not parts.scheme or not parts.netloc:
+        return url
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}{parts.path}"
 
 
 class ModelCatalog:
-    """Model lists per type, from a JSON cache on disk, refreshed from the API.
+    """Model lists per type, from a JSON cache on disk (one file per API host), refreshed from the API.
 
     ``client_factory`` builds a :class:`~ppinfra.client.PPInfraClient` when a
     refresh is needed; it may raise :class:`~ppinfra.errors.ConfigError` when
     there is no key, in which case only the cache and the fallback are used.
+    The host is ``base_url``, else ``PPINFRA_BASE_URL``, else the ``base_url``
+    of the config file at ``config_path``, else the default host: the order the
+    client itself resolves it in. ``persist=False`` keeps fetched lists in
+    memory only (a throwaway sandbox must not leave a cache file per port).
     """
 
     def __init__(self, client_factory: Optional[Callable[[], Any]] = None, cache_dir: Optional[str] = None,
-                 ttl: float = 6 * 3600.0, base_url: str = "") -> None:
+                 ttl: float = 6 * 3600.0, base_url: str = "", config_path: Optional[str] = None,
+                 persist: bool = True) -> None:
         self.client_factory = client_factory
         self.cache_dir = cache_dir or default_cache_dir()
         self.ttl = ttl
         self.base_url = base_url
-        self._lock = threading.Lock()
+        self.config_path = config_path
+        self.persist = persist
+        self._lock = threading.RLock()
         self._refreshing = False
+        self._config_memo: Tuple[Any, str] = (None, "")
+        self._snap_key: Any = None
+        self._raw: Dict[str, Any] = {}
+        self._indexes: Dict[str, _Index] = {}
 
-    # -------------------------------------------------------------- disk cache
+    # -------------------------------------------------------------- which file
+
+    def _config_base_url(self) -> str:
+        path = self.config_path or default_config_path()
+        try:
+            st = os.stat(path)
+        except OSError:
+            return ""
+        key = (path, st.st_mtime_ns, st.st_size)
+        if self._config_memo[0] != key:
+            url = ""
+            try:
+                with open(path, "r", encoding="utf-8") as fh:
+                    data = json.load(fh)
+                if isinstance(data, dict) and isinstance(data.get("base_url"), str):
+                    url = data["base_url"]
+            except (OSError, ValueError):
+                url = ""  # the client reports a broken config file; here it only picks a cache file
+            self._config_memo = (key, url)
+        return self._config_memo[1]
+
+    def host(self) -> str:
+        """The API host whose list this catalog reads and writes."""
+        url = self.base_url or os.environ.get(ENV_BASE_URL, "") or self._config_base_url() or DEFAULT_BASE_URL
+        return normalise_base_url(url)
 
     def cache_path(self) -> str:
-        host = self.base_url or os.environ.get("PPINFRA_BASE_URL", "") or "default"
-        tag = hashlib.sha1(host.encode("utf-8")).hexdigest()[:10]
+        tag = hashlib.sha1(self.host().encode("utf-8")).hexdigest()[:10]
         return os.path.join(self.cache_dir, f"models-{tag}.json")
+
+    # -------------------------------------------------------------- disk cache
 
     def _read_cache(self) -> Dict[str, Any]:
         try:
@@ -117,42 +137,131 @@ class ModelCatalog:
         except (OSError, ValueError):
             return {}
 
-    def _write_cache(self, model_type: str, models: List[ModelInfo]) -> None:
+    def _file_key(self) -> Any:
+        if not self.persist:
+            return "memory"
+        path = self.cache_path()
+        try:
+            st = os.stat(path)
+        except OSError:
+            return (path, None)
+        # os.replace gives every write a new inode: with size and mtime, a change is never missed.
+        return (path, st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def _snapshot(self) -> Dict[str, Any]:
+        """The cache's contents, re-read only when the file changed since the last read."""
+        key = self._file_key()
         with self._lock:
-            data = self._read_cache()
-            data[model_type] = {"fetched_at": time.time(), "models": [asdict(m) for m in models]}
+            if key != self._snap_key:
+                self._raw = self._read_cache() if isinstance(key, tuple) and key[1] is not None else {}
+                self._indexes = {}
+                self._snap_key = key
+            return self._raw
+
+    def _index(self, model_type: str) -> Optional[_Index]:
+        raw = self._snapshot()
+        with self._lock:
+            index = self._indexes.get(model_type)
+            if index is None:
+                entry = raw.get(model_type)
+                if not isinstance(entry, dict) or not isinstance(entry.get("models"), list):
+                    return None
+                models = [m for m in (ModelInfo.from_dict(d) for d in entry["models"]) if m is not None]
+                try:
+                    fetched_at = float(entry.get("fetched_at") or 0)
+                except (TypeError, ValueError):
+                    fetched_at = 0.0
+                index = self._indexes[model_type] = _Index(models, fetched_at)
+            return index
+
+    def _write_cache(self, model_type: str, models: List[ModelInfo]) -> None:
+        entry = {"fetched_at": time.time(), "models": [asdict(m) for m in models]}
+        with self._lock:
+            if not self.persist:
+                self._raw = {**self._raw, model_type: entry}
+                self._indexes.pop(model_type, None)
+                self._snap_key = "memory"
+                return
+            data = self._read_cache()  # another process may have written other types meanwhile
+            data[model_type] = entry
             os.makedirs(self.cache_dir, exist_ok=True)
-            tmp = self.cache_path() + f".{os.getpid()}.{threading.get_ident()}.tmp"
-            with open(tmp, "w", encoding="utf-8") as fh:
-                json.dump(data, fh)
-            os.replace(tmp, self.cache_path())
+            path = self.cache_path()
+            tmp = path + f".{os.getpid()}.{threading.get_ident()}.tmp"
+            try:
+                with open(tmp, "w", encoding="utf-8") as fh:
+                    json.dump(data, fh, separators=(",", ":"))
+                os.replace(tmp, path)
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+            self._snap_key, self._raw, self._indexes = None, {}, {}
 
     def cached(self, model_type: str) -> Optional[List[ModelInfo]]:
         """The cached list for a type (however old), or ``None``. Never touches the network."""
-        entry = self._read_cache().get(model_type)
-        if not isinstance(entry, dict) or not isinstance(entry.get("models"), list):
-            return None
-        out = []
-        for m in entry["models"]:
-            try:
-                out.append(ModelInfo(**m))
-            except TypeError:
-                continue
-        return out
+        index = self._index(model_type)
+        return None if index is None else list(index.models)
 
     def is_fresh(self, model_type: str) -> bool:
-        entry = self._read_cache().get(model_type)
-        return isinstance(entry, dict) and time.time() - float(entry.get("fetched_at") or 0) < self.ttl
+        index = self._index(model_type)
+        return index is not None and time.time() - index.fetched_at < self.ttl
 
-    # -------------------------------------------------------------- queries
+    # -------------------------------------------------------------- lookups (no network)
+
+    def _index_or_fallback(self, model_type: str) -> _Index:
+        return self._index(model_type) or _fallback_index(model_type)
+
+    def names(self, model_type: str, family: Optional[str] = None) -> List[str]:
+        """Sorted names for a dropdown: the cache (however old), else the bundled fallback.
+
+        ``family`` (``"sd15"``/``"sdxl"``) drops the models certainly of the other family;
+        models of unsure family (SD 2.1, Flux, unknown) stay, as they get no family warning either.
+        """
+        return list(self._index_or_fallback(model_type).names_of(family))
+
+    def info(self, model_type: str, name: str) -> Optional[ModelInfo]:
+        """The model of that type sent as ``name``: from the cache, else the bundled list; ``None`` if unknown."""
+        index = self._index(model_type)
+        found = index.by_name.get(name) if index is not None else None
+        return found or _fallback_index(model_type).by_name.get(name)
+
+    def search(self, model_type: str, query: str = "", family: Optional[str] = None, limit: int = 50,
+               offset: int = 0) -> Tuple[int, List[ModelInfo]]:
+        """``(total, page)`` of the models whose name, ``sd_name``, display name or tags hold every word of ``query``.
+
+        Case-insensitive. The exact name comes first, then names starting with the
+        query, then names containing it, then matches on other fields; each group
+        sorted by name. ``family`` filters as in :meth:`names`.
+        """
+        index = self._index_or_fallback(model_type)
+        words = query.lower().split()
+        whole = " ".join(words)
+        hits: List[Tuple[int, int]] = []
+        for i, text in enumerate(index.text):
+            if words and not all(w in text for w in words):
+                continue
+            m = index.sorted[i]
+            if family is not None and m.family not in (None, family):
+                continue
+            low = m.name.lower()
+            rank = (0 if low == whole else 1 if low.startswith(whole) else 2 if whole in low else 3) if whole else 0
+            hits.append((rank, i))
+        hits.sort()
+        offset, limit = max(0, int(offset)), max(0, int(limit))
+        return len(hits), [index.sorted[i] for _, i in hits[offset:offset + limit]]
 
     def cached_names(self, model_type: str, is_sdxl: Optional[bool] = None) -> List[str]:
-        """Names for a dropdown: the cache (however old), else the bundled fallback. No network."""
-        models = self.cached(model_type)
-        if models is None:
-            models = [ModelInfo(n, model_type, x) for n, x in FALLBACK_MODELS.get(model_type, [])]
-        names = [m.name for m in models if is_sdxl is None or m.is_sdxl is None or m.is_sdxl == is_sdxl]
-        return sorted(dict.fromkeys(names), key=str.lower)
+        """Names for a dropdown (cache, else fallback); with ``is_sdxl``, models of unsure family stay in."""
+        index = self._index_or_fallback(model_type)
+        if is_sdxl is None:
+            return list(index.names)
+        return list(index.names_of(SDXL if is_sdxl else SD15))
+
+    def family(self, model_type: str, name: str) -> Optional[str]:
+        """``"sdxl"``, ``"sd15"`` or ``None`` (unknown or unsure) for a model name, from cache or fallback."""
+        found = self.info(model_type, name)
+        return None if found is None else found.family
+
+    # -------------------------------------------------------------- fetching
 
     def list(self, model_type: str, is_sdxl: Optional[bool] = None, refresh: bool = False) -> List[ModelInfo]:
         """The full list of a type from the API (cached for ``ttl`` seconds), optionally one family."""
@@ -169,18 +278,10 @@ class ModelCatalog:
                     close()
             models = [m for m in (to_model_info(r, model_type) for r in raw) if m is not None]
             self._write_cache(model_type, models)
-        return [m for m in models if is_sdxl is None or m.is_sdxl == is_sdxl]
-
-    def family(self, model_type: str, name: str) -> Optional[str]:
-        """``"sdxl"``, ``"sd15"`` or ``None`` (unknown) for a model name, from cache or fallback."""
-        models = self.cached(model_type) or []
-        known = {m.name: m.is_sdxl for m in models}
-        for n, x in FALLBACK_MODELS.get(model_type, []):
-            known.setdefault(n, x)
-        flag = known.get(name)
-        if flag is None:
-            return None
-        return "sdxl" if flag else "sd15"
+        if is_sdxl is None:
+            return models
+        want = SDXL if is_sdxl else SD15
+        return [m for m in models if m.family == want]
 
     def refresh_in_background(self, types: Iterable[str] = tuple(FALLBACK_MODELS), force: bool = False) -> bool:
         """Refresh stale types in a daemon thread; returns False when one is already running."""
