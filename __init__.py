@@ -6,9 +6,16 @@ would hit ComfyUI's own modules. No network and no heavy work happen here.
 """
 if __package__:
     from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
+    from .nodes.routes import register_with_comfy
+
+    # The settings panel's and model browser's routes; a no-op without a running ComfyUI server.
+    register_with_comfy()
 else:
     # Imported as a plain module, not as ComfyUI's package: pytest (9.2+) does
     # this with the repo root while collecting tests/. There is nothing to register.
     NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = {}, {}
 
-__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
+# The editor extensions (settings section, model browser): ComfyUI serves web/**/*.js.
+WEB_DIRECTORY = "./web"
+
+__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS", "WEB_DIRECTORY"]

@@ -1,4 +1,4 @@
-"""The one place that touches ComfyUI itself: interrupt flag, progress bar, status text, user directory.
+"""The one place that touches ComfyUI itself: interrupt flag, progress bar, status text, user directories.
 
 Every ComfyUI module is imported lazily, inside the function that needs it,
 and every function has a fallback for running outside ComfyUI (tests, a plain
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Optional
+from typing import Any, Optional, Tuple
 
 log = logging.getLogger("ppinfra")
 
@@ -107,6 +107,15 @@ def send_status(text: str, node_id: Optional[str]) -> None:
         log.debug("could not send status text: %s", exc)
 
 
+def has_status_line() -> bool:
+    """Whether the running server can show text under a node (ComfyUI 0.3.34+)."""
+    try:
+        from server import PromptServer  # type: ignore[import-not-found]
+    except Exception:
+        return False
+    return callable(getattr(getattr(PromptServer, "instance", None), "send_progress_text", None))
+
+
 def user_dir() -> Optional[str]:
     """ComfyUI's user directory, or ``None`` outside ComfyUI."""
     try:
@@ -116,15 +125,43 @@ def user_dir() -> Optional[str]:
         return None
 
 
-def user_config_path() -> Optional[str]:
-    """Where the nodes read the API key file: ``PPINFRA_CONFIG`` if set, else ``<user_dir>/ppinfra/config.json``.
+def system_user_dir(name: str = USER_SUBDIR) -> Optional[str]:
+    """ComfyUI's system user directory for ``name`` (``user/__ppinfra``), or ``None`` before ComfyUI 0.3.76.
 
-    ``None`` outside ComfyUI without ``PPINFRA_CONFIG``: the client's own default applies.
+    ComfyUI's ``/userdata`` API refuses to serve these folders: the place for a key.
+    """
+    try:
+        import folder_paths  # type: ignore[import-not-found]
+        lookup = getattr(folder_paths, "get_system_user_directory", None)
+        return lookup(name) if lookup is not None else None
+    except Exception:
+        return None
+
+
+def key_store_paths() -> Tuple[Optional[str], Tuple[str, ...]]:
+    """``(where the key file is written, older places still read)``.
+
+    ``PPINFRA_CONFIG`` wins; else the system user directory when ComfyUI has one
+    (``<user dir>/ppinfra/config.json`` stays readable for a key written there by
+    hand before); else ``<user dir>/ppinfra/config.json``. ``(None, ())``
+    outside ComfyUI without ``PPINFRA_CONFIG``: the client's own default applies.
     """
     explicit = os.environ.get("PPINFRA_CONFIG")
     if explicit:
-        return explicit
+        return explicit, ()
     base = user_dir()
-    if not base:
+    legacy = os.path.join(base, USER_SUBDIR, CONFIG_NAME) if base else None
+    system = system_user_dir()
+    if system:
+        return os.path.join(system, CONFIG_NAME), (legacy,) if legacy else ()
+    return legacy, ()
+
+
+def user_config_path() -> Optional[str]:
+    """The key file the nodes read: the one :func:`key_store_paths` writes, else an older one that exists."""
+    path, legacy = key_store_paths()
+    if path is None:
         return None
-    return os.path.join(base, USER_SUBDIR, CONFIG_NAME)
+    from ..ppinfra.account import KeyStore
+
+    return KeyStore(path, legacy).read_path()

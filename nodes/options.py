@@ -1,95 +1,33 @@
-"""Input specs read from the limits table: dropdown options for model inputs, numeric widgets,
+"""Input specs read from the limits table: numeric widgets, fixed dropdowns, model dropdowns,
 and the validation that lets a saved model name through.
 
-Lists come from :class:`ppinfra.models.ModelCatalog`: its disk cache, else a
-small bundled fallback; never the network while ComfyUI builds its node list.
-A stale cache is refreshed in a background thread, so a model added on PPInfra
-shows up after the next refresh of ComfyUI's node definitions.
+Model lists come from :mod:`.catalog` (its in-memory lists, never the network).
+ComfyUI calls ``INPUT_TYPES`` on every ``/object_info`` and again for every
+queued prompt, so a model input carries at most ``INLINE_LIMIT`` names and
+names the pack's route as a remote combo: the editor fetches the full list from
+there (see :func:`model_input`).
 """
 from __future__ import annotations
 
-import logging
-import os
 import threading
-import time
 from typing import Any, Dict, List, Optional, Tuple
 
-from ..ppinfra.config import ENV_BASE_URL, ENV_KEY, default_cache_dir, default_config_path
 from ..ppinfra.limits import LIMITS
-from ..ppinfra.models import ModelCatalog
 
-from . import comfy_bridge
+from . import catalog
+from .catalog import NONE, family_of, refresh_soon  # noqa: F401  (the nodes call these through options)
 
-log = logging.getLogger("ppinfra")
-
-NONE = "None"
-# The types listed in dropdowns (upscaler is not an img2img input).
-DROPDOWN_TYPES: Tuple[str, ...] = ("checkpoint", "vae", "lora", "controlnet", "textualinversion")
-# How old a cached list may get before a dropdown build triggers a background
-# refresh. Short, because a refresh is the only way a new model shows up.
-REFRESH_AFTER_SECONDS = 600.0
-CHECK_EVERY_SECONDS = 5.0
-_last_check = float("-inf")
-
-_catalogs: Dict[Tuple[str, str], ModelCatalog] = {}
-_catalogs_lock = threading.Lock()
-
-
-def _client_factory() -> Any:
-    from ..ppinfra.client import PPInfraClient  # deferred: requests is not needed to build dropdowns
-    from ..ppinfra.config import load_settings
-
-    return PPInfraClient(settings=load_settings(config_path=comfy_bridge.user_config_path()))
-
-
-def catalog() -> ModelCatalog:
-    """The catalog for the current cache dir and host (one per pair, so its refresh guard holds)."""
-    key = (default_cache_dir(), os.environ.get(ENV_BASE_URL, ""))
-    with _catalogs_lock:
-        cat = _catalogs.get(key)
-        if cat is None:
-            cat = ModelCatalog(client_factory=_client_factory, cache_dir=key[0], ttl=REFRESH_AFTER_SECONDS)
-            _catalogs[key] = cat
-        return cat
-
-
-def _key_configured() -> bool:
-    """Whether a key could be found, without reading it: the variable is set or the config file exists."""
-    if os.environ.get(ENV_KEY):
-        return True
-    path = comfy_bridge.user_config_path() or default_config_path()
-    return os.path.isfile(path)
-
-
-def refresh_soon() -> None:
-    """Refresh stale lists in the background; never raises, never blocks.
-
-    Every node class calls this from ``INPUT_TYPES``, i.e. several times per
-    refresh of ComfyUI's node list: a check is made at most every
-    ``CHECK_EVERY_SECONDS``, and not at all without a key (no thread, no log line).
-    """
-    global _last_check
-    now = time.monotonic()
-    with _catalogs_lock:
-        if now - _last_check < CHECK_EVERY_SECONDS:
-            return
-        _last_check = now
-    try:
-        if _key_configured():
-            catalog().refresh_in_background(DROPDOWN_TYPES)
-    except Exception as exc:
-        log.debug("model list refresh not started: %s", exc)
+# Past this many names a model input carries only part of its list in /object_info:
+# with 50,000 checkpoints the full lists made every /object_info 5 MB and 3 s.
+INLINE_LIMIT = 200
+ROUTE = "/ppinfra/models/"
+_inline_memo: Dict[Tuple[str, bool, Tuple[str, ...]], Tuple[List[str], List[str], str]] = {}
+_memo_lock = threading.Lock()
 
 
 def model_names(model_type: str, with_none: bool = False) -> List[str]:
-    """Names for a dropdown of ``model_type`` from the cache or the bundled fallback (no network)."""
-    try:
-        names = catalog().cached_names(model_type)
-    except Exception as exc:  # a broken cache must not hide the node
-        log.warning("could not read the PPInfra model list cache: %s", exc)
-        names = []
-    names = [n for n in names if n != NONE]
-    return [NONE, *names] if with_none else names
+    """Every name of a type for a dropdown, from the cache or the bundled fallback (no network)."""
+    return catalog.names(model_type, with_none=with_none)
 
 
 def check_model_name(field: str, value: Any) -> Any:
@@ -97,23 +35,14 @@ def check_model_name(field: str, value: Any) -> Any:
 
     ``None`` means the input is fed by a link (ComfyUI passes ``None`` then):
     it is checked when the node runs. A name missing from today's list is
-    accepted on purpose: the server decides whether it exists.
+    accepted on purpose: the server decides whether it exists. That is also
+    why validation never needs the full list ``object_info`` no longer carries.
     """
     if value is None:
         return True
     if not isinstance(value, str) or not value.strip():
         return f"{field} must be a model name, got {value!r}"
     return True
-
-
-def family_of(model_type: str, name: Optional[str]) -> Optional[str]:
-    """``"sdxl"``, ``"sd15"`` or ``None`` for a model name, from the cache or the bundled list."""
-    if not name:
-        return None
-    try:
-        return catalog().family(model_type, name)
-    except Exception:
-        return None
 
 
 # --------------------------------------------------------------------------- widgets
@@ -154,9 +83,47 @@ def enum_input(field: str, tooltip: str = "", *, first: Tuple[str, ...] = (), de
 
 def model_input(model_type: str, tooltip: str, *, with_none: bool = False,
                 preferred: Tuple[str, ...] = ()) -> Tuple[List[str], Dict[str, Any]]:
-    """A model dropdown from the cached list; its default is the first of ``preferred`` that is listed."""
-    names = model_names(model_type, with_none=with_none)
+    """A model dropdown: a list (old frontends show it as is) plus the route the editor fetches the full list from.
+
+    Up to ``INLINE_LIMIT`` names the list is complete. Past it, it holds
+    ``preferred`` and the documented names that are listed, then the first names
+    in order, ``INLINE_LIMIT`` in all: ``/object_info`` stays small and as fast
+    with 50,000 models as with 50, and an old frontend still offers a useful
+    choice. Any other name still validates and runs (``check_model_name``).
+    The default is the first of ``preferred`` that is listed.
+    """
+    listed = catalog.names(model_type)
+    slot = (model_type, with_none, tuple(preferred))
+    with _memo_lock:
+        hit = _inline_memo.get(slot)
+    if hit is None or hit[0] is not listed:  # the same list object until the cache file changes
+        inline, default = _inline(model_type, listed, with_none, preferred)
+        hit = (listed, inline, default)
+        with _memo_lock:
+            _inline_memo[slot] = hit
+    route = ROUTE + model_type + ("?with_none=1" if with_none else "")
+    return (list(hit[1]), {"default": hit[2], "tooltip": tooltip,
+                           "remote": {"route": route, "refresh_button": True}})
+
+
+def _inline(model_type: str, listed: List[str], with_none: bool,
+            preferred: Tuple[str, ...]) -> Tuple[List[str], str]:
+    names = [n for n in listed if n != NONE]
+    if len(names) > INLINE_LIMIT:
+        from ..ppinfra.models import FALLBACK_MODELS
+
+        known = set(names)
+        first = [n for n in (*preferred, *(n for n, _ in FALLBACK_MODELS.get(model_type, []))) if n in known]
+        keep = dict.fromkeys(first)
+        for n in names:
+            if len(keep) >= INLINE_LIMIT:
+                break
+            keep.setdefault(n)
+        names = sorted(keep, key=str.lower)
+    if with_none:
+        names = [NONE, *names]
     if not names:
-        names = [NONE] if with_none else [""]
-    default = next((p for p in preferred if p in names), names[0])
-    return (names, {"default": default, "tooltip": tooltip})
+        names = [""]
+    present = set(names)
+    default = next((p for p in preferred if p in present), names[0])
+    return names, default

@@ -35,6 +35,7 @@ NODES = pack.NODE_CLASS_MAPPINGS
 errors = importlib.import_module(f"{PACK_NAME}.ppinfra.errors")
 images_mod = importlib.import_module(f"{PACK_NAME}.ppinfra.images")
 options = importlib.import_module(f"{PACK_NAME}.nodes.options")
+catalog_mod = importlib.import_module(f"{PACK_NAME}.nodes.catalog")
 units_mod = importlib.import_module(f"{PACK_NAME}.nodes.units")
 
 REAL_REFRESH_SOON = options.refresh_soon
@@ -582,12 +583,12 @@ def test_unlisted_model_name_runs_and_reaches_the_wire(env):
 def test_dropdowns_pick_up_a_refreshed_model_list_without_restart(env, monkeypatch):
     before = IMG2IMG.INPUT_TYPES()["required"]["model_name"][0]
     assert env.requests == []  # building dropdowns reads only the cache / bundled list
-    cat = options.catalog()
+    cat = catalog_mod.catalog()
     cat.list("checkpoint", refresh=True)
     after = IMG2IMG.INPUT_TYPES()["required"]["model_name"][0]
     assert len(after) > len(before) and SD15 in after
-    assert options.catalog() is cat
-    monkeypatch.setattr(options, "_last_check", float("-inf"))
+    assert catalog_mod.catalog() is cat
+    monkeypatch.setattr(catalog_mod, "_last_check", float("-inf"))
     REAL_REFRESH_SOON()
     deadline = time.monotonic() + 10
     while not cat.is_fresh("lora") and time.monotonic() < deadline:
@@ -597,12 +598,12 @@ def test_dropdowns_pick_up_a_refreshed_model_list_without_restart(env, monkeypat
 
 def test_no_refresh_without_a_key(isolated_env, monkeypatch):
     started = []
-    monkeypatch.setattr(options.ModelCatalog, "refresh_in_background", lambda self, *a, **k: started.append(1))
-    monkeypatch.setattr(options, "_last_check", float("-inf"))
+    monkeypatch.setattr(catalog_mod.ModelCatalog, "refresh_in_background", lambda self, *a, **k: started.append(1))
+    monkeypatch.setattr(catalog_mod, "_last_check", float("-inf"))
     REAL_REFRESH_SOON()
     assert started == []
     monkeypatch.setenv("PPINFRA_API_KEY", "sk-some-key-0123456789")
-    monkeypatch.setattr(options, "_last_check", float("-inf"))
+    monkeypatch.setattr(catalog_mod, "_last_check", float("-inf"))
     REAL_REFRESH_SOON()
     REAL_REFRESH_SOON()  # throttled: ComfyUI builds every node's inputs in one go
     assert started == [1]
