@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import importlib.util
 import json
 import os
 import sys
@@ -22,6 +21,7 @@ for _p in (ROOT, HERE):
         sys.path.insert(0, _p)
 
 from mem_probe import _reset_peak, _status  # noqa: E402
+from tools.packload import load_pack  # noqa: E402
 
 
 def main() -> None:
@@ -34,11 +34,7 @@ def main() -> None:
     try:
         os.environ.update(PPINFRA_API_KEY=key, PPINFRA_BASE_URL=sandbox.base_url,
                           PPINFRA_CACHE_DIR=sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, ".cache"))
-        spec = importlib.util.spec_from_file_location("ppinfra_pack", os.path.join(ROOT, "__init__.py"),
-                                                      submodule_search_locations=[ROOT])
-        pack = importlib.util.module_from_spec(spec)
-        sys.modules["ppinfra_pack"] = pack
-        spec.loader.exec_module(pack)
+        pack = load_pack()
         node = pack.NODE_CLASS_MAPPINGS["PPInfraImg2Img"]
         image = torch.rand(1, 256, 256, 3)
 

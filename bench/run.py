@@ -73,15 +73,9 @@ class Pack:
     def _load_nodes() -> Optional[Dict[str, Any]]:
         if not os.path.exists(os.path.join(ROOT, "__init__.py")):
             return None
-        import importlib.util
+        from tools.packload import load_pack
 
-        if "ppinfra_pack" not in sys.modules:
-            spec = importlib.util.spec_from_file_location(
-                "ppinfra_pack", os.path.join(ROOT, "__init__.py"), submodule_search_locations=[ROOT])
-            module = importlib.util.module_from_spec(spec)
-            sys.modules["ppinfra_pack"] = module
-            spec.loader.exec_module(module)
-        return dict(getattr(sys.modules["ppinfra_pack"], "NODE_CLASS_MAPPINGS", {}) or {}) or None
+        return dict(getattr(load_pack(), "NODE_CLASS_MAPPINGS", {}) or {}) or None
 
     def run_node(self, node_id: str, **inputs: Any) -> Tuple[Any, ...]:
         cls = self.nodes[node_id]

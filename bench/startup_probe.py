@@ -9,7 +9,6 @@ while building the node list. Prints one JSON line.
 from __future__ import annotations
 
 import builtins
-import importlib.util
 import io
 import json
 import os
@@ -18,6 +17,10 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from tools.packload import load_pack  # noqa: E402
 
 
 def main() -> None:
@@ -38,11 +41,7 @@ def main() -> None:
     socket.socket.connect_ex = connect_ex
 
     t0 = time.perf_counter()
-    spec = importlib.util.spec_from_file_location("ppinfra_pack", os.path.join(ROOT, "__init__.py"),
-                                                  submodule_search_locations=[ROOT])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["ppinfra_pack"] = module
-    spec.loader.exec_module(module)
+    module = load_pack()
     import_seconds = time.perf_counter() - t0
     connects_import = len(connects)
 

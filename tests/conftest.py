@@ -2,7 +2,6 @@
 and a fresh in-process sandbox per test."""
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 
@@ -14,20 +13,9 @@ for _p in (ROOT, TESTS):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
-PACK_NAME = "ppinfra_pack"
+from tools.packload import PACK_NAME, load_pack  # noqa: E402,F401 - re-exported to the test files
+
 SANDBOX_KEY = "sk-sandbox-test-key-0123456789"
-
-
-def load_pack():
-    """Import the repo root as a package, as ComfyUI does with a custom node folder."""
-    if PACK_NAME in sys.modules:
-        return sys.modules[PACK_NAME]
-    spec = importlib.util.spec_from_file_location(
-        PACK_NAME, os.path.join(ROOT, "__init__.py"), submodule_search_locations=[ROOT])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[PACK_NAME] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture
@@ -79,3 +67,56 @@ def isolated_env(tmp_path, monkeypatch):
     monkeypatch.setenv("PPINFRA_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("PPINFRA_CONFIG", str(tmp_path / "config.json"))
     return tmp_path
+
+
+# --------------------------------------------------------------------------- the nodes against the sandbox
+
+NODE_DEADLINE = 20.0  # the node's client deadline in the node suites (the default is 600 s)
+
+
+@pytest.fixture
+def env(sandbox, api_key, isolated_env, monkeypatch):
+    """The key and host as a user sets them (environment), a fresh model cache, the pack loaded."""
+    from node_driver import write_fresh_model_cache
+
+    monkeypatch.setenv("PPINFRA_API_KEY", api_key)
+    monkeypatch.setenv("PPINFRA_BASE_URL", sandbox.base_url)
+    write_fresh_model_cache(str(isolated_env / "cache"), sandbox.base_url)
+    load_pack()
+    return sandbox
+
+
+@pytest.fixture
+def node_client(env, monkeypatch):
+    """Give the node's client short backoffs and a short deadline (the node reads no such setting).
+
+    Returns a function to change them per test.
+    """
+    from node_driver import pack_module
+
+    img2img_mod = pack_module("nodes.img2img")
+    client_mod = pack_module("ppinfra.client")
+    config_mod = pack_module("ppinfra.config")
+    bridge = pack_module("nodes.comfy_bridge")
+
+    def use(**overrides):
+        settings = dict(deadline=NODE_DEADLINE, backoff_base=0.05, backoff_max=0.2, max_retries=3,
+                        rate_limit_retries=3, rate_limit_backoff=0.05, rate_limit_backoff_max=0.2)
+        settings.update(overrides)
+
+        def make_client():
+            return client_mod.PPInfraClient(settings=config_mod.load_settings(
+                config_path=bridge.user_config_path(), **settings))
+
+        monkeypatch.setattr(img2img_mod, "make_client", make_client)
+
+    use()
+    return use
+
+
+@pytest.fixture
+def errors(env):
+    """The pack's error module as the nodes raise from it (not the plain ``ppinfra.errors``)."""
+    from node_driver import pack_module
+
+    return pack_module("ppinfra.errors")

@@ -18,8 +18,7 @@ import pytest
 import torch
 from PIL import Image
 
-# The node driver and fixtures of the fault suite (imported by name, so no test is collected twice).
-from test_faults_nodes import defaults, env, errors, img2img, node_client, pack_module, photo, run_node  # noqa: F401
+from node_driver import defaults, img2img, pack_module, photo, run_node
 
 CN = "control_v11p_sd15_canny"
 

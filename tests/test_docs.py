@@ -9,15 +9,12 @@ import inspect
 import json
 import os
 import re
-import sys
 import tomllib
 
 import pytest
 
-from conftest import PACK_NAME, ROOT, load_pack
-
-sys.path.insert(0, os.path.join(ROOT, "tools"))
-import node_reference  # noqa: E402
+from conftest import ROOT, load_pack
+from tools import node_reference
 
 READMES = {"en": os.path.join(ROOT, "README.md"), "zh": os.path.join(ROOT, "README.zh.md")}
 ZH = os.path.join(ROOT, "locales", "zh")
@@ -33,16 +30,7 @@ def text(path: str) -> str:
 
 @pytest.fixture(scope="module")
 def pack():
-    try:
-        return load_pack()
-    except BaseException as exc:  # noqa: B902 - re-raised unless the node code is simply not there yet
-        sys.modules.pop(PACK_NAME, None)
-        name = getattr(exc, "name", None) or ""
-        missing_root = isinstance(exc, FileNotFoundError) and not os.path.exists(os.path.join(ROOT, "__init__.py"))
-        missing_nodes = isinstance(exc, ModuleNotFoundError) and name.startswith(f"{PACK_NAME}.nodes")
-        if missing_root or missing_nodes:
-            pytest.skip(f"the pack's node modules are not there yet ({exc})")
-        raise
+    return load_pack()
 
 
 def pack_inputs(cls):

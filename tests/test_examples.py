@@ -15,12 +15,11 @@ import copy
 import json
 import math
 import os
-import sys
 from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
 
-from conftest import PACK_NAME, ROOT, load_pack
+from conftest import ROOT, load_pack
 
 EXAMPLES = os.path.join(ROOT, "example_workflows")
 INPUTS = os.path.join(EXAMPLES, "input")
@@ -69,23 +68,9 @@ def read(path: str) -> Any:
 
 
 # ---------------------------------------------------------------- node definitions
-def _pack_missing(exc: BaseException) -> bool:
-    """True only when the node code itself is not there yet (root __init__ or the nodes package)."""
-    if isinstance(exc, FileNotFoundError) and not os.path.exists(os.path.join(ROOT, "__init__.py")):
-        return True
-    name = getattr(exc, "name", None) or ""
-    return isinstance(exc, ModuleNotFoundError) and (name == f"{PACK_NAME}.nodes" or name.startswith(f"{PACK_NAME}.nodes."))
-
-
 @pytest.fixture(scope="module")
 def pack():
-    try:
-        return load_pack()
-    except BaseException as exc:  # noqa: B902 - re-raised unless it is the one expected absence
-        sys.modules.pop(PACK_NAME, None)
-        if _pack_missing(exc):
-            pytest.skip(f"the pack's node modules are not there yet ({exc})")
-        raise
+    return load_pack()
 
 
 def well_known() -> Dict[str, List[str]]:

@@ -8,11 +8,7 @@ result, and never with a second submit of a task that may have started.
 """
 from __future__ import annotations
 
-import asyncio
-import importlib
-import inspect
 import io
-import sys
 import time
 
 import numpy as np
@@ -20,98 +16,11 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import load_pack
-from helpers import photo_like
-
-DEADLINE = 20.0  # the node's client deadline in this suite (the default is 600 s)
+from conftest import NODE_DEADLINE as DEADLINE
+from node_driver import img2img, photo
 
 
-# --------------------------------------------------------------------------- driving the nodes like ComfyUI
-
-def pack_module(name: str):
-    load_pack()
-    return importlib.import_module(f"ppinfra_pack.{name}")
-
-
-def defaults(node_id: str) -> dict:
-    """The widget values a freshly added node has (IMAGE and other sockets left out)."""
-    spec = load_pack().NODE_CLASS_MAPPINGS[node_id].INPUT_TYPES()["required"]
-    out = {}
-    for name, (kind, *rest) in spec.items():
-        opts = rest[0] if rest else {}
-        if "default" in opts:
-            out[name] = opts["default"]
-        elif isinstance(kind, list):
-            out[name] = kind[0]
-    return out
-
-
-def run_node(node_id: str, **inputs):
-    cls = load_pack().NODE_CLASS_MAPPINGS[node_id]
-    out = getattr(cls(), cls.FUNCTION)(**inputs)
-    return asyncio.run(out) if inspect.iscoroutine(out) else out
-
-
-def img2img(image, **widgets):
-    inputs = defaults("PPInfraImg2Img")
-    inputs.update(prompt="a lighthouse at dusk", width=128, height=128)
-    inputs.update(widgets)
-    return run_node("PPInfraImg2Img", image=image, **inputs)
-
-
-def photo(batch: int = 1, size: int = 128, seed: int = 0) -> torch.Tensor:
-    return torch.from_numpy(np.stack([photo_like(size, size, seed + i) for i in range(batch)]))
-
-
-def write_fresh_model_cache(cache_dir: str, base_url: str) -> None:
-    """A fresh model cache, so building dropdowns starts no background refresh against the sandbox."""
-    from ppinfra.models import FALLBACK_MODELS, ModelCatalog, ModelInfo
-
-    cat = ModelCatalog(None, cache_dir=cache_dir, base_url=base_url)
-    for model_type, entries in FALLBACK_MODELS.items():
-        cat._write_cache(model_type, [ModelInfo(n, model_type, x) for n, x in entries])
-
-
-@pytest.fixture
-def env(sandbox, api_key, isolated_env, monkeypatch):
-    """The key and host as a user sets them (environment), a fresh model cache, the pack loaded."""
-    monkeypatch.setenv("PPINFRA_API_KEY", api_key)
-    monkeypatch.setenv("PPINFRA_BASE_URL", sandbox.base_url)
-    write_fresh_model_cache(str(isolated_env / "cache"), sandbox.base_url)
-    load_pack()
-    return sandbox
-
-
-@pytest.fixture
-def node_client(env, monkeypatch):
-    """Give the node's client short backoffs and a short deadline (the node reads no such setting).
-
-    Returns a function to change them per test.
-    """
-    img2img_mod = pack_module("nodes.img2img")
-    client_mod = pack_module("ppinfra.client")
-    config_mod = pack_module("ppinfra.config")
-    bridge = pack_module("nodes.comfy_bridge")
-
-    def use(**overrides):
-        settings = dict(deadline=DEADLINE, backoff_base=0.05, backoff_max=0.2, max_retries=3,
-                        rate_limit_retries=3, rate_limit_backoff=0.05, rate_limit_backoff_max=0.2)
-        settings.update(overrides)
-
-        def make_client():
-            return client_mod.PPInfraClient(settings=config_mod.load_settings(
-                config_path=bridge.user_config_path(), **settings))
-
-        monkeypatch.setattr(img2img_mod, "make_client", make_client)
-
-    use()
-    return use
-
-
-@pytest.fixture
-def errors(env):
-    return pack_module("ppinfra.errors")
-
+# --------------------------------------------------------------------------- helpers
 
 def submits(sandbox):
     return [r for r in sandbox.requests if r.method == "POST" and r.path == "/v3/async/img2img"]

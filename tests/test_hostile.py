@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from test_faults_nodes import defaults, env, errors, img2img, node_client, pack_module, photo  # noqa: F401
+from node_driver import img2img, pack_module, photo
 
 
 def image_requests(sandbox):

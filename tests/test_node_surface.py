@@ -216,15 +216,15 @@ def test_import_is_light_and_offline(tmp_path):
     shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns(".git", "tests", "example_workflows", "docs", "bench",
                                                               "__pycache__", "*.png", "*.jpg"))
     code = (
-        "import sys, time, importlib.util, socket\n"
+        "import sys, time, socket\n"
         "import torch\n"
+        f"sys.path.insert(0, {ROOT!r})\n"
+        "from tools.packload import load_pack\n"
         "def refuse(*a, **k): raise AssertionError('network at import')\n"
         "socket.socket.connect = refuse\n"
         f"root = {str(copy)!r}\n"
         "t = time.perf_counter()\n"
-        "spec = importlib.util.spec_from_file_location('ppinfra_pack', root + '/__init__.py',"
-        " submodule_search_locations=[root])\n"
-        "mod = importlib.util.module_from_spec(spec); sys.modules['ppinfra_pack'] = mod; spec.loader.exec_module(mod)\n"
+        "mod = load_pack(root)\n"
         "took = time.perf_counter() - t\n"
         "assert len(mod.NODE_CLASS_MAPPINGS) == 5\n"
         "heavy = [m for m in ('requests', 'ppinfra_pack.ppinfra.client', 'ppinfra_pack.ppinfra.images', 'PIL.Image')"

@@ -150,11 +150,19 @@ def test_eprint_scrubs_the_key_and_withholds_what_cannot_be_formatted(pack_logs,
     assert err.startswith("submitting with *** [text withheld") and KEY not in err
 
 
+# Asking about the stream is no write: a progress line may check whether stderr is a terminal.
+STDERR_QUERIES = ("isatty", "encoding", "fileno")
+
+
 def _stderr_writes(path: str):
     tree = ast.parse(open(path, encoding="utf-8").read(), path)
+    queried = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr in STDERR_QUERIES}
+    queried |= {id(n.args[0]) for n in ast.walk(tree)  # getattr(sys.stderr, "isatty", ...)
+                if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "getattr"
+                and len(n.args) > 1 and isinstance(n.args[1], ast.Constant) and n.args[1].value in STDERR_QUERIES}
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute) and node.attr in ("stderr", "__stderr__") and \
-                isinstance(node.value, ast.Name) and node.value.id == "sys":
+                isinstance(node.value, ast.Name) and node.value.id == "sys" and id(node) not in queried:
             yield node.lineno, "sys.stderr"
         if isinstance(node, ast.Attribute) and node.attr in ("print_exc", "print_exception", "print_stack"):
             yield node.lineno, f"traceback.{node.attr}"

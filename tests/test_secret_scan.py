@@ -24,7 +24,7 @@ import pytest
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-from test_faults_nodes import defaults, env, errors, node_client, pack_module, photo, run_node  # noqa: F401
+from node_driver import defaults, pack_module, photo, run_node
 
 NODE_ID = "7"
 

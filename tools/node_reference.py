@@ -13,7 +13,6 @@ listed: they change with the account and the day.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import sys
@@ -24,10 +23,10 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from ppinfra.limits import LIMITS  # noqa: E402
+from tools.packload import load_pack  # noqa: E402
 
 START = "<!-- node-reference:start -->"
 END = "<!-- node-reference:end -->"
-PACK_NAME = "ppinfra_pack"
 README = {"en": os.path.join(ROOT, "README.md"), "zh": os.path.join(ROOT, "README.zh.md")}
 
 # Which API field each node input feeds: the limits table says the API's range and meaning.
@@ -61,22 +60,6 @@ TEXT = {
            "link": "连线", "models": "模型列表（{}）", "options": "{} 个选项", "generated":
            "由 `python tools/node_reference.py` 根据节点定义和 `ppinfra/limits.py` 生成，请勿手工编辑。"},
 }
-
-
-def load_pack():
-    """The pack, imported the way ComfyUI imports a custom node folder (the repo root as a package)."""
-    if PACK_NAME in sys.modules:
-        return sys.modules[PACK_NAME]
-    init = os.environ.get("PPINFRA_PACK_INIT") or os.path.join(ROOT, "__init__.py")
-    spec = importlib.util.spec_from_file_location(PACK_NAME, init, submodule_search_locations=[os.path.dirname(init)])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[PACK_NAME] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        sys.modules.pop(PACK_NAME, None)
-        raise
-    return module
 
 
 def load_zh() -> Dict[str, Any]:
