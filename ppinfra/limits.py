@@ -1,6 +1,6 @@
 """Every documented limit of the img2img API, written once.
 
-The provider's page (``shared/api/img2img.zh.md``) is the authority. The
+The provider's img2img page is the authority (summarised in ``docs/api.md``). The
 request validation, the sandbox, the ComfyUI widgets' min/max/options and the
 README's node reference all read these values from here; nothing else may
 restate a number.
@@ -31,19 +31,19 @@ IP_ADAPTER_MODELS: Tuple[str, ...] = ("ip-adapter_sd15.bin", "ip-adapter_sdxl.bi
 
 RESPONSE_IMAGE_TYPES: Tuple[str, ...] = ("png", "webp", "jpeg")
 
-# task-result `task.status` values (CONTRACT.md): SUCCEED and FAILED are terminal.
+# task-result `task.status` values (docs/api.md, "Task statuses"): SUCCEED and FAILED are terminal.
 STATUS_QUEUED = "TASK_STATUS_QUEUED"
 STATUS_PROCESSING = "TASK_STATUS_PROCESSING"
 STATUS_SUCCEED = "TASK_STATUS_SUCCEED"
 STATUS_FAILED = "TASK_STATUS_FAILED"
 
 MODEL_TYPES: Tuple[str, ...] = ("checkpoint", "lora", "vae", "controlnet", "textualinversion", "upscaler")
-# GET /v3/model: pagination.limit range (CONTRACT.md).
+# GET /v3/model: pagination.limit range (docs/api.md, "Model list").
 MODEL_PAGE_MIN, MODEL_PAGE_MAX = 1, 100
 
 # Image limits. PPInfra documents 30 MB per image file; Novita documents
 # 10 MB and 16 MP. We hold every *request body* to 10 MB so one upload works on
-# both hosts (CONTRACT.md).
+# every host (docs/api.md, "Submit").
 IMAGE_MAX_SIDE = 2048
 IMAGE_MAX_FILE_BYTES = 30 * 1024 * 1024
 REQUEST_BODY_MAX_BYTES = 10 * 1000 * 1000
@@ -52,7 +52,7 @@ RESULT_MAX_PIXELS = IMAGE_MAX_SIDE * IMAGE_MAX_SIDE
 # No rule says width/height must be multiples of 8 (inferred): we snap derived sizes to it.
 SIZE_SNAP = 8
 
-# Seeds: the page says only ">= -1". The upper bound is inferred from the
+# Seeds: the provider's page says only ">= -1". The upper bound is inferred from the
 # 32-bit seeds Stable Diffusion servers use; it also bounds the ComfyUI widget.
 SEED_MAX = 2**32 - 1
 

@@ -140,7 +140,7 @@ def test_image_url_of_the_wrong_type_is_refused(node_client, env, errors):
 
 
 def test_numbers_as_strings_and_odd_nsfw_fields_still_work(node_client, env):
-    # CONTRACT.md: seed and ttl arrive as strings, nsfw_detection_result may be {} or null. The sandbox
+    # docs/api.md, "Poll": seed and ttl arrive as strings, nsfw_detection_result may be {} or null. The sandbox
     # sends strings already; the node must return the seed as an INT.
     images, seed, info = img2img(photo(), seed=77)
     assert seed == 77 and isinstance(seed, int) and np.isfinite(images.numpy()).all()
