@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import argparse
+import base64
 import io
+import json
 import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import requests
 from PIL import Image
@@ -189,9 +192,13 @@ def test_images_per_minute_on_a_short_window(make_sandbox):
 # ---------------------------------------------------------------- bounded memory
 
 def test_old_requests_bodies_and_tasks_are_dropped_past_the_caps(make_sandbox):
-    one_body = len(str(documented()).encode())
+    noise = np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(noise).save(buf, "PNG")
+    image = base64.b64encode(buf.getvalue()).decode()  # ~16 KB that does not compress: the body is mostly image
+    one_body = len(json.dumps(documented(image_base64=image)))
     srv = make_sandbox(max_requests=6, max_request_bytes=int(one_body * 2.5), max_tasks=3, task_seconds=0.05)
-    ids = [submit(srv) for _ in range(5)]
+    ids = [submit(srv, image_base64=image) for _ in range(5)]
     assert list(srv.tasks) == ids[-3:]
     r = poll(srv, ids[0])
     assert r.status_code == 404 and r.json()["reason"] == "TASK_NOT_FOUND"
@@ -201,6 +208,10 @@ def test_old_requests_bodies_and_tasks_are_dropped_past_the_caps(make_sandbox):
     assert len(posts) == 5 and all(q.body_size > 0 for q in posts)
     assert [bool(q.body) for q in posts] == [False, False, False, True, True]  # oldest bodies go first
     assert len(srv.submits) == 2
+    kept_tasks = list(srv.tasks.values())  # their input images count against the same byte cap
+    assert kept_tasks[0].body["request"]["image_base64"].endswith("characters dropped to bound memory>")
+    assert kept_tasks[0].request["prompt"] == "a cat" and "dropped" in kept_tasks[0].request["image_base64"]
+    assert kept_tasks[-1].body == documented(image_base64=image)
     for _ in range(10):
         poll(srv, ids[-1])
     assert len(srv.requests) == 6 and srv.requests[0].method == "GET"

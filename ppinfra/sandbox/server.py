@@ -58,7 +58,9 @@ class SandboxServer:
       * Bounded memory as a long-running server: the last ``max_requests``
         requests are recorded, with bodies kept up to ``max_request_bytes`` in
         total (older bodies dropped first); the last ``max_tasks`` tasks are
-        kept, with result images up to ``max_image_bytes``.
+        kept, with result images up to ``max_image_bytes`` and their bodies'
+        input images up to ``max_request_bytes`` (older ones replaced by a
+        placeholder first).
 
     :meth:`configure` changes most of these while running (for later tasks);
     :meth:`inject` queues faults.
@@ -79,7 +81,7 @@ class SandboxServer:
         self.catalog = Catalog(catalog_sizes if catalog_sizes is not None else catalog_size)
         self.faults = FaultBook()
         self.signer = UrlSigner()
-        self._store = TaskStore(max_tasks=max_tasks, max_image_bytes=max_image_bytes)
+        self._store = TaskStore(max_tasks=max_tasks, max_image_bytes=max_image_bytes, max_body_bytes=max_request_bytes)
         self._lock = threading.Lock()
         if max_requests < 1 or max_request_bytes < 0:
             raise ValueError(f"max_requests must be >= 1 and max_request_bytes >= 0, got "

@@ -10,7 +10,10 @@ A long-running sandbox keeps bounded memory: the store holds at most
 ``max_tasks`` tasks (the oldest are forgotten, and a poll for one answers
 ``TASK_NOT_FOUND``) and at most ``max_image_bytes`` of rendered results (the
 oldest tasks' images are dropped first; their links then answer
-``NoSuchKey``, as an object store does once it has deleted a file).
+``NoSuchKey``, as an object store does once it has deleted a file). The
+base64 input images in the kept bodies count against ``max_body_bytes``:
+past it, the oldest tasks' ``body`` and ``request`` keep every field but
+their ``image_base64`` strings, which become a short placeholder.
 """
 from __future__ import annotations
 
@@ -35,6 +38,7 @@ from .imaging import render_results
 PROGRESS_MODES = ("reported", "silent")
 DEFAULT_MAX_TASKS = 10_000
 DEFAULT_MAX_IMAGE_BYTES = 1024 * 1024 * 1024
+DEFAULT_MAX_BODY_BYTES = 256 * 1024 * 1024
 
 
 @dataclass
@@ -78,6 +82,7 @@ class Task:
     images: Optional[List[bytes]] = None
     done_at: Optional[float] = None
     created_mono: float = 0.0
+    _body_size: int = field(default=0, repr=False)
     _done_mono: Optional[float] = field(default=None, repr=False)
     _source: Optional[Image.Image] = field(default=None, repr=False)
 
@@ -120,11 +125,16 @@ class Task:
 class TaskStore:
     """The recent tasks of one sandbox (at most ``max_tasks``, images up to ``max_image_bytes``), and their timers."""
 
-    def __init__(self, max_tasks: int = DEFAULT_MAX_TASKS, max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES) -> None:
-        if max_tasks < 1 or max_image_bytes < 0:
-            raise ValueError(f"max_tasks must be >= 1 and max_image_bytes >= 0, got {max_tasks}, {max_image_bytes}")
+    def __init__(self, max_tasks: int = DEFAULT_MAX_TASKS, max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
+                 max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
+        if max_tasks < 1 or max_image_bytes < 0 or max_body_bytes < 0:
+            raise ValueError(f"max_tasks must be >= 1, max_image_bytes and max_body_bytes >= 0, got "
+                             f"{max_tasks}, {max_image_bytes}, {max_body_bytes}")
         self.max_tasks = max_tasks
         self.max_image_bytes = max_image_bytes
+        self.max_body_bytes = max_body_bytes
+        self._with_body: Deque[Task] = deque()  # tasks whose body still holds its images, oldest first
+        self._body_bytes = 0
         self._lock = threading.Lock()
         self._tasks: "OrderedDict[str, Task]" = OrderedDict()
         self._rendered: Deque[Task] = deque()  # tasks holding images, oldest first
@@ -170,6 +180,15 @@ class TaskStore:
                 old._source = None  # a forgotten task still rendering lets go of its input
             while self._rendered and self._rendered[0].task_id not in self._tasks:
                 self._drop_images(self._rendered.popleft())
+            while self._with_body and self._with_body[0].task_id not in self._tasks:
+                self._body_bytes -= self._with_body.popleft()._body_size
+            task._body_size = _image_chars(body)
+            self._with_body.append(task)
+            self._body_bytes += task._body_size
+            while self._body_bytes > self.max_body_bytes and len(self._with_body) > 1:
+                old = self._with_body.popleft()
+                self._body_bytes -= old._body_size
+                old.body, old.request = _without_images(old.body), _without_images(old.request)
         if stuck:
             task._source = None
         elif fail_reason is not None:
@@ -219,3 +238,22 @@ class TaskStore:
             timers, self._timers = self._timers, []
         for t in timers:
             t.cancel()
+
+
+def _image_chars(value: Any) -> int:
+    """Characters of the ``image_base64`` strings in a parsed body: what keeping it costs."""
+    if isinstance(value, dict):
+        return sum(len(v) if k == "image_base64" and isinstance(v, str) else _image_chars(v) for k, v in value.items())
+    if isinstance(value, list):
+        return sum(_image_chars(v) for v in value)
+    return 0
+
+
+def _without_images(value: Any) -> Any:
+    """A copy of a parsed body with every ``image_base64`` string replaced by a placeholder."""
+    if isinstance(value, dict):
+        return {k: (f"<{len(v)} characters dropped to bound memory>" if k == "image_base64" and isinstance(v, str)
+                    else _without_images(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_images(v) for v in value]
+    return value
