@@ -14,7 +14,7 @@ import os
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from .errors import (AuthenticationError, CancelledError, ConfigError, InsufficientBalanceError,
@@ -78,6 +78,7 @@ class Summary:
     failed: Dict[str, str]
     files: List[str]
     cancelled: bool = False
+    resent: List[str] = field(default_factory=list)
 
 
 class FolderRun:
@@ -111,6 +112,7 @@ class FolderRun:
         self._started = time.monotonic()
         self._durations: List[float] = []
         self._failed: Dict[str, str] = {}
+        self._resent: List[str] = []  # inputs whose last submit was cut off before its answer
         self._files: Dict[str, List[str]] = {}  # item key -> files written, for output in input order
 
     def should_cancel(self) -> bool:
@@ -146,7 +148,8 @@ class FolderRun:
     def _summary(self, skipped: int, cancelled: bool = False) -> Summary:
         done = sum(1 for s in self._state.values() if s == "done") - skipped
         files = [f for it in self.items for f in self._files.get(it.key, [])]
-        return Summary(done=done, skipped=skipped, failed=dict(self._failed), files=files, cancelled=cancelled)
+        return Summary(done=done, skipped=skipped, failed=dict(self._failed), files=files, cancelled=cancelled,
+                       resent=list(self._resent))
 
     def _one(self, item: Item, before: Optional[Dict[str, Any]]) -> None:
         if self.cancel.is_set():
@@ -164,6 +167,12 @@ class FolderRun:
                 image_num = request.image_num
                 on_progress = self.progress_for(request) if self.progress_for is not None else None
                 self._set(item, "sending")
+                if (before or {}).get("state") == "sending":
+                    # No task id came back last time: the API has no way to look the task up, so send
+                    # again, and say it may be the second charge.
+                    with self._lock:
+                        self._resent.append(item.path)
+                self.journal.sending(item.key)
                 task_id = self.client.submit_img2img(request, deadline=dl, should_cancel=self.should_cancel,
                                                      on_wait=lambda w, it=item: self._on_wait(it, w))
                 # Recorded before anything else can fail: a rerun polls this task instead of paying again.

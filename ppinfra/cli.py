@@ -76,6 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--refresh", action="store_true", help="ignore the disk cache")
     models.add_argument("--sandbox", action="store_true", help="list the sandbox's catalog")
     models.add_argument("--base-url")
+
+    # result cache (ppinfra/result_cache.py): no key needed
+    cache = sub.add_parser("cache", help="show or clear the result cache (results reused across restarts)")
+    cache.add_argument("action", choices=("info", "clear"))
     return p
 
 
@@ -142,6 +146,9 @@ def run_img2img(args: argparse.Namespace) -> int:
     if summary.skipped:
         eprint(f"{summary.skipped} input(s) already done by an earlier run (journal in {args.out}); "
                "--fresh runs them again")
+    for path in summary.resent:
+        eprint(f"note: {path} was being submitted when an earlier run stopped, before the server answered; "
+               "it was sent again, so that earlier task may also have run and been billed")
     for path, error in summary.failed.items():
         eprint(f"failed: {path}: {error}")
     if summary.cancelled:
@@ -179,6 +186,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     logging.basicConfig(level=logging.DEBUG if getattr(args, "verbose", False) else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
+        if args.command == "cache":  # result cache
+            from .result_cache import main as cache_main
+            return cache_main(args.action)
         code = run_img2img(args) if args.command == "img2img" else run_models(args)
         sys.stdout.flush()  # a closed pipe shows here, inside the handler below, not at exit
         return code

@@ -1,6 +1,7 @@
 """The folder run's journal: one JSON line per event, so an interrupted run resumes without paying twice.
 
-Events: ``accepted`` (the server gave a task id: the task will be billed),
+Events: ``sending`` (a submit is about to go out), ``accepted`` (the server
+gave a task id: the task will be billed),
 ``done`` (its files are written), ``failed`` (over; a rerun may try afresh).
 Each line is flushed and synced before the run moves on, so a kill loses at
 most the line being written, and a half-written last line is ignored. Lines
@@ -56,6 +57,10 @@ class Journal:
             if isinstance(rec, dict) and rec.get("job") == self.job_key and isinstance(rec.get("item"), str):
                 latest[rec["item"]] = rec
         return latest
+
+    def sending(self, item: str) -> None:
+        """Before a submit: if the run dies before ``accepted``, the next run can say the task may exist."""
+        self._append({"state": "sending", "item": item})
 
     def accepted(self, item: str, task_id: str, image_num: int) -> None:
         self._append({"state": "accepted", "item": item, "task_id": task_id, "image_num": image_num})

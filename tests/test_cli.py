@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from helpers import photo_like
@@ -49,3 +50,48 @@ def test_cli_without_key_says_where_to_put_one(tmp_path, isolated_env):
     proc = subprocess.run([sys.executable, "-m", "ppinfra", "img2img", "--image", _input(tmp_path), "--prompt", "x"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "PPINFRA_API_KEY" in proc.stderr and "none.json" in proc.stderr
+
+
+# --------------------------------------------------------------------------- option errors, pipes
+
+def _cli_error(capsys, argv):
+    """Run the CLI in-process; return (exit code, stderr). A traceback would escape as an exception."""
+    from ppinfra.cli import main
+    code = main(argv)
+    return code, capsys.readouterr().err
+
+
+def test_cli_lora_strength_that_is_not_a_number_is_named(tmp_path, isolated_env, capsys):
+    code, err = _cli_error(capsys, ["img2img", "--sandbox", "--image", _input(tmp_path), "--prompt", "x",
+                                    "--lora", "name=abc"])
+    assert code == 2 and "--lora strength must be a number, got 'abc'" in err and "Traceback" not in err
+
+
+def test_cli_misspelt_key_is_an_error_naming_the_accepted_keys(tmp_path, isolated_env, capsys):
+    img = _input(tmp_path)
+    code, err = _cli_error(capsys, ["img2img", "--sandbox", "--image", img, "--prompt", "x",
+                                    "--controlnet", f"control_v11p_sd15_canny={img},strenght=0.5"])
+    assert code == 2 and "'strenght'" in err
+    assert "strength, preprocessor, guidance_start, guidance_end" in err
+    code, err = _cli_error(capsys, ["img2img", "--sandbox", "--image", img, "--prompt", "x",
+                                    "--ip-adapter", f"ip-adapter_sd15.bin={img},strength=lots"])
+    assert code == 2 and "--ip-adapter strength must be a number, got 'lots'" in err
+
+
+def test_cli_sdxl_and_sd15_together_are_refused(isolated_env, capsys):
+    from ppinfra.cli import main
+    with pytest.raises(SystemExit) as info:
+        main(["models", "--sandbox", "--sdxl", "--sd15"])
+    assert info.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
+
+
+def test_cli_piped_into_a_closed_reader_exits_quietly(tmp_path, isolated_env):
+    """``python -m ppinfra models | head -1``: the reader goes away; no traceback, exit 141 as a shell tool."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PPINFRA_")}
+    env.update(PPINFRA_CACHE_DIR=str(tmp_path / "cache"), PPINFRA_CONFIG=str(tmp_path / "none.json"))
+    proc = subprocess.Popen([sys.executable, "-m", "ppinfra", "models", "--sandbox"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # like `head` after its lines: every write now fails with EPIPE
+    err = proc.stderr.read().decode()
+    assert proc.wait(60) == 141, err
+    assert "Traceback" not in err and "BrokenPipeError" not in err and "Exception ignored" not in err
