@@ -270,11 +270,19 @@ class _Lists:
             return out
 
     def names(self, model_type: str) -> List[str]:
-        infos = self.infos(model_type)
+        # Straight from the parsed JSON: building 50,000 ModelInfo objects would cost
+        # the first /object_info after a refresh seconds (search and family build them lazily).
         with self._lock:
+            self._current()
             out = self._names.get(model_type)
             if out is None:
-                out = self._names[model_type] = [m.name for m in infos]
+                entry = self._raw.get(model_type)
+                if isinstance(entry, dict) and isinstance(entry.get("models"), list):
+                    found = (d.get("name") for d in entry["models"] if isinstance(d, dict))
+                    out = sorted({n for n in found if isinstance(n, str) and n}, key=str.lower)
+                else:
+                    out = [m.name for m in sorted(_fallback(model_type), key=lambda m: m.name.lower())]
+                self._names[model_type] = out
             return out
 
     def family(self, model_type: str, name: str) -> Optional[str]:

@@ -1,0 +1,115 @@
+"""Model inputs at the real catalog's size: INPUT_TYPES reads in-memory lists, /object_info stays small.
+
+ComfyUI calls every node's INPUT_TYPES on each /object_info and for each
+queued prompt. The mechanism tested here: the cache file is parsed once per
+version, however often INPUT_TYPES runs; a model input carries at most
+INLINE_LIMIT names plus the route that serves the rest; validation accepts
+names the inline list leaves out. (The timing is measured by bench/editor_bench.py.)
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import time
+
+import pytest
+
+from conftest import PACK_NAME, load_pack
+
+pack = load_pack()
+NODES = pack.NODE_CLASS_MAPPINGS
+catalog = importlib.import_module(f"{PACK_NAME}.nodes.catalog")
+options = importlib.import_module(f"{PACK_NAME}.nodes.options")
+
+PREFERRED = "dreamshaper_8_93211.safetensors"
+MODEL_INPUTS = [("PPInfraImg2Img", "model_name", "checkpoint", False), ("PPInfraImg2Img", "sd_vae", "vae", True),
+                ("PPInfraControlNetUnit", "model_name", "controlnet", False),
+                ("PPInfraEmbedding", "model_name", "textualinversion", False),
+                *((("PPInfraLoraStack", f"lora_{i}", "lora", True)) for i in range(1, 6))]
+
+
+def write_cache(counts, extra=()):
+    """A model cache as a refresh writes it: ``counts`` generated models per type, plus ``extra`` checkpoints."""
+    data = {}
+    entry = lambda name, model_type, sdxl: {"name": name, "model_type": model_type, "is_sdxl": sdxl,
+                                            "base_model": "SDXL 1.0" if sdxl else "SD 1.5"}
+    for model_type, n in counts.items():
+        models = [entry(f"{model_type}_{i:05d}.safetensors", model_type, i % 3 == 0) for i in range(n)]
+        if model_type == "checkpoint":
+            models += [entry(name, model_type, False) for name in (PREFERRED, *extra)]
+        data[model_type] = {"fetched_at": time.time(), "models": models}
+    path = catalog.catalog().cache_path()
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(data, fh)
+    os.replace(tmp, path)  # as the catalog writes it: a new file (new inode), never a half-written one
+
+
+@pytest.fixture
+def counted_reads(isolated_env, monkeypatch):
+    monkeypatch.setattr(catalog, "refresh_soon", lambda: None)
+    monkeypatch.setattr(options, "refresh_soon", lambda: None)
+    cat = catalog.catalog()
+    reads = []
+    real = cat._read_cache
+    monkeypatch.setattr(cat, "_read_cache", lambda: reads.append(1) or real())
+    return reads
+
+
+def all_specs():
+    return {node_id: cls.INPUT_TYPES() for node_id, cls in NODES.items()}
+
+
+def test_cache_is_parsed_once_however_often_input_types_runs(counted_reads):
+    write_cache({"checkpoint": 30000, "lora": 20000, "textualinversion": 3000, "vae": 40, "controlnet": 40})
+    for _ in range(20):  # 20 page loads / queued prompts
+        all_specs()
+    assert len(counted_reads) == 1
+    assert len(catalog.names("checkpoint")) == 30001 and len(catalog.names("lora")) == 20000
+
+
+def test_a_rewritten_cache_is_seen_at_once_and_parsed_once_more(counted_reads):
+    write_cache({"checkpoint": 50000})
+    all_specs()
+    assert "brand_new_model.safetensors" not in catalog.names("checkpoint")
+    write_cache({"checkpoint": 50000}, extra=["brand_new_model.safetensors"])
+    for _ in range(5):
+        all_specs()
+    assert "brand_new_model.safetensors" in catalog.names("checkpoint")
+    assert len(counted_reads) == 2
+
+
+def test_big_lists_stay_out_of_object_info(counted_reads):
+    write_cache({"checkpoint": 50000, "lora": 20000, "textualinversion": 3000, "vae": 40, "controlnet": 40})
+    specs = all_specs()
+    size = len(json.dumps(specs, default=str))
+    assert size < 100_000, size  # the full lists were about 5 MB
+    for node_id, name, model_type, with_none in MODEL_INPUTS:
+        section = "required"
+        names, extra = specs[node_id][section][name]
+        assert isinstance(names, list) and len(names) <= options.INLINE_LIMIT + with_none
+        assert extra["default"] in names
+        assert extra["remote"] == {"route": f"/ppinfra/models/{model_type}" + ("?with_none=1" if with_none else ""),
+                                   "refresh_button": True}
+        assert (names[0] == "None") == with_none
+    checkpoint_names, extra = specs["PPInfraImg2Img"]["required"]["model_name"]
+    assert extra["default"] == PREFERRED  # the preferred default is kept however long the list
+    assert len(specs["PPInfraImg2Img"]["required"]["sd_vae"][0]) == 41  # small lists stay complete
+
+
+def test_validation_accepts_names_the_inline_list_leaves_out(counted_reads):
+    write_cache({"checkpoint": 50000})
+    inline = set(NODES["PPInfraImg2Img"].INPUT_TYPES()["required"]["model_name"][0])
+    left_out = next(n for n in catalog.names("checkpoint") if n not in inline)
+    assert NODES["PPInfraImg2Img"].VALIDATE_INPUTS(model_name=left_out, sd_vae="None") is True
+    assert NODES["PPInfraImg2Img"].VALIDATE_INPUTS(model_name="", sd_vae="None") != True  # noqa: E712
+
+
+def test_family_lookups_use_the_same_memory(counted_reads):
+    write_cache({"checkpoint": 50000, "lora": 20000})
+    for _ in range(50):
+        assert catalog.family_of("checkpoint", "checkpoint_00003.safetensors") == "sdxl"
+        assert catalog.family_of("lora", "lora_00004.safetensors") == "sd15"
+    assert len(counted_reads) == 1

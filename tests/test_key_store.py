@@ -1,0 +1,162 @@
+"""ppinfra/account.py: the key file, the key check and the balance (reused by the routes and the CLI),
+and the balance line a node shows after a run. Key checks go to the sandbox's GET /v3/user."""
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import stat
+import sys
+import types
+
+import pytest
+
+from conftest import PACK_NAME, SANDBOX_KEY, load_pack
+
+from ppinfra.account import Account, Balance, KeyStore, check_key, clean_key, host_name
+from ppinfra.errors import AuthenticationError, ConfigError
+
+
+def test_store_writes_atomically_with_mode_0600(tmp_path):
+    path = tmp_path / "deep" / "config.json"
+    store = KeyStore(str(path))
+    store.update(api_key="sk-abcdefgh-1234", base_url="https://api.novita.ai")
+    assert json.loads(path.read_text()) == {"api_key": "sk-abcdefgh-1234", "base_url": "https://api.novita.ai"}
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(path.parent).st_mode) == 0o700
+    store.update(base_url=None)  # None removes an entry, the rest stays
+    assert json.loads(path.read_text()) == {"api_key": "sk-abcdefgh-1234"}
+    assert os.listdir(path.parent) == ["config.json"]  # no temporary file left behind
+
+
+def test_a_world_readable_file_becomes_private_on_the_next_write(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text('{"base_url": "https://api.ppio.com", "other": 1}')
+    os.chmod(path, 0o644)
+    KeyStore(str(path)).update(api_key="sk-abcdefgh-1234")
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert json.loads(path.read_text())["other"] == 1  # entries the pack does not manage are kept
+
+
+def test_legacy_file_is_read_until_a_key_is_saved_and_then_stripped(tmp_path):
+    legacy, new = tmp_path / "old.json", tmp_path / "new" / "config.json"
+    legacy.write_text('{"api_key": "sk-legacy-key-0000", "base_url": "https://api.novita.ai"}')
+    store = KeyStore(str(new), [str(legacy)])
+    assert store.read_path() == str(legacy) and store.read()["api_key"] == "sk-legacy-key-0000"
+    store.update(api_key="sk-fresh-key-1111")
+    assert json.loads(new.read_text()) == {"api_key": "sk-fresh-key-1111", "base_url": "https://api.novita.ai"}
+    assert json.loads(legacy.read_text()) == {"base_url": "https://api.novita.ai"}
+    store.remove_key()
+    assert "api_key" not in json.loads(new.read_text())
+
+
+@pytest.mark.parametrize("raw, expected", [(' "sk-abcdefgh-1234"\n', "sk-abcdefgh-1234"), ("'sk-abcdefgh'", "sk-abcdefgh")])
+def test_pasted_keys_are_trimmed(raw, expected):
+    assert clean_key(raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["", "   ", "sk-a b-cdefgh", "sk-abc", "sk-" + "x" * 300, "sk-ключ-12345678", None])
+def test_malformed_keys_are_refused_without_quoting_them(raw):
+    with pytest.raises(ConfigError) as info:
+        clean_key(raw)
+    if raw and raw.strip():
+        assert raw.strip() not in str(info.value)
+    assert "api_key" in str(info.value)
+
+
+def test_host_names():
+    assert host_name("https://api.ppinfra.com/") == "ppinfra" and host_name("https://api.novita.ai") == "novita"
+    assert host_name("https://api.ppio.com") == "ppio" and host_name("http://127.0.0.1:9") == "custom"
+
+
+def test_check_key_reads_the_balance(sandbox):
+    balance = check_key(SANDBOX_KEY, sandbox.base_url)
+    assert isinstance(balance, Balance) and balance.credit_balance > 0
+    assert balance.to_json() == {"credit_balance": balance.credit_balance, "usd": balance.credit_balance / 10000}
+    with pytest.raises(AuthenticationError):
+        check_key("sk-not-a-real-key-000000", sandbox.base_url)
+
+
+def test_balance_reports_the_sandbox_figure_in_dollars(api_key):
+    from ppinfra.sandbox import SandboxServer
+
+    with SandboxServer(api_keys=[api_key], credit_balance=123_4500) as srv:
+        balance = check_key(api_key, srv.base_url)
+    assert balance.credit_balance == 1234500 and balance.usd == 123.45 and balance.short() == "$123.45"
+
+
+def test_account_status_never_holds_the_key(sandbox, tmp_path):
+    env = {"PPINFRA_BASE_URL": sandbox.base_url}
+    account = Account(KeyStore(str(tmp_path / "c.json")), environ=env)
+    status = account.set_key(SANDBOX_KEY)
+    assert status["configured"] and status["source"] == "file" and status["last4"] == SANDBOX_KEY[-4:]
+    assert SANDBOX_KEY not in json.dumps(status) and SANDBOX_KEY[:-4] not in json.dumps(status)
+    assert status["balance"]["credit_balance"] > 0
+    env["PPINFRA_API_KEY"] = "sk-env-key-00009999"
+    assert account.status(with_balance=False)["source"] == "env"
+    assert account.key() == ("sk-env-key-00009999", "env")
+
+
+def test_a_refused_key_is_not_written(sandbox, tmp_path):
+    path = tmp_path / "c.json"
+    account = Account(KeyStore(str(path)), environ={"PPINFRA_BASE_URL": sandbox.base_url})
+    with pytest.raises(ConfigError) as info:
+        account.set_key("sk-not-a-real-key-000000")
+    assert "not saved" in str(info.value) and "sk-not-a-real-key" not in str(info.value)
+    assert not path.exists()
+
+
+def test_an_unreachable_host_is_said_plainly(tmp_path):
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    account = Account(KeyStore(str(tmp_path / "c.json")), environ={"PPINFRA_BASE_URL": f"http://127.0.0.1:{port}"},
+                      check_timeout=3)
+    result = account.test(SANDBOX_KEY)
+    assert result["ok"] is False and "Could not reach 127.0.0.1" in result["error"]
+
+
+# --------------------------------------------------------------------------- after a run
+
+@pytest.fixture
+def status_line(monkeypatch):
+    """A stand-in for ComfyUI's server with the progress-text call the status line uses."""
+    texts = []
+    server = types.ModuleType("server")
+
+    class PromptServer:
+        def send_progress_text(self, text, node_id, sid=None):
+            texts.append((node_id, text))
+
+    PromptServer.instance = PromptServer()
+    server.PromptServer = PromptServer
+    monkeypatch.setitem(sys.modules, "server", server)
+    return texts
+
+
+def test_status_line_shows_the_balance_after_a_run(sandbox, isolated_env, status_line):
+    load_pack()
+    node_account = importlib.import_module(f"{PACK_NAME}.nodes.account")
+    from ppinfra.config import load_settings
+
+    settings = load_settings(api_key=SANDBOX_KEY, base_url=sandbox.base_url)
+    sent = []
+    node_account.show_balance_after_run(settings, "PPInfra: 1 image(s) in 2.0 s", sent.append).join(10)
+    assert sent == ["PPInfra: 1 image(s) in 2.0 s · balance $1,000.00"]
+    # A failing fetch leaves the line alone and raises nothing.
+    bad = load_settings(api_key="sk-not-a-real-key-000000", base_url=sandbox.base_url)
+    node_account.show_balance_after_run(bad, "done", sent.append).join(10)
+    assert len(sent) == 1
+
+
+def test_no_balance_fetch_without_a_status_line(sandbox, isolated_env, monkeypatch):
+    load_pack()
+    node_account = importlib.import_module(f"{PACK_NAME}.nodes.account")
+    from ppinfra.config import load_settings
+
+    monkeypatch.setitem(sys.modules, "server", None)  # not inside ComfyUI
+    settings = load_settings(api_key=SANDBOX_KEY, base_url=sandbox.base_url)
+    assert node_account.show_balance_after_run(settings, "done", lambda t: None) is None
+    assert [r for r in sandbox.requests if r.path == "/v3/user"] == []
