@@ -39,6 +39,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402  (ComfyUI has torch loaded before any node runs)
 
 import baseline  # noqa: E402
+import editor_bench  # noqa: E402  (issue 9: /object_info and POST /prompt at 50,000 models)
 from synth import photo_like, photo_tensor  # noqa: E402
 
 KEY = "sk-bench-0123456789abcdef"
@@ -473,7 +474,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer runs and a 20 s long task instead of 60 s")
     ap.add_argument("--write-readme", action="store_true", help="replace the bench block in README.md")
-    ap.add_argument("--only", default="", help="comma-separated subset: overhead,polls,batch,upload,memory,startup")
+    ap.add_argument("--only", default="", help="comma-separated subset: overhead,polls,batch,upload,memory,startup,editor")
     args = ap.parse_args(argv)
     only = set(filter(None, args.only.split(",")))
     started = time.time()
@@ -483,7 +484,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         ("overhead", bench.overhead_and_completion), ("batch", bench.batch_fanout),
         ("upload", bench.upload_size), ("memory", bench.memory), ("memory", bench.memory_node),
         ("startup", bench.startup),
-        ("polls", bench.polls_per_second)]
+        ("polls", bench.polls_per_second), ("editor", lambda: bench.rows.extend(editor_bench.measure(args.quick)))]
     try:
         for name, step in steps:
             if not only or name in only:

@@ -19,7 +19,7 @@ from .catalog import NONE, family_of, refresh_soon  # noqa: F401  (the nodes cal
 
 # Past this many names a model input carries only part of its list in /object_info:
 # with 50,000 checkpoints the full lists made every /object_info 5 MB and 3 s.
-INLINE_LIMIT = 200
+INLINE_LIMIT = 100
 ROUTE = "/ppinfra/models/"
 _inline_memo: Dict[Tuple[str, bool, Tuple[str, ...]], Tuple[List[str], List[str], str]] = {}
 _memo_lock = threading.Lock()
