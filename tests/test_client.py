@@ -146,10 +146,11 @@ def test_poll_faults_recover(client, sandbox, kind, params):
 
 
 def test_poll_wrong_shape_persisting_names_endpoint(client, sandbox):
-    sandbox.inject("poll", "malformed", count=50, wrong_shape=True)
-    with pytest.raises(errors.ResponseFormatError) as info:
-        client.img2img(base_request(width=128, height=128))
+    sandbox.inject("poll", "malformed", count=500, wrong_shape=True)
+    with pytest.raises(errors.TaskTimeoutError) as info:
+        client.img2img(base_request(width=128, height=128), deadline=1.5)
     assert "task-result" in str(info.value) and info.value.task_id
+    assert "task object" in str(info.value), "the timeout names the last problem"
 
 
 def test_slow_poll_past_read_timeout_recovers(sandbox, api_key, isolated_env):
@@ -333,11 +334,11 @@ def test_unknown_task_is_not_found(client, sandbox):
     assert info.value.reason == "TASK_NOT_FOUND" and "no-such-task" in str(info.value)
 
 
-def test_server_errors_on_polls_outlasting_retries(client, sandbox):
-    sandbox.inject("poll", "status", count=20, status=503)
-    with pytest.raises(errors.ServerError) as info:
-        client.img2img(base_request(width=128, height=128))
-    assert info.value.task_id and "try again" in str(info.value)
+def test_server_errors_on_polls_outlasting_the_deadline(client, sandbox):
+    sandbox.inject("poll", "status", count=500, status=503)
+    with pytest.raises(errors.TaskTimeoutError) as info:
+        client.img2img(base_request(width=128, height=128), deadline=1.5)
+    assert info.value.task_id and "HTTP 503" in str(info.value)
 
 
 def test_deadline_from_the_environment(isolated_env, monkeypatch):

@@ -106,13 +106,29 @@ def test_dropped_poll_connections_recover(node_client, env):
     assert not env.faults.pending()
 
 
-def test_5xx_on_polls_outlasting_retries_names_the_task(node_client, env, errors):
-    env.inject("poll", "status", count=50, status=503)
-    with pytest.raises(errors.ServerError) as info:
+def poll_requests(env):
+    return [r for r in env.requests if r.server == "api" and r.path == "/v3/async/task-result"]
+
+
+def test_5xx_on_polls_are_retried_until_the_deadline_naming_the_task(node_client, env, errors):
+    # The task was accepted and is billed: polls are not given up after max_retries (3 here).
+    node_client(deadline=2.0)
+    env.inject("poll", "status", count=500, status=503)
+    with pytest.raises(errors.TaskTimeoutError) as info:
         img2img(photo())
     (task_id,) = env.tasks
-    assert task_id in str(info.value) and "task-result" in str(info.value)
+    assert task_id in str(info.value) and "task-result" in str(info.value) and "HTTP 503" in str(info.value)
     assert len(submits(env)) == 1
+    assert len(poll_requests(env)) > 3 + 1
+
+
+def test_ten_failed_polls_in_a_row_then_success(node_client, env):
+    env.inject("poll", "status", count=4, status=500)
+    env.inject("poll", "drop", count=3)
+    env.inject("poll", "malformed", count=3)
+    out = img2img(photo())
+    assert_images_are_the_servers(out, env)
+    assert len(submits(env)) == 1 and len(poll_requests(env)) >= 11
 
 
 def test_slow_poll_past_read_timeout_recovers(node_client, env):
@@ -140,8 +156,9 @@ def test_malformed_poll_answers_recover(node_client, env, params):
 
 
 def test_malformed_poll_answers_persisting_name_endpoint_and_task(node_client, env, errors):
-    env.inject("poll", "malformed", count=50)
-    with pytest.raises(errors.ResponseFormatError) as info:
+    node_client(deadline=2.0)
+    env.inject("poll", "malformed", count=500)
+    with pytest.raises(errors.TaskTimeoutError) as info:
         img2img(photo())
     (task_id,) = env.tasks
     assert "task-result" in str(info.value) and task_id in str(info.value) and "not JSON" in str(info.value)
@@ -216,8 +233,9 @@ def test_truncated_image_bytes_are_fetched_again(node_client, env):
 
 
 def test_truncated_every_time_fails_naming_the_task(node_client, env, errors):
-    env.inject("image", "truncate", count=50)
-    with pytest.raises(errors.DownloadError) as info:
+    node_client(deadline=2.0)
+    env.inject("image", "truncate", count=500)
+    with pytest.raises(errors.PPInfraError) as info:
         img2img(photo())
     (task_id,) = env.tasks
     assert task_id in str(info.value) and "truncated" in str(info.value)
