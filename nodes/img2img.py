@@ -14,9 +14,8 @@ from ..ppinfra.request import Embedding, Img2ImgRequest, Lora, check_value
 from ..ppinfra.secrets import redact
 
 from . import comfy_bridge, options
-from .units import (CATEGORY, CONTROLNET, EMBEDDINGS, IP_ADAPTER, LORAS, MATCH_INPUT, ControlNetSpec, IPAdapterSpec,
-                    as_chain,
-                    check_total)
+from .sockets import (CATEGORY, CONTROLNET, EMBEDDINGS, IP_ADAPTER, LORAS, MATCH_INPUT, ControlNetSpec,
+                      IPAdapterSpec, as_chain, check_total)
 
 log = logging.getLogger("ppinfra")
 

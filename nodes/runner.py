@@ -25,7 +25,7 @@ from ..ppinfra.limits import REQUEST_BODY_MAX_BYTES
 from ..ppinfra.request import ControlNetUnit, IPAdapter, Img2ImgRequest
 
 from . import comfy_bridge
-from .units import MATCH_INPUT, ControlNetChain, IPAdapterSpec
+from .sockets import MATCH_INPUT, ControlNetChain, IPAdapterSpec
 
 log = logging.getLogger("ppinfra")
 
