@@ -36,7 +36,6 @@ errors = importlib.import_module(f"{PACK_NAME}.ppinfra.errors")
 images_mod = importlib.import_module(f"{PACK_NAME}.ppinfra.images")
 options = importlib.import_module(f"{PACK_NAME}.nodes.options")
 catalog_mod = importlib.import_module(f"{PACK_NAME}.nodes.catalog")
-units_mod = importlib.import_module(f"{PACK_NAME}.nodes.units")
 
 REAL_REFRESH_SOON = options.refresh_soon
 IMG2IMG = NODES["PPInfraImg2Img"]

@@ -1,7 +1,6 @@
 """Every documented limit at both edges and just outside, read from the limits table itself."""
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import pytest
