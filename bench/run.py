@@ -40,6 +40,9 @@ import torch  # noqa: E402  (ComfyUI has torch loaded before any node runs)
 
 import baseline  # noqa: E402
 import editor_bench  # noqa: E402  (issue 9: /object_info and POST /prompt at 50,000 models)
+import pacing_bench  # noqa: E402  (issue 10: a 40-image batch under a 10-images-per-window limit)
+import cache_bench  # noqa: E402  (issue 10: results from the result cache after a restart)
+import upload_bench  # noqa: E402  (issue 10: upload bytes/PSNR, the reference job over a shaped link)
 from synth import photo_like, photo_tensor  # noqa: E402
 
 KEY = "sk-bench-0123456789abcdef"
@@ -146,6 +149,7 @@ class Bench:
         os.environ["PPINFRA_BASE_URL"] = self.sandbox.base_url
         os.environ["PPINFRA_CACHE_DIR"] = os.path.join(self.tmp, "cache")
         os.environ["PPINFRA_CONFIG"] = os.path.join(self.tmp, "config.json")
+        os.environ["PPINFRA_RESULT_CACHE"] = "0"  # repeated fixed-seed jobs must run as tasks (cache_bench.py: on)
         self.pack = Pack()
         self.rows: List[Dict[str, str]] = []
         self.inputs = {
@@ -484,7 +488,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         ("overhead", bench.overhead_and_completion), ("batch", bench.batch_fanout),
         ("upload", bench.upload_size), ("memory", bench.memory), ("memory", bench.memory_node),
         ("startup", bench.startup),
-        ("polls", bench.polls_per_second), ("editor", lambda: bench.rows.extend(editor_bench.measure(args.quick)))]
+        ("polls", bench.polls_per_second), ("editor", lambda: bench.rows.extend(editor_bench.measure(args.quick))),
+        ("pacing", lambda: pacing_bench.pacing_row(bench.row)),
+        ("uploads", lambda: upload_bench.rows(bench)), ("cache", lambda: cache_bench.rows(bench))]
     try:
         for name, step in steps:
             if not only or name in only:

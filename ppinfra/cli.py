@@ -40,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="input image files and/or folders of them (.png .jpg .jpeg .webp); one task each")
     runs.add_argument("--out", default="out", help="folder for the results, named <input stem>_<k>.<ext> "
                       "(default: out); its journal lets a rerun resume")
-    runs.add_argument("--concurrency", type=int, default=4, help="tasks in flight at once (default 4)")
+    runs.add_argument("--concurrency", type=int, default=None,
+                      help="tasks in flight at once (default: one window of the budget, 4 to 10)")
     runs.add_argument("--images-per-minute", type=int, default=None,
                       help="your plan's img2img images per minute, shared by every run in this process "
                            "(default: PPINFRA_IMAGES_PER_MINUTE, else 10 on the provider's hosts; 0 = no pacing)")
@@ -108,6 +109,14 @@ def _start_sandbox(task_seconds: float):
     return srv, key
 
 
+def default_concurrency(settings: Any) -> int:
+    """A window's worth of the budget in flight (4 to 10): fewer would spread each window's submits
+    over several task times, and the run would fall behind the budget's pace."""
+    from .pacing import budget_for_settings
+
+    return max(4, min(10, budget_for_settings(settings, "img2img").limit))
+
+
 def run_img2img(args: argparse.Namespace) -> int:
     from .batch import FolderRun, collect_inputs
     from .cli_request import RequestFactory
@@ -115,7 +124,7 @@ def run_img2img(args: argparse.Namespace) -> int:
     from .progress_bar import ProgressBar
     from .progress_view import TaskProgress
 
-    if args.concurrency < 1:
+    if args.concurrency is not None and args.concurrency < 1:
         raise PPInfraError(f"--concurrency must be 1 or more, got {args.concurrency}.")
     if args.images_per_minute is not None and args.images_per_minute < 0:
         raise PPInfraError(f"--images-per-minute must be 0 (no pacing) or more, got {args.images_per_minute}.")
@@ -131,11 +140,12 @@ def run_img2img(args: argparse.Namespace) -> int:
         with PPInfraClient(api_key=key, base_url=base_url, **overrides) as client:
             host = client.settings.base_url
             single = len(inputs) == 1
-            eprint(f"{len(inputs)} input(s) to {host}, up to {args.concurrency} at a time")
+            concurrency = args.concurrency or default_concurrency(client.settings)
+            eprint(f"{len(inputs)} input(s) to {host}, up to {concurrency} at a time")
             # One input: a line per poll with the task's progress; many: one bar for the run.
             per_task = (lambda req: _progress_printer(TaskProgress.for_request(req, base_url=host))) if single else None
             run = FolderRun(client, inputs, args.out, factory.build, job_key=factory.job_key(host),
-                            concurrency=args.concurrency, deadline=args.deadline, fresh=args.fresh,
+                            concurrency=concurrency, deadline=args.deadline, fresh=args.fresh,
                             progress=None if single else ProgressBar(len(inputs)), progress_for=per_task)
             summary = run.run()
     finally:
