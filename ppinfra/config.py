@@ -22,6 +22,8 @@ ENV_BASE_URL = "PPINFRA_BASE_URL"
 ENV_CONFIG = "PPINFRA_CONFIG"
 ENV_CACHE_DIR = "PPINFRA_CACHE_DIR"
 ENV_DEADLINE = "PPINFRA_DEADLINE"
+ENV_IMAGES_PER_MINUTE = "PPINFRA_IMAGES_PER_MINUTE"
+ENV_RATE_WINDOW = "PPINFRA_RATE_WINDOW"
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
@@ -52,6 +54,11 @@ class Settings:
     rate_limit_backoff_max: float = 30.0
     max_download_bytes: int = 64 * 1024 * 1024
     download_workers: int = 8
+    # Pacing (ppinfra/pacing.py): img2img images per window on your plan; None = the plan
+    # default (10, base plan) for the provider's hosts, unpaced for a plain-http sandbox; 0 = off.
+    images_per_minute: Optional[int] = None
+    # The provider's window is a minute; shorter only for tests and benchmarks.
+    rate_window: float = 60.0
     # Result cache (ppinfra/result_cache.py): None = env PPINFRA_RESULT_CACHE (on unless 0) and
     # PPINFRA_RESULT_CACHE_MAX_BYTES (default 2 GiB); False switches it off for this client.
     result_cache: Optional[bool] = None
@@ -121,4 +128,17 @@ def load_settings(api_key: Optional[str] = None, base_url: Optional[str] = None,
             raise ConfigError(f"{ENV_DEADLINE} must be a number of seconds, got {raw!r}.") from None
         if not overrides["deadline"] > 0:
             raise ConfigError(f"{ENV_DEADLINE} must be above 0 seconds, got {raw!r}.")
+    # Pacing: the plan's limit may also sit in the config file, next to the key.
+    pacing = ((ENV_IMAGES_PER_MINUTE, "images_per_minute", int, "a whole number, 0 or more (0 = no pacing)"),
+              (ENV_RATE_WINDOW, "rate_window", float, "a number of seconds above 0"))
+    for env, name, kind, rule in pacing:
+        raw = os.environ.get(env, "").strip() or (from_file(name) if kind is int else None)
+        if name in overrides or not raw:
+            continue
+        try:
+            overrides[name] = kind(raw)
+        except ValueError:
+            overrides[name] = -1
+        if overrides[name] < 0 or (kind is float and overrides[name] == 0):
+            raise ConfigError(f"{env} must be {rule}, got {raw!r}.")
     return Settings(api_key=Secret(key), base_url=url, **overrides)
