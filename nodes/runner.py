@@ -148,6 +148,7 @@ class _Tracker:
         self.task_ids: List[Optional[str]] = [None] * n
         # One TaskProgress per submitted item: the server's figure, else an estimate that moves with the clock.
         self.views: List[Any] = [None] * n
+        self.waits: List[Optional[tuple]] = [None] * n  # (wait, when told): budget or retry waits
 
     def set(self, i: int, phase: str, percent: Optional[float] = None) -> None:
         with self._lock:
@@ -167,6 +168,13 @@ class _Tracker:
                 self.eta[i] = p.eta
         return on_progress
 
+    def on_wait(self, i: int) -> Callable[[Any], None]:
+        """The client's ``on_wait`` for item ``i``: a wait (``delay`` s, ``describe()``) shows in the status."""
+        def told(wait: Any) -> None:
+            with self._lock:
+                self.waits[i] = (wait, time.monotonic()) if wait.delay > 0 else None
+        return told
+
     def overall(self) -> float:
         """Mean percent across items, 0..100."""
         with self._lock:
@@ -179,7 +187,12 @@ class _Tracker:
         with self._lock:
             phases, etas, pct = list(self.phase), list(self.eta), list(self.percent)
             guessed = {i for i, v in enumerate(self.views) if v is not None and v.estimated}
+            now = time.monotonic()
+            waits = {i: replace(w, delay=w.delay - (now - at)) for i, (w, at) in
+                     ((i, e) for i, e in enumerate(self.waits) if e is not None) if w.delay - (now - at) > 0}
         n = len(phases)
+        for i in waits:
+            phases[i] = "told"  # shown with what it waits for, not as "submitting"
         parts = []
         done = phases.count("done")
         queued = phases.count(QUEUED)
@@ -202,6 +215,9 @@ class _Tracker:
                 parts.append(f"{phases.count(phase)} {label}")
         if "downloading" in phases:
             parts.append(f"{phases.count('downloading')} downloading")
+        for kind in sorted({w.kind for w in waits.values()}):
+            group = [w for w in waits.values() if w.kind == kind]  # e.g. "2 waiting for the ... budget: 12 s"
+            parts.append(f"{len(group)} {min(group, key=lambda w: w.delay).describe()}")
         parts.append(f"{done}/{n} done")
         return "PPInfra: " + ", ".join(parts) + f" · {elapsed:.0f} s elapsed"
 
@@ -308,7 +324,7 @@ class BatchRun:
         view = TaskProgress.for_request(req, family=family_of("checkpoint", req.model_name),
                                         base_url=getattr(getattr(self.client, "settings", None), "base_url", ""))
         result = self.client.img2img(req, on_progress=self.tracker.callback(i, view), should_cancel=self.should_cancel,
-                                     on_image=decode)
+                                     on_image=decode, on_wait=self.tracker.on_wait(i))
         self.tracker.set(i, "done", 100.0)
         return result
 
