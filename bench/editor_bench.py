@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import inspect
 import json
 import os
@@ -40,13 +39,11 @@ OBJECT_INFO_GOAL, PROMPT_GOAL = 1.5, 2.0
 
 
 def _pack() -> Any:
-    if PACK not in sys.modules:
-        spec = importlib.util.spec_from_file_location(PACK, os.path.join(ROOT, "__init__.py"),
-                                                      submodule_search_locations=[ROOT])
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[PACK] = module
-        spec.loader.exec_module(module)
-    return sys.modules[PACK]
+    if ROOT not in sys.path:
+        sys.path.insert(0, ROOT)
+    from tools.packload import load_pack
+
+    return load_pack(ROOT, PACK)
 
 
 def write_cache(cache_dir: str, counts: Dict[str, int]) -> None:
