@@ -163,13 +163,14 @@ const CSS = `
 .${ROOT_CLASS} .browser { width: 920px; height: 80vh; display: flex; flex-direction: column; }
 .${ROOT_CLASS} .browser .filters input[type=search] { flex: 1 1 260px; }
 .${ROOT_CLASS} .browser .grid { flex: 1; overflow-y: auto; display: grid; gap: 10px; padding: 4px 2px;
-  grid-template-columns: repeat(auto-fill, minmax(160px, 1fr)); align-content: start; }
+  grid-template-columns: repeat(auto-fill, minmax(160px, 1fr)); grid-auto-rows: max-content; align-content: start; }
 .${ROOT_CLASS} .card { border: 1px solid var(--border-color, #444); border-radius: 8px; overflow: hidden;
   cursor: pointer; background: var(--comfy-input-bg, #222); display: flex; flex-direction: column; }
 .${ROOT_CLASS} .card:hover, .${ROOT_CLASS} .card:focus { outline: 2px solid var(--p-primary-color, #4a8ff7); }
 .${ROOT_CLASS} .card.current { outline: 2px solid #81c995; }
-.${ROOT_CLASS} .card .cover { aspect-ratio: 3 / 4; background: #333 center / cover no-repeat; display: flex;
-  align-items: center; justify-content: center; font-size: 28px; color: #888; overflow: hidden; }
+.${ROOT_CLASS} .card .cover { aspect-ratio: 1; background: hsl(var(--hue, 210) 30% 28%); display: flex;
+  align-items: center; justify-content: center; font-size: 40px; font-weight: 700; color: hsl(var(--hue, 210) 45% 70%);
+  overflow: hidden; }
 .${ROOT_CLASS} .card .cover img { width: 100%; height: 100%; object-fit: cover; }
 .${ROOT_CLASS} .card .body { padding: 6px 8px; display: flex; flex-direction: column; gap: 2px; }
 .${ROOT_CLASS} .card .title { font-weight: 600; overflow-wrap: anywhere; }

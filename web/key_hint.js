@@ -23,7 +23,7 @@ function updateHint(node) {
   const widget = node.widgets?.find((w) => w.name === HINT);
   if (missing && !widget) {
     const w = node.addWidget("button", HINT, null, () => openAccountDialog(), { serialize: false });
-    w.label = `🔑 ${t("hint.setKey")}`;
+    w.label = `⚠ ${t("hint.setKey")}`;
     w.serialize = false;
   } else if (!missing && widget) {
     node.removeWidget(widget);
@@ -54,7 +54,7 @@ app.registerExtension({
     const menu = nodeType.prototype.getExtraMenuOptions;
     nodeType.prototype.getExtraMenuOptions = function (canvas, options) {
       const r = menu?.apply(this, arguments);
-      options.push(null, { content: `🔑 ${t("hint.menu")}`, callback: () => openAccountDialog() });
+      options.push(null, { content: t("hint.menu"), callback: () => openAccountDialog() });
       return r;
     };
   },

@@ -59,7 +59,11 @@ async function familyOf(checkpoint) {
 
 function cover(item) {
   // The initial stands in until the cover loads, and stays when there is none or it fails.
-  const box = el("div", { class: "cover" }, (item.display_name || item.name || "?").trim().charAt(0).toUpperCase());
+  const label = (item.display_name || item.name || "?").trim();
+  const box = el("div", { class: "cover" }, label.charAt(0).toUpperCase());
+  let hash = 0;
+  for (const ch of label) hash = (hash * 31 + ch.charCodeAt(0)) % 360;
+  box.style.setProperty("--hue", String(hash));
   if (item.cover_url) {
     const img = el("img", { loading: "lazy", alt: "", referrerpolicy: "no-referrer" });
     img.addEventListener("load", () => box.replaceChildren(img), { once: true });
@@ -199,24 +203,36 @@ export async function openBrowser(node, inputName) {
 
 // ------------------------------------------------------------------ the nodes
 
-function refreshLists(node) {
+/**
+ * One click: the server asks PPInfra for each model type of the node (bounded
+ * by its own deadline), then the node's lists fetch again from the server.
+ */
+async function refreshLists(node, button) {
   const models = node.constructor.__ppinfraModels ?? {};
-  for (const w of node.widgets ?? []) if (models[w.name]) w.refresh?.();
+  const label = button?.label;
+  if (button) button.label = t("browser.refreshing");
   node.setDirtyCanvas?.(true, true);
+  try {
+    await Promise.all([...new Set(Object.values(models))].map((type) => request(`/ppinfra/models/${type}?refresh=1`)));
+  } finally {
+    if (button) button.label = label;
+    for (const w of node.widgets ?? []) if (models[w.name]) w.refresh?.();
+    node.setDirtyCanvas?.(true, true);
+  }
 }
 
 function addButtons(node) {
   const models = node.constructor.__ppinfraModels ?? {};
   for (const w of (node.widgets ?? []).filter(isRemoteExtra)) node.removeWidget(w);
   const add = (name, label, callback) => {
-    const w = node.addWidget("button", name, null, callback, { serialize: false });
+    const w = node.addWidget("button", name, null, () => callback(w), { serialize: false });
     w.label = label;
     w.serialize = false; // never in widgets_values: saved workflows load the same with or without this pack's JS
   };
   for (const input of Object.keys(models)) {
-    add(`ppinfra_browse_${input}`, `🔍 ${t("browser.button", { input })}`, () => openBrowser(node, input));
+    add(`ppinfra_browse_${input}`, t("browser.button", { input }), () => openBrowser(node, input));
   }
-  if (Object.values(models).length) add("ppinfra_refresh", `↻ ${t("browser.refreshLists")}`, () => refreshLists(node));
+  if (Object.values(models).length) add("ppinfra_refresh", `↻ ${t("browser.refreshLists")}`, (w) => refreshLists(node, w));
 }
 
 app.registerExtension({
@@ -241,7 +257,7 @@ app.registerExtension({
     nodeType.prototype.getExtraMenuOptions = function (canvas, options) {
       const r = menu?.apply(this, arguments);
       options.push(null, ...Object.keys(models).map((input) => ({
-        content: `🔍 ${t("browser.menu", { input })}`,
+        content: t("browser.menu", { input }),
         callback: () => openBrowser(this, input),
       })));
       return r;
