@@ -26,10 +26,28 @@ USER_SUBDIR = "ppinfra"
 CONFIG_NAME = "config.json"
 
 
+_cancel_warned = False
+
+
+def _warn_cancel_broken(why: str) -> None:
+    """Say once, loudly, that cancel cannot work: silently never cancelling would cost the user money."""
+    global _cancel_warned
+    if not _cancel_warned:
+        _cancel_warned = True
+        log.warning("PPInfra cannot read ComfyUI's cancel flag (%s): the Cancel button will not stop a PPInfra "
+                    "wait until the deadline. Please report this with your ComfyUI version.", why)
+
+
 def _model_management() -> Any:
     try:
         import comfy.model_management as mm  # type: ignore[import-not-found]
-    except Exception:  # not inside ComfyUI
+    except ModuleNotFoundError as exc:
+        if exc.name in ("comfy", "comfy.model_management"):
+            return None  # not inside ComfyUI: nothing to cancel from
+        _warn_cancel_broken(f"importing comfy.model_management failed: {exc}")
+        return None
+    except Exception as exc:
+        _warn_cancel_broken(f"importing comfy.model_management failed: {exc.__class__.__name__}: {exc}")
         return None
     return mm
 
@@ -41,7 +59,8 @@ def processing_interrupted() -> bool:
         return False
     try:
         return bool(mm.processing_interrupted())
-    except Exception:
+    except Exception as exc:
+        _warn_cancel_broken(f"processing_interrupted() raised {exc.__class__.__name__}: {exc}")
         return False
 
 
@@ -114,6 +133,15 @@ def has_status_line() -> bool:
     except Exception:
         return False
     return callable(getattr(getattr(PromptServer, "instance", None), "send_progress_text", None))
+
+
+def server_routes() -> Any:
+    """The running ComfyUI server's route table (``PromptServer.instance.routes``), or ``None``."""
+    try:
+        from server import PromptServer  # type: ignore[import-not-found]
+    except Exception:
+        return None
+    return getattr(getattr(PromptServer, "instance", None), "routes", None)
 
 
 def user_dir() -> Optional[str]:
