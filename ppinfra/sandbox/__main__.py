@@ -32,7 +32,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     """Parse the command line, start the sandbox, print its URLs and serve until interrupted."""
     ap = argparse.ArgumentParser(prog="python -m ppinfra.sandbox",
                                  description="Local stand-in for the PPInfra img2img API (synthetic images, not diffusion).")
-    ap.add_argument("--host", default="127.0.0.1", help="address to bind both servers to (default 127.0.0.1)")
+    ap.add_argument("--host", default="127.0.0.1", help="address to bind the servers to (default 127.0.0.1)")
     ap.add_argument("--port", type=int, default=8930, help="API port (0 = any free port)")
     ap.add_argument("--image-port", type=int, default=8931, help="image host port (0 = any free port)")
     ap.add_argument("--api-key", action="append", dest="api_keys",
