@@ -4,9 +4,9 @@ Every record of the ``ppinfra`` logger and of its children (``getLogger(__name__
 anywhere in the package, under whatever name the pack was imported) reaches the
 handler installed here and nowhere else: those loggers do not propagate, and the
 handler forwards a redacted copy to the root logger's handlers (ComfyUI's
-console, pytest's caplog). A
-logger *filter* would not do: logging runs a logger's filters only for records
-logged on that very logger, not for those propagated up from its children.
+console, pytest's caplog). A logger *filter* would not do: logging runs a
+logger's filters only for records logged on that very logger, not for those
+propagated up from its children.
 
 It fails closed: a record whose message cannot be formatted (``log.info("%d",
 key)``, a wrong argument count) is replaced by a fixed message naming its
@@ -62,13 +62,24 @@ class RedactingHandler(logging.Handler):
     ppinfra_redacting = True
 
     def emit(self, record: logging.LogRecord) -> None:
-        clean = redacted_copy(record)
+        try:
+            clean = redacted_copy(record)
+        except RecursionError:
+            raise
+        except Exception:  # noqa: BLE001 - whatever went wrong, the raw record must not be shown
+            self.handleError(record)
+            return
         root = logging.getLogger()
         handlers = [h for h in root.handlers if clean.levelno >= h.level]
         if not root.handlers and logging.lastResort is not None and clean.levelno >= logging.lastResort.level:
             handlers = [logging.lastResort]  # what logging does when nobody configured a handler
         for handler in handlers:
             handler.handle(clean)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        # logging's own report prints the record's message and raw arguments to stderr.
+        if logging.raiseExceptions and sys.stderr:
+            sys.stderr.write(f"[ppinfra: a log record from {record.name} could not be written; withheld]\n")
 
 
 def install(package: str = LOGGER_NAME) -> None:

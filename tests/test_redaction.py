@@ -12,6 +12,7 @@ import ast
 import io
 import logging
 import os
+import sys
 
 import pytest
 
@@ -101,6 +102,21 @@ def test_with_no_handler_configured_the_last_resort_gets_the_scrubbed_copy(pack_
         root.handlers[:] = saved
     err = capfd.readouterr().err
     assert "last resort ***" in err and "could not be formatted" in err and KEY not in err
+
+
+def test_a_failure_inside_the_handler_reports_without_the_record(pack_logs, console, caplog, capfd, monkeypatch):
+    log = logging.getLogger("ppinfra.client")
+    (handler,) = [h for h in logging.getLogger("ppinfra").handlers if getattr(h, "ppinfra_redacting", False)]
+
+    def broken(record):
+        raise RuntimeError("the scrubber itself failed")
+
+    monkeypatch.setattr(sys.modules[type(handler).__module__], "redacted_copy", broken)
+    log.warning("the key is %s", KEY)
+    monkeypatch.undo()
+    err = capfd.readouterr().err
+    assert "a log record from ppinfra.client could not be written" in err
+    assert KEY not in err + seen(caplog, console)
 
 
 def test_records_still_honour_each_root_handlers_level(pack_logs, console, caplog):
