@@ -90,3 +90,17 @@ def test_outside_comfyui_cancel_is_quietly_absent(monkeypatch, caplog):
     with caplog.at_level(logging.WARNING):
         assert bridge.processing_interrupted() is False
     assert not [r for r in caplog.records if "cancel flag" in r.getMessage()]
+
+
+def test_the_node_status_line_tells_the_truth_during_retry_waits(env, node_client, monkeypatch):
+    bridge = pack_module("nodes.comfy_bridge")
+    runner = pack_module("nodes.runner")
+    shown = []
+    monkeypatch.setattr(bridge, "send_status", lambda text, node_id: shown.append(text))
+    monkeypatch.setattr(runner, "STATUS_EVERY", 0.0)
+    node_client(rate_limit_backoff=0.8, rate_limit_backoff_max=0.8, backoff_base=0.8, backoff_max=0.8)
+    env.inject("submit", "status", count=1, status=429)
+    env.inject("poll", "status", count=1, status=503)
+    img2img(photo())
+    assert any("1 rate-limited (HTTP 429): retrying in" in t for t in shown), shown
+    assert any("1 server busy (HTTP 503): retrying in" in t for t in shown), shown
