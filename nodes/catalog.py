@@ -1,9 +1,10 @@
 """The model catalog as the nodes and the routes see it: one :class:`ModelCatalog` per cache dir and host,
 and the scheduler that refreshes it from PPInfra without ever blocking ComfyUI.
 
-Dropdowns and routes read the catalog's in-memory lists, which follow the cache
+Dropdowns and routes read the catalog's in-memory index, which follows the cache
 file (a changed file is parsed once, by whoever asks first): nothing here
-re-reads the cache per call. A stale cache is refreshed in a background thread;
+re-reads the cache per call, and the lists handed out are the same objects
+until the file changes (ComfyUI asks for them on every call). A stale cache is refreshed in a background thread;
 the routes can also refresh one type while a user waits, with a deadline.
 """
 from __future__ import annotations
@@ -48,18 +49,19 @@ def _client_factory() -> Any:
 
 
 def catalog() -> ModelCatalog:
-    """The catalog for the current cache dir and host (one per pair, so its refresh guard and lists hold).
+    """The catalog for the current cache dir and key file (one per pair, so its refresh guard and index hold).
 
-    A host picked in the settings panel (``base_url`` in the key file) has a cache
-    of its own; ``PPINFRA_BASE_URL`` or the default host are resolved by the catalog.
+    The catalog itself resolves the host as the client does: ``PPINFRA_BASE_URL``,
+    else the host picked in the settings panel (``base_url`` in the key file), else the default.
     """
-    url, source = account.account().base_url()
-    key = (default_cache_dir(), url if source == "file" else "")
+    from . import comfy_bridge
+
+    key = (default_cache_dir(), comfy_bridge.user_config_path() or "")
     with _catalogs_lock:
         cat = _catalogs.get(key)
         if cat is None:
             cat = ModelCatalog(client_factory=_client_factory, cache_dir=key[0], ttl=REFRESH_AFTER_SECONDS,
-                               base_url=key[1])
+                               config_path=key[1] or None)
             _catalogs[key] = cat
         return cat
 
@@ -98,7 +100,7 @@ def refresh_now(model_type: str, timeout: float = ROUTE_REFRESH_TIMEOUT, *,
     in the cache (the next request sees it); one refresh per type runs at a
     time. Never raises: without a key, or on any failure, the cached list stays.
     """
-    if max_age is not None and time.time() - view().fetched_at(model_type) < max_age:
+    if max_age is not None and time.time() - (catalog().fetched_at(model_type) or 0.0) < max_age:
         return True
     if not key_configured():
         return False
@@ -110,6 +112,7 @@ def refresh_now(model_type: str, timeout: float = ROUTE_REFRESH_TIMEOUT, *,
             def run() -> None:
                 try:
                     cat.list(model_type, refresh=True)
+                    names(model_type)  # build the index here, not in the next INPUT_TYPES
                 except Exception as exc:  # no key, network: the cached list stays
                     log.info("model list refresh of %s failed: %s", model_type, exc)
 
@@ -121,26 +124,46 @@ def refresh_now(model_type: str, timeout: float = ROUTE_REFRESH_TIMEOUT, *,
 
 
 def names(model_type: str, with_none: bool = False, family: Optional[str] = None) -> List[str]:
-    """Names of a type (cache, else the bundled list), sorted; the same list object until the cache changes.
+    """Sorted names of a type (cache, else the bundled list), optionally ``"None"`` first or one family.
 
-    Never touches the network. A broken cache must not hide the node: it yields no names.
+    The same list object until the cache file changes (callers must not modify
+    it): ComfyUI's ``INPUT_TYPES`` calls and the routes memoise on it. Never
+    touches the network; a broken cache yields no names rather than hiding the node.
     """
     try:
-        lists = view()
-        listed = lists.names(model_type) if family is None else [
-            m.name for m in lists.infos(model_type) if _family(m) in (None, family)]
+        cat = catalog()
+        slot = (id(cat), model_type, with_none, family)
+        version = cat.version()
+        with _catalogs_lock:
+            hit = _names_memo.get(slot)
+        if hit is not None and hit[0] == version and hit[1] is cat:
+            return hit[2]
+        listed = cat.names(model_type, family)
+        if with_none:
+            listed = [NONE, *(n for n in listed if n != NONE)]
+        with _catalogs_lock:
+            _names_memo[slot] = (version, cat, listed)
+        return listed
     except Exception as exc:
         log.warning("could not read the PPInfra model list cache: %s", exc)
-        listed = []
-    if not with_none:
-        return listed
-    return [NONE, *(n for n in listed if n != NONE)]
+        return [NONE] if with_none else []
+
+
+_names_memo: Dict[Tuple[int, str, bool, Optional[str]], Tuple[Any, ModelCatalog, List[str]]] = {}
 
 
 def search(model_type: str, query: str = "", family: Optional[str] = None, limit: int = 50,
            offset: int = 0) -> Tuple[int, List[Any]]:
     """``(total, page of ModelInfo)`` matching every word of ``query`` in name, ``sd_name``, display name, tags."""
-    return view().search(model_type, query, family=family, limit=limit, offset=offset)
+    return catalog().search(model_type, query, family=family, limit=limit, offset=offset)
+
+
+def has_list(model_type: str) -> bool:
+    """Whether the cache holds a list of this type (else the bundled fallback is all there is)."""
+    try:
+        return catalog().fetched_at(model_type) is not None
+    except Exception:
+        return False
 
 
 def search_provider(model_type: str, query: str, family: Optional[str] = None,
@@ -165,7 +188,7 @@ def search_provider(model_type: str, query: str, family: Optional[str] = None,
         client.close()
     raw = data.get("models") if isinstance(data, dict) else None
     found = [to_model_info(m, model_type) for m in raw or [] if isinstance(m, dict)]
-    return [m for m in found if m is not None and (family is None or _family(m) in (None, family))]
+    return [m for m in found if m is not None and (family is None or m.family in (None, family))]
 
 
 def family_of(model_type: str, name: Optional[str]) -> Optional[str]:
@@ -173,167 +196,6 @@ def family_of(model_type: str, name: Optional[str]) -> Optional[str]:
     if not name:
         return None
     try:
-        return view().family(model_type, name)
+        return catalog().family(model_type, name)
     except Exception:
         return None
-
-
-def has_list(model_type: str) -> bool:
-    """Whether the cache holds a list of this type (else the bundled fallback is all there is)."""
-    try:
-        return view().has(model_type)
-    except Exception:
-        return False
-
-
-def _family(info: Any) -> Optional[str]:
-    fam = getattr(info, "family", None)
-    if fam is not None or hasattr(type(info), "family"):
-        return fam
-    flag = getattr(info, "is_sdxl", None)
-    return None if flag is None else ("sdxl" if flag else "sd15")
-
-
-# --------------------------------------------------------------------------- in-memory lists
-
-def view() -> "_Lists":
-    """The in-memory lists of the current catalog."""
-    cat = catalog()
-    with _catalogs_lock:
-        lists = _views.get(id(cat))
-        if lists is None or lists.cat is not cat:
-            lists = _views[id(cat)] = _Lists(cat)
-        return lists
-
-
-_views: Dict[int, "_Lists"] = {}
-
-
-class _Lists:
-    """A catalog's lists in memory, parsed once per version of its cache file.
-
-    The file's identity (mtime, size, inode: one ``stat``, a few microseconds) is
-    compared on every call, so a refresh written by any thread or process is
-    seen at once, and ``INPUT_TYPES`` never parses the file again in between.
-    """
-
-    def __init__(self, cat: ModelCatalog) -> None:
-        self.cat = cat
-        self._lock = threading.Lock()
-        self._sig: Any = ()
-        self._raw: Dict[str, Any] = {}
-        self._infos: Dict[str, List[Any]] = {}
-        self._names: Dict[str, List[str]] = {}
-        self._haystacks: Dict[str, List[str]] = {}
-        self._families: Dict[str, Dict[str, Optional[str]]] = {}
-
-    def _current(self) -> None:
-        try:
-            st = os.stat(self.cat.cache_path())
-            sig: Any = (st.st_mtime_ns, st.st_size, st.st_ino)
-        except OSError:
-            sig = None
-        if sig == self._sig:
-            return
-        raw = self.cat._read_cache() if sig is not None else {}
-        self._sig, self._raw = sig, raw
-        self._infos, self._names, self._haystacks, self._families = {}, {}, {}, {}
-
-    def fetched_at(self, model_type: str) -> float:
-        """When the cached list of a type was fetched (epoch seconds; 0 when never)."""
-        with self._lock:
-            self._current()
-            entry = self._raw.get(model_type)
-            try:
-                return float(entry.get("fetched_at") or 0) if isinstance(entry, dict) else 0.0
-            except (TypeError, ValueError):
-                return 0.0
-
-    def has(self, model_type: str) -> bool:
-        with self._lock:
-            self._current()
-            entry = self._raw.get(model_type)
-            return isinstance(entry, dict) and isinstance(entry.get("models"), list)
-
-    def infos(self, model_type: str) -> List[Any]:
-        with self._lock:
-            self._current()
-            out = self._infos.get(model_type)
-            if out is None:
-                entry = self._raw.get(model_type)
-                if isinstance(entry, dict) and isinstance(entry.get("models"), list):
-                    out = [m for m in (_to_info(d) for d in entry["models"]) if m is not None]
-                else:
-                    out = _fallback(model_type)
-                out = sorted({m.name: m for m in out}.values(), key=lambda m: m.name.lower())
-                self._infos[model_type] = out
-            return out
-
-    def names(self, model_type: str) -> List[str]:
-        # Straight from the parsed JSON: building 50,000 ModelInfo objects would cost
-        # the first /object_info after a refresh seconds (search and family build them lazily).
-        with self._lock:
-            self._current()
-            out = self._names.get(model_type)
-            if out is None:
-                entry = self._raw.get(model_type)
-                if isinstance(entry, dict) and isinstance(entry.get("models"), list):
-                    found = (d.get("name") for d in entry["models"] if isinstance(d, dict))
-                    out = sorted({n for n in found if isinstance(n, str) and n}, key=str.lower)
-                else:
-                    out = [m.name for m in sorted(_fallback(model_type), key=lambda m: m.name.lower())]
-                self._names[model_type] = out
-            return out
-
-    def family(self, model_type: str, name: str) -> Optional[str]:
-        infos = self.infos(model_type)
-        with self._lock:
-            fams = self._families.get(model_type)
-            if fams is None:
-                fams = {m.name: _family(m) for m in _fallback(model_type)}
-                fams.update((m.name, _family(m)) for m in infos)
-                self._families[model_type] = fams
-            return fams.get(name)
-
-    def search(self, model_type: str, query: str = "", family: Optional[str] = None, limit: int = 50,
-               offset: int = 0) -> Tuple[int, List[Any]]:
-        infos = self.infos(model_type)
-        with self._lock:
-            hay = self._haystacks.get(model_type)
-            if hay is None:
-                hay = self._haystacks[model_type] = [" ".join(
-                    (m.name, getattr(m, "sd_name", ""), getattr(m, "display_name", ""),
-                     *getattr(m, "tags", ()))).lower() for m in infos]
-        words = query.lower().split()
-        exact, starts, rest = [], [], []
-        q = query.strip().lower()
-        for m, h in zip(infos, hay):
-            if family is not None and _family(m) not in (None, family):
-                continue
-            if not all(w in h for w in words):
-                continue
-            low = m.name.lower()
-            (exact if low == q else starts if q and low.startswith(q) else rest).append(m)
-        found = exact + starts + rest
-        return len(found), found[offset:offset + limit]
-
-
-def _to_info(data: Any) -> Any:
-    from ..ppinfra import models
-
-    make = getattr(models.ModelInfo, "from_dict", None)
-    if make is not None:
-        return make(data)
-    try:
-        return models.ModelInfo(**data)
-    except TypeError:
-        return None
-
-
-def _fallback(model_type: str) -> List[Any]:
-    from ..ppinfra import models
-
-    make = getattr(models, "fallback_infos", None)
-    if make is not None:
-        return make(model_type)
-    return [models.ModelInfo(n, model_type, x) for n, x in models.FALLBACK_MODELS.get(model_type, [])]

@@ -210,10 +210,9 @@ async def get_search(request: Any) -> Any:
 
 
 def _item(info: Any, model_type: str) -> Dict[str, Any]:
-    return {"name": info.name, "display_name": getattr(info, "display_name", "") or info.name,
-            "sd_name": getattr(info, "sd_name", "") or info.name, "tags": list(getattr(info, "tags", ()) or ()),
-            "base_model": getattr(info, "base_model", "") or "", "family": catalog._family(info),
-            "cover_url": getattr(info, "cover_url", "") or None, "type": model_type}
+    return {"name": info.name, "display_name": info.display_name or info.name, "sd_name": info.sd_name or info.name,
+            "tags": list(info.tags), "base_model": info.base_model, "family": info.family,
+            "cover_url": info.cover_url or None, "type": model_type}
 
 
 def _names_json(model_type: str, with_none: bool, family: str) -> bytes:
@@ -270,11 +269,9 @@ def make_app() -> Any:
 
 def register_with_comfy() -> bool:
     """Register on the running ComfyUI server; ``False`` (and nothing else) when there is none, e.g. under pytest."""
-    try:
-        from server import PromptServer  # type: ignore[import-not-found]
-    except Exception:
-        return False
-    routes = getattr(getattr(PromptServer, "instance", None), "routes", None)
+    from .comfy_bridge import server_routes
+
+    routes = server_routes()
     if routes is None:
         return False
     try:

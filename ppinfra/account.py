@@ -16,13 +16,12 @@ import time
 from dataclasses import dataclass
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
-from .config import DEFAULT_BASE_URL, ENV_BASE_URL, ENV_KEY, read_config_file
+from .config import DEFAULT_BASE_URL, ENV_BASE_URL, ENV_KEY, KNOWN_HOSTS, read_config_file
 from .errors import AuthenticationError, ConfigError, NetworkError, PPInfraError, ValidationError
 from .secrets import remember_secret
 
 # The hosts that serve the same API (a Novita key works only on Novita, and so on).
-HOSTS: Dict[str, str] = {"ppinfra": "https://api.ppinfra.com", "ppio": "https://api.ppio.com",
-                         "novita": "https://api.novita.ai"}
+HOSTS: Dict[str, str] = KNOWN_HOSTS
 KEY_PAGES: Dict[str, str] = {"ppinfra": "https://ppinfra.com/settings/key-management",
                              "ppio": "https://ppio.com/settings/key-management",
                              "novita": "https://novita.ai/settings/key-management"}
@@ -30,7 +29,6 @@ CUSTOM = "custom"
 CHECK_TIMEOUT = 8.0   # seconds a key check or balance read may take: a settings panel is waiting
 BALANCE_TTL = 30.0    # the balance changes only when a task runs: no need to ask on every panel open
 _KEY_MIN, _KEY_MAX = 8, 256
-assert DEFAULT_BASE_URL == HOSTS["ppinfra"]
 
 
 @dataclass(frozen=True)
@@ -50,9 +48,15 @@ class Balance:
         return f"${self.usd:,.2f}"
 
 
+def resolve_url(base_url: str) -> str:
+    """A base URL as the client uses it: no trailing slash, a short host name (``ppio``) as its URL."""
+    url = (base_url or "").strip().rstrip("/")
+    return HOSTS.get(url.lower(), url)
+
+
 def host_name(base_url: str) -> str:
     """``"ppinfra"``, ``"ppio"``, ``"novita"`` or ``"custom"`` for a base URL."""
-    url = (base_url or "").strip().rstrip("/")
+    url = resolve_url(base_url)
     return next((name for name, known in HOSTS.items() if known == url), CUSTOM)
 
 
@@ -223,9 +227,9 @@ class Account:
         """``(url, "env"|"file"|"default")``: the variable wins, as in :func:`load_settings`."""
         env = (self.environ.get(ENV_BASE_URL) or "").strip()
         if env:
-            return env.rstrip("/"), "env"
+            return resolve_url(env), "env"
         stored = str(self.store.read().get("base_url") or "").strip()
-        return (stored.rstrip("/"), "file") if stored else (DEFAULT_BASE_URL, "default")
+        return (resolve_url(stored), "file") if stored else (DEFAULT_BASE_URL, "default")
 
     def _check_url(self, host: Optional[str]) -> str:
         # PPINFRA_BASE_URL wins at run time, so a key is checked where it will be used.

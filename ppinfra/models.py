@@ -261,6 +261,19 @@ class ModelCatalog:
         found = self.info(model_type, name)
         return None if found is None else found.family
 
+    def version(self) -> Any:
+        """A value that changes whenever the cache file does: for callers that memoise what they derive.
+
+        One ``stat``; nothing is read. (The editor's routes and dropdowns keep their
+        JSON and short lists per version, as ComfyUI asks for them on every call.)
+        """
+        return self._file_key()
+
+    def fetched_at(self, model_type: str) -> Optional[float]:
+        """When the cached list of a type was fetched (epoch seconds), or ``None`` when the cache has none."""
+        index = self._index(model_type)
+        return None if index is None else index.fetched_at
+
     # -------------------------------------------------------------- fetching
 
     def list(self, model_type: str, is_sdxl: Optional[bool] = None, refresh: bool = False) -> List[ModelInfo]:
