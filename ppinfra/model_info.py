@@ -81,7 +81,7 @@ class ModelInfo:
 
     def __post_init__(self) -> None:
         if not isinstance(self.tags, tuple):  # from JSON: a list
-            object.__setattr__(self, "tags", tuple(str(t) for t in self.tags or ()))
+            object.__setattr__(self, "tags", tuple(map(str, self.tags or ())))
 
     @property
     def family(self) -> Optional[str]:
@@ -104,7 +104,7 @@ class ModelInfo:
         """From a cache entry; keys this version does not know are ignored, a broken entry is ``None``."""
         if not isinstance(data, dict):
             return None
-        known = {k: v for k, v in data.items() if k in _FIELDS}
+        known = data if data.keys() <= _FIELDS else {k: v for k, v in data.items() if k in _FIELDS}
         try:
             info = cls(**known)
         except TypeError:
