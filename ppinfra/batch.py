@@ -20,6 +20,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 from .errors import (AuthenticationError, CancelledError, ConfigError, InsufficientBalanceError,
                      PermissionDeniedError, PPInfraError, TaskFailedError, ValidationError)
 from .journal import Journal
+from .result_cache import lookup_for
 from .progress_bar import ProgressBar
 from .waiting import Deadline
 
@@ -159,12 +160,19 @@ class FolderRun:
         dl = Deadline(self.deadline if self.deadline is not None else self.client.settings.deadline)
         task_id = (before or {}).get("task_id") if (before or {}).get("state") == "accepted" else None
         on_progress = None
+        cache = None  # result cache
         try:
             if task_id:
                 image_num = int(before.get("image_num") or 1)  # type: ignore[union-attr]
             else:
                 request = self.make_request(item.path)
                 image_num = request.image_num
+                # result cache: a fixed-seed request answered before (by any run) is no new task, no charge
+                cache = lookup_for(self.client.settings, request)
+                hit = cache.load() if cache is not None else None
+                if hit is not None:
+                    self._finish(item, hit.task_id, hit.images, hit.image_type, hit.seed, None)
+                    return
                 on_progress = self.progress_for(request) if self.progress_for is not None else None
                 self._set(item, "sending")
                 if (before or {}).get("state") == "sending":
@@ -183,13 +191,10 @@ class FolderRun:
                                                on_progress=on_progress)
             blobs = self.client.download_images(result, expected=image_num, deadline=dl,
                                                 should_cancel=self.should_cancel)
-            ext = EXTENSIONS.get((result.images[0].image_type if result.images else "") or "png", "png")
-            files = [self._write(f"{item.stem}_{k}.{ext}", blob) for k, blob in enumerate(blobs)]
-            self.journal.done(item.key, task_id, files, result.seed)
-            with self._lock:
-                self._files[item.key] = files
-                self._durations.append(time.monotonic() - t0)
-            self._set(item, "done")
+            kind = result.images[0].image_type if result.images else ""
+            if cache is not None:  # result cache
+                cache.store_images(task_id, blobs, result.seed, kind)
+            self._finish(item, task_id, blobs, kind, result.seed, t0)
         except CancelledError:
             self._set(item, "queued")
         except FATAL:
@@ -203,6 +208,18 @@ class FolderRun:
             with self._lock:
                 self._failed[item.path] = str(exc)
             self._set(item, "failed")
+
+    def _finish(self, item: Item, task_id: str, blobs: List[bytes], kind: str, seed: Optional[int],
+                t0: Optional[float]) -> None:
+        """Write the files and journal the item done; ``t0`` None (a cache hit) keeps it out of the ETA."""
+        ext = EXTENSIONS.get(kind or "png", "png")
+        files = [self._write(f"{item.stem}_{k}.{ext}", blob) for k, blob in enumerate(blobs)]
+        self.journal.done(item.key, task_id, files, seed)
+        with self._lock:
+            self._files[item.key] = files
+            if t0 is not None:
+                self._durations.append(time.monotonic() - t0)
+        self._set(item, "done")
 
     def _write(self, name: str, blob: bytes) -> str:
         path = os.path.join(self.out_dir, name)

@@ -272,14 +272,16 @@ class Lookup:
         return hit
 
     def store(self, result: Any) -> None:
-        """Keep a finished result; a full disk or a read-only folder only costs the reuse."""
-        if len(result.images) != self.expected:
+        """Keep a finished result (an ``Img2ImgResult`` or alike); a full disk only costs the reuse."""
+        self.store_images(result.task_id, result.images, result.seed, result.image_type)
+
+    def store_images(self, task_id: str, images: List[bytes], seed: Optional[int], image_type: str) -> None:
+        if len(images) != self.expected:
             return
         try:
-            self.cache.put(self.key, task_id=result.task_id, images=list(result.images), seed=result.seed,
-                           image_type=result.image_type)
+            self.cache.put(self.key, task_id=task_id, images=list(images), seed=seed, image_type=image_type)
         except OSError as exc:
-            log.warning("result cache: could not store task %s (%s)", result.task_id, exc.__class__.__name__)
+            log.warning("result cache: could not store task %s (%s)", task_id, exc.__class__.__name__)
 
 
 def lookup_for(settings: Any, request: Any, endpoint: str = "img2img") -> Optional[Lookup]:

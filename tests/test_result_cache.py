@@ -287,6 +287,32 @@ def test_command_line_info_and_clear(make_client, sandbox, isolated_env):
     assert not client.img2img(base_request(seed=1, width=128, height=128)).from_cache
 
 
+def test_the_cli_uses_the_same_cache(sandbox, api_key, isolated_env, tmp_path):
+    src = tmp_path / "inputs"
+    src.mkdir()
+    for i in range(2):
+        Image.fromarray((photo_like(600, 400, seed=i) * 255).astype(np.uint8)).save(src / f"p{i}.png")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PPINFRA_")}
+    env.update(PPINFRA_API_KEY=api_key, PPINFRA_CONFIG=str(tmp_path / "none.json"),
+               PPINFRA_CACHE_DIR=str(isolated_env / "cache"))
+
+    def cli(out, seed):
+        proc = subprocess.run([sys.executable, "-m", "ppinfra", "img2img", "--base-url", sandbox.base_url, "--image",
+                               str(src), "--prompt", "a harbour", "--width", "256", "--height", "256", "--seed",
+                               str(seed), "--out", str(tmp_path / out)], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        return {f: (tmp_path / out / f).read_bytes() for f in sorted(os.listdir(tmp_path / out))
+                if not f.startswith(".")}
+
+    first = cli("a", 21)
+    assert len(sandbox.tasks) == 2 and len(first) == 2
+    second = cli("b", 21)  # another output folder: no journal to skip by, only the cache
+    assert len(sandbox.tasks) == 2 and second == first
+    cli("c", -1)
+    assert len(sandbox.tasks) == 4
+
+
 # --------------------------------------------------------------------------- the node
 
 def test_node_status_line_and_info_say_from_cache(sandbox, api_key, isolated_env, monkeypatch):
