@@ -18,10 +18,13 @@ from . import catalog
 from .catalog import NONE, family_of, refresh_soon  # noqa: F401  (the nodes call these through options)
 
 # Past this many names a model input carries only part of its list in /object_info:
-# with 50,000 checkpoints the full lists made every /object_info 5 MB and 3 s.
-INLINE_LIMIT = 100
+# with 50,000 checkpoints the full lists made every /object_info 5 MB and 3 s. The
+# editor fetches the full list from the route; the inline part only serves frontends
+# without remote combos (before 2025), and is paid for on every page load and every
+# queued prompt (five LoRA inputs, each with its own copy): kept short on purpose.
+INLINE_LIMIT = 50
 ROUTE = "/ppinfra/models/"
-_inline_memo: Dict[Tuple[str, bool, Tuple[str, ...]], Tuple[List[str], List[str], str]] = {}
+_inline_memo: Dict[Tuple[int, str, bool, Tuple[str, ...]], Tuple[List[str], List[str], str]] = {}
 _memo_lock = threading.Lock()
 
 
@@ -93,13 +96,16 @@ def model_input(model_type: str, tooltip: str, *, with_none: bool = False,
     The default is the first of ``preferred`` that is listed.
     """
     listed = catalog.names(model_type)
-    slot = (model_type, with_none, tuple(preferred))
+    # catalog.names hands out the same list object until the cache file changes (one per host)
+    slot = (id(listed), model_type, with_none, tuple(preferred))
     with _memo_lock:
         hit = _inline_memo.get(slot)
-    if hit is None or hit[0] is not listed:  # the same list object until the cache file changes
+    if hit is None or hit[0] is not listed:
         inline, default = _inline(model_type, listed, with_none, preferred)
         hit = (listed, inline, default)
         with _memo_lock:
+            if len(_inline_memo) > 256:  # old versions of the lists
+                _inline_memo.clear()
             _inline_memo[slot] = hit
     route = ROUTE + model_type + ("?with_none=1" if with_none else "")
     return (list(hit[1]), {"default": hit[2], "tooltip": tooltip,
