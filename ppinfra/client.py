@@ -170,12 +170,13 @@ class PPInfraClient:
         body = request.to_json_bytes()
         check_cancel(should_cancel)
         deadline = deadline or Deadline(self.settings.deadline)
-        # pacing: the slot is dated by the answer, or given back if the server refused the submit
-        with budget_for_settings(self.settings, "img2img").acquire(
-                request.image_num, should_cancel=should_cancel, deadline=deadline, on_wait=on_wait):
+        # pacing: the slot is dated by the answer, or given back if the server refused the submit;
+        # a 429 the budget let through anyway lowers it (pacer.watching)
+        pacer = budget_for_settings(self.settings, "img2img")
+        with pacer.acquire(request.image_num, should_cancel=should_cancel, deadline=deadline, on_wait=on_wait):
             data = self.transport.call("POST", "/v3/async/img2img", endpoint="img2img submit", body=body,
                                        idempotent=False, deadline=deadline, should_cancel=should_cancel,
-                                       on_wait=on_wait)
+                                       on_wait=pacer.watching(on_wait))
         # One Novita example wraps the answer as {"code":0,"data":{"task_id":...}}.
         if isinstance(data, dict) and isinstance(data.get("data"), dict) and "task_id" not in data:
             data = data["data"]

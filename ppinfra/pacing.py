@@ -103,6 +103,8 @@ class Slot:
     def __exit__(self, exc_type: Any, exc: Optional[BaseException], tb: Any) -> None:
         if exc is not None and certainly_unsent(exc):
             self.refund()
+            if getattr(exc, "status_code", None) == 429 and self.pacer is not None:
+                self.pacer.on_rate_limited()  # refused with no retry left (a burst counts once)
         else:
             self.settle()
 
@@ -244,6 +246,18 @@ class Pacer:
             log.info("PPInfra %s: 429 although the budget had room; pacing at %d images per %g s for now",
                      self.name, self.effective, self.window)
             return self.effective
+
+    def watching(self, on_wait: WaitCallback) -> Callable[[Any], None]:
+        """The transport's ``on_wait``, wrapped: a 429 retry wait (``retry.Wait`` of kind
+        rate-limited) lowers the budget, then the wait goes on to ``on_wait``."""
+        from .retry import RATE_LIMITED  # lazy: retry pulls in requests
+
+        def told(wait: Any) -> None:
+            if getattr(wait, "kind", None) == RATE_LIMITED:
+                self.on_rate_limited()
+            if on_wait is not None:
+                on_wait(wait)
+        return told
 
     def _recover(self, now: float) -> None:
         """Additive increase: a tenth of the limit (at least 1) back per quiet window since the last change."""

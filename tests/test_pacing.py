@@ -1,7 +1,6 @@
 """The shared images-per-minute budget: the mechanism, then a batch against the sandbox's own limit."""
 from __future__ import annotations
 
-import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -115,11 +114,11 @@ def test_429_halves_the_budget_once_per_burst_then_it_grows_back():
 
 
 def test_a_refused_submit_gives_its_slot_back_an_uncertain_one_keeps_it():
-    pacer = Pacer(5, window=30)
+    pacer = Pacer(10, window=30)
     with pytest.raises(errors.RateLimitError):
         with pacer.acquire(2):
             raise errors.RateLimitError("429", status_code=429)
-    assert pacer.used() == 0
+    assert pacer.used() == 0 and pacer.current_limit() == 5  # given back, and the budget halved
     with pytest.raises(errors.NetworkError):
         with pacer.acquire(2):
             raise errors.NetworkError("read timed out after sending")  # may have created a task
@@ -207,8 +206,25 @@ def test_a_429_refund_leaves_the_budget_as_the_server_counts_it(sandbox, api_key
     finally:
         client.close()
     pacer = budget_for_settings(client.settings, "img2img")
-    assert pacer.used() == 1 and len(sandbox.tasks) == 1
-    assert json.loads(json.dumps([s["request"]["seed"] for s in sandbox.submits])) == [-1, 2]
+    assert pacer.used() == 1 and len(sandbox.tasks) == 1  # the refused image was given back
+    assert [s["request"]["seed"] for s in sandbox.submits] == [-1, 2]
+    assert pacer.current_limit() == 2  # and the 429 halved the budget (5 -> 2)
+
+
+@pytest.mark.sandbox(images_per_minute=2, rate_window=1.0, task_seconds=0.05)
+def test_a_429_the_budget_let_through_lowers_it_and_the_retry_still_lands_once(sandbox, api_key, isolated_env):
+    """The plan is smaller than the setting says: the 429 retry wait halves the budget; nothing is lost."""
+    waits = []
+    client = PPInfraClient(api_key=api_key, base_url=sandbox.base_url, deadline=20.0, rate_limit_retries=5,
+                           rate_limit_backoff=0.3, rate_limit_backoff_max=0.6, images_per_minute=6, rate_window=1.0)
+    try:
+        for i in range(4):
+            client.img2img(base_request(width=128, height=128, seed=10 + i), on_wait=waits.append)
+    finally:
+        client.close()
+    assert any(getattr(w, "kind", "") == "rate_limited" for w in waits)
+    assert budget_for_settings(client.settings, "img2img").current_limit() < 6
+    assert sorted(t.body["request"]["seed"] for t in sandbox.tasks.values()) == [10, 11, 12, 13]
 
 
 # --------------------------------------------------------------------------- the node's status line
