@@ -20,6 +20,8 @@ import logging
 import os
 from typing import Any, Optional, Tuple
 
+from ..ppinfra.secrets import redact
+
 log = logging.getLogger("ppinfra")
 
 USER_SUBDIR = "ppinfra"
@@ -121,7 +123,7 @@ def send_status(text: str, node_id: Optional[str]) -> None:
     if send is None:
         return
     try:
-        send(text, node_id)
+        send(redact(str(text)), node_id)  # the editor shows it and may keep it: no key, whatever the text
     except Exception as exc:  # a status line must never fail the node
         log.debug("could not send status text: %s", exc)
 

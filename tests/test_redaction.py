@@ -13,6 +13,7 @@ import io
 import logging
 import os
 import sys
+import types
 
 import pytest
 
@@ -168,6 +169,17 @@ def test_eprint_scrubs_the_key_and_withholds_what_cannot_be_formatted(pack_logs,
 
 # Asking about the stream is no write: a progress line may check whether stderr is a terminal.
 STDERR_QUERIES = ("isatty", "encoding", "fileno")
+
+
+def test_the_status_line_sent_to_the_editor_is_scrubbed(pack_logs, monkeypatch):
+    sent = []
+    instance = type("Instance", (), {"send_progress_text": lambda self, text, node_id: sent.append(text)})()
+    server = types.ModuleType("server")
+    server.PromptServer = type("PromptServer", (), {"instance": instance})
+    monkeypatch.setitem(sys.modules, "server", server)
+    bridge = __import__(f"{load_pack().__name__}.nodes.comfy_bridge", fromlist=["send_status"])
+    bridge.send_status(f"retrying after {KEY} was echoed", "7")
+    assert sent == ["retrying after *** was echoed"]
 
 
 def _stderr_writes(path: str):
