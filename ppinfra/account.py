@@ -82,6 +82,11 @@ def clean_key(api_key: Any) -> str:
     return key
 
 
+def _no_choice(host: Any) -> bool:
+    # A panel showing a host it cannot name (a custom base_url) sends it back as "custom" or nothing.
+    return host in (None, "", CUSTOM)
+
+
 # --------------------------------------------------------------------------- storage
 
 class KeyStore:
@@ -234,7 +239,7 @@ class Account:
     def _check_url(self, host: Optional[str]) -> str:
         # PPINFRA_BASE_URL wins at run time, so a key is checked where it will be used.
         url, source = self.base_url()
-        return url if source == "env" or host is None else host_url(host)
+        return url if source == "env" or _no_choice(host) else host_url(host)
 
     # -- balance -------------------------------------------------------------
     def balance(self, refresh: bool = False) -> Tuple[Optional[Balance], Optional[str]]:
@@ -303,7 +308,7 @@ class Account:
         except PPInfraError as exc:
             raise AccountCheckError(explain(exc, url) + " The key was not saved.") from None
         changes: Dict[str, Optional[str]] = {"api_key": key}
-        if host is not None:
+        if not _no_choice(host):
             changes["base_url"] = host_url(host)
         self.store.update(**changes)
         self.remember_balance(key, url, found)

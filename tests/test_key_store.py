@@ -160,3 +160,13 @@ def test_no_balance_fetch_without_a_status_line(sandbox, isolated_env, monkeypat
     settings = load_settings(api_key=SANDBOX_KEY, base_url=sandbox.base_url)
     assert node_account.show_balance_after_run(settings, "done", lambda t: None) is None
     assert [r for r in sandbox.requests if r.path == "/v3/user"] == []
+
+
+@pytest.mark.parametrize("host", ["custom", "", None])
+def test_a_key_saved_without_a_named_host_keeps_the_stored_host(sandbox, tmp_path, host):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"base_url": sandbox.base_url}))  # a custom host, written by hand
+    account = Account(KeyStore(str(path)), environ={})
+    status = account.set_key(SANDBOX_KEY, host)
+    assert status["host"] == "custom" and status["base_url"] == sandbox.base_url
+    assert json.loads(path.read_text()) == {"base_url": sandbox.base_url, "api_key": SANDBOX_KEY}
