@@ -17,11 +17,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from .errors import (AuthenticationError, CancelledError, ConfigError, InsufficientBalanceError,
+from .errors import (AuthenticationError, CancelledError, ConfigError, InsufficientBalanceError, NotFoundError,
                      PermissionDeniedError, PPInfraError, TaskFailedError, ValidationError)
 from .journal import Journal
 from .result_cache import lookup_for
 from .progress_bar import ProgressBar
+from .logs import eprint
 from .waiting import Deadline
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
@@ -201,13 +202,18 @@ class FolderRun:
             self.cancel.set()
             raise
         except PPInfraError as exc:
-            # The task is over (failed) or was never sent: a rerun tries it afresh. Anything
-            # else (timeout, network) leaves it accepted, and a rerun polls it again.
-            if task_id is None or isinstance(exc, TaskFailedError):
+            # The task is over (failed, or unknown to the host) or was never sent: a rerun tries it
+            # afresh. Anything else (timeout, network) leaves it accepted, and a rerun polls it again.
+            if task_id is None or isinstance(exc, (TaskFailedError, NotFoundError)):
                 self.journal.failed(item.key, task_id, str(exc))
-            with self._lock:
-                self._failed[item.path] = str(exc)
-            self._set(item, "failed")
+            self._fail(item, str(exc))
+        except OSError as exc:  # the result could not be written: the task stays accepted, a rerun fetches it
+            self._fail(item, f"could not write the result into {self.out_dir}: {exc.strerror or exc}")
+
+    def _fail(self, item: Item, text: str) -> None:
+        with self._lock:
+            self._failed[item.path] = text
+        self._set(item, "failed")
 
     def _finish(self, item: Item, task_id: str, blobs: List[bytes], kind: str, seed: Optional[int],
                 t0: Optional[float]) -> None:
@@ -238,11 +244,19 @@ class FolderRun:
                 self._budget_wait.pop(item.key, None)
 
     def _on_wait(self, item: Item, wait: Any) -> None:
+        """Budget waits feed the bar; a retry wait (429, 5xx, network: ``retry.Wait``) is one line."""
+        name = os.path.basename(item.path)
+        if getattr(wait, "kind", None) != "budget":
+            eprint(f"{name}: {wait.describe()}")
+            return
         with self._lock:
-            if getattr(wait, "delay", 0) > 0:
+            first = item.key not in self._budget_wait
+            if wait.delay > 0:
                 self._budget_wait[item.key] = float(wait.delay)
             else:
                 self._budget_wait.pop(item.key, None)
+        if self.progress is None and first and wait.delay > 0:
+            eprint(f"{name}: {wait.describe()}")  # no bar: say it once per wait
 
     def counts(self) -> Dict[str, int]:
         with self._lock:

@@ -182,3 +182,16 @@ def test_a_journal_line_cut_by_a_kill_is_skipped_and_not_glued_to_the_next(tmp_p
     state = j2.load()
     assert set(state) == {"a:1", "c:3"} and state["c:3"]["task_id"] == "task-c"
     assert Journal(str(path), "another job").load() == {}
+
+
+@pytest.mark.sandbox(images_per_minute=1, rate_window=1.5, task_seconds=0.05)
+def test_runs_in_one_process_share_the_budget_and_a_single_input_says_it_waits(sandbox, cli_env, tmp_path, capsys):
+    from ppinfra.cli import main
+
+    cli_env(sandbox, PPINFRA_IMAGES_PER_MINUTE=1, PPINFRA_RATE_WINDOW=1.5)
+    src = folder(tmp_path, 2)
+    assert main(args([src / "pic0.png"], tmp_path / "a")) == 0
+    assert main(args([src / "pic1.png"], tmp_path / "b")) == 0  # a second run: the first one's image still counts
+    err = capsys.readouterr().err
+    assert "pic1.png: waiting for the images-per-minute budget (1 per 1.5 s)" in err
+    assert len(sandbox.submits) == 2 and len(sandbox.tasks) == 2
