@@ -195,3 +195,25 @@ def test_runs_in_one_process_share_the_budget_and_a_single_input_says_it_waits(s
     err = capsys.readouterr().err
     assert "pic1.png: waiting for the images-per-minute budget (1 per 1.5 s)" in err
     assert len(sandbox.submits) == 2 and len(sandbox.tasks) == 2
+
+
+def test_ctrl_c_stops_at_once_and_the_rerun_collects_the_accepted_tasks(make_sandbox, cli_env, tmp_path):
+    from ppinfra.cli import main
+
+    sandbox = make_sandbox(task_seconds=2.0)
+    env = cli_env(sandbox)
+    src = folder(tmp_path, 3)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "ppinfra", *args([src], out, "--concurrency", "3")], cwd=ROOT,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while sum(r["state"] == "accepted" for r in journal(out)) < 3:
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    t0 = time.monotonic()
+    err = proc.communicate(timeout=30)[1]
+    assert proc.returncode == 130 and time.monotonic() - t0 < 1.5, err  # the tasks still had ~2 s to run
+    assert "cancelled: accepted tasks are in the journal" in err and "Traceback" not in err
+    assert main(args([src], out)) == 0
+    assert len(sandbox.tasks) == 3 and len(sandbox.submits) == 3
