@@ -123,6 +123,18 @@ def message(panel: Any, kind: str) -> str:
 
 # --------------------------------------------------------------------------- the journey
 
+def test_without_a_key_the_node_points_to_the_panel(comfy, editor):
+    assert settings(comfy)["configured"] is False
+    editor.load_workflow(json.load(open(WORKFLOW, encoding="utf-8")))
+    img = wait_for("the Img2Img node", lambda: editor.node_id("PPInfraImg2Img"))
+    wait_for("the key hint on the Img2Img node", lambda: "ppinfra_key_hint" in editor.widget_names(img))
+    editor.click_widget(img, "ppinfra_key_hint")
+    panel = wait_for("the account panel in its own dialog", lambda: editor.panel(".ppinfra-ui.modal-back .account"))
+    wait_for("the 'not set' status", lambda: "not set" in panel.text)
+    editor.driver.find_element("css selector", ".ppinfra-ui.modal-back button.close").click()
+    wait_for("the dialog to close", lambda: editor.panel(".ppinfra-ui.modal-back") is None)
+
+
 def test_key_is_set_in_the_settings_dialog_and_the_balance_shows(comfy, editor, sandbox_srv):
     assert settings(comfy)["configured"] is False
     panel = editor.open_settings_section()
@@ -146,6 +158,8 @@ def test_key_is_set_in_the_settings_dialog_and_the_balance_shows(comfy, editor, 
     assert summary["configured"] is True and summary["source"] == "file" and summary["last4"] == SANDBOX_KEY[-4:]
     shot(editor, "screenshot_settings_en.png")
     editor.close_settings()
+    img = editor.node_id("PPInfraImg2Img")
+    wait_for("the key hint to go", lambda: "ppinfra_key_hint" not in editor.widget_names(img))
 
 
 def test_a_refreshed_list_and_the_browser_find_a_detail_lora(comfy, editor):

@@ -164,6 +164,7 @@ export async function openBrowser(node, inputName) {
     offset += items.length;
     const total = res.data.total ?? offset;
     count.textContent = total ? t("browser.count", { shown: offset, total }) : t("browser.empty");
+    if (res.data.partial) count.textContent += ` · ${t("browser.partial")}`;
     more.disabled = offset >= total || items.length === 0;
     more.style.display = offset >= total ? "none" : "";
   }
