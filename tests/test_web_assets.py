@@ -123,3 +123,15 @@ def test_every_style_rule_is_scoped_under_one_class():
 def test_the_pack_serves_web():
     with open(os.path.join(ROOT, "__init__.py"), encoding="utf-8") as fh:
         assert re.search(r"^WEB_DIRECTORY = \"\./web\"", fh.read(), re.M)
+
+
+def test_the_panel_links_to_the_pages_the_server_names():
+    from ppinfra.account import KEY_PAGES
+    from ppinfra.api_errors import TOP_UP_URL
+    text = source("settings.js")
+
+    def table(name):
+        body = re.search(name + r" = \{(.*?)\};", text, re.S).group(1)
+        return dict(re.findall(r"(\w+):\s*\"([^\"]+)\"", body))
+    assert table("KEY_PAGE") == KEY_PAGES
+    assert table("TOP_UP")["ppinfra"] == TOP_UP_URL

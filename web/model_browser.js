@@ -99,7 +99,7 @@ export async function openBrowser(node, inputName) {
   let target = inputName;
   let type = models[target];
   const checkpoint = checkpointFor(node);
-  const checkpointFamily = type === "checkpoint" ? null : await familyOf(checkpoint);
+  const checkpointFamily = await familyOf(checkpoint); // presets the family filter for every other type
 
   const search = el("input", { type: "search", class: "q", placeholder: t("browser.searchPlaceholder"),
     "aria-label": t("browser.search"), autocomplete: "off", spellcheck: "false" });
@@ -110,7 +110,7 @@ export async function openBrowser(node, inputName) {
     el("option", { value: "" }, t("browser.allFamilies")),
     el("option", { value: "sd15" }, "SD 1.5"),
     el("option", { value: "sdxl" }, "SDXL"));
-  familySelect.value = checkpointFamily ?? "";
+  familySelect.value = type === "checkpoint" ? "" : checkpointFamily ?? "";
   const refreshButton = el("button", { class: "refresh", title: t("browser.refreshTitle") }, `↻ ${t("browser.refresh")}`);
   const noneButton = el("button", { class: "none" }, t("browser.none"));
   const hint = el("div", { class: "row muted hint" });

@@ -12,6 +12,8 @@ import {
   ROOT_CLASS, account, el, ensureStyle, fetchAccount, formatBalance, loadStrings, openModal, request, setAccount, t,
 } from "./common.js";
 
+// The same pages as the server's messages (ppinfra/account.py KEY_PAGES,
+// ppinfra/api_errors.py TOP_UP_URL); tests/test_web_assets.py keeps them equal.
 const HOST_LABELS = { ppinfra: "PPInfra", ppio: "PPIO", novita: "Novita AI", custom: "custom" };
 const TOP_UP = { ppinfra: "https://ppinfra.com/billing", ppio: "https://ppio.com/billing", novita: "https://novita.ai/billing" };
 const KEY_PAGE = {
