@@ -11,7 +11,7 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Dict, Optional
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -85,8 +85,6 @@ class Transport:
         self.settings = settings
         self.api = self._session()
         self.files = self._session()
-        # Told about every 429 (the shared images-per-minute budget adapts down).
-        self.on_rate_limited: Optional[Callable[[str], None]] = None
         # Requests run here while the calling thread waits in 50 ms slices: a
         # cancel ends the wait at once even while a server is slow to answer.
         self._io = ThreadPoolExecutor(max_workers=32, thread_name_prefix="ppinfra-http")
@@ -181,8 +179,6 @@ class Transport:
             if status >= 400:
                 err = error_from_response(resp, endpoint, task_id)
                 resp.close()
-                if status == 429 and self.on_rate_limited is not None:
-                    self.on_rate_limited(endpoint)
                 retryable = status in (IDEMPOTENT_RETRY_STATUSES if idempotent else SUBMIT_RETRY_STATUSES)
                 if retryable and isinstance(err, APIError):
                     kind = RATE_LIMITED if status == 429 else SERVER
