@@ -256,23 +256,21 @@ def test_node_bar_and_text_move_on_an_estimate(sandbox, api_key, isolated_env, m
     assert history.is_file() and json.loads(history.read_text())["kinds"]
 
 
-def test_cli_prints_an_estimate_when_the_server_is_silent(isolated_env, tmp_path, capsys, monkeypatch):
-    from ppinfra import cli
-    from ppinfra.sandbox import SandboxServer
-
-    original = SandboxServer.__init__
-
-    def silent(self, *a, **k):  # the CLI's own sandbox, in silent mode
-        original(self, *a, **{**k, "progress": "silent"})
-
-    monkeypatch.setattr(SandboxServer, "__init__", silent)
-    img = tmp_path / "in.png"
+def test_cli_prints_an_estimate_when_the_server_is_silent(sandbox, api_key, isolated_env, tmp_path, capsys,
+                                                           monkeypatch):
     import base64
+
+    from ppinfra import cli
+
+    sandbox.configure(progress="silent", queue_seconds=0.1, task_seconds=1.5)
+    monkeypatch.setenv("PPINFRA_API_KEY", api_key)
+    img = tmp_path / "in.png"
     img.write_bytes(base64.b64decode(png_b64(seed=2)))
-    code = cli.main(["img2img", "--sandbox", "--sandbox-task-seconds", "1.5", "--image", str(img),
-                     "--prompt", "a boat", "--width", "128", "--height", "128", "--out", str(tmp_path / "out")])
+    code = cli.main(["img2img", "--base-url", sandbox.base_url, "--image", str(img), "--prompt", "a boat",
+                     "--width", "128", "--height", "128", "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert code == 0, err
     lines = [l for l in err.splitlines() if l.startswith("[")]
-    assert any("(estimated)" in l for l in lines), err
+    assert any("~" in l and "(estimated)" in l for l in lines), err
     assert "100%" in lines[-1] and "estimated" not in lines[-1]
+    assert (isolated_env / "cache" / HISTORY_FILE).is_file()  # learned for the next run
