@@ -96,6 +96,7 @@ class ModelCatalog:
         self._snap_key: Any = None
         self._raw: Dict[str, Any] = {}
         self._indexes: Dict[str, _Index] = {}
+        self._writes = 0
 
     # -------------------------------------------------------------- which file
 
@@ -139,7 +140,7 @@ class ModelCatalog:
 
     def _file_key(self) -> Any:
         if not self.persist:
-            return "memory"
+            return ("memory", self._writes)  # changes on every write, so version() does too
         path = self.cache_path()
         try:
             st = os.stat(path)
@@ -153,8 +154,9 @@ class ModelCatalog:
         key = self._file_key()
         with self._lock:
             if key != self._snap_key:
-                self._raw = self._read_cache() if isinstance(key, tuple) and key[1] is not None else {}
-                self._indexes = {}
+                if self.persist:  # in memory only, _write_cache keeps _raw itself
+                    self._raw = self._read_cache() if key[1] is not None else {}
+                    self._indexes = {}
                 self._snap_key = key
             return self._raw
 
@@ -180,7 +182,8 @@ class ModelCatalog:
             if not self.persist:
                 self._raw = {**self._raw, model_type: entry}
                 self._indexes.pop(model_type, None)
-                self._snap_key = "memory"
+                self._writes += 1
+                self._snap_key = ("memory", self._writes)
                 return
             data = self._read_cache()  # another process may have written other types meanwhile
             data[model_type] = entry

@@ -168,6 +168,18 @@ def test_models_sandbox_leaves_no_cache_file(isolated_env, capsys):
     assert not cache.exists() or os.listdir(cache) == []
 
 
+def test_a_memory_only_catalog_never_touches_the_disk(tmp_path):
+    ModelCatalog(None, cache_dir=str(tmp_path), base_url="https://x.example")._write_cache(
+        "lora", [ModelInfo("on-disk", "lora", False)])
+    before = sorted(os.listdir(tmp_path))
+    mem = ModelCatalog(None, cache_dir=str(tmp_path), base_url="https://x.example", persist=False)
+    assert mem.names("lora") == ["add_detail_44319"]  # the bundled list, not the file
+    first = mem.version()
+    mem._write_cache("lora", [ModelInfo("in-memory", "lora", False)])
+    assert mem.names("lora") == ["in-memory"] and mem.version() != first
+    assert sorted(os.listdir(tmp_path)) == before
+
+
 # ---------------------------------------------------------------- scale
 
 class CountingCatalog(ModelCatalog):
