@@ -19,7 +19,7 @@ from .limits import MODEL_TYPES
 SD15 = "sd15"
 SDXL = "sdxl"
 
-# The only model names the provider's docs and samples show (CONTRACT.md, evidence
+# The only model names the provider's docs and samples show (docs/api.md, "Model list"
 # section). The bundled fallback list and every example workflow use these and
 # nothing else, so nothing this pack ships names a model that may not exist.
 # The bool says SDXL. No VAE and no embedding name is documented: both stay empty.
@@ -116,7 +116,7 @@ _FIELDS = frozenset(f.name for f in fields(ModelInfo))
 
 
 def name_to_send(raw: Dict[str, Any], model_type: str) -> str:
-    """The name the img2img request expects (CONTRACT.md, partly inferred).
+    """The name the img2img request expects (docs/api.md, "Model list"; partly inferred).
 
     Never ``name``: on the real list that is the civitai *version* name ("beta2").
     """
