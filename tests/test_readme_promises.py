@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -90,6 +91,81 @@ def test_the_seed_output_is_the_seed_the_server_used_for_the_first_image(node_cl
     first = next(t for t in tasks if t.task_id == data["task_ids"][0])
     assert seed == first.seed == data["seeds"][0]
     assert images.shape[0] == 3
+
+
+# --------------------------------------------------------------------------- errors
+
+def test_an_unexpected_failure_inside_a_run_still_reaches_comfyui_as_a_ppinfra_error(node_client, env, errors,
+                                                                                      monkeypatch):
+    """README, "Troubleshooting": "Every error the pack raises is a subclass of `PPInfraError`".
+
+    tests/test_nodes.py proves it for a failed task (already a PPInfraError); here the
+    client fails with something no code path expects (a bug), which must still arrive as a
+    PPInfraError saying what it was, with the original as its cause.
+    Break: runner.as_ppinfra_error passes every exception through unwrapped.
+    """
+    img2img_mod = pack_module("nodes.img2img")
+    make_client = img2img_mod.make_client  # the fixture's: short backoffs, short deadline
+
+    def client_with_a_bug():
+        client = make_client()
+
+        def img2img(*args, **kwargs):
+            raise KeyError("images")
+
+        client.img2img = img2img
+        return client
+
+    monkeypatch.setattr(img2img_mod, "make_client", client_with_a_bug)
+    with pytest.raises(errors.PPInfraError) as info:
+        img2img(photo())
+    assert "KeyError" in str(info.value) and "report" in str(info.value)
+    assert isinstance(info.value.__cause__, KeyError)
+    assert env.submits == []
+
+
+# --------------------------------------------------------------------------- model lists
+
+def _age_model_cache(path: str, seconds: float) -> None:
+    """Make every cached list look fetched ``seconds`` ago (the file changes, so the catalog reloads it)."""
+    with open(path, encoding="utf-8") as fh:
+        data = json.load(fh)
+    for entry in data.values():
+        entry["fetched_at"] = time.time() - seconds
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(data, fh)
+    later = time.time() + seconds  # a new mtime every call, whatever the clock's resolution
+    os.utime(path, (later, later))
+
+
+def test_lists_older_than_ten_minutes_are_refreshed_in_the_background(env, monkeypatch):
+    """README, "Value not in list": "After a key is set, a refresh starts a background download of
+    lists older than 10 minutes and shows the cached ones meanwhile".
+
+    Tested by the mechanism: which lists count as stale at 9 and at 11 minutes, and that a
+    dropdown build (``INPUT_TYPES``) then really asks the host for the stale ones while
+    still answering from the cache.
+    Break: nodes/catalog.py REFRESH_AFTER_SECONDS = 6 h (the catalog's own default).
+    """
+    catalog_mod = pack_module("nodes.catalog")
+    img2img_cls = pack_module("nodes").NODE_CLASS_MAPPINGS["PPInfraImg2Img"]
+    cat = catalog_mod.catalog()
+    types = catalog_mod.DROPDOWN_TYPES
+
+    _age_model_cache(cat.cache_path(), 9 * 60)
+    assert all(cat.is_fresh(t) for t in types), "a list 9 minutes old counts as stale"
+    _age_model_cache(cat.cache_path(), 11 * 60)
+    assert not any(cat.is_fresh(t) for t in types), "a list 11 minutes old still counts as fresh"
+
+    monkeypatch.setattr(catalog_mod, "_last_check", float("-inf"))  # no earlier check throttles this one
+    shown = img2img_cls.INPUT_TYPES()["required"]["model_name"][0]
+    assert "dreamshaper_8_93211.safetensors" in shown  # the cached list meanwhile
+    deadline = time.monotonic() + 15
+    while not all(cat.is_fresh(t) for t in types) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    asked = {r.query.get("filter.types") for r in env.requests if r.path == "/v3/model"}
+    assert set(types) <= asked, f"refreshed only {asked}"
+    assert all(cat.is_fresh(t) for t in types)
 
 
 # --------------------------------------------------------------------------- start-up
