@@ -196,6 +196,8 @@ def test_a_refreshed_list_and_the_browser_find_a_detail_lora(comfy, editor):
     wait_for("the browser to close", lambda: editor.panel(".ppinfra-ui .browser") is None)
     assert editor.widget_value(stack, "lora_1") == chosen
     state["chosen"] = chosen
+    print(f"\nmodel browser: typing 'detail' to {len(cards)} matching cards among {len(options) - 1} LoRAs: "
+          f"{state['search_seconds']:.2f} s (includes the {0.2:.1f} s typing debounce)")
     assert state["search_seconds"] < 10, state["search_seconds"]
 
 
