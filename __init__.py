@@ -5,11 +5,14 @@ relatively (``from .nodes import ...``): absolute ``nodes``/``server``/``utils``
 would hit ComfyUI's own modules. No network and no heavy work happen here.
 """
 if __package__:
-    from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
-    from .nodes.routes import register_with_comfy
+    from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS, comfy_bridge
 
-    # The settings panel's and model browser's routes; a no-op without a running ComfyUI server.
-    register_with_comfy()
+    # The settings panel's and model browser's routes, when a ComfyUI server is running
+    # (not under pytest or a plain import: then not even the route module is loaded).
+    if comfy_bridge.server_routes() is not None:
+        from .nodes.routes import register_with_comfy
+
+        register_with_comfy()
 else:
     # Imported as a plain module, not as ComfyUI's package: pytest (9.2+) does
     # this with the repo root while collecting tests/. There is nothing to register.

@@ -18,8 +18,6 @@ from typing import Any, Dict, List, Optional, Tuple
 from ..ppinfra.config import default_cache_dir
 from ..ppinfra.models import ModelCatalog
 
-from . import account
-
 log = logging.getLogger("ppinfra")
 
 NONE = "None"
@@ -68,7 +66,9 @@ def catalog() -> ModelCatalog:
 
 def key_configured() -> bool:
     """Whether a key could be found (variable or key file), without keeping it."""
-    return account.account().key()[0] is not None
+    from .account import account  # deferred: ComfyUI imports every pack at start, nodes need it only later
+
+    return account().key()[0] is not None
 
 
 def refresh_soon() -> None:
