@@ -306,7 +306,10 @@ class BatchRun:
             runs = [self.pool.submit(self._one, i, req, decoder, offsets[i]) for i, req in enumerate(requests)]
             results = await self.wait_all(runs)
             total = sum(len(r.images) for r in results)
-            self.send(f"PPInfra: {total} image(s) in {time.monotonic() - self.started:.1f} s")
+            done = f"PPInfra: {total} image(s) in {time.monotonic() - self.started:.1f} s"
+            self.send(done)
+            from .account import show_balance_after_run  # the balance follows in the background, never fails a run
+            show_balance_after_run(getattr(self.client, "settings", None), done, self.send)
             return RunResult(images=decoder.array, results=results, requests=requests,
                              elapsed=time.monotonic() - self.started)
         finally:
