@@ -170,3 +170,26 @@ def test_a_key_saved_without_a_named_host_keeps_the_stored_host(sandbox, tmp_pat
     status = account.set_key(SANDBOX_KEY, host)
     assert status["host"] == "custom" and status["base_url"] == sandbox.base_url
     assert json.loads(path.read_text()) == {"base_url": sandbox.base_url, "api_key": SANDBOX_KEY}
+
+
+def test_node_run_ends_with_the_balance_on_its_status_line(sandbox, isolated_env, status_line, monkeypatch):
+    import asyncio
+    import time
+
+    import torch
+
+    monkeypatch.setenv("PPINFRA_BASE_URL", sandbox.base_url)
+    monkeypatch.setenv("PPINFRA_API_KEY", SANDBOX_KEY)
+    cls = load_pack().NODE_CLASS_MAPPINGS["PPInfraImg2Img"]
+    inputs = {}
+    for name, spec in cls.INPUT_TYPES()["required"].items():
+        if len(spec) > 1 and "default" in spec[1]:
+            inputs[name] = spec[1]["default"]
+    inputs.update(image=torch.rand(1, 64, 64, 3), prompt="a lighthouse", seed=3, unique_id="9")
+    asyncio.run(cls().generate(**inputs))
+    deadline = time.monotonic() + 10
+    while not any("balance $" in text for _, text in status_line) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    last = [text for node_id, text in status_line if node_id == "9"][-1]
+    assert last.startswith("PPInfra: 1 image(s) in ") and last.endswith("balance $1,000.00"), last
+    assert [r for r in sandbox.requests if r.path == "/v3/user"]
