@@ -1,9 +1,22 @@
-"""The pack's HTTP routes for the editor: key and host settings, balance, model lists and model search.
+"""The pack's HTTP routes for the editor (``web/*.js``): key and host, balance, model lists and search.
 
-The contract with the frontend is written down in docs (``/ppinfra/...``, JSON in
-and out); the logic lives in :mod:`ppinfra.account` and :mod:`.catalog`, which
-the CLI can reuse. Handlers only parse, check the origin and run the blocking
-work on a thread so ComfyUI's event loop never waits on PPInfra.
+JSON in and out; ComfyUI also serves each route under ``/api``:
+
+* ``GET /ppinfra/settings[?refresh=1]``: configured, source (env/file), host,
+  base_url and its source, hosts, last4, env_overrides, storage, balance
+  (``GET /v3/user``, cached 30 s), balance_error. Never the key.
+* ``POST /ppinfra/settings/key {api_key, host?}``: checked with ``GET /v3/user``
+  first; 200 ``{ok: true, ...settings}`` or 400 ``{ok: false, error}`` (not saved).
+* ``POST /ppinfra/settings/test {api_key?, host?}``: ``{ok, balance, error}``, saves nothing.
+* ``POST /ppinfra/settings/host {host}`` and ``POST /ppinfra/settings/remove {}``: the settings.
+* ``GET /ppinfra/models/{type}[?with_none=1&family=sd15|sdxl&refresh=1]``: a JSON
+  array of names (the remote-combo format), from memory.
+* ``GET /ppinfra/models/search?type=&q=&family=&limit=&offset=``:
+  ``{total, items: [{name, display_name, sd_name, tags, base_model, family, cover_url, type}], partial}``.
+
+The logic lives in :mod:`ppinfra.account` and :mod:`.catalog`, which the CLI
+can reuse. Handlers only parse, check the origin and run the blocking work on a
+thread so ComfyUI's event loop never waits on PPInfra.
 
 ComfyUI's routes have no authentication and it checks the Origin header for
 loopback hosts only: every route here refuses a cross-origin request itself,
