@@ -25,6 +25,7 @@ import re
 import struct
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -267,8 +268,9 @@ class Lookup:
         if hit is not None:
             log.info("result cache hit for task %s: no new task, no charge", hit.task_id)
             if on_image is not None:
-                for i, blob in enumerate(hit.images):
-                    on_image(hit.task_id, i, blob)
+                # As downloads would: each file to the callback (the node decodes there), side by side.
+                with ThreadPoolExecutor(max_workers=max(1, min(len(hit.images), os.cpu_count() or 2))) as pool:
+                    list(pool.map(lambda i: on_image(hit.task_id, i, hit.images[i]), range(len(hit.images))))
         return hit
 
     def store(self, result: Any) -> None:
