@@ -60,7 +60,8 @@ def child() -> Dict[str, Any]:
     t_done = time.perf_counter()
     data = json.loads(info)
     return {"node_seconds": t_done - t_ready, "process_seconds": t_done - t_start, "from_cache": data["from_cache"],
-            "task_ids": data["task_ids"], "client_seconds": data["timings"][0]["total"], "shape": list(images.shape), "checksum": float(images.double().sum())}
+            "task_ids": data["task_ids"], "client_seconds": data["timings"][0]["total"],
+            "shape": list(images.shape), "checksum": float(images.double().sum())}
 
 
 def run_child(env: Dict[str, str]) -> Dict[str, Any]:

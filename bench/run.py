@@ -478,7 +478,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer runs and a 20 s long task instead of 60 s")
     ap.add_argument("--write-readme", action="store_true", help="replace the bench block in README.md")
-    ap.add_argument("--only", default="", help="comma-separated subset: overhead,polls,batch,upload,memory,startup,editor,pacing,uploads,cache")
+    ap.add_argument("--only", default="", help="comma-separated subset: overhead,polls,batch,upload,memory,startup,"
+                                               "editor,pacing,uploads,cache")
     args = ap.parse_args(argv)
     only = set(filter(None, args.only.split(",")))
     started = time.time()

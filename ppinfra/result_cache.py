@@ -198,8 +198,9 @@ class ResultCache:
                 continue  # removed meanwhile by another process
             if item.name.endswith(SUFFIX):
                 out.append((st.st_mtime, st.st_size, item.path))
-            elif clean_temps and item.name.startswith(".tmp-") and (all_temps or now - st.st_mtime > _STALE_TEMP_SECONDS):
-                _remove(item.path)
+            elif clean_temps and item.name.startswith(".tmp-"):
+                if all_temps or now - st.st_mtime > _STALE_TEMP_SECONDS:
+                    _remove(item.path)
         return out, sum(size for _, size, _ in out)
 
 
@@ -290,7 +291,8 @@ def lookup_for(settings: Any, request: Any, endpoint: str = "img2img") -> Option
     """The cache slot for ``request`` under ``settings``, or None (cache off, or seed -1/unset)."""
     if not enabled(getattr(settings, "result_cache", None)) or not is_cacheable(request):
         return None
-    cache = ResultCache.for_cache_dir(getattr(settings, "cache_dir", ""), getattr(settings, "result_cache_max_bytes", None))
+    cache = ResultCache.for_cache_dir(getattr(settings, "cache_dir", ""),
+                                      getattr(settings, "result_cache_max_bytes", None))
     try:
         body = request.to_json_bytes()
     except ValidationError:
