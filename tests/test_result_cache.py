@@ -200,6 +200,39 @@ def test_an_entry_over_the_cap_is_not_kept(make_client, sandbox, isolated_env):
     assert not client.img2img(req).from_cache and len(sandbox.tasks) == 2 and entries(isolated_env) == []
 
 
+WRITER = r"""
+import io, sys
+sys.path.insert(0, sys.argv[1])
+from PIL import Image
+from ppinfra.result_cache import ResultCache
+cache = ResultCache(sys.argv[2], max_bytes=int(sys.argv[4]))
+for i in range(40):
+    buf = io.BytesIO()
+    Image.new("RGB", (64 + i, 64), (int(sys.argv[3]) * 60, i, 0)).save(buf, format="PNG")
+    key = "shared" if i % 2 else f"own-{sys.argv[3]}-{i}"
+    cache.put(key, task_id=f"w{sys.argv[3]}-{i}", images=[buf.getvalue()] * 2, seed=i, image_type="png")
+"""
+
+
+def test_concurrent_writers_and_a_reader_see_only_whole_entries(tmp_path):
+    directory = str(tmp_path / "results")
+    cap = 40_000  # small: the writers evict each other's entries all along
+    writers = [subprocess.Popen([sys.executable, "-c", WRITER, ROOT, directory, str(n), str(cap)],
+                                stderr=subprocess.PIPE, text=True) for n in range(3)]
+    reader = result_cache.ResultCache(directory, max_bytes=cap)
+    hits = 0
+    while any(w.poll() is None for w in writers):
+        entry = reader.get("shared", expected=2)
+        if entry is not None:  # never a torn entry: both images present, equal, and readable
+            hits += 1
+            assert entry.images[0] == entry.images[1] and entry.task_id.startswith("w")
+            Image.open(io.BytesIO(entry.images[0])).load()
+    assert [w.wait() for w in writers] == [0, 0, 0], [w.stderr.read() for w in writers]
+    assert hits > 0 and reader.get("shared", expected=2) is not None
+    assert not [f for f in os.listdir(directory) if not f.endswith(result_cache.SUFFIX)]  # no temp file left
+    assert reader.info()["bytes"] <= cap + 2 * 1024  # at most the last writer's own entry above the cap
+
+
 def _names(client, *reqs):
     slots = [result_cache.lookup_for(client.settings, r) for r in reqs]
     return [os.path.basename(s.cache.path(s.key)) for s in slots]
