@@ -118,10 +118,9 @@ class ResultCache:
         path = self.path(key)
         try:
             with open(path, "rb") as fh:
-                data = fh.read()
+                entry = _read_entry(fh)
         except OSError:
             return None
-        entry = _parse(data)
         if entry is None or (expected is not None and len(entry.images) != expected):
             log.warning("result cache: entry %s is unreadable or incomplete; treated as a miss", key[:12])
             _remove(path)
@@ -204,26 +203,27 @@ class ResultCache:
         return out, sum(size for _, size, _ in out)
 
 
-def _parse(data: bytes) -> Optional[CachedResult]:
-    """An entry's bytes -> CachedResult; None on any inconsistency (truncation, bad JSON, bad image)."""
+def _read_entry(fh: Any) -> Optional[CachedResult]:
+    """An entry file -> CachedResult; None on any inconsistency (truncation, bad JSON, bad image).
+
+    Read piece by piece, so a hit holds each result file once, not the whole entry twice.
+    """
     try:
-        if not data.startswith(MAGIC) or len(data) < len(MAGIC) + 8:
+        lead = fh.read(len(MAGIC) + 8)
+        if len(lead) != len(MAGIC) + 8 or not lead.startswith(MAGIC):
             return None
-        (hlen,) = struct.unpack(">Q", data[len(MAGIC):len(MAGIC) + 8])
-        start = len(MAGIC) + 8
-        if hlen > _HEADER_MAX or start + hlen > len(data):
+        (hlen,) = struct.unpack(">Q", lead[len(MAGIC):])
+        if hlen > _HEADER_MAX:
             return None
-        head = json.loads(data[start:start + hlen].decode("utf-8"))
-        pos = start + hlen
+        head = json.loads(fh.read(hlen).decode("utf-8"))
         images = []
         for item in head["images"]:
             n = int(item["bytes"])
-            blob = data[pos:pos + n]
+            blob = fh.read(n) if n >= 0 else b""
             if len(blob) != n or hashlib.sha256(blob).hexdigest() != item["sha256"]:
                 return None
             images.append(blob)
-            pos += n
-        if pos != len(data) or not images or not all(_looks_like_image(b) for b in images):
+        if fh.read(1) or not images or not all(_looks_like_image(b) for b in images):
             return None
         seed = head.get("seed")
         return CachedResult(task_id=str(head.get("task_id") or ""), images=images,
