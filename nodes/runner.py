@@ -307,6 +307,9 @@ class BatchRun:
             results = await self.wait_all(runs)
             total = sum(len(r.images) for r in results)
             done = f"PPInfra: {total} image(s) in {time.monotonic() - self.started:.1f} s"
+            cached = sum(1 for r in results if getattr(r, "from_cache", False))  # result cache
+            if cached:
+                done += f" ({'all' if cached == len(results) else f'{cached} of {len(results)}'} from cache, no charge)"
             self.send(done)
             from .account import show_balance_after_run  # the balance follows in the background, never fails a run
             show_balance_after_run(getattr(self.client, "settings", None), done, self.send)
