@@ -28,13 +28,12 @@ from .waiting import CancelCheck, Deadline, sleep
 
 log = logging.getLogger("ppinfra")
 
-# Images per minute on the provider's base plan (CONTRACT.md, "Rate limits").
+# Images per minute on the provider's base plan (docs/api.md, "Errors").
 PLAN_DEFAULTS = {"img2img": 10, "txt2img": 20, "upscale": 20}
 # Cancel and the deadline are looked at at least this often while waiting.
 _SLICE = 0.05
 # Several workers that hit the same 429 burst lower the budget once, not once each.
 _DECREASE_GAP = 1.0 / 12  # of the window
-
 
 
 @dataclass(frozen=True)
@@ -112,8 +111,8 @@ class Slot:
 def certainly_unsent(exc: BaseException) -> bool:
     """True when an error proves the server created no task, so its images were not counted.
 
-    An error answer in 4xx or 503 is a refusal (CONTRACT.md: retry a submit only
-    after 429, 503 or a connection that never opened). An error may also say so
+    An error answer in 4xx or 503 is a refusal (docs/api.md: a submit is retried
+    only after 429, 503 or a connection that never opened). An error may also say so
     itself with a ``sent = False`` attribute. Anything else (a timeout after
     sending, a 500) may have created a task and keeps its slot.
     """
