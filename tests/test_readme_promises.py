@@ -124,6 +124,28 @@ def test_an_unexpected_failure_inside_a_run_still_reaches_comfyui_as_a_ppinfra_e
     assert env.submits == []
 
 
+def test_a_corrupt_result_file_is_fetched_again_the_last_time_from_a_freshly_signed_url(node_client, env):
+    """README, errors table: "DownloadError: ... the file kept arriving short or corrupt (it is downloaded
+    up to three times, the last time from a freshly signed URL)".
+
+    Two corrupt answers, then a good one: the node returns the image, and between the second
+    and the third download it polled the task again for its links (tests/test_retry_engine.py
+    counts the downloads; a count cannot tell where the third URL came from).
+    Break: ppinfra/client.py never raises ExpiredURL after the second corrupt file.
+    """
+    env.inject("image", "corrupt", count=2)
+    images, _, info = img2img(photo())
+    assert images.shape[0] == 1
+    (task_id,) = json.loads(info)["task_ids"]
+    trail = sorted((r for r in env.requests if r.server == "images"
+                    or (r.path == "/v3/async/task-result" and r.query.get("task_id") == task_id)),
+                   key=lambda r: r.time)
+    kinds = ["get" if r.server == "images" else "poll" for r in trail]
+    gets = [i for i, k in enumerate(kinds) if k == "get"]
+    assert len(gets) == 3, kinds
+    assert "poll" in kinds[gets[1]:gets[2]], f"no fresh link was asked for before the last download: {kinds}"
+
+
 # --------------------------------------------------------------------------- model lists
 
 def _age_model_cache(path: str, seconds: float) -> None:
