@@ -212,6 +212,12 @@ def test_the_graph_runs_with_the_chosen_lora(comfy, editor, sandbox_srv):
     sent = sandbox_srv.submits[before:]
     assert sent and [l["model_name"] for l in sent[-1]["request"]["loras"]] == [state["chosen"]]
     state["prompt_id"] = prompt_id
+    # After the run, the node's status line says what is left.
+    img = editor.node_id("PPInfraImg2Img")
+    status = wait_for("the balance on the node's status line", lambda: next(
+        (w for w in editor.js("return app.graph.getNodeById(arguments[0]).widgets.map(w => String(w.value ?? ''))", img)
+         if "balance $" in w), None))
+    assert f"balance ${sandbox_srv.balance / 10000:,.2f}" in status, status
 
 
 def test_the_selection_is_kept_after_reloading_the_page_and_the_workflow(comfy, editor):
@@ -292,4 +298,29 @@ def test_chinese_text_and_screenshots(comfy, editor):
     assert "全部系列" in box.text or "SD 1.5" in box.text
     assert "底模" in box.find_element("css selector", ".hint").text
     shot(editor, "screenshot_model_browser_zh.png")
+    editor.driver.find_element("css selector", ".ppinfra-ui.modal-back button.close").click()
+    wait_for("the browser to close", lambda: editor.panel(".ppinfra-ui .browser") is None)
     editor.set_locale("en")
+
+
+def test_the_host_is_picked_and_the_stored_key_removed_in_the_panel(comfy, editor):
+    panel = editor.open_settings_section()
+    select = panel.find_element("css selector", "select.host")
+    from selenium.webdriver.support.ui import Select
+    Select(select).select_by_value("novita")
+    # Saved, but PPINFRA_BASE_URL (the sandbox) still decides the host: a warning, not a success.
+    assert "Novita" in message(panel, "warn")
+    stored = json.load(open(settings(comfy)["storage"], encoding="utf-8"))
+    assert "novita" in stored["base_url"] and stored["api_key"] == SANDBOX_KEY
+    assert settings(comfy)["base_url_source"] == "env"
+    assert "PPINFRA_BASE_URL" in panel.text
+
+    panel.find_element("css selector", "button.remove").click()
+    editor.driver.switch_to.alert.accept()
+    assert "removed" in message(panel, "ok")
+    summary = settings(comfy)
+    assert summary["configured"] is False and summary["last4"] is None
+    assert SANDBOX_KEY not in open(summary["storage"], encoding="utf-8").read()
+    editor.close_settings()
+    img = editor.node_id("PPInfraImg2Img")
+    wait_for("the key hint to come back", lambda: "ppinfra_key_hint" in editor.widget_names(img))

@@ -177,14 +177,17 @@ function buildPanel() {
   };
 
   hostSelect.onchange = async () => {
-    if (!hostSelect.value) return;
+    const picked = hostSelect.value;
+    if (!picked) return;
     busy(true);
-    const res = await request("/ppinfra/settings/host", { method: "POST", body: { host: hostSelect.value } });
+    const res = await request("/ppinfra/settings/host", { method: "POST", body: { host: picked } });
     busy(false);
     if (res.ok) {
       setAccount(res.data);
       render(res.data);
-      say(t("settings.hostSaved", { host: HOST_LABELS[res.data.host] ?? res.data.host }), res.data.env_overrides ? "warn" : "ok");
+      // Saved either way; while PPINFRA_BASE_URL is set it is not the host in use (the status says so).
+      const overridden = res.data.base_url_source === "env" || res.data.host !== picked;
+      say(t("settings.hostSaved", { host: HOST_LABELS[picked] ?? picked }), overridden ? "warn" : "ok");
     } else {
       render(account.summary);
       say(res.data.error || `HTTP ${res.status}`, "err");
