@@ -248,3 +248,9 @@ export function allowsNone(nodeData, inputName) {
   }
   return false;
 }
+
+/** Remove a widget (older frontends have no `removeWidget`). */
+export function removeWidget(node, widget) {
+  if (node.removeWidget) node.removeWidget(widget);
+  else node.widgets?.splice(node.widgets.indexOf(widget), 1);
+}

@@ -2,7 +2,7 @@
 // nodes that call PPInfra while no key is configured, and a menu entry on every
 // node of the pack that opens the account panel.
 import { app } from "../../scripts/app.js";
-import { account, fetchAccount, isPackNode, loadStrings, modelInputsOf, t } from "./common.js";
+import { account, fetchAccount, isPackNode, loadStrings, modelInputsOf, removeWidget, t } from "./common.js";
 import { openAccountDialog } from "./settings.js";
 
 const HINT = "ppinfra_key_hint";
@@ -26,7 +26,7 @@ function updateHint(node) {
     w.label = `⚠ ${t("hint.setKey")}`;
     w.serialize = false;
   } else if (!missing && widget) {
-    node.removeWidget(widget);
+    removeWidget(node, widget);
     node.setSize?.(node.computeSize());
   }
   node.setDirtyCanvas?.(true, true);

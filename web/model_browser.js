@@ -5,7 +5,7 @@
 // disk cache (or asks the provider with filter.query), so the key never reaches
 // the browser and 20,000 LoRAs stay on the server, 60 at a time.
 import { app } from "../../scripts/app.js";
-import { allowsNone, el, ensureStyle, loadStrings, modelInputsOf, openModal, request, t } from "./common.js";
+import { allowsNone, el, ensureStyle, loadStrings, modelInputsOf, openModal, removeWidget, request, t } from "./common.js";
 import { setValue } from "./saved_value.js";
 
 const PAGE = 60;
@@ -224,7 +224,7 @@ async function refreshLists(node, button) {
 
 function addButtons(node) {
   const models = node.constructor.__ppinfraModels ?? {};
-  for (const w of (node.widgets ?? []).filter(isRemoteExtra)) node.removeWidget(w);
+  for (const w of (node.widgets ?? []).filter(isRemoteExtra)) removeWidget(node, w);
   const add = (name, label, callback) => {
     const w = node.addWidget("button", name, null, () => callback(w), { serialize: false });
     w.label = label;
