@@ -75,6 +75,24 @@ def test_the_deadline_is_600_seconds_unless_ppinfra_deadline_says_otherwise(env,
         client.close()
 
 
+def test_a_redirect_to_another_host_stops_the_node_naming_that_host(node_client, env, errors):
+    """README, "Which host": "if it ever answers with a redirect to another host, the pack stops with an
+    error naming the new host instead of sending the key there".
+
+    tests/test_retry_engine.py checks the key stays home; this checks the user is told where
+    the service pointed (so they can set it themselves) and that nothing went there at all.
+    Break: the error says "another host" without naming it.
+    """
+    from urllib.parse import urlsplit
+
+    env.inject("poll", "redirect", count=1)
+    with pytest.raises(errors.APIError) as info:
+        img2img(photo())
+    assert urlsplit(env.other_base_url).netloc in str(info.value)
+    assert "base URL" in str(info.value)
+    assert [r for r in env.requests if r.server == "other"] == []
+
+
 # --------------------------------------------------------------------------- the node's outputs
 
 def test_the_seed_output_is_the_seed_the_server_used_for_the_first_image(node_client, env):
@@ -305,3 +323,20 @@ def test_the_pack_needs_only_comfyuis_dependencies_and_requests_and_never_runs_p
     with open(os.path.join(ROOT, "requirements.txt"), encoding="utf-8") as fh:
         required = [line.split("#")[0].strip() for line in fh if line.split("#")[0].strip()]
     assert [r.split(">")[0].split("=")[0].split("<")[0].strip() for r in required] == ["requests"], required
+
+
+# --------------------------------------------------------------------------- the sandbox
+
+def test_the_sandbox_keeps_the_last_10000_requests_and_tasks_by_default():
+    """README, "The sandbox": "As a long-running server it keeps the last 10,000 requests and tasks."
+
+    tests/test_sandbox_service.py proves the dropping with small caps; this holds the number
+    the README gives (``python -m ppinfra.sandbox`` passes the same defaults).
+    Break: DEFAULT_MAX_REQUESTS / DEFAULT_MAX_TASKS = 1,000.
+    """
+    import inspect
+
+    from ppinfra.sandbox import SandboxServer
+
+    params = inspect.signature(SandboxServer).parameters
+    assert params["max_requests"].default == params["max_tasks"].default == 10_000
