@@ -311,6 +311,7 @@ class ModelCatalog:
             try:
                 for t in todo:
                     self.list(t, refresh=True)
+                    self.names(t)  # index the new list here, not in the next dropdown build (seconds at 50,000)
             except Exception as exc:  # a missing key or network problem must not break ComfyUI
                 log.info("model list refresh skipped: %s", exc)
             finally:

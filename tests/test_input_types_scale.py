@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import threading
 import time
 
 import pytest
@@ -54,7 +55,7 @@ def counted_reads(isolated_env, monkeypatch):
     cat = catalog.catalog()
     reads = []
     real = cat._read_cache
-    monkeypatch.setattr(cat, "_read_cache", lambda: reads.append(1) or real())
+    monkeypatch.setattr(cat, "_read_cache", lambda: reads.append(threading.current_thread().name) or real())
     return reads
 
 
@@ -113,3 +114,19 @@ def test_family_lookups_use_the_same_memory(counted_reads):
         assert catalog.family_of("checkpoint", "checkpoint_00003.safetensors") == "sdxl"
         assert catalog.family_of("lora", "lora_00004.safetensors") == "sd15"
     assert len(counted_reads) == 1
+
+
+def test_a_background_refresh_indexes_the_new_list_itself(counted_reads, sandbox, api_key, monkeypatch):
+    """The dropdown build after a refresh finds the list indexed: the refresh thread parsed it, not INPUT_TYPES."""
+    monkeypatch.setenv("PPINFRA_BASE_URL", sandbox.base_url)
+    monkeypatch.setenv("PPINFRA_API_KEY", api_key)
+    all_specs()
+    assert counted_reads == []  # no cache yet: the bundled list
+    assert catalog.catalog().refresh_in_background(["lora"], force=True)
+    deadline = time.monotonic() + 30
+    while any(t.name == "ppinfra-model-refresh" for t in threading.enumerate()):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    all_specs()
+    assert set(counted_reads) == {"ppinfra-model-refresh"}  # none by the dropdown build (MainThread)
+    assert len(catalog.names("lora")) > 50
