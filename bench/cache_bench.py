@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import json
 import os
 import subprocess
@@ -32,12 +31,9 @@ def child() -> Dict[str, Any]:
     import torch  # noqa: F401  (ComfyUI has torch loaded before any node runs)
 
     from synth import photo_tensor
+    from tools.packload import load_pack
 
-    spec = importlib.util.spec_from_file_location("ppinfra_pack", os.path.join(ROOT, "__init__.py"),
-                                                  submodule_search_locations=[ROOT])
-    pack = importlib.util.module_from_spec(spec)
-    sys.modules["ppinfra_pack"] = pack
-    spec.loader.exec_module(pack)
+    pack = load_pack()
     nodes = pack.NODE_CLASS_MAPPINGS
 
     def run(node_id: str, **inputs: Any) -> Any:

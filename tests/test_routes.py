@@ -357,19 +357,15 @@ def test_routes_register_on_a_route_table_and_skip_without_comfyui():
 
 def test_the_pack_registers_its_routes_on_a_running_comfyui(monkeypatch):
     """Loading the pack inside ComfyUI (a server with a route table) adds every route, and serves web/."""
-    import importlib.util
-
     from conftest import ROOT
 
     table = web.RouteTableDef()
     server_mod = types.ModuleType("server")
     server_mod.PromptServer = type("PromptServer", (), {"instance": types.SimpleNamespace(routes=table)})
     monkeypatch.setitem(sys.modules, "server", server_mod)
-    name = "ppinfra_pack_registered"
-    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "__init__.py"),
-                                                  submodule_search_locations=[ROOT])
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, name, module)
-    spec.loader.exec_module(module)
+    name = "ppinfra_pack_registered"  # a second, fresh import: the shared pack registered nothing
+    monkeypatch.setitem(sys.modules, name, None)
+    del sys.modules[name]  # absent now, and removed again after the test
+    module = load_pack(ROOT, name)
     assert module.WEB_DIRECTORY == "./web" and len(module.NODE_CLASS_MAPPINGS) == 5
     assert {(r.method, r.path) for r in table} == {(m, routes.PREFIX + p) for m, p, _, _ in routes.ROUTES}
