@@ -166,9 +166,11 @@ class Transport:
                         f"{endpoint}: {problem} after the request was sent, so the task may have started and "
                         "may be billed; it was not resubmitted. Check your PPInfra task list before queueing again.",
                         task_id=task_id, endpoint=endpoint) from None
-                raise NetworkError(f"{endpoint}: {problem} (after {retrier.tries(NETWORK)} attempts). Check your "
+                err = NetworkError(f"{endpoint}: {problem} (after {retrier.tries(NETWORK)} attempts). Check your "
                                    "network, proxy (HTTPS_PROXY) and the base URL.", task_id=task_id,
-                                   endpoint=endpoint) from None
+                                   endpoint=endpoint)
+                err.sent = sent  # False: provably never reached the server (pacing gives the slot back)
+                raise err from None
 
             status = resp.status_code
             if 300 <= status < 400:

@@ -272,3 +272,13 @@ def test_retry_wait_is_told_with_a_truthful_status_line(sandbox, api_key, isolat
     texts = [w.describe() for w in waits]
     assert any(t.startswith("rate-limited (HTTP 429): retrying in") for t in texts)
     assert any(t.startswith("server busy (HTTP 503): retrying in") for t in texts)
+
+
+def test_a_submit_that_never_reached_the_server_says_so_on_the_error(api_key, isolated_env):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with PPInfraClient(api_key=api_key, base_url=f"http://127.0.0.1:{port}", **FAST) as c:
+        with pytest.raises(errors.NetworkError) as info:
+            c.submit_img2img(small())
+    assert info.value.sent is False  # pacing gives the images back: nothing was counted
