@@ -166,6 +166,9 @@ def test_a_corrupt_result_file_is_fetched_again_the_last_time_from_a_freshly_sig
 
 # --------------------------------------------------------------------------- model lists
 
+_last_mtime = [0.0]
+
+
 def _age_model_cache(path: str, seconds: float) -> None:
     """Make every cached list look fetched ``seconds`` ago (the file changes, so the catalog reloads it)."""
     with open(path, encoding="utf-8") as fh:
@@ -174,8 +177,11 @@ def _age_model_cache(path: str, seconds: float) -> None:
         entry["fetched_at"] = time.time() - seconds
     with open(path, "w", encoding="utf-8") as fh:
         json.dump(data, fh)
-    later = time.time() + seconds  # a new mtime every call, whatever the clock's resolution
-    os.utime(path, (later, later))
+    # The catalog notices a changed file by its stat: move the mtime past every earlier one by a
+    # whole second, so two rewrites within one tick of a coarse file-system clock still differ.
+    bumped = max(os.stat(path).st_mtime, _last_mtime[0]) + 1
+    _last_mtime[0] = bumped
+    os.utime(path, (bumped, bumped))
 
 
 def test_lists_older_than_ten_minutes_are_refreshed_in_the_background(env, monkeypatch):
