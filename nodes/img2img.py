@@ -29,9 +29,9 @@ _IP_FAMILY = {"ip-adapter_sd15.bin": "sd15", "ip-adapter_sdxl.bin": "sdxl"}
 class PPInfraImg2Img:
     DESCRIPTION = ("Image-to-image on PPInfra: sends each image of the input batch, with the prompt and the "
                    "optional ControlNet units, LoRAs, embeddings and IP-Adapter, to the PPInfra img2img API, "
-                   "and returns image_num results per input image in input order. The API key comes from the "
-                   "PPINFRA_API_KEY environment variable or <ComfyUI user dir>/ppinfra/config.json, never from "
-                   "a widget.")
+                   "and returns image_num results per input image in input order. The API key is pasted in the "
+                   "editor's settings (Settings > PPInfra) or comes from the PPINFRA_API_KEY environment "
+                   "variable; never from a widget.")
     CATEGORY = CATEGORY
     FUNCTION = "generate"
     RETURN_TYPES = ("IMAGE", "INT", "STRING")

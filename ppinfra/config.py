@@ -109,8 +109,9 @@ def load_settings(api_key: Optional[str] = None, base_url: Optional[str] = None,
     remember_secret(key)
     if not key:
         raise ConfigError(
-            "No PPInfra API key found. Set the environment variable PPINFRA_API_KEY "
-            f'(then restart ComfyUI), or write {{"api_key": "sk-..."}} to {path}. '
+            "No PPInfra API key found. In ComfyUI, paste it in Settings > PPInfra (no restart needed); "
+            "or set the environment variable PPINFRA_API_KEY (then restart ComfyUI), "
+            f'or write {{"api_key": "sk-..."}} to {path}. '
             "Get a key at https://ppinfra.com/settings/key-management. Never put the key in a node widget: "
             "workflows and PNG metadata are shared.")
     url = (base_url or os.environ.get(ENV_BASE_URL) or from_file("base_url") or DEFAULT_BASE_URL).strip().rstrip("/")
