@@ -25,7 +25,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -61,25 +60,13 @@ def median(xs: List[float]) -> float:
 # --------------------------------------------------------------------------- the pack, as ComfyUI drives it
 
 class Pack:
-    """Runs a job through the nodes (``__init__.py``'s ``NODE_CLASS_MAPPINGS``), as ComfyUI does.
-
-    Before the nodes exist it falls back to the client's own pipeline
-    (tensor -> encode -> submit/poll/download -> decode -> tensor); the
-    table says which one was measured.
-    """
+    """Runs a job through the nodes (``__init__.py``'s ``NODE_CLASS_MAPPINGS``), as ComfyUI does."""
 
     def __init__(self) -> None:
-        self.nodes = self._load_nodes()
-        self.level = "nodes" if self.nodes else "client (nodes not present)"
-        self._client = None
-
-    @staticmethod
-    def _load_nodes() -> Optional[Dict[str, Any]]:
-        if not os.path.exists(os.path.join(ROOT, "__init__.py")):
-            return None
         from tools.packload import load_pack
 
-        return dict(getattr(load_pack(), "NODE_CLASS_MAPPINGS", {}) or {}) or None
+        self.nodes: Dict[str, Any] = dict(load_pack().NODE_CLASS_MAPPINGS)
+        self.level = "nodes"
 
     def run_node(self, node_id: str, **inputs: Any) -> Tuple[Any, ...]:
         cls = self.nodes[node_id]
@@ -93,9 +80,7 @@ class Pack:
     def job(self, image: Any, *, width: int, height: int, image_num: int, controlnet: Any = None,
             ip_adapter: Any = None, seed: int = 42) -> Any:
         """Run one job from tensors to tensors; returns the output IMAGE tensor."""
-        if self.nodes:
-            return self._node_job(image, width, height, image_num, controlnet, ip_adapter, seed)
-        return self._client_job(image, width, height, image_num, controlnet, ip_adapter, seed)
+        return self._node_job(image, width, height, image_num, controlnet, ip_adapter, seed)
 
     def _node_job(self, image, width, height, image_num, controlnet, ip_adapter, seed):
         optional: Dict[str, Any] = {}
@@ -112,27 +97,6 @@ class Pack:
             sampler_name="Euler a", seed=seed, strength=0.75, clip_skip=0, sd_vae="None",
             response_image_type="png", **optional)
         return out[0]
-
-    def _client_job(self, image, width, height, image_num, controlnet, ip_adapter, seed):
-        from ppinfra.client import PPInfraClient
-        from ppinfra.images import decode_results, encode_uploads, tensor_to_pils, to_tensor
-        from ppinfra.request import ControlNetUnit, IPAdapter, Img2ImgRequest
-
-        if self._client is None:
-            self._client = PPInfraClient()
-        items = [("request.image_base64", tensor_to_pils(image)[0])]
-        if controlnet is not None:
-            items.append(("request.controlnet.units[0].image_base64", tensor_to_pils(controlnet)[0]))
-        if ip_adapter is not None:
-            items.append(("request.ip_adapters[0].image_base64", tensor_to_pils(ip_adapter)[0]))
-        encoded = encode_uploads(items)
-        units = (ControlNetUnit(CONTROLNET, encoded[1], 1.0, "canny", 0.0, 1.0),) if controlnet is not None else ()
-        ipas = (IPAdapter(IP_ADAPTER, encoded[-1], 0.5),) if ip_adapter is not None else ()
-        req = Img2ImgRequest(model_name=CHECKPOINT, image_base64=encoded[0], prompt=PROMPT, width=width,
-                             height=height, image_num=image_num, seed=seed, controlnet_units=units,
-                             ip_adapters=ipas, strength=0.75, response_image_type="png")
-        result = self._client.img2img(req)
-        return to_tensor(decode_results(result.images))
 
 
 # --------------------------------------------------------------------------- measurements

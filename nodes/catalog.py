@@ -10,7 +10,6 @@ the routes can also refresh one type while a user waits, with a deadline.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from typing import Any, Dict, List, Optional, Tuple

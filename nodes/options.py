@@ -28,11 +28,6 @@ _inline_memo: Dict[Tuple[int, str, bool, Tuple[str, ...]], Tuple[List[str], List
 _memo_lock = threading.Lock()
 
 
-def model_names(model_type: str, with_none: bool = False) -> List[str]:
-    """Every name of a type for a dropdown, from the cache or the bundled fallback (no network)."""
-    return catalog.names(model_type, with_none=with_none)
-
-
 def check_model_name(field: str, value: Any) -> Any:
     """``True`` or a message for ``VALIDATE_INPUTS``.
 

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from helpers import base_request
-from ppinfra import errors, pacing
+from ppinfra import errors
 from ppinfra.client import PPInfraClient
 from ppinfra.config import load_settings
 from ppinfra.pacing import BudgetWait, Pacer, budget_for, budget_for_settings, minimum_seconds, plan_limit

@@ -154,7 +154,7 @@ def test_example_graph_runs_and_saves_images(comfy, sandbox_srv):
         meta = json.dumps(dict(im.info), default=str)
     assert SANDBOX_KEY not in meta
     assert len(sandbox_srv.submits) == before + 1
-    assert SANDBOX_KEY not in json.dumps(comfy.get(f"/history"))
+    assert SANDBOX_KEY not in json.dumps(comfy.get("/history"))
 
 
 def test_fixed_seed_requeue_uses_the_cache(comfy, sandbox_srv):

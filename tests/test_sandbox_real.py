@@ -1,4 +1,4 @@
-"""The sandbox takes what the real service takes (CONTRACT.md, evidence section), and strict mode refuses it.
+"""The sandbox takes what the real service takes (docs/api.md, "What the real service accepts"), and strict mode refuses it.
 
 Each request shape is built the way another client builds it (the provider's
 Python SDK novita-client 0.7.1, its JS SDK), sent with plain `requests` over

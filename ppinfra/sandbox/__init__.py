@@ -3,7 +3,7 @@
 Honest about what it is: the results are SYNTHETIC images (the input image
 resized to the requested size and colour-graded with a seed-dependent tint and
 stripe pattern), not diffusion. Everything else follows the provider's
-contract (``shared/api/img2img.zh.md``, ``CONTRACT.md``): the same endpoints,
+contract (``docs/api.md``, our summary of the provider's pages): the same endpoints,
 field checks read from :mod:`ppinfra.limits`, error bodies and reasons, task
 lifecycle with realistic ``eta``, cursor-paged model list shaped like the
 docs' sample, an account endpoint, and result images on a second host behind

@@ -1,6 +1,6 @@
 """The API host: auth, ``POST /v3/async/img2img``, ``GET /v3/async/task-result``, ``GET /v3/model``, ``GET /v3/user``.
 
-Errors use the real codes and reasons (CONTRACT.md): a missing key is 400
+Errors use the real codes and reasons (docs/api.md, "Errors"): a missing key is 400
 ``MISSING_API_KEY``, a wrong one 403 ``INVALID_API_KEY`` ("invalid api-key"),
 an unknown path 404 ``API_NOT_FOUND``. ``Authorization`` works with or
 without ``Bearer `` (the provider's JS SDK sends the bare key) unless the
@@ -106,7 +106,7 @@ class ApiHandler(BaseHandler):
     def _authenticate(self) -> None:
         header = (self.headers.get("Authorization") or "").strip()
         if header in ("", "Bearer"):
-            # CONTRACT.md lists MISSING_API_KEY among the 400s.
+            # docs/api.md ("Errors") lists MISSING_API_KEY among the 400s.
             raise SandboxHTTPError(400, "MISSING_API_KEY", "the Authorization header is missing: send 'Bearer <API key>'")
         scheme, _, rest = header.partition(" ")
         if scheme == "Bearer":
@@ -118,7 +118,7 @@ class ApiHandler(BaseHandler):
         else:
             key = header  # the provider's JS SDK sends the bare key, and the real service takes it
         if key not in self.sandbox.api_keys:
-            # The live service's answer, word for word (CONTRACT.md, evidence section).
+            # The live service's answer, word for word (docs/api.md, "Errors").
             raise SandboxHTTPError(403, "INVALID_API_KEY", "invalid api-key")
 
     def _submit(self, body: bytes) -> Dict[str, Any]:

@@ -1,6 +1,6 @@
 """The sandbox's model catalog: deterministic, shaped like the docs' sample, as large as the real one.
 
-Every entry looks like the provider's sample (CONTRACT.md, evidence section):
+Every entry looks like the provider's sample (docs/api.md, "Model list"):
 ``hash_sha256`` is a 10-character uppercase prefix, ``base_model_type`` is
 ``Standard`` or ``Inpainting``, ``categories`` is ``[]``, ``download_url_ttl``
 is present, and ``name`` is the civitai *version* name (``v5.1``, ``beta2``)
@@ -35,10 +35,9 @@ from ..models import FALLBACK_MODELS
 SD15 = "SD 1.5"
 SDXL = "SDXL 1.0"
 SDXL_FAMILY = (SDXL, "Pony", "Illustrious", "NoobAI", "SDXL Turbo", "SDXL Lightning")
-OTHER_BASES = ("SD 2.1", "Flux.1 D")
 SOURCES = ("civitai", "training", "uploading")
 
-# The names in the provider's docs and samples (CONTRACT.md), the client's
+# The names in the provider's docs and samples (docs/api.md, "Model list"), the client's
 # bundled fallback list, and every name the tests and example workflows use.
 # The second element says whether the model is SDXL. They always exist, with
 # status 1, in the usual shape.

@@ -6,7 +6,7 @@ import math
 from typing import Dict, Optional
 
 # The reason a status fault answers with when the test does not name one. The
-# provider documents one reason per status (CONTRACT.md, "Errors"); 500 differs
+# provider documents one reason per status (docs/api.md, "Errors"); 500 differs
 # by endpoint, so the submit and poll handlers pass their own.
 DEFAULT_REASONS: Dict[int, str] = {
     400: "INVALID_REQUEST_BODY",

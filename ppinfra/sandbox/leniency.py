@@ -4,7 +4,7 @@ The provider's error body and its string-typed 64-bit numbers are the marks
 of a go-kratos/protobuf service, whose JSON decoding (protojson with
 ``DiscardUnknown``) ignores unknown fields at every level, treats ``null``
 as "not set" and reads numbers sent as strings. The provider's own SDK
-relies on all three (CONTRACT.md, evidence section): it sends
+relies on all three (docs/api.md, "What the real service accepts"): it sends
 ``extra.enterprise_plan``, ``custom_storage``, a stray ``request.extra`` and
 ``null`` for every optional field it does not set.
 

@@ -1,7 +1,7 @@
 """``GET /v3/model``: filters and cursor paging over the catalog, lenient or strict.
 
 The page size defaults to 20 when ``pagination.limit`` is absent (the provider
-documents only the range (0, 100], see CONTRACT.md). The cursors this server
+documents only the range (0, 100], see docs/api.md). The cursors this server
 issues look like the real ones, ``c_`` + base64 of a JSON key
 (``c_WzIwLCI5ZjE..."]``), and are bound to the filters they were issued for.
 

@@ -20,7 +20,7 @@ from .validation import ValidSubmit
 _SETTINGS = ("queue_seconds", "task_seconds", "url_ttl", "images_per_minute", "rate_window", "fail_reason",
              "stuck", "progress", "strict", "credit_balance")
 DEFAULT_RATE_WINDOW = 60.0  # the provider counts images per minute
-# GET /v3/user: credit_balance is USD x 10,000 (CONTRACT.md). No endpoint gives a price,
+# GET /v3/user: credit_balance is USD x 10,000 (docs/api.md, "Account"). No endpoint gives a price,
 # so the sandbox picks one: 20 units = USD 0.002 per image, in the range of the provider's price list.
 IMAGE_PRICE = 20
 DEFAULT_CREDIT_BALANCE = 10_000_000  # USD 1,000: reported when no balance is configured, never enforced
