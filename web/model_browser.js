@@ -16,7 +16,7 @@ const FAMILY_LABEL = { sd15: "SD 1.5", sdxl: "SDXL" };
 // the inputs, so a workflow saved without them (every example, every older
 // frontend) would load with its values shifted by position. They are replaced
 // by one refresh button at the end of the node, which is never saved.
-const isRemoteExtra = (w) => false &&
+const isRemoteExtra = (w) =>
   (w.type === "toggle" && w.name === "Auto-refresh after generation") || (w.type === "button" && w.name === "refresh");
 
 // ------------------------------------------------------------------ graph helpers
