@@ -232,7 +232,7 @@ def test_reported_sandbox_progress_wins(sandbox, api_key, tmp_path):
 # ---------------------------------------------------------------- where it is shown: the node and the CLI
 
 def test_node_bar_and_text_move_on_an_estimate(sandbox, api_key, isolated_env, monkeypatch):
-    from test_nodes import FakeComfy, solid, RED, widget_defaults
+    from nodes_support import FakeComfy, solid, RED, widget_defaults
 
     import sys
     fake = FakeComfy(str(isolated_env / "user"))
