@@ -120,3 +120,15 @@ def errors(env):
     from node_driver import pack_module
 
     return pack_module("ppinfra.errors")
+
+
+@pytest.fixture
+def client(sandbox, api_key, isolated_env):
+    """A client on the sandbox with short backoffs and a 20 s deadline, closed after the test."""
+    from ppinfra.client import PPInfraClient
+
+    c = PPInfraClient(api_key=api_key, base_url=sandbox.base_url, deadline=20.0, backoff_base=0.05,
+                      backoff_max=0.2, max_retries=3, rate_limit_retries=3, rate_limit_backoff=0.05,
+                      rate_limit_backoff_max=0.2)
+    yield c
+    c.close()
