@@ -20,7 +20,6 @@ import datetime
 import io
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -35,13 +34,13 @@ for _p in (ROOT, HERE):
         sys.path.insert(0, _p)
 
 import numpy as np  # noqa: E402
-import torch  # noqa: E402  (ComfyUI has torch loaded before any node runs)
 
 import baseline  # noqa: E402
 import editor_bench  # noqa: E402  (issue 9: /object_info and POST /prompt at 50,000 models)
 import pacing_bench  # noqa: E402  (issue 10: a 40-image batch under a 10-images-per-window limit)
 import cache_bench  # noqa: E402  (issue 10: results from the result cache after a restart)
 import upload_bench  # noqa: E402  (issue 10: upload bytes/PSNR, the reference job over a shaped link)
+from report import machine_note, render_table, write_readme  # noqa: E402
 from synth import photo_like, photo_tensor  # noqa: E402
 
 KEY = "sk-bench-0123456789abcdef"
@@ -385,48 +384,6 @@ def _write_model_cache(cache_dir: str, base_url: str, marker: str, fetched_at: O
             entry["fetched_at"] = fetched_at
         with open(catalog.cache_path(), "w", encoding="utf-8") as fh:
             json.dump(data, fh)
-
-
-# --------------------------------------------------------------------------- output
-
-def machine_note() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    try:
-        load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
-    except OSError:
-        load = "?"
-    return (f"{os.cpu_count()} cores, {cpu}; Python {platform.python_version()}, torch {torch.__version__}, "
-            f"{platform.system()} {platform.release()}; load average at the end {load} (other work shared "
-            "the machine)")
-
-
-def render_table(rows: List[Dict[str, str]]) -> str:
-    lines = ["| Figure | Pack | Compared with | Target | Met |", "|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['figure']} | {r['pack']} | {r['other']} | {r['target']} | {r['met']} |")
-    return "\n".join(lines)
-
-
-def write_readme(block: str) -> None:
-    path = os.path.join(ROOT, "README.md")
-    start, end = "<!-- bench:start -->", "<!-- bench:end -->"
-    text = open(path, encoding="utf-8").read() if os.path.exists(path) else ""
-    if start in text and end in text:
-        head, rest = text.split(start, 1)
-        _, tail = rest.split(end, 1)
-        text = f"{head}{start}\n{block}\n{end}{tail}"
-    else:
-        text = text.rstrip("\n") + f"\n\n## Performance\n\n{start}\n{block}\n{end}\n"
-    with open(path, "w", encoding="utf-8") as fh:
-        fh.write(text)
 
 
 SUITES = (
