@@ -261,6 +261,27 @@ def frontend_version() -> str:
     return found.group(1) if found else ""
 
 
+def test_every_example_workflow_loads_with_its_own_values(comfy, editor):
+    # The frontend puts extra widgets under each remote combo; were they saved
+    # in between, every value after a model input would load one slot off.
+    for path in sorted(glob.glob(os.path.join(ROOT, "example_workflows", "*.json"))):
+        workflow = json.load(open(path, encoding="utf-8"))
+        ours = [n for n in workflow["nodes"] if n["type"].startswith("PPInfra")]
+        editor.load_workflow(workflow)
+        for when in ("loaded", "after the remote lists arrived"):
+            if when != "loaded":
+                for node in ours:
+                    for name in editor.js("return app.graph.getNodeById(arguments[0]).widgets"
+                                          ".filter(w => w.refresh).map(w => w.name)", node["id"]):
+                        wait_for(f"{name}'s remote list", lambda: len(editor.widget_options(node["id"], name)) > 1)
+                editor.js("app.canvas.setDirty(true, true); app.canvas.draw(true, true)")
+                time.sleep(0.5)
+            loaded = {n["id"]: n for n in editor.serialized_workflow()["nodes"]}
+            for node in ours:
+                assert loaded[node["id"]]["widgets_values"] == node["widgets_values"], \
+                    (os.path.basename(path), node["type"], when)
+
+
 def test_the_key_is_nowhere_it_must_not_be(comfy, editor):
     places = {
         "comfy.settings.json": "".join(open(p, encoding="utf-8").read() for p in
@@ -290,23 +311,26 @@ def test_the_key_is_nowhere_it_must_not_be(comfy, editor):
 
 def test_chinese_text_and_screenshots(comfy, editor):
     editor.set_locale("zh")
-    editor.reload()
-    panel = editor.open_settings_section()
-    wait_for("the Chinese panel", lambda: "余额" in panel.text and "保存密钥" in panel.text)
-    shot(editor, "screenshot_settings_zh.png")
-    editor.close_settings()
-    stack = wait_for("the LoRA Stack node", lambda: editor.node_id("PPInfraLoraStack"))
-    editor.click_widget(stack, "ppinfra_browse_lora_1")
-    box = wait_for("the model browser", lambda: editor.panel(".ppinfra-ui .browser"))
-    box.find_element("css selector", "input.q").send_keys("detail")
-    wait_for("Chinese results", lambda: "/" in box.find_element("css selector", ".count").text
-             and box.find_elements("css selector", ".card"))
-    assert "全部系列" in box.text or "SD 1.5" in box.text
-    assert "底模" in box.find_element("css selector", ".hint").text
-    shot(editor, "screenshot_model_browser_zh.png")
-    editor.driver.find_element("css selector", ".ppinfra-ui.modal-back button.close").click()
-    wait_for("the browser to close", lambda: editor.panel(".ppinfra-ui .browser") is None)
-    editor.set_locale("en")
+    try:
+        editor.reload()
+        panel = editor.open_settings_section()
+        wait_for("the Chinese panel", lambda: "余额" in panel.text and "保存密钥" in panel.text)
+        shot(editor, "screenshot_settings_zh.png")
+        editor.close_settings()
+        editor.load_workflow(state["workflow"])
+        stack = wait_for("the LoRA Stack node", lambda: editor.node_id("PPInfraLoraStack"))
+        editor.click_widget(stack, "ppinfra_browse_lora_1")
+        box = wait_for("the model browser", lambda: editor.panel(".ppinfra-ui .browser"))
+        box.find_element("css selector", "input.q").send_keys("detail")
+        wait_for("Chinese results", lambda: "/" in box.find_element("css selector", ".count").text
+                 and box.find_elements("css selector", ".card"))
+        assert "全部系列" in box.text or "SD 1.5" in box.text
+        assert "底模" in box.find_element("css selector", ".hint").text
+        shot(editor, "screenshot_model_browser_zh.png")
+        editor.driver.find_element("css selector", ".ppinfra-ui.modal-back button.close").click()
+        wait_for("the browser to close", lambda: editor.panel(".ppinfra-ui .browser") is None)
+    finally:
+        editor.set_locale("en")
 
 
 def test_the_host_is_picked_and_the_stored_key_removed_in_the_panel(comfy, editor):
