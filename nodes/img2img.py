@@ -48,7 +48,7 @@ class PPInfraImg2Img:
         R = "request."
         return {
             "required": {
-                "image": ("IMAGE", {"tooltip": "Input image(s). A batch of B images runs B tasks concurrently."}),
+                "image": ("IMAGE", {"tooltip": "Input image(s). A batch of B images runs B tasks, up to 4 at a time within the images-per-minute budget."}),
                 "model_name": options.model_input(
                     "checkpoint", LIMITS[R + "model_name"].doc, preferred=("dreamshaper_8_93211.safetensors",)),
                 "prompt": ("STRING", {"multiline": True, "default": "",

@@ -238,8 +238,8 @@ class PPInfraClient:
         """Download every result image concurrently; re-poll for fresh URLs when they expire or break.
 
         A file that is short or does not decode (checked here, and by
-        ``on_image`` raising :class:`CorruptResultError`) is fetched again, the
-        second time from a freshly signed URL. ``on_image(task_id, index,
+        ``on_image`` raising :class:`CorruptResultError`) is fetched again, up to
+        three downloads in all, the last from a freshly signed URL. ``on_image(task_id, index,
         data)`` runs in the download worker as each good file arrives.
         """
         deadline = deadline or Deadline(self.settings.deadline)

@@ -77,8 +77,8 @@ class RetryPolicy:
             SERVER: Budget(count, base, cap),
             NETWORK: Budget(count, base, cap),
             MALFORMED: Budget(count, base, cap),
-            # A result file that does not decode is fetched again twice (the second time
-            # from a freshly signed URL) before the job fails naming the task and image.
+            # A result file that does not decode is fetched again twice (the last of the
+            # three downloads from a freshly signed URL) before the job fails naming the task and image.
             CORRUPT: Budget(getattr(st, "corrupt_retries", 2), base, cap),
         }
         return cls({k: v for k, v in table.items() if k in kinds})
