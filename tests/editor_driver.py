@@ -183,12 +183,24 @@ class Editor:
         ).click().perform()
 
     def storage_dump(self) -> str:
-        """Everything the page keeps in the browser: localStorage, sessionStorage, cookies, IndexedDB names."""
+        """What the page keeps in the browser, as the page and the driver see it: localStorage, sessionStorage, cookies."""
         data = self.js(
             "const dump = s => Object.fromEntries(Array.from({length: s.length}, (_, i) => [s.key(i), s.getItem(s.key(i))]));"
             "return {local: dump(localStorage), session: dump(sessionStorage), cookie: document.cookie}")
         data["cookies"] = self.driver.get_cookies()
         return json.dumps(data)
+
+    def profile_bytes(self) -> str:
+        """Every file of the browser profile (storage, cookies, saved passwords, autofill, cache) as one text."""
+        chunks = []
+        for folder, _, files in os.walk(self.profile):
+            for name in files:
+                try:
+                    with open(os.path.join(folder, name), "rb") as fh:
+                        chunks.append(fh.read().decode("latin-1"))
+                except OSError:
+                    pass  # a lock file or a socket
+        return "\n".join(chunks)
 
     def run(self) -> None:
         """Press the editor's Run button."""

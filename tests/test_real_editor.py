@@ -288,6 +288,7 @@ def test_the_key_is_nowhere_it_must_not_be(comfy, editor):
                                        glob.glob(os.path.join(comfy.base, "user", "*", "comfy.settings.json"))),
         "GET /settings": json.dumps(comfy.get("/settings")),
         "browser storage and cookies": editor.storage_dump(),
+        "the browser profile on disk": editor.profile_bytes(),
         "the workflow": json.dumps(state["workflow"]) + json.dumps(editor.serialized_workflow()),
         "/history": json.dumps(comfy.get("/history")),
         "GET /ppinfra/settings": json.dumps(comfy.get("/ppinfra/settings")),
@@ -300,6 +301,8 @@ def test_the_key_is_nowhere_it_must_not_be(comfy, editor):
         with open(path, "rb") as fh:
             places[f"saved image {os.path.basename(path)}"] = fh.read().decode("latin-1")
     assert "PPInfraLoraStack" in places["the workflow"] and state["chosen"] in places["/history"]
+    # The scan reads real data: the editor keeps the open workflow in the profile's storage.
+    assert state["chosen"] in places["the browser profile on disk"]
     leaks = [where for where, text in places.items() if SANDBOX_KEY in text]
     assert not leaks, f"the API key was found in: {leaks}"
     # The stored key file is outside what ComfyUI's /userdata API serves.
