@@ -12,10 +12,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from ..ppinfra.config import default_cache_dir
-from ..ppinfra.models import ModelCatalog
+
+if TYPE_CHECKING:  # imported on first use: ComfyUI imports every pack at start, and the catalog can wait
+    from ..ppinfra.models import ModelCatalog
 
 log = logging.getLogger("ppinfra")
 
@@ -57,6 +59,8 @@ def catalog() -> ModelCatalog:
     with _catalogs_lock:
         cat = _catalogs.get(key)
         if cat is None:
+            from ..ppinfra.models import ModelCatalog
+
             cat = ModelCatalog(client_factory=_client_factory, cache_dir=key[0], ttl=REFRESH_AFTER_SECONDS,
                                config_path=key[1] or None)
             _catalogs[key] = cat
