@@ -3,6 +3,7 @@ family warnings (helpers in nodes_support.py)."""
 from __future__ import annotations
 
 import asyncio
+import importlib
 import inspect
 import json
 import logging
@@ -180,7 +181,8 @@ def test_dropdowns_pick_up_a_refreshed_model_list_without_restart(env, monkeypat
 
 def test_no_refresh_without_a_key(isolated_env, monkeypatch):
     started = []
-    monkeypatch.setattr(catalog_mod.ModelCatalog, "refresh_in_background", lambda self, *a, **k: started.append(1))
+    models_mod = importlib.import_module(catalog_mod.__name__.replace("nodes.catalog", "ppinfra.models"))
+    monkeypatch.setattr(models_mod.ModelCatalog, "refresh_in_background", lambda self, *a, **k: started.append(1))
     monkeypatch.setattr(catalog_mod, "_last_check", float("-inf"))
     REAL_REFRESH_SOON()
     assert started == []
