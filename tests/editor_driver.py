@@ -182,6 +182,24 @@ class Editor:
             canvas, int(point[0] - rect["x"] - rect["width"] / 2), int(point[1] - rect["y"] - rect["height"] / 2)
         ).click().perform()
 
+    def context_menu_entry(self, node_id: int, text: str) -> Any:
+        """Right-click the node's title, as a user would; returns the menu entry showing ``text``."""
+        from selenium.webdriver.common.action_chains import ActionChains
+        from selenium.webdriver.common.by import By
+        self.js("app.canvas.centerOnNode?.(app.graph.getNodeById(arguments[0])); app.canvas.draw(true, true)", node_id)
+        point = self.js(
+            "const n = app.graph.getNodeById(arguments[0]);"
+            "const [cx, cy] = app.canvas.ds.convertOffsetToCanvas([n.pos[0] + n.size[0] / 2, n.pos[1] - 15]);"
+            "const r = app.canvas.canvas.getBoundingClientRect(); return [r.left + cx, r.top + cy]", node_id)
+        canvas = self.driver.find_element("css selector", "#graph-canvas")
+        rect = canvas.rect
+        ActionChains(self.driver).move_to_element_with_offset(
+            canvas, int(point[0] - rect["x"] - rect["width"] / 2), int(point[1] - rect["y"] - rect["height"] / 2)
+        ).context_click().perform()
+        return wait_for(f"the context menu entry {text!r}", lambda: next(
+            (e for e in self.driver.find_elements(By.CSS_SELECTOR, ".litecontextmenu .litemenu-entry")
+             if e.is_displayed() and e.text.strip() == text), None), timeout=10)
+
     def storage_dump(self) -> str:
         """What the page keeps in the browser, as the page and the driver see it: localStorage, sessionStorage, cookies."""
         data = self.js(

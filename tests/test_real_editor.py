@@ -133,6 +133,11 @@ def test_without_a_key_the_node_points_to_the_panel(comfy, editor):
     wait_for("the 'not set' status", lambda: "not set" in panel.text)
     editor.driver.find_element("css selector", ".ppinfra-ui.modal-back button.close").click()
     wait_for("the dialog to close", lambda: editor.panel(".ppinfra-ui.modal-back") is None)
+    # The same panel from any PPInfra node's context menu.
+    editor.context_menu_entry(editor.node_id("PPInfraLoraStack"), "PPInfra API key and balance…").click()
+    wait_for("the account panel from the menu", lambda: editor.panel(".ppinfra-ui.modal-back .account"))
+    editor.driver.find_element("css selector", ".ppinfra-ui.modal-back button.close").click()
+    wait_for("the dialog to close", lambda: editor.panel(".ppinfra-ui.modal-back") is None)
 
 
 def test_key_is_set_in_the_settings_dialog_and_the_balance_shows(comfy, editor, sandbox_srv):
