@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 from typing import Any, Dict, List, Optional
+from envguard import restore_env, saved_env  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -102,7 +103,7 @@ def validate_prompt(nodes: Dict[str, Any], prompt: Dict[str, Any]) -> None:
 
 def measure(quick: bool = False) -> List[Dict[str, str]]:
     """Rows for bench/run.py's table (and this script's own output)."""
-    saved = {k: os.environ.get(k) for k in ("PPINFRA_CACHE_DIR", "PPINFRA_API_KEY", "PPINFRA_CONFIG")}
+    saved = saved_env("PPINFRA_CACHE_DIR", "PPINFRA_API_KEY", "PPINFRA_CONFIG")
     os.environ.pop("PPINFRA_API_KEY", None)  # no background refresh: only the cache is measured
     tmp = tempfile.mkdtemp(prefix="ppinfra-editor-bench-")
     os.environ["PPINFRA_CONFIG"] = os.path.join(tmp, "no-key.json")
@@ -138,11 +139,7 @@ def measure(quick: bool = False) -> List[Dict[str, str]]:
         oi = {k: statistics.median(v) for k, v in samples["info"].items()}
         pq = {k: statistics.median(v) for k, v in samples["queue"].items()}
     finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        restore_env(saved)
     r_oi, r_pq = oi["big"] / oi["small"], pq["big"] / pq["small"]
     total = sum(BIG.values())
     return [

@@ -27,6 +27,7 @@ for _p in (ROOT, HERE):
 
 from link_shaper import ShapedLink, measure  # noqa: E402
 from synth import photo_like, photo_tensor  # noqa: E402
+from envguard import restore_env, saved_env  # noqa: E402
 
 MAIN = "request.image_base64"
 UP_MBIT, DOWN_MBIT, RTT_MS = 20.0, 100.0, 40.0
@@ -92,7 +93,7 @@ def shaped_row(row: Callable[..., None], pack: Any, quick: bool) -> None:
     key = os.environ["PPINFRA_API_KEY"]
     sandbox = RemoteSandbox(api_keys=[key], host="127.0.0.2", queue_seconds=0.05, task_seconds=TASK_SECONDS)
     link = ShapedLink(UP_MBIT, DOWN_MBIT, RTT_MS)
-    saved = {k: os.environ.get(k) for k in ("PPINFRA_BASE_URL", "PPINFRA_LOSSLESS_UPLOADS")}
+    saved = saved_env("PPINFRA_BASE_URL", "PPINFRA_LOSSLESS_UPLOADS")
     try:
         up, down = measure(ShapedLink(UP_MBIT, DOWN_MBIT, RTT_MS), 8_000_000)
         api = urlsplit(sandbox.base_url)
@@ -111,11 +112,7 @@ def shaped_row(row: Callable[..., None], pack: Any, quick: bool) -> None:
                     os.environ.pop("PPINFRA_LOSSLESS_UPLOADS", None)
                 runs[label].append(_one(pack, sandbox, big, seed=100 + i))
     finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        restore_env(saved)
         link.close()
         sandbox.stop()
     med = {label: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for label, rs in runs.items()}

@@ -40,6 +40,18 @@ class Comfy:
     def __init__(self, url: str, base: str, proc: subprocess.Popen, log_path: str) -> None:
         self.url, self.base, self.proc, self.log_path = url, base, proc, log_path
 
+    @classmethod
+    def launch(cls, base: str, env: Dict[str, str]) -> "Comfy":
+        """Start ComfyUI (CPU) from COMFYUI_DIR on a free loopback port, with ``base`` as its base directory."""
+        port = free_port()
+        log_path = os.path.join(base, "comfyui.log")
+        python = os.environ.get("COMFYUI_PYTHON") or sys.executable
+        with open(log_path, "w") as log:
+            proc = subprocess.Popen([python, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
+                                     "--disable-auto-launch", "--base-directory", base],
+                                    cwd=COMFYUI_DIR, env=env, stdout=log, stderr=subprocess.STDOUT)
+        return cls(f"http://127.0.0.1:{port}", base, proc, log_path)
+
     def log(self) -> str:
         with open(self.log_path, "r", encoding="utf-8", errors="replace") as fh:
             return fh.read()
@@ -87,18 +99,12 @@ def comfy(sandbox_srv, tmp_path_factory):
     os.makedirs(os.path.join(base, "custom_nodes"))
     os.symlink(ROOT, os.path.join(base, "custom_nodes", "ComfyUI-PPInfra"))
     shutil.copytree(os.path.join(EXAMPLES, "input"), os.path.join(base, "input"))
-    port = free_port()
     env = dict(os.environ)
     env.update(PPINFRA_BASE_URL=sandbox_srv.base_url, PPINFRA_API_KEY=SANDBOX_KEY,
                PPINFRA_CACHE_DIR=os.path.join(base, "ppinfra-cache"))
     env.pop("PPINFRA_CONFIG", None)
-    log_path = os.path.join(base, "comfyui.log")
-    python = os.environ.get("COMFYUI_PYTHON") or sys.executable
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen([python, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
-                                 "--disable-auto-launch", "--base-directory", base],
-                                cwd=COMFYUI_DIR, env=env, stdout=log, stderr=subprocess.STDOUT)
-    c = Comfy(f"http://127.0.0.1:{port}", base, proc, log_path)
+    c = Comfy.launch(base, env)
+    proc = c.proc
     try:
         end = time.monotonic() + START_TIMEOUT
         while True:

@@ -21,7 +21,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 from typing import Any, Dict, Iterable
 
@@ -30,7 +29,7 @@ import requests
 
 from conftest import ROOT, SANDBOX_KEY
 from editor_driver import Editor, available, wait_for
-from test_real_comfyui import COMFYUI_DIR, START_TIMEOUT, Comfy, free_port
+from test_real_comfyui import COMFYUI_DIR, START_TIMEOUT, Comfy
 
 pytestmark = [
     pytest.mark.skipif(not (COMFYUI_DIR and os.path.isfile(os.path.join(COMFYUI_DIR, "main.py"))),
@@ -53,14 +52,8 @@ def start_comfy(base: str, env_set: Dict[str, str], drop: Iterable[str]):
     env = {k: v for k, v in os.environ.items() if k not in set(drop)}
     env.update(env_set, PPINFRA_CACHE_DIR=os.path.join(base, "ppinfra-cache"))
     os.makedirs(env.get("HOME", os.path.join(base, "home")), exist_ok=True)
-    port = free_port()
-    log_path = os.path.join(base, "comfyui.log")
-    python = os.environ.get("COMFYUI_PYTHON") or sys.executable
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen([python, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
-                                 "--disable-auto-launch", "--base-directory", base],
-                                cwd=COMFYUI_DIR, env=env, stdout=log, stderr=subprocess.STDOUT)
-    c = Comfy(f"http://127.0.0.1:{port}", base, proc, log_path)
+    c = Comfy.launch(base, env)
+    proc = c.proc
     try:
         def up():
             if proc.poll() is not None:
