@@ -237,8 +237,8 @@ class PPInfraClient:
                         on_wait: WaitCallback = None) -> List[bytes]:
         """Download every result image concurrently; re-poll for fresh URLs when they expire or break.
 
-        A file that is short or does not decode (checked here, and by
-        ``on_image`` raising :class:`CorruptResultError`) is fetched again, up to
+        A file that is short or does not decode (``on_image`` raising
+        :class:`CorruptResultError`, or checked here without one) is fetched again, up to
         three downloads in all, the last from a freshly signed URL. ``on_image(task_id, index,
         data)`` runs in the download worker as each good file arrives.
         """
@@ -287,13 +287,15 @@ class PPInfraClient:
         while True:
             data = self.transport.download(url, deadline=deadline, should_cancel=should_cancel, task_id=task_id,
                                            retrier=retrier)
-            problem = undecodable(data)
+            # With on_image (the nodes) the decoder is the check: verifying here as well would hold
+            # a second copy of every file in memory while the batch downloads.
+            problem = None if on_image is not None else undecodable(data)
             if problem is None:
                 try:
                     if on_image is not None:
                         on_image(task_id, i, data)
                     return data
-                except CorruptResultError as exc:  # the decoder found what verify() could not
+                except CorruptResultError as exc:
                     problem = str(exc)
             if not retrier.retry(CORRUPT, problem):
                 raise DownloadError(f"Result image {i + 1} of task {task_id} is corrupt after "

@@ -82,7 +82,7 @@ def test_body_that_is_not_an_image_names_the_task(node_client, env, errors):
     with pytest.raises(errors.DownloadError) as info:
         img2img(photo())
     (task_id,) = env.tasks
-    assert "corrupt after 3 downloads" in str(info.value) and "do not decode" in str(info.value)
+    assert "corrupt after 3 downloads" in str(info.value) and "not a readable image" in str(info.value)
     assert task_id in str(info.value), "with a batch, the user must learn which task sent the bad file"
 
 
