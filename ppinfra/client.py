@@ -167,13 +167,18 @@ class PPInfraClient:
                        should_cancel: CancelCheck = None, on_wait: WaitCallback = None) -> str:
         """Validate and submit; return the ``task_id``. Re-sent only when the task surely did not start."""
         request.validate()
-        body = request.to_json_bytes()
+        return self._submit_body(request.to_json_bytes(), request.image_num, deadline=deadline,
+                                 should_cancel=should_cancel, on_wait=on_wait)
+
+    def _submit_body(self, body: bytes, image_num: int, *, deadline: Optional[Deadline],
+                     should_cancel: CancelCheck, on_wait: WaitCallback) -> str:
+        """Submit an already validated and serialised body (a body of several MB is serialised once)."""
         check_cancel(should_cancel)
         deadline = deadline or Deadline(self.settings.deadline)
         # pacing: the slot is dated by the answer, or given back if the server refused the submit;
         # a 429 the budget let through anyway lowers it (pacer.watching)
         pacer = budget_for_settings(self.settings, "img2img")
-        with pacer.acquire(request.image_num, should_cancel=should_cancel, deadline=deadline, on_wait=on_wait):
+        with pacer.acquire(image_num, should_cancel=should_cancel, deadline=deadline, on_wait=on_wait):
             data = self.transport.call("POST", "/v3/async/img2img", endpoint="img2img submit", body=body,
                                        idempotent=False, deadline=deadline, should_cancel=should_cancel,
                                        on_wait=pacer.watching(on_wait))
@@ -321,14 +326,17 @@ class PPInfraClient:
         """
         dl = Deadline(self.settings.deadline if deadline is None else deadline)
         t0 = time.monotonic()
+        request.validate()
+        body = request.to_json_bytes()
         # result cache: a fixed-seed request answered before (even before a restart) runs no new task
         from .result_cache import lookup_for
-        cache = lookup_for(self.settings, request)
+        cache = lookup_for(self.settings, request, body=body)
         hit = cache.load(on_image) if cache is not None else None
         if hit is not None:
             return Img2ImgResult(task_id=hit.task_id, images=hit.images, seed=hit.seed, image_type=hit.image_type,
                                  timings={"total": time.monotonic() - t0}, from_cache=True)
-        task_id = self.submit_img2img(request, deadline=dl, should_cancel=should_cancel, on_wait=on_wait)
+        task_id = self._submit_body(body, request.image_num, deadline=dl, should_cancel=should_cancel,
+                                    on_wait=on_wait)
         t_submit = time.monotonic()
         result = self.wait_for_task(task_id, deadline=dl, on_progress=on_progress, should_cancel=should_cancel,
                                     on_wait=on_wait)

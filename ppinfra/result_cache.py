@@ -287,14 +287,18 @@ class Lookup:
             log.warning("result cache: could not store task %s (%s)", task_id, exc.__class__.__name__)
 
 
-def lookup_for(settings: Any, request: Any, endpoint: str = "img2img") -> Optional[Lookup]:
-    """The cache slot for ``request`` under ``settings``, or None (cache off, or seed -1/unset)."""
+def lookup_for(settings: Any, request: Any, endpoint: str = "img2img",
+               body: Optional[bytes] = None) -> Optional[Lookup]:
+    """The cache slot for ``request`` under ``settings``, or None (cache off, or seed -1/unset).
+
+    ``body`` is ``request.to_json_bytes()`` when the caller has it already (it is several MB).
+    """
     if not enabled(getattr(settings, "result_cache", None)) or not is_cacheable(request):
         return None
     cache = ResultCache.for_cache_dir(getattr(settings, "cache_dir", ""),
                                       getattr(settings, "result_cache_max_bytes", None))
     try:
-        body = request.to_json_bytes()
+        body = request.to_json_bytes() if body is None else body
     except ValidationError:
         return None  # the submit raises it, in its usual order among the other checks
     key = cache_key(body, settings.base_url, endpoint)
