@@ -301,7 +301,7 @@ class PPInfraClient:
                         on_image(task_id, i, data)
                     return data
                 except CorruptResultError as exc:
-                    problem = str(exc)
+                    problem = str(exc).replace(f" (task_id {task_id})", "")  # named once, below
             if not retrier.retry(CORRUPT, problem):
                 raise DownloadError(f"Result image {i + 1} of task {task_id} is corrupt after "
                                     f"{retrier.tries(CORRUPT)} downloads ({problem}). The task succeeded and was "

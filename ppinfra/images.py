@@ -208,14 +208,15 @@ def encode_uploads(items: Sequence[Tuple[str, Image.Image]],
 # --------------------------------------------------------------------------- results
 
 def _open_checked(blob: bytes, index: int, task_id: Optional[str]) -> Image.Image:
+    """``index`` counts from 0; messages count from 1, as the client's do."""
     try:
         im = Image.open(io.BytesIO(blob))
     except Exception:
-        raise CorruptResultError(f"Result image {index} is not a readable image ({len(blob)} bytes).",
+        raise CorruptResultError(f"Result image {index + 1} is not a readable image ({len(blob)} bytes).",
                             endpoint="download", task_id=task_id) from None
     w, h = im.size
     if w * h > RESULT_MAX_PIXELS:
-        raise DownloadError(f"Result image {index} is {w}x{h}, more than the documented maximum of "
+        raise DownloadError(f"Result image {index + 1} is {w}x{h}, more than the documented maximum of "
                             f"{IMAGE_MAX_SIDE}x{IMAGE_MAX_SIDE} pixels: refused.", endpoint="download",
                             task_id=task_id)
     return im
@@ -242,18 +243,18 @@ class ResultDecoder:
 
     def _put(self, slot: int, blob: bytes, task_id: Optional[str], index: int) -> None:
         if not 0 <= slot < len(self.array):
-            raise DownloadError(f"Result image {index} has no place among the {len(self.array)} expected.",
+            raise DownloadError(f"Result image {index + 1} has no place among the {len(self.array)} expected.",
                                 endpoint="download", task_id=task_id)
         im = _open_checked(blob, index, task_id)
         try:
             im.load()
         except Exception as exc:
-            raise CorruptResultError(f"Result image {index} is truncated or corrupt ({exc.__class__.__name__}).",
+            raise CorruptResultError(f"Result image {index + 1} is truncated or corrupt ({exc.__class__.__name__}).",
                                 endpoint="download", task_id=task_id) from None
         if im.mode != "RGB":
             im = im.convert("RGB")
         if im.size != self.size:
-            log.warning("result image %d is %dx%d, expected %dx%d: resized to match", index, *im.size, *self.size)
+            log.warning("result image %d is %dx%d, expected %dx%d: resized to match", index + 1, *im.size, *self.size)
             im = im.resize(self.size, Image.LANCZOS)
         np.multiply(np.asarray(im), _SCALE, out=self.array[slot])
 
