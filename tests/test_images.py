@@ -79,8 +79,11 @@ def _png(arr, fmt="PNG"):
 
 
 def test_decode_results_rgb_float_in_order():
-    a = np.zeros((8, 6, 3), np.uint8); a[..., 0] = 255
-    b = np.zeros((8, 6, 4), np.uint8); b[..., 2] = 255; b[..., 3] = 10
+    a = np.zeros((8, 6, 3), np.uint8)
+    a[..., 0] = 255
+    b = np.zeros((8, 6, 4), np.uint8)
+    b[..., 2] = 255
+    b[..., 3] = 10
     out = decode_results([_png(a), _png(b)])
     assert out.shape == (2, 8, 6, 3) and out.dtype == np.float32
     assert out[0, 0, 0].tolist() == [1.0, 0.0, 0.0] and out[1, 0, 0].tolist() == [0.0, 0.0, 1.0]
