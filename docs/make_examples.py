@@ -123,7 +123,7 @@ class Graph:
             "widgets_values": wv,
         }
         if node_type.startswith("PPInfra"):
-            node["properties"]["cnr_id"] = "comfyui-ppinfra"
+            node["properties"]["cnr_id"] = "ppinfra"
         if title:
             node["title"] = title
         self.nodes.append(node)

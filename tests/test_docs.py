@@ -167,7 +167,7 @@ def test_pyproject_is_registry_ready():
     with open(os.path.join(ROOT, "pyproject.toml"), "rb") as fh:
         data = tomllib.load(fh)
     project, comfy = data["project"], data["tool"]["comfy"]
-    assert project["name"] == "comfyui-ppinfra"
+    assert project["name"] == "ppinfra"
     assert re.fullmatch(r"\d+\.\d+\.\d+", project["version"])
     assert os.path.isfile(os.path.join(ROOT, project["license"]["file"]))
     assert project["urls"]["Repository"].startswith("https://")
