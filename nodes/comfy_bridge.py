@@ -20,7 +20,7 @@ import logging
 import os
 from typing import Any, Optional, Tuple
 
-from ..ppinfra.secrets import redact
+from ..ppinfra.redaction import redact
 
 log = logging.getLogger("ppinfra")
 

@@ -11,7 +11,7 @@ from ..ppinfra.config import load_settings
 from ..ppinfra.errors import ValidationError
 from ..ppinfra.limits import LIMITS
 from ..ppinfra.request import Embedding, Img2ImgRequest, Lora, check_value
-from ..ppinfra.secrets import redact
+from ..ppinfra.redaction import redact
 
 from . import comfy_bridge, options
 from .sockets import (CATEGORY, CONTROLNET, EMBEDDINGS, IP_ADAPTER, LORAS, MATCH_INPUT, ControlNetSpec,

@@ -18,7 +18,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 from .config import DEFAULT_BASE_URL, ENV_BASE_URL, ENV_KEY, KNOWN_HOSTS, read_config_file
 from .errors import AuthenticationError, ConfigError, NetworkError, PPInfraError, ValidationError
-from .secrets import remember_secret
+from .redaction import remember_secret
 
 # The hosts that serve the same API (a Novita key works only on Novita, and so on).
 HOSTS: Dict[str, str] = KNOWN_HOSTS

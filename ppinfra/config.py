@@ -8,23 +8,16 @@ import json
 import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, Optional
-from urllib.parse import urlsplit
 
 from .errors import ConfigError
-from .secrets import remember_secret
+from .hosts import (DEFAULT_BASE_URL, ENV_BASE_URL, ENV_CONFIG, ENV_KEY, KNOWN_HOSTS,  # noqa: F401 - re-exported
+                    check_base_url, default_config_path, read_config_file, resolve)
+from .redaction import remember_secret
 
-# The hosts that serve this API (docs/api.md, "Hosts"): a short name may stand for the URL.
-KNOWN_HOSTS = {"ppinfra": "https://api.ppinfra.com", "ppio": "https://api.ppio.com",
-               "novita": "https://api.novita.ai"}
-DEFAULT_BASE_URL = KNOWN_HOSTS["ppinfra"]
-ENV_KEY = "PPINFRA_API_KEY"
-ENV_BASE_URL = "PPINFRA_BASE_URL"
-ENV_CONFIG = "PPINFRA_CONFIG"
 ENV_CACHE_DIR = "PPINFRA_CACHE_DIR"
 ENV_DEADLINE = "PPINFRA_DEADLINE"
 ENV_IMAGES_PER_MINUTE = "PPINFRA_IMAGES_PER_MINUTE"
 ENV_RATE_WINDOW = "PPINFRA_RATE_WINDOW"
-_LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 class Secret(str):
@@ -65,27 +58,8 @@ class Settings:
     result_cache_max_bytes: Optional[int] = None
 
 
-def default_config_path() -> str:
-    return os.environ.get(ENV_CONFIG) or os.path.join(os.path.expanduser("~"), ".config", "ppinfra", "config.json")
-
-
 def default_cache_dir() -> str:
     return os.environ.get(ENV_CACHE_DIR) or os.path.join(os.path.expanduser("~"), ".cache", "ppinfra")
-
-
-def read_config_file(path: str) -> Dict[str, Any]:
-    """The JSON config file as a dict; ``{}`` when it does not exist."""
-    try:
-        with open(path, "r", encoding="utf-8") as fh:
-            data = json.load(fh)
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"Cannot read the PPInfra config file {path}: {exc.__class__.__name__}. "
-                          'It must be JSON like {"api_key": "sk-...", "base_url": "https://api.ppinfra.com"}.') from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"The PPInfra config file {path} must hold a JSON object with an \"api_key\" entry.")
-    return data
 
 
 def load_settings(api_key: Optional[str] = None, base_url: Optional[str] = None,
@@ -95,6 +69,17 @@ def load_settings(api_key: Optional[str] = None, base_url: Optional[str] = None,
     Raises :class:`ConfigError` that says where to put a key when none is found.
     """
     path = config_path or default_config_path()
+    resolved = resolve(api_key, base_url, config_path=path)
+    key = resolved.api_key
+    remember_secret(key)
+    if not key:
+        raise ConfigError(
+            "No PPInfra API key found. In ComfyUI, paste it in Settings > PPInfra (no restart needed); "
+            "or set the environment variable PPINFRA_API_KEY (then restart ComfyUI), "
+            f'or write {{"api_key": "sk-..."}} to {path}. '
+            "Get a key at https://ppinfra.com/settings/key-management. Never put the key in a node widget: "
+            "workflows and PNG metadata are shared.")
+    url = check_base_url(resolved.base_url)
     file_data: Optional[Dict[str, Any]] = None
 
     def from_file(name: str) -> Optional[str]:
@@ -104,23 +89,6 @@ def load_settings(api_key: Optional[str] = None, base_url: Optional[str] = None,
         value = file_data.get(name)
         return str(value).strip() if value else None
 
-    key = api_key or os.environ.get(ENV_KEY) or from_file("api_key")
-    key = (key or "").strip().strip('"').strip("'")
-    remember_secret(key)
-    if not key:
-        raise ConfigError(
-            "No PPInfra API key found. In ComfyUI, paste it in Settings > PPInfra (no restart needed); "
-            "or set the environment variable PPINFRA_API_KEY (then restart ComfyUI), "
-            f'or write {{"api_key": "sk-..."}} to {path}. '
-            "Get a key at https://ppinfra.com/settings/key-management. Never put the key in a node widget: "
-            "workflows and PNG metadata are shared.")
-    url = (base_url or os.environ.get(ENV_BASE_URL) or from_file("base_url") or DEFAULT_BASE_URL).strip().rstrip("/")
-    url = KNOWN_HOSTS.get(url.lower(), url)
-    parts = urlsplit(url)
-    # The key travels in a header: plain http only to this machine (the sandbox).
-    if not (parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in _LOOPBACK)) or not parts.netloc:
-        raise ConfigError(f"base_url must be an https:// URL (http:// only for a sandbox on this machine), "
-                          f"got {url!r}.")
     if "deadline" not in overrides and os.environ.get(ENV_DEADLINE):
         raw = os.environ[ENV_DEADLINE].strip()
         try:

@@ -2,12 +2,31 @@
 
 Every message reads like advice: what failed, why, what to do, and the
 ``task_id`` when there is one. Nothing here ever holds the API key.
+
+    PPInfraError
+    ├── ConfigError
+    ├── ValidationError (also a ValueError)
+    │   └── ImageInputError
+    ├── APIError: AuthenticationError, PermissionDeniedError, InsufficientBalanceError,
+    │             RateLimitError, BadRequestError, NotFoundError, ServerError,
+    │             EndpointNotOfferedError, AnswerTooLargeError
+    ├── ResponseFormatError
+    ├── TaskFailedError
+    ├── TaskTimeoutError
+    ├── NetworkError (``sent``: whether the request may have reached the server)
+    ├── DownloadError
+    │   └── CorruptResultError
+    └── CancelledError
+
+ComfyUI names an error in its dialog and ``/history`` by the class's module, which
+for a custom node is the pack's folder path: every class here therefore reads as
+``ppinfra.<Name>``.
 """
 from __future__ import annotations
 
 from typing import Any, Optional
 
-from .secrets import redact
+from .redaction import redact
 
 
 class PPInfraError(Exception):
@@ -100,8 +119,25 @@ class TaskTimeoutError(PPInfraError):
     """The overall deadline passed before the task finished (queued time counts)."""
 
 
+class EndpointNotOfferedError(NotFoundError):
+    """404 API_NOT_FOUND on an endpoint this host may not serve (upscale on PPInfra/PPIO)."""
+
+
+class AnswerTooLargeError(APIError):
+    """An answer grew past the size its endpoint can legitimately hold: reading stopped there."""
+
+
 class NetworkError(PPInfraError):
-    """The API could not be reached or the connection broke, after the retries."""
+    """The API could not be reached or the connection broke, after the retries.
+
+    ``sent`` is False when the request provably never reached the server (so a
+    submit created no task and its pacing slot can be given back), True when it
+    may have, None when unknown.
+    """
+
+    def __init__(self, message: str, *, sent: Optional[bool] = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.sent = sent
 
 
 class DownloadError(PPInfraError):
@@ -114,3 +150,10 @@ class CorruptResultError(DownloadError):
 
 class CancelledError(PPInfraError):
     """The caller cancelled the wait. The task may still run (and be billed) on the server."""
+
+
+# ComfyUI shows ``type(exc).__module__ + "." + name``: a short public name, not the pack's folder path.
+for _cls in list(globals().values()):
+    if isinstance(_cls, type) and issubclass(_cls, PPInfraError):
+        _cls.__module__ = "ppinfra"
+del _cls

@@ -17,7 +17,9 @@ import numpy as np
 from PIL import Image
 
 from .errors import CorruptResultError, DownloadError, ImageInputError
-from .limits import IMAGE_MAX_SIDE, LIMITS, REQUEST_BODY_MAX_BYTES, RESULT_MAX_PIXELS, SIZE_SNAP
+from .limits import IMAGE_MAX_SIDE, LIMITS, REQUEST_BODY_MAX_BYTES, RESULT_MAX_PIXELS
+from .request import EncodedImage
+from .request import match_input_size as _match_input_size
 
 log = logging.getLogger("ppinfra")
 
@@ -75,14 +77,7 @@ def fit_within(img: Image.Image, field: str, max_side: int = IMAGE_MAX_SIDE) -> 
 
 def match_input_size(width: int, height: int) -> Tuple[int, int]:
     """The ``width/height = 0`` rule: the input's size scaled to fit 2048, snapped to 8, at least 128."""
-    lo = int(LIMITS["request.width"].min)
-    hi = int(LIMITS["request.width"].max)
-    scale = min(1.0, hi / max(width, height))
-
-    def snap(v: float) -> int:
-        return max(lo, min(hi, int(round(v * scale / SIZE_SNAP)) * SIZE_SNAP))
-
-    return snap(width), snap(height)
+    return _match_input_size(width, height, LIMITS["request.width"])
 
 
 # --------------------------------------------------------------------------- upload encoding policy
@@ -111,8 +106,8 @@ def lossless_forced() -> bool:
 
 
 def is_control_map(field: str) -> bool:
-    """ControlNet unit images (edge, depth, pose maps) need crisp lines: never lossy by choice."""
-    return field.startswith("request.controlnet.")
+    """ControlNet unit images (edge, depth, pose maps) and masks need crisp edges: never lossy by choice."""
+    return field.startswith("request.controlnet.") or field.startswith("request.mask_image_base64")
 
 
 def is_photo_like(img: Image.Image) -> bool:
@@ -139,8 +134,9 @@ def upload_format(field: str, img: Image.Image, lossless: Optional[bool] = None)
     return "jpeg" if is_photo_like(img) else "png"
 
 
-def _b64(buf: io.BytesIO) -> str:
-    return base64.b64encode(buf.getbuffer()).decode("ascii")
+def _b64(buf: io.BytesIO, size: Tuple[int, int]) -> EncodedImage:
+    # The size travels with the upload: validation never decodes it again.
+    return EncodedImage(base64.b64encode(buf.getbuffer()).decode("ascii"), size[0], size[1], buf.tell())
 
 
 def _flat_jpeg(img: Image.Image) -> io.BytesIO:
@@ -155,7 +151,7 @@ def _flat_jpeg(img: Image.Image) -> io.BytesIO:
     return buf
 
 
-def _encode_one(img: Image.Image, field: str, budget: int, lossless: Optional[bool] = None) -> str:
+def _encode_one(img: Image.Image, field: str, budget: int, lossless: Optional[bool] = None) -> EncodedImage:
     """Encode by :func:`upload_format`, within ``budget`` file bytes; over it, JPEG of falling quality."""
     # Alpha is dropped the way ComfyUI's LoadImage does (colour channels kept):
     # the API takes RGB, and JPEG could not carry it anyway.
@@ -165,28 +161,29 @@ def _encode_one(img: Image.Image, field: str, budget: int, lossless: Optional[bo
         buf = _flat_jpeg(img)
         if buf.tell() <= budget:
             log.debug("%s sent as JPEG, flat step %d (%d bytes)", field, JPEG_FLAT_STEP, buf.tell())
-            return _b64(buf)
+            return _b64(buf, (w, h))
     # A photo-like PNG rarely compresses below half its raw size: skip PNG when it cannot fit.
     elif w * h * 3 // 2 <= budget:
         buf = io.BytesIO()
         img.save(buf, format="PNG", compress_level=1, compress_type=3)  # zlib Z_RLE: faster and smaller on photos
         if buf.tell() <= budget:
-            return _b64(buf)
+            return _b64(buf, (w, h))
     for quality in _JPEG_QUALITIES:
         buf = io.BytesIO()
         img.save(buf, format="JPEG", quality=quality, subsampling=0 if quality >= 90 else 2)
         if buf.tell() <= budget:
             log.info("%s sent as JPEG quality %d (%d bytes) to stay under the request size limit",
                      field, quality, buf.tell())
-            return _b64(buf)
+            return _b64(buf, (w, h))
     raise ImageInputError(field, f"an image that encodes to at most {budget} bytes",
                           f"{w}x{h} that needs {buf.tell()} bytes even as JPEG quality {_JPEG_QUALITIES[-1]}",
                           "send a smaller image or fewer images in one request")
 
 
 def encode_uploads(items: Sequence[Tuple[str, Image.Image]],
-                   body_limit: int = REQUEST_BODY_MAX_BYTES, *, lossless: Optional[bool] = None) -> List[str]:
-    """Encode images for one request (field path, image) to raw base64, concurrently.
+                   body_limit: int = REQUEST_BODY_MAX_BYTES, *,
+                   lossless: Optional[bool] = None) -> List[EncodedImage]:
+    """Encode images for one request (field path, image) to raw base64 with their sizes, concurrently.
 
     The format follows :func:`upload_format` (the field path tells a control
     map from a photo). Together they fit ``body_limit`` (base64 counted):
@@ -207,7 +204,8 @@ def encode_uploads(items: Sequence[Tuple[str, Image.Image]],
 
 # --------------------------------------------------------------------------- results
 
-def _open_checked(blob: bytes, index: int, task_id: Optional[str]) -> Image.Image:
+def _open_checked(blob: bytes, index: int, task_id: Optional[str],
+                  max_pixels: int = RESULT_MAX_PIXELS) -> Image.Image:
     """``index`` counts from 0; messages count from 1, as the client's do."""
     try:
         im = Image.open(io.BytesIO(blob))
@@ -215,10 +213,9 @@ def _open_checked(blob: bytes, index: int, task_id: Optional[str]) -> Image.Imag
         raise CorruptResultError(f"Result image {index + 1} is not a readable image ({len(blob)} bytes).",
                             endpoint="download", task_id=task_id) from None
     w, h = im.size
-    if w * h > RESULT_MAX_PIXELS:
-        raise DownloadError(f"Result image {index + 1} is {w}x{h}, more than the documented maximum of "
-                            f"{IMAGE_MAX_SIDE}x{IMAGE_MAX_SIDE} pixels: refused.", endpoint="download",
-                            task_id=task_id)
+    if w * h > max_pixels:
+        raise DownloadError(f"Result image {index + 1} is {w}x{h}, more than the {max_pixels} pixels this "
+                            "request can produce: refused.", endpoint="download", task_id=task_id)
     return im
 
 
@@ -233,6 +230,7 @@ class ResultDecoder:
 
     def __init__(self, count: int, width: int, height: int) -> None:
         self.size = (width, height)
+        self.max_pixels = max(RESULT_MAX_PIXELS, width * height)
         self.array = np.empty((count, height, width, 3), dtype=np.float32)
 
     def put(self, slot: int, blob: bytes, task_id: Optional[str] = None, index: Optional[int] = None) -> None:
@@ -245,7 +243,7 @@ class ResultDecoder:
         if not 0 <= slot < len(self.array):
             raise DownloadError(f"Result image {index + 1} has no place among the {len(self.array)} expected.",
                                 endpoint="download", task_id=task_id)
-        im = _open_checked(blob, index, task_id)
+        im = _open_checked(blob, index, task_id, self.max_pixels)
         try:
             im.load()
         except Exception as exc:

@@ -1,9 +1,11 @@
-"""Every documented limit of the img2img API, written once.
+"""Every documented limit of the image API, written once, one table per endpoint.
 
-The provider's img2img page is the authority (summarised in ``docs/api.md``). The
-request validation, the sandbox, the ComfyUI widgets' min/max/options and the
-README's node reference all read these values from here; nothing else may
-restate a number.
+The provider's img2img page is the authority for img2img (summarised in
+``docs/api.md``); ``SIBLINGS.md``'s summary of the txt2img, inpainting and upscale
+pages for the others. The request validation, the sandbox, the ComfyUI widgets'
+min/max/options and the README's node reference all read these values from here;
+nothing else may restate a number. ``LIMITS`` is img2img's table;
+``ENDPOINT_LIMITS[name]`` is any endpoint's.
 """
 from __future__ import annotations
 
@@ -31,6 +33,10 @@ IP_ADAPTER_MODELS: Tuple[str, ...] = ("ip-adapter_sd15.bin", "ip-adapter_sdxl.bi
 
 RESPONSE_IMAGE_TYPES: Tuple[str, ...] = ("png", "webp", "jpeg")
 
+# txt2img's hires fix upscalers (the SDK's default is Latent) and the upscale endpoint's models.
+HIRES_UPSCALERS: Tuple[str, ...] = ("Latent", "RealESRGAN_x4plus_anime_6B", "RealESRNet_x4plus")
+UPSCALE_MODELS: Tuple[str, ...] = ("RealESRGAN_x4plus_anime_6B", "RealESRNet_x4plus", "4x-UltraSharp")
+
 # task-result `task.status` values (docs/api.md, "Task statuses"): SUCCEED and FAILED are terminal.
 STATUS_QUEUED = "TASK_STATUS_QUEUED"
 STATUS_PROCESSING = "TASK_STATUS_PROCESSING"
@@ -47,7 +53,13 @@ MODEL_PAGE_MIN, MODEL_PAGE_MAX = 1, 100
 IMAGE_MAX_SIDE = 2048
 IMAGE_MAX_FILE_BYTES = 30 * 1024 * 1024
 REQUEST_BODY_MAX_BYTES = 10 * 1000 * 1000
-# The most pixels a *result* image may decode to: the documented maximum side, squared.
+# Inpainting takes an image (and its mask) of up to 16 megapixels instead of a side limit.
+INPAINT_MAX_PIXELS = 16 * 1024 * 1024
+# txt2img's hires fix may target up to this side; upscale multiplies an input of up to 2048 by 4.
+HIRES_MAX_SIDE = 4096
+UPSCALE_MAX_SCALE = 4
+# The most pixels a *result* image may decode to: the documented maximum side, squared, or the
+# size the request itself asked for when that is larger (hires fix, upscale).
 RESULT_MAX_PIXELS = IMAGE_MAX_SIDE * IMAGE_MAX_SIDE
 # No rule says width/height must be multiples of 8 (inferred): we snap derived sizes to it.
 SIZE_SNAP = 8
@@ -61,8 +73,8 @@ SEED_MAX = 2**32 - 1
 class Limit:
     """One documented limit.
 
-    ``kind`` is ``int``, ``float``, ``str`` (a length range), ``enum`` or
-    ``count`` (a list's length). ``min_exclusive``/``max_exclusive`` make an
+    ``kind`` is ``int``, ``float``, ``bool``, ``str`` (a length range), ``enum``
+    or ``count`` (a list's length). ``min_exclusive``/``max_exclusive`` make an
     end open, as in ``(0, 1]``.
     """
 
@@ -85,6 +97,8 @@ class Limit:
             return f"one of {len(self.options)} documented values"
         if self.kind == "count":
             return f"at most {int(self.max)} entries"
+        if self.kind == "bool":
+            return "true or false"
         lo = "-inf" if self.min is None else _num(self.min)
         hi = "inf" if self.max is None else _num(self.max)
         left = "(" if (self.min_exclusive or self.min is None) else "["
@@ -110,7 +124,7 @@ def _num(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else str(x)
 
 
-_TABLE = (
+_IMG2IMG = (
     Limit("extra.response_image_type", "enum", options=RESPONSE_IMAGE_TYPES, default="png",
           doc="Format of the result images."),
     Limit("request.model_name", "str", min=1, doc="Checkpoint (sd_name from /v3/model?filter.types=checkpoint)."),
@@ -147,5 +161,66 @@ _TABLE = (
           doc="Fraction of the steps where the unit ends; must be above guidance_start."),
 )
 
-LIMITS = {limit.field: limit for limit in _TABLE}
+# Fields the siblings share with img2img (same ranges) are taken from its table by name.
+_SHARED = {limit.field: limit for limit in _IMG2IMG}
+
+
+def _pick(*fields: str) -> Tuple[Limit, ...]:
+    return tuple(_SHARED[f] for f in fields)
+
+
+_GENERATION = ("extra.response_image_type", "request.model_name", "request.prompt", "request.image_num",
+               "request.steps", "request.guidance_scale", "request.sampler_name", "request.sd_vae",
+               "request.seed", "request.loras", "request.loras[].model_name", "request.loras[].strength",
+               "request.embeddings", "request.embeddings[].model_name", "request.clip_skip")
+
+_TXT2IMG = _pick(*_GENERATION, "request.negative_prompt", "request.width", "request.height") + (
+    Limit("request.hires_fix.target_width", "int", min=128, max=HIRES_MAX_SIDE, default=1024,
+          doc="Hires fix: the final width in pixels (larger than width)."),
+    Limit("request.hires_fix.target_height", "int", min=128, max=HIRES_MAX_SIDE, default=1024,
+          doc="Hires fix: the final height in pixels (larger than height)."),
+    Limit("request.hires_fix.strength", "float", min=0, max=1, default=0.5,
+          doc="Hires fix: how much the second pass may change the image."),
+    Limit("request.hires_fix.upscaler", "enum", options=HIRES_UPSCALERS, default="Latent",
+          doc="Hires fix: how the first image is enlarged before the second pass."),
+    Limit("request.refiner.switch_at", "float", min=0, max=1, default=0.8,
+          doc="SDXL refiner: the fraction of the steps after which the refiner takes over."),
+    Limit("request.enable_transparent_background", "bool", default=False,
+          doc="Transparent background (SDXL checkpoints, PNG results only)."),
+    Limit("request.restore_faces", "bool", default=False, doc="Restore faces after generation."),
+)
+
+_INPAINTING = _pick(*_GENERATION) + (
+    Limit("request.model_name", "str", min=1,
+          doc="Inpainting checkpoint (sd_name from /v3/model?filter.types=checkpoint&filter.is_inpainting=true)."),
+    Limit("request.negative_prompt", "str", min=1, max=1024, default="",
+          doc="What the image should not contain (omitted when empty)."),
+    Limit("request.strength", "float", min=0, max=1, nullable=True, default=1.0,
+          doc="How far the masked area may move away from the input image."),
+    Limit("request.mask_blur", "int", min=0, max=64, nullable=True, default=0,
+          doc="Pixels of blur on the mask's edge."),
+    Limit("request.inpainting_full_res", "int", min=0, max=1, nullable=True, default=0,
+          doc="1: work on the masked area at full resolution, then paste it back."),
+    Limit("request.inpainting_full_res_padding", "int", min=0, max=256, nullable=True, default=8,
+          doc="Pixels around the mask kept as context in full-resolution mode."),
+    Limit("request.inpainting_mask_invert", "int", min=0, max=1, nullable=True, default=0,
+          doc="1: the server repaints the black part of the mask instead of the white part."),
+    Limit("request.initial_noise_multiplier", "float", min=0, max=1.5, nullable=True, default=0.5,
+          doc="Noise added to the masked area before sampling."),
+)
+
+_UPSCALE = (
+    _SHARED["extra.response_image_type"],
+    Limit("request.model_name", "enum", options=UPSCALE_MODELS, default=UPSCALE_MODELS[0],
+          doc="Upscaler model."),
+    Limit("request.scale_factor", "float", min=1, max=UPSCALE_MAX_SCALE, min_exclusive=True, default=2.0,
+          doc="How many times larger the result is; more than 1, at most 4."),
+)
+
+ENDPOINT_LIMITS = {
+    name: {limit.field: limit for limit in table}
+    for name, table in (("img2img", _IMG2IMG), ("txt2img", _TXT2IMG), ("inpainting", _INPAINTING),
+                        ("upscale", _UPSCALE))
+}
+LIMITS = ENDPOINT_LIMITS["img2img"]
 

@@ -21,7 +21,7 @@ import sys
 import traceback
 from typing import Any
 
-from .secrets import redact
+from .redaction import redact
 
 LOGGER_NAME = "ppinfra"
 

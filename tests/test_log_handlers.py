@@ -11,7 +11,7 @@ import logging
 import pytest
 
 from ppinfra import logs
-from ppinfra.secrets import remember_secret
+from ppinfra.redaction import remember_secret
 
 KEY = "sk-attached-handler-key-31415926"
 

@@ -145,13 +145,13 @@ def test_installing_twice_keeps_one_handler_and_no_propagation(pack_logs):
 
 
 def test_a_key_remembered_by_one_copy_of_the_package_is_scrubbed_by_the_other(pack_logs):
-    import ppinfra.secrets as plain_secrets
+    import ppinfra.redaction as plain_secrets
 
     assert plain_secrets.redact(f"x {KEY} y") == "x *** y"
 
 
 def test_a_longer_key_containing_a_shorter_one_is_scrubbed_whole(pack_logs):
-    import ppinfra.secrets as plain_secrets
+    import ppinfra.redaction as plain_secrets
 
     plain_secrets.remember_secret(KEY + "-extended-tail")
     assert plain_secrets.redact(f"[{KEY}-extended-tail]") == "[***]"

@@ -19,7 +19,7 @@ def _shared_registry() -> types.ModuleType:
     # one copy installed must also scrub the keys the other copy loaded.
     holder = sys.modules.get(_REGISTRY_MODULE)
     if holder is None:
-        holder = types.ModuleType(_REGISTRY_MODULE, "Secrets remembered by every copy of ppinfra.secrets.")
+        holder = types.ModuleType(_REGISTRY_MODULE, "Secrets remembered by every copy of ppinfra.redaction.")
         holder.secrets = set()
         holder.lock = threading.Lock()
         holder = sys.modules.setdefault(_REGISTRY_MODULE, holder)
