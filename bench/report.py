@@ -1,4 +1,4 @@
-"""The output side of ``bench/run.py``: the machine note, the Markdown table and the README block."""
+"""The output side of ``bench/run.py``: the machine note, the Markdown table and the block in docs/performance.md."""
 from __future__ import annotations
 
 import os
@@ -37,7 +37,8 @@ def render_table(rows: List[Dict[str, str]]) -> str:
 
 
 def write_readme(block: str) -> None:
-    path = os.path.join(ROOT, "README.md")
+    """Replace the bench block of ``docs/performance.md`` (the README links that page)."""
+    path = os.path.join(ROOT, "docs", "performance.md")
     start, end = "<!-- bench:start -->", "<!-- bench:end -->"
     text = open(path, encoding="utf-8").read() if os.path.exists(path) else ""
     if start in text and end in text:
@@ -45,7 +46,7 @@ def write_readme(block: str) -> None:
         _, tail = rest.split(end, 1)
         text = f"{head}{start}\n{block}\n{end}{tail}"
     else:
-        text = text.rstrip("\n") + f"\n\n## Performance\n\n{start}\n{block}\n{end}\n"
+        text = text.rstrip("\n") + f"\n\n## Measured figures\n\n{start}\n{block}\n{end}\n"
     with open(path, "w", encoding="utf-8") as fh:
         fh.write(text)
 

@@ -113,46 +113,84 @@ def test_zh_category_translated(pack):
     assert categories <= set(main.get("nodeCategories", {}))
 
 
-# ---------------------------------------------------------------- READMEs
-def test_readme_starts_with_the_two_commands():
+# ---------------------------------------------------------------- READMEs and docs/
+# The READMEs walk a newcomer through install, key and a first template; the reference
+# material lives in docs/<page>.md with a Chinese twin docs/<page>.zh.md.
+DOC_PAGES = ("settings", "troubleshooting", "cli", "performance", "sandbox", "development")
+DOCS = {lang: {page: os.path.join(ROOT, "docs", f"{page}.zh.md" if lang == "zh" else f"{page}.md")
+               for page in DOC_PAGES} for lang in ("en", "zh")}
+FIRST_SCREEN = 70  # lines: install, the key in the editor and a template run must all fit
+
+
+def test_a_newcomer_installs_sets_the_key_and_runs_a_template_in_the_first_screen():
+    steps = {"en": ["comfy node install", "Settings", "Save key", "Browse Templates", "img2img_basic", "**Run**"],
+             "zh": ["comfy node install", "设置", "保存密钥", "浏览模板", "img2img_basic", "**运行**"]}
     for lang, path in READMES.items():
-        blocks = re.findall(r"```bash\n(.*?)```", text(path), re.S)
-        assert blocks[0].strip() == FIRST_COMMAND, lang
-        assert blocks[1].strip() == "bash .ci/run", lang
+        first = "\n".join(text(path).splitlines()[:FIRST_SCREEN])
+        positions = [first.find(word) for word in steps[lang]]
+        assert -1 not in positions, f"{lang}: {[w for w, p in zip(steps[lang], positions) if p < 0]} " \
+                                    f"not within the first {FIRST_SCREEN} lines"
+        assert positions == sorted(positions), f"{lang}: install, key, template must come in that order"
+        assert "PPINFRA_API_KEY=" not in first, f"{lang}: environment variables belong after the first run"
+
+
+def test_readme_keeps_the_two_commands_together():
+    for lang, path in READMES.items():
+        blocks = [b.strip() for b in re.findall(r"```bash\n(.*?)```", text(path), re.S)]
+        assert FIRST_COMMAND in blocks, lang
+        assert blocks[blocks.index(FIRST_COMMAND) + 1] == "bash .ci/run", lang
     assert os.path.isfile(os.path.join(ROOT, "example_workflows", "input", "ppinfra_portrait.png"))
 
 
-def test_readmes_keep_in_step():
-    en, zh = text(READMES["en"]), text(READMES["zh"])
-    heads = lambda t: re.findall(r"^## ", t, re.M)
-    assert len(heads(en)) == len(heads(zh)), "README.md and README.zh.md must have the same sections"
+def in_step(en: str, zh: str, what: str) -> None:
+    heads = lambda t: re.findall(r"^#+ ", t, re.M)
+    assert heads(en) == heads(zh), f"{what}: the English and Chinese files must have the same sections"
     fences = lambda t: re.findall(r"```(\w*)\n(.*?)```", t, re.S)
     # Same commands in the same order; comments inside code may be translated.
     strip = lambda blocks: [(lang, re.sub(r"#.*", "", body).strip()) for lang, body in blocks]
-    assert strip(fences(en)) == strip(fences(zh))
-    for t in (en, zh):
-        assert BENCH_PLACEHOLDER.search(t), "the Performance section's bench markers are missing"
+    assert strip(fences(en)) == strip(fences(zh)), f"{what}: the commands differ"
+
+
+def test_readmes_keep_in_step():
+    in_step(text(READMES["en"]), text(READMES["zh"]), "README")
+
+
+@pytest.mark.parametrize("page", DOC_PAGES)
+def test_doc_pages_keep_in_step_and_are_linked_from_the_readmes(page):
+    in_step(text(DOCS["en"][page]), text(DOCS["zh"][page]), f"docs/{page}")
+    for lang, path in READMES.items():
+        target = os.path.relpath(DOCS[lang][page], ROOT).replace(os.sep, "/")
+        assert f"]({target})" in text(path), f"{lang} README does not link {target}"
+
+
+def test_the_bench_markers_are_in_the_performance_page():
+    for lang in ("en", "zh"):
+        assert BENCH_PLACEHOLDER.search(text(DOCS[lang]["performance"])), \
+            f"docs/performance ({lang}): the bench markers are missing"
 
 
 def test_troubleshooting_covers_every_error_class():
     from ppinfra import errors
     classes = [n for n, c in inspect.getmembers(errors, inspect.isclass)
                if issubclass(c, errors.PPInfraError) and c is not errors.PPInfraError]
-    for lang, path in READMES.items():
-        body = text(path)
+    for lang in ("en", "zh"):
+        body = text(DOCS[lang]["troubleshooting"])
         missing = [c for c in classes if f"`{c}`" not in body]
-        assert not missing, f"{lang} README troubleshooting lacks {missing}"
+        assert not missing, f"{lang} troubleshooting page lacks {missing}"
         for word in ("NEED_REAL_NAME_VERIFY", "HTTPS_PROXY", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE",
-                     "value not in list", "https://api.novita.ai"):
-            assert word.lower() in body.lower(), f"{lang} README does not mention {word}"
+                     "value not in list"):
+            assert word.lower() in body.lower(), f"{lang} troubleshooting page does not mention {word}"
+        assert "https://api.novita.ai" in text(DOCS[lang]["settings"]), f"{lang} settings page lacks the hosts"
 
 
 def test_readme_links_resolve():
-    for lang, path in READMES.items():
+    pages = [*READMES.values(), *(p for lang in DOCS for p in DOCS[lang].values())]
+    for path in pages:
         for target in re.findall(r"\]\(([^)#]+)\)", text(path)):
             if "://" in target:
                 continue
-            assert os.path.exists(os.path.join(ROOT, target)), f"{lang}: broken link {target}"
+            assert os.path.exists(os.path.join(os.path.dirname(path), target)), \
+                f"{os.path.relpath(path, ROOT)}: broken link {target}"
 
 
 def test_readme_names_every_example():

@@ -22,7 +22,7 @@ from node_driver import img2img, pack_module, photo
 # --------------------------------------------------------------------------- configuration
 
 def test_the_base_url_variable_wins_over_the_config_file(isolated_env, monkeypatch):
-    """README, "The API key": "The environment variable wins over the file." (the host as well as the key).
+    """docs/settings.md, "The API key": "The environment variable wins over the file." (the host as well as the key).
 
     Break: load_settings reads the file's base_url before PPINFRA_BASE_URL.
     """
@@ -39,7 +39,7 @@ def test_the_base_url_variable_wins_over_the_config_file(isolated_env, monkeypat
 
 @pytest.mark.parametrize("content", ['{"api_key": "sk-abc123456",}', "api_key = sk-abc123456", "\x00\x01"])
 def test_a_config_file_that_is_not_json_is_a_config_error_naming_the_file(isolated_env, content):
-    """README, errors table: "ConfigError: ... the config file is not valid JSON".
+    """docs/troubleshooting.md, errors table: "ConfigError: ... the config file is not valid JSON".
 
     Break: read_config_file lets ValueError (json.JSONDecodeError) escape raw.
     """
@@ -55,7 +55,7 @@ def test_a_config_file_that_is_not_json_is_a_config_error_naming_the_file(isolat
 
 
 def test_the_deadline_is_600_seconds_unless_ppinfra_deadline_says_otherwise(env, monkeypatch):
-    """README, errors table: "TaskTimeoutError: ... (600 s by default, ...) Set PPINFRA_DEADLINE (seconds)".
+    """docs/troubleshooting.md, errors table: "TaskTimeoutError: ... (600 s by default, ...) Set PPINFRA_DEADLINE (seconds)".
 
     Checked on the client the Img2Img node builds for itself, not only on load_settings.
     Break: Settings.deadline defaults to 300.
@@ -76,7 +76,7 @@ def test_the_deadline_is_600_seconds_unless_ppinfra_deadline_says_otherwise(env,
 
 
 def test_a_redirect_to_another_host_stops_the_node_naming_that_host(node_client, env, errors):
-    """README, "Which host": "if it ever answers with a redirect to another host, the pack stops with an
+    """docs/settings.md, "Which host": "if it ever answers with a redirect to another host, the pack stops with an
     error naming the new host instead of sending the key there".
 
     tests/test_retry_engine.py checks the key stays home; this checks the user is told where
@@ -115,7 +115,7 @@ def test_the_seed_output_is_the_seed_the_server_used_for_the_first_image(node_cl
 
 def test_an_unexpected_failure_inside_a_run_still_reaches_comfyui_as_a_ppinfra_error(node_client, env, errors,
                                                                                       monkeypatch):
-    """README, "Troubleshooting": "Every error the pack raises is a subclass of `PPInfraError`".
+    """docs/troubleshooting.md: "Every error the pack raises is a subclass of `PPInfraError`".
 
     tests/test_nodes.py proves it for a failed task (already a PPInfraError); here the
     client fails with something no code path expects (a bug), which must still arrive as a
@@ -143,7 +143,7 @@ def test_an_unexpected_failure_inside_a_run_still_reaches_comfyui_as_a_ppinfra_e
 
 
 def test_a_corrupt_result_file_is_fetched_again_the_last_time_from_a_freshly_signed_url(node_client, env):
-    """README, errors table: "DownloadError: ... the file kept arriving short or corrupt (it is downloaded
+    """docs/troubleshooting.md, errors table: "DownloadError: ... the file kept arriving short or corrupt (it is downloaded
     up to three times, the last time from a freshly signed URL)".
 
     Two corrupt answers, then a good one: the node returns the image, and between the second
@@ -185,7 +185,7 @@ def _age_model_cache(path: str, seconds: float) -> None:
 
 
 def test_lists_older_than_ten_minutes_are_refreshed_in_the_background(env, monkeypatch):
-    """README, "Value not in list": "After a key is set, a refresh starts a background download of
+    """docs/troubleshooting.md, "Value not in list": "After a key is set, a refresh starts a background download of
     lists older than 10 minutes and shows the cached ones meanwhile".
 
     Tested by the mechanism: which lists count as stale at 9 and at 11 minutes, and that a
@@ -217,7 +217,7 @@ def test_lists_older_than_ten_minutes_are_refreshed_in_the_background(env, monke
 # --------------------------------------------------------------------------- start-up
 
 def test_importing_the_pack_with_a_key_set_opens_no_connection(sandbox, api_key, tmp_path):
-    """README, "Install in ComfyUI": "makes no network call while ComfyUI starts (model lists come
+    """README, "Quick start": "makes no network call while ComfyUI starts (model lists come
     from a disk cache and are refreshed in the background)".
 
     tests/test_node_surface.py checks the import without a key; every network
@@ -303,7 +303,7 @@ def _imports_and_calls(path):
 
 
 def test_the_pack_needs_only_comfyuis_dependencies_and_requests_and_never_runs_pip():
-    """README, "Install in ComfyUI": "The pack needs nothing beyond ComfyUI's own dependencies and
+    """README, "Quick start": "The pack needs nothing beyond ComfyUI's own dependencies and
     `requests`. It never runs `pip` by itself, at install or at start-up".
 
     Read from the source (every import, guarded or not, and every call that starts a program):
@@ -334,7 +334,7 @@ def test_the_pack_needs_only_comfyuis_dependencies_and_requests_and_never_runs_p
 # --------------------------------------------------------------------------- the sandbox
 
 def test_the_sandbox_keeps_the_last_10000_requests_and_tasks_by_default():
-    """README, "The sandbox": "As a long-running server it keeps the last 10,000 requests and tasks."
+    """docs/sandbox.md: "As a long-running server it keeps the last 10,000 requests and tasks."
 
     tests/test_sandbox_service.py proves the dropping with small caps; this holds the number
     the README gives (``python -m ppinfra.sandbox`` passes the same defaults).
