@@ -66,24 +66,40 @@ def test_the_traps_a_client_must_handle_are_there(sandbox):
     assert any(m["status"] == 0 for m in checkpoints) and any(m["status"] == 0 for m in loras)
     assert any(m.get("sd_name", "").endswith(".zip") for m in loras)
     assert any(send_name(m).endswith(".pt") for m in embeddings)
-    ppinfra_shape = [m for m in checkpoints + loras if "model_name" in m]
-    assert ppinfra_shape and all("sd_name" not in m and "is_sdxl" not in m and "sd_name_in_api" not in m
-                                 for m in ppinfra_shape)
     assert any("is_sdxl" not in m and "sd_name" in m for m in checkpoints)
+    # As Novita (the default) no entry comes in PPInfra's shape: the provider's SDK cannot parse one.
+    assert all("sd_name" in m and "sd_name_in_api" in m and "model_name" not in m for m in checkpoints + loras)
 
 
-def test_submit_refuses_unavailable_and_archive_entries_but_takes_locon_and_ppinfra_shape(sandbox):
-    checkpoints, loras = every(sandbox, "checkpoint"), every(sandbox, "lora")
+@pytest.mark.parametrize("provider", ["ppinfra", "ppio"])
+def test_as_ppinfra_every_entry_has_ppinfras_shape_and_the_same_traps(make_sandbox, provider):
+    srv = make_sandbox(provider=provider)
+    checkpoints, loras = every(srv, "checkpoint"), every(srv, "lora")
+    novita = {m["id"]: m for m in every(make_sandbox(), "checkpoint") + every(make_sandbox(), "lora")}
+    assert [m["id"] for m in checkpoints + loras] == list(novita)
+    for m in checkpoints + loras:
+        assert "sd_name" not in m and "sd_name_in_api" not in m and "is_sdxl" not in m, m
+        assert m["model_name"] == send_name(novita[m["id"]])
+        assert {k: v for k, v in m.items() if k != "model_name"} == {
+            k: v for k, v in novita[m["id"]].items() if k not in ("sd_name", "sd_name_in_api", "is_sdxl")}
+    assert any(m["status"] == 0 for m in checkpoints) and any(m["type"]["name"] == "locon" for m in loras)
+    assert any(m["model_name"].endswith(".zip") for m in loras)
+
+
+@pytest.mark.parametrize("provider", ["novita", "ppinfra"])
+def test_submit_refuses_unavailable_and_archive_entries_but_takes_locon(make_sandbox, provider):
+    srv = make_sandbox(provider=provider)
+    checkpoints, loras = every(srv, "checkpoint"), every(srv, "lora")
     unavailable = next(send_name(m) for m in checkpoints if m["status"] == 0)
     archive = next(send_name(m) for m in loras if send_name(m).endswith(".zip"))
     locon = next(send_name(m) for m in loras if m["type"]["name"] == "locon" and m["status"] == 1)
-    ppinfra = next(m["model_name"] for m in checkpoints if "model_name" in m and m["status"] == 1)
+    usable = next(send_name(m) for m in checkpoints[20:] if m["status"] == 1)
     for body, text in ((documented(model_name=unavailable), "unavailable (status 0)"),
                        (documented(loras=[{"model_name": archive, "strength": 0.5}]), "an archive (.zip)")):
-        r = requests.post(sandbox.base_url + SUBMIT, json=body, headers=AUTH, timeout=10)
+        r = requests.post(srv.base_url + SUBMIT, json=body, headers=AUTH, timeout=10)
         assert r.status_code == 400 and text in r.json()["message"]
-    for body in (documented(loras=[{"model_name": locon, "strength": 0.5}]), documented(model_name=ppinfra)):
-        assert requests.post(sandbox.base_url + SUBMIT, json=body, headers=AUTH, timeout=10).status_code == 200
+    for body in (documented(loras=[{"model_name": locon, "strength": 0.5}]), documented(model_name=usable)):
+        assert requests.post(srv.base_url + SUBMIT, json=body, headers=AUTH, timeout=10).status_code == 200
 
 
 def test_query_searches_sd_name_name_and_tags(sandbox):
@@ -92,7 +108,7 @@ def test_query_searches_sd_name_name_and_tags(sandbox):
     everything = every(sandbox, "checkpoint")
     assert names("DREAMSHAPER_8") == {m["id"] for m in everything if "dreamshaper_8" in send_name(m).lower()} != set()
     assert names("natural sin rc1") == {m["id"] for m in everything
-                                        if m["sd_name" if "sd_name" in m else "model_name"].startswith("epicrealism_")
+                                        if m["sd_name"].startswith("epicrealism_")
                                         and "Natural Sin" in m["name"]}
     tagged = names("landscape")
     assert tagged == {m["id"] for m in everything if "landscape" in m["tags"]} and tagged

@@ -1,6 +1,7 @@
 """``python -m ppinfra.sandbox``: run the sandbox in the foreground until Ctrl-C.
 
 Lenient (real-like) by default; ``--strict`` refuses every shape outside the provider's page.
+``--provider ppinfra|ppio|novita`` picks whose answers it gives (default novita).
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import time
 from typing import Dict, List, Optional, Union
 
 from ..limits import MODEL_TYPES
-from .server import DEFAULT_MAX_REQUESTS, DEFAULT_MAX_TASKS, SandboxServer
+from .server import DEFAULT_MAX_REQUESTS, DEFAULT_MAX_TASKS, DEFAULT_PROVIDER, PLAN, PROVIDERS, SandboxServer
 from .tasks import PROGRESS_MODES
 
 
@@ -28,10 +29,20 @@ def catalog_size(text: str) -> Union[int, Dict[str, int]]:
     return sizes
 
 
+def images_per_minute(text: str) -> Union[int, str]:
+    """``10`` (each endpoint's limit) or ``plan``."""
+    if text == PLAN:
+        return text
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a number or {PLAN!r}, got {text!r}")
+    return int(text)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Parse the command line, start the sandbox, print its URLs and serve until interrupted."""
     ap = argparse.ArgumentParser(prog="python -m ppinfra.sandbox",
-                                 description="Local stand-in for the PPInfra img2img API (synthetic images, not diffusion).")
+                                 description="Local stand-in for the PPInfra / Novita image API "
+                                             "(synthetic images, not diffusion).")
     ap.add_argument("--host", default="127.0.0.1", help="address to bind the servers to (default 127.0.0.1)")
     ap.add_argument("--port", type=int, default=8930, help="API port (0 = any free port)")
     ap.add_argument("--image-port", type=int, default=8931, help="image host port (0 = any free port)")
@@ -41,7 +52,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--task-seconds", type=float, default=1.0)
     ap.add_argument("--url-ttl", type=float, default=3600, help="seconds a result URL stays valid")
     ap.add_argument("--other-port", type=int, default=0, help="port of the host redirect faults point to (0 = any)")
-    ap.add_argument("--images-per-minute", type=int, default=None, help="rate limit (default none)")
+    ap.add_argument("--provider", choices=PROVIDERS, default=DEFAULT_PROVIDER,
+                    help="whose answers to give: novita (default; Novita's model list shape, upscale served), "
+                         "ppinfra or ppio (PPInfra's model list shape, no upscale)")
+    ap.add_argument("--images-per-minute", type=images_per_minute, default=None,
+                    help=f"rate limit per endpoint: a number, or {PLAN!r} for the provider's base plan (default none)")
     ap.add_argument("--rate-window", type=float, default=60.0,
                     help="seconds the images-per-minute limit counts over (default 60; shorter for benchmarks)")
     ap.add_argument("--catalog-size", type=catalog_size, default=None,
@@ -63,10 +78,10 @@ def main(argv: Optional[List[str]] = None) -> int:
                         task_seconds=args.task_seconds, url_ttl=args.url_ttl,
                         images_per_minute=args.images_per_minute, rate_window=args.rate_window,
                         catalog_size=args.catalog_size, strict=args.strict, progress=args.progress,
-                        credit_balance=args.credit_balance, max_requests=args.max_requests,
+                        credit_balance=args.credit_balance, provider=args.provider, max_requests=args.max_requests,
                         max_tasks=args.max_tasks)
     srv.start()
-    mode = "strict" if args.strict else "lenient, like the real service"
+    mode = ("strict" if args.strict else "lenient, like the real service") + f"; speaking as {args.provider}"
     print(f"PPInfra sandbox (synthetic images, not diffusion) at {srv.base_url}", flush=True)
     print(f"  mode: {mode}; progress {args.progress}", flush=True)
     print(f"  result images on {srv.image_base_url}; keys: {', '.join(srv.api_keys)}", flush=True)

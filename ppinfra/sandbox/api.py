@@ -1,4 +1,9 @@
-"""The API host: auth, ``POST /v3/async/img2img``, ``GET /v3/async/task-result``, ``GET /v3/model``, ``GET /v3/user``.
+"""The API host: auth, the submit endpoints, ``GET /v3/async/task-result``, ``GET /v3/model``, ``GET /v3/user``.
+
+The submit endpoints are those of :data:`ppinfra.endpoints.ENDPOINTS` (img2img,
+txt2img, inpainting, upscale), at their declared paths. One the sandbox's
+provider does not offer (upscale as PPInfra or PPIO) answers like an unknown
+path: 404 ``API_NOT_FOUND``.
 
 Errors use the real codes and reasons (docs/api.md, "Errors"): a missing key is 400
 ``MISSING_API_KEY``, a wrong one 403 ``INVALID_API_KEY`` ("invalid api-key"),
@@ -12,6 +17,7 @@ import json
 import time
 from typing import Any, Dict
 
+from ..endpoints import ENDPOINTS
 from .errors import DEFAULT_REASONS, SandboxHTTPError
 from .faults import Fault
 from .httpbase import BaseHandler
@@ -20,16 +26,11 @@ from .models import list_models
 from .tasks import FAILED, QUEUED, SUCCEED, Task
 from .validation import validate_submit
 
-ABOUT = (
-    "PPInfra sandbox: a local stand-in for https://api.ppinfra.com (Novita AI's API).\n"
-    "Results are SYNTHETIC images (the input resized and colour-graded per seed), not diffusion.\n"
-    "Endpoints: POST /v3/async/img2img, GET /v3/async/task-result?task_id=..., GET /v3/model, GET /v3/user\n"
-).encode()
-
-_ROUTES = {("POST", "/v3/async/img2img"): "submit",
-           ("GET", "/v3/async/task-result"): "poll",
+_SUBMITS = {e.path: e for e in ENDPOINTS.values()}
+_ROUTES = {("GET", "/v3/async/task-result"): "poll",
            ("GET", "/v3/model"): "models",
-           ("GET", "/v3/user"): "user"}
+           ("GET", "/v3/user"): "user",
+           **{("POST", path): "submit" for path in _SUBMITS}}
 _PATHS = {path for _, path in _ROUTES}
 _QUERY_KEYS = {"submit": (), "poll": ("task_id",), "user": ()}  # strict mode refuses other query keys
 _500_REASONS = {"submit": "CREATE_TASK_FAILED", "poll": "GET_RESULT_FAILED", "models": "INTERNAL_SERVER_ERROR",
@@ -45,16 +46,20 @@ class ApiHandler(BaseHandler):
 
     def route(self, method: str, path: str, query: Dict[str, str], body: bytes) -> None:
         if method == "GET" and path in ("", "/"):
-            self.answer(200, ABOUT, "text/plain; charset=utf-8")
+            self.answer(200, _about(self.sandbox.provider), "text/plain; charset=utf-8")
             return
         endpoint = _ROUTES.get((method, path))
+        api = _SUBMITS[path] if endpoint == "submit" else None
+        if api is not None and not api.offered_on(self.sandbox.provider):
+            endpoint = None  # not offered by this provider: the same answer as a path that never existed
         if endpoint is None:
             if path in _PATHS:
                 raise SandboxHTTPError(405, "METHOD_NOT_ALLOWED", f"{method} is not allowed on {path}")
             raise SandboxHTTPError(404, "API_NOT_FOUND", f"api not found: {method} {path}")
         if self.takes_faults:
-            fault = self.sandbox.faults.take(endpoint, kinds=("status", "drop", "slow", "malformed", "redirect"))
-            if fault is not None and self._act_out(fault, endpoint, body):
+            fault = self.sandbox.faults.take(endpoint, kinds=("status", "drop", "slow", "malformed", "redirect"),
+                                             api=api.name if api else None)
+            if fault is not None and self._act_out(fault, endpoint, body, api):
                 return
         self._authenticate()
         strict = self.sandbox.strict
@@ -64,16 +69,17 @@ class ApiHandler(BaseHandler):
                 raise SandboxHTTPError(400, "INVALID_REQUEST_BODY",
                                        f"{unknown[0]} is not a documented query parameter of {method} {path}")
         if endpoint == "submit":
-            data = self._submit(body)
+            data = self._submit(body, api.name)
         elif endpoint == "poll":
             data = self._poll(query)
         elif endpoint == "user":
             data = self.sandbox.account()
         else:
-            data = list_models(self.sandbox.catalog, query, strict=strict)
+            data = list_models(self.sandbox.catalog, query, strict=strict,
+                               novita_shape=self.sandbox.provider == "novita")
         self.answer(200, json.dumps(data).encode(), _JSON)
 
-    def _act_out(self, fault: Fault, endpoint: str, body: bytes) -> bool:
+    def _act_out(self, fault: Fault, endpoint: str, body: bytes, api: Any = None) -> bool:
         """Perform ``fault``; True if the request is fully answered (or dropped)."""
         p = fault.params
         if fault.kind == "slow":
@@ -97,7 +103,7 @@ class ApiHandler(BaseHandler):
         if endpoint == "submit" and p.get("after_create"):
             try:
                 self._authenticate()
-                self._submit(body)
+                self._submit(body, api.name)
             except SandboxHTTPError:
                 pass  # an invalid submit creates nothing; the connection still drops
         self.drop()
@@ -121,7 +127,7 @@ class ApiHandler(BaseHandler):
             # The live service's answer, word for word (docs/api.md, "Errors").
             raise SandboxHTTPError(403, "INVALID_API_KEY", "invalid api-key")
 
-    def _submit(self, body: bytes) -> Dict[str, Any]:
+    def _submit(self, body: bytes, api: str) -> Dict[str, Any]:
         ctype = self.headers.get("Content-Type", "")
         if ctype.split(";")[0].strip().lower() != "application/json":
             raise SandboxHTTPError(400, "INVALID_REQUEST_BODY",
@@ -130,7 +136,7 @@ class ApiHandler(BaseHandler):
             parsed = json.loads(body.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as exc:
             raise SandboxHTTPError(400, "INVALID_REQUEST_BODY", f"the body is not valid JSON: {exc}") from None
-        valid = validate_submit(parsed, self.sandbox.catalog, strict=self.sandbox.strict)
+        valid = validate_submit(parsed, self.sandbox.catalog, strict=self.sandbox.strict, endpoint=api)
         task = self.sandbox._accept(parsed, valid)
         return {"task_id": task.task_id}
 
@@ -152,9 +158,11 @@ class ApiHandler(BaseHandler):
         if state.status == SUCCEED:
             scheme = self.sandbox.faults.take("poll", kinds=("scheme",))
             images = [self._image_entry(task, i, scheme) for i in range(task.image_num)]
+        extra: Dict[str, Any] = {"seed": str(task.seed)} if task.endpoint != "upscale" else {}
+        extra["debug_info"] = _debug_info(task, state.status)  # upscale has no seed: extra holds none
         return {
-            "extra": {"seed": str(task.seed), "debug_info": _debug_info(task, state.status)},
-            "task": {"task_id": task.task_id, "task_type": "IMG_TO_IMG", "status": state.status,
+            "extra": extra,
+            "task": {"task_id": task.task_id, "task_type": task.task_type, "status": state.status,
                      "reason": state.reason, "eta": state.eta, "progress_percent": state.progress_percent},
             "images": images, "videos": [], "audios": [],
         }
@@ -184,6 +192,13 @@ class OtherHostHandler(ApiHandler):
             serve_image(self, method, path, query)
         else:
             super().route(method, path, query, body)
+
+
+def _about(provider: str) -> bytes:
+    submits = ", ".join(f"POST {e.path}" for e in ENDPOINTS.values() if e.offered_on(provider))
+    return (f"PPInfra sandbox, speaking as {provider}: a local stand-in for the PPInfra / PPIO / Novita AI image API.\n"
+            "Results are SYNTHETIC images (inputs resized, masked and colour-graded per seed), not diffusion.\n"
+            f"Endpoints: {submits}, GET /v3/async/task-result?task_id=..., GET /v3/model, GET /v3/user\n").encode()
 
 
 def _debug_info(task: Task, status: str) -> Dict[str, str]:

@@ -12,8 +12,13 @@ gets a usable one): ``is_sdxl`` missing on some entries; base models beyond
 SD 1.5 and SDXL 1.0 (Pony, Illustrious, NoobAI, SDXL Turbo, SDXL Lightning,
 SD 2.1, Flux.1 D); ``status: 0`` (unavailable) entries; LoRAs of
 ``type.name`` ``locon``; LoRA archives ending in ``.zip``; embeddings that
-keep their ``.pt``; and entries in PPInfra's own shape (``model_name``, no
-``sd_name``/``sd_name_in_api``/``is_sdxl``).
+keep their ``.pt``.
+
+Entries are stored in Novita's shape (``sd_name``, ``sd_name_in_api``,
+``is_sdxl`` where the real list has it). A sandbox speaking as PPInfra or PPIO
+lists them in PPInfra's own sample shape instead (:func:`ppinfra_entry`:
+``model_name``, no ``sd_name``/``sd_name_in_api``/``is_sdxl``); the provider's
+Python SDK cannot parse that shape, so it is never mixed into Novita's list.
 
 What a submit may name (see :meth:`Catalog.usable`): any listed entry with
 ``status`` 1 that is not a ``.zip`` archive. ``locon`` entries are LoRAs and
@@ -188,7 +193,7 @@ class Catalog:
 
         ``is_sdxl`` matches the SDXL family (SDXL 1.0, Pony, Illustrious, NoobAI,
         SDXL Turbo/Lightning); ``text`` is a case-insensitive substring of
-        ``sd_name`` (or ``model_name``), ``name`` or a tag.
+        ``sd_name``, ``name`` or a tag.
         """
         wanted = [t for t in MODEL_TYPES if t in set(types)] if types else list(MODEL_TYPES)
         key = (tuple(wanted), is_sdxl, visibility, is_inpainting, text.lower(), source)
@@ -212,11 +217,32 @@ class Catalog:
         return out
 
     def _add(self, listing_type: str, model: Dict[str, Any], sdxl: bool) -> None:
-        blob = "\n".join([model.get("sd_name") or model.get("model_name", ""), model["name"], *model["tags"]])
+        blob = "\n".join([model["sd_name"], model["name"], *model["tags"]])
         self._by_type.setdefault(listing_type, []).append(model)
         self._meta.setdefault(listing_type, []).append(
             (sdxl, model["base_model_type"] == "Inpainting", blob.lower(), model["source"], model["visibility"]))
         self._by_send_name[(listing_type, send_name(model))] = model
+
+
+def is_sdxl(model: Dict[str, Any]) -> bool:
+    """True for the SDXL family, read from ``base_model`` (``is_sdxl`` is missing on some entries)."""
+    return model.get("base_model") in SDXL_FAMILY
+
+
+def is_inpainting(model: Dict[str, Any]) -> bool:
+    """True for an inpainting checkpoint (what ``filter.is_inpainting=true`` lists)."""
+    return model.get("base_model_type") == "Inpainting"
+
+
+_NOVITA_ONLY = ("sd_name", "sd_name_in_api", "is_sdxl")
+
+
+def ppinfra_entry(model: Dict[str, Any]) -> Dict[str, Any]:
+    """``model`` as PPInfra's docs sample shows it: ``model_name`` (the name to send) first, no
+    ``sd_name``, ``sd_name_in_api`` or ``is_sdxl``; every other field as stored."""
+    out: Dict[str, Any] = {"id": model["id"], "name": model["name"], "model_name": send_name(model)}
+    out.update((k, v) for k, v in model.items() if k not in _NOVITA_ONLY and k not in out)
+    return out
 
 
 def send_name(model: Dict[str, Any]) -> str:
@@ -308,27 +334,19 @@ class _Builder:
         tags = [_TAGS[(first + k * 5) % len(_TAGS)] for k in range(n_tags)]
         model = self.model(model_type, type_name, file_name, send, base, model_id=model_id,
                            version=_VERSIONS[(r >> 40) % len(_VERSIONS)], inpainting=inpainting,
-                           status=0 if trap and i % 23 == 11 else 1, source=source,
-                           ppinfra_shape=trap and i % 31 == 19, tags=tags)
+                           status=0 if trap and i % 23 == 11 else 1, source=source, tags=tags)
         self.catalog._add(model_type, model, sdxl)
 
     def model(self, model_type: str, type_name: str, file_name: str, send: str, base: str, *,
               model_id: Optional[int] = None, version: str = "v1.0", inpainting: bool = False, status: int = 1,
-              source: str = "civitai", ppinfra_shape: bool = False, tags: Optional[List[str]] = None
-              ) -> Dict[str, Any]:
+              source: str = "civitai", tags: Optional[List[str]] = None) -> Dict[str, Any]:
         rng = self.rng
         index = self.index
         self.index += 1
         model_id = next(self.ids) if model_id is None else model_id
         if tags is None:
             tags = [_TAGS[index % len(_TAGS)]]
-        model: Dict[str, Any] = {"id": model_id, "name": version}
-        if ppinfra_shape:
-            # PPInfra's own sample: model_name instead of sd_name, no sd_name_in_api and no is_sdxl.
-            model["model_name"] = send
-        else:
-            model["sd_name"] = file_name
-            model["sd_name_in_api"] = send
+        model: Dict[str, Any] = {"id": model_id, "name": version, "sd_name": file_name, "sd_name_in_api": send}
         model.update({
             "type": {"name": type_name, "display_name": _DISPLAY[type_name]},
             "status": status,
@@ -345,7 +363,7 @@ class _Builder:
             "visibility": "public" if source == "civitai" else "private",
             "is_nsfw": index % 17 == 5,
         })
-        if not ppinfra_shape and base and index % 5 != 3:
+        if base and index % 5 != 3:
             # The real list omits is_sdxl on some models; clients must fall back to base_model.
             model["is_sdxl"] = base in SDXL_FAMILY
         return model

@@ -10,21 +10,25 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Optional
 
+from ..endpoints import ENDPOINTS as _SUBMIT_ENDPOINTS
+
 ENDPOINTS = ("submit", "poll", "models", "user", "image")
+SUBMIT_APIS = tuple(_SUBMIT_ENDPOINTS)
 REDIRECT_STATUSES = (301, 302, 303, 307, 308)
 
-# kind -> (endpoints it applies to, parameters it accepts)
+# kind -> (endpoints it applies to, parameters it accepts). ``api`` (on the request kinds) narrows a
+# "submit" fault to one submit endpoint of ppinfra.endpoints (e.g. api="txt2img"); without it, any submit.
 KINDS: Dict[str, tuple] = {
-    "status": (ENDPOINTS, {"status", "retry_after", "reason", "message"}),
-    "drop": (ENDPOINTS, {"after_create"}),
-    "slow": (ENDPOINTS, {"delay"}),
-    "malformed": (ENDPOINTS, {"body", "wrong_shape"}),
+    "status": (ENDPOINTS, {"status", "retry_after", "reason", "message", "api"}),
+    "drop": (ENDPOINTS, {"after_create", "api"}),
+    "slow": (ENDPOINTS, {"delay", "api"}),
+    "malformed": (ENDPOINTS, {"body", "wrong_shape", "api"}),
     "truncate": (("image",), set()),
     "oversize": (("image",), {"size"}),
     "corrupt": (("image",), set()),
     "scheme": (("poll",), {"scheme"}),
     "task_failed": (("poll",), {"message", "task_id"}),
-    "redirect": (ENDPOINTS, {"to", "status"}),
+    "redirect": (ENDPOINTS, {"to", "status", "api"}),
 }
 
 
@@ -69,6 +73,9 @@ class FaultBook:
                 raise ValueError(f"a 'redirect' fault goes to='other' (the sandbox's third host), got {params['to']!r}")
             if params.setdefault("status", 307) not in REDIRECT_STATUSES:
                 raise ValueError(f"a 'redirect' status must be one of {REDIRECT_STATUSES}, got {params['status']!r}")
+        if "api" in params and (endpoint != "submit" or params["api"] not in SUBMIT_APIS):
+            raise ValueError(f"api= narrows a 'submit' fault to one of {', '.join(SUBMIT_APIS)}, "
+                             f"got {params['api']!r} on {endpoint!r}")
         if count < 1:
             raise ValueError(f"count must be >= 1, got {count}")
         fault = Fault(endpoint, kind, count, dict(params))
@@ -77,16 +84,19 @@ class FaultBook:
         return fault
 
     def take(self, endpoint: str, kinds: Optional[Iterable[str]] = None,
-             task_id: Optional[str] = None) -> Optional[Fault]:
+             task_id: Optional[str] = None, api: Optional[str] = None) -> Optional[Fault]:
         """Use one request's worth of the oldest pending fault of ``endpoint`` (restricted to ``kinds``).
 
-        A fault with a ``task_id`` parameter is only taken by a request about that task.
+        A fault with a ``task_id`` parameter is only taken by a request about that task, one with
+        ``api`` only by a submit to that endpoint.
         """
         wanted = None if kinds is None else set(kinds)
         with self._lock:
             for fault in self._faults:
                 target = fault.params.get("task_id")
                 if target is not None and target != task_id:
+                    continue
+                if fault.params.get("api", api) != api:
                     continue
                 if fault.endpoint == endpoint and (wanted is None or fault.kind in wanted):
                     fault.remaining -= 1

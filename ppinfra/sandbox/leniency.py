@@ -8,6 +8,7 @@ relies on all three (docs/api.md, "What the real service accepts"): it sends
 ``extra.enterprise_plan``, ``custom_storage``, a stray ``request.extra`` and
 ``null`` for every optional field it does not set.
 
+Which fields exist is each endpoint's documented shape (:mod:`.shapes`).
 :func:`normalise` applies exactly that, and nothing more; the checks of the
 page (ranges, enums, counts, images) then run unchanged on the result, so the
 lenient mode still refuses everything the page forbids. Strict mode skips
@@ -19,56 +20,50 @@ import math
 import re
 from typing import Any, Dict, Optional
 
-from ..limits import LIMITS
+from ..limits import ENDPOINT_LIMITS, Limit
+from .shapes import BODIES, Shape
 
 _INT = re.compile(r"[-+]?[0-9]+")
 
-# Documented shape: field -> nested shape (a dict), [shape] for a list of objects, or None for a leaf.
-_UNIT = {"model_name": None, "image_base64": None, "strength": None, "preprocessor": None,
-         "guidance_start": None, "guidance_end": None}
-_SHAPE: Dict[str, Any] = {
-    "extra": {"response_image_type": None},
-    "request": {
-        "model_name": None, "image_base64": None, "prompt": None, "width": None, "height": None,
-        "image_num": None, "steps": None, "guidance_scale": None, "sampler_name": None,
-        "negative_prompt": None, "sd_vae": None, "seed": None, "clip_skip": None, "strength": None,
-        "controlnet": {"units": [_UNIT]},
-        "loras": [{"model_name": None, "strength": None}],
-        "embeddings": [{"model_name": None}],
-        "ip_adapters": [{"model_name": None, "image_base64": None, "strength": None}],
-    },
-}
 
-
-def normalise(body: Any) -> Any:
-    """``body`` as the real service reads it: unknown fields and nulls dropped, numeric strings parsed.
+def normalise(body: Any, endpoint: str = "img2img") -> Any:
+    """``body`` as the real service reads it for ``endpoint``: unknown fields and nulls dropped, numeric strings parsed.
 
     Anything of the wrong JSON type is left as it is, for the checks to refuse.
     """
-    return _object(body, _SHAPE, "")
+    return _object(body, BODIES[endpoint], "", ENDPOINT_LIMITS[endpoint])
 
 
-def _object(value: Any, shape: Dict[str, Any], path: str) -> Any:
+def _object(value: Any, shape: Shape, path: str, limits: Dict[str, Limit]) -> Any:
     if not isinstance(value, dict):
         return value
     out: Dict[str, Any] = {}
     for key, item in value.items():
-        if key not in shape or item is None:
+        if key not in shape.fields or item is None:
             continue  # unknown field, or null = not set
-        sub = shape[key]
+        sub = shape.fields[key]
         child = f"{path}.{key}" if path else key
-        if isinstance(sub, dict):
-            out[key] = _object(item, sub, child)
-        elif isinstance(sub, list):
-            out[key] = [_object(x, sub[0], child + "[]") for x in item] if isinstance(item, list) else item
+        if isinstance(sub, Shape):
+            out[key] = _object(item, sub, child, limits)
+        elif isinstance(sub, tuple):
+            out[key] = [_object(x, sub[0], child + "[]", limits) for x in item] if isinstance(item, list) else item
         else:
-            out[key] = _number(item, LIMITS.get(child))
+            out[key] = _scalar(item, limits.get(child))
     return out
 
 
-def _number(value: Any, limit: Optional[Any]) -> Any:
-    """A string holding a number, read as one where the field is numeric (protojson reads int64 that way)."""
-    if not isinstance(value, str) or limit is None or limit.kind not in ("int", "float"):
+def _scalar(value: Any, limit: Optional[Limit]) -> Any:
+    """A string holding a number, read as one where the field is numeric (protojson reads int64 that way).
+
+    A JSON boolean in a 0/1 integer field (inpainting's ``inpainting_full_res``,
+    ``inpainting_mask_invert``) reads as 1 or 0: the provider's Python SDK sends
+    booleans there, the page documents integers, and the SDK works (inferred).
+    """
+    if limit is None:
+        return value
+    if isinstance(value, bool) and limit.kind == "int" and (limit.min, limit.max) == (0, 1):
+        return int(value)
+    if not isinstance(value, str) or limit.kind not in ("int", "float"):
         return value
     text = value.strip()
     if limit.kind == "int":

@@ -22,7 +22,7 @@ import json
 from typing import Any, Dict, List, Optional
 
 from ..limits import MODEL_PAGE_MAX, MODEL_PAGE_MIN, MODEL_TYPES
-from .catalog import SOURCES, Catalog
+from .catalog import SOURCES, Catalog, ppinfra_entry
 from .errors import bad_request
 
 PAGE_DEFAULT = 20
@@ -35,8 +35,13 @@ _TRUE = ("1", "t", "T", "TRUE", "true", "True")
 _FALSE = ("0", "f", "F", "FALSE", "false", "False")
 
 
-def list_models(catalog: Catalog, query: Dict[str, str], strict: bool = False) -> Dict[str, Any]:
-    """The response body for one page of ``GET /v3/model`` with ``query`` (flat ``filter.x`` keys)."""
+def list_models(catalog: Catalog, query: Dict[str, str], strict: bool = False,
+                novita_shape: bool = True) -> Dict[str, Any]:
+    """The response body for one page of ``GET /v3/model`` with ``query`` (flat ``filter.x`` keys).
+
+    ``novita_shape=False`` lists the entries in PPInfra's sample shape (``model_name``, see
+    :func:`~.catalog.ppinfra_entry`), as a sandbox speaking as PPInfra or PPIO does.
+    """
     if strict:
         unknown = sorted(set(query) - set(QUERY_KEYS))
         if unknown:
@@ -56,6 +61,8 @@ def list_models(catalog: Catalog, query: Dict[str, str], strict: bool = False) -
     page: List[Dict[str, Any]] = matches[offset:offset + limit]
     end = offset + len(page)
     next_cursor = encode_cursor(end, key) if end < len(matches) else ""
+    if not novita_shape:
+        page = [ppinfra_entry(m) for m in page]
     return {"models": page, "pagination": {"next_cursor": next_cursor}}
 
 

@@ -7,18 +7,24 @@ import time
 from collections import deque
 from typing import Any, Deque, Dict, Iterable, List, Mapping, Optional, Union
 
+from ..endpoints import ENDPOINTS
+from ..hosts import KNOWN_HOSTS
 from .api import ApiHandler, OtherHostHandler
 from .catalog import Catalog
 from .errors import SandboxHTTPError
 from .faults import Fault, FaultBook
 from .httpbase import RecordedRequest, SandboxHTTPServer
 from .imagehost import PREFIX, ImageHandler
+from .imaging import plan_results
 from .tasks import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_TASKS, PROGRESS_MODES, Task, TaskStore
 from .urls import UrlSigner
 from .validation import ValidSubmit
 
 _SETTINGS = ("queue_seconds", "task_seconds", "url_ttl", "images_per_minute", "rate_window", "fail_reason",
-             "stuck", "progress", "strict", "credit_balance")
+             "stuck", "progress", "strict", "credit_balance", "provider")
+PROVIDERS = tuple(KNOWN_HOSTS)  # novita, ppinfra, ppio: whose answers the sandbox gives
+DEFAULT_PROVIDER = "novita"
+PLAN = "plan"  # images_per_minute="plan": each endpoint's base-plan limit on the provider (ppinfra.endpoints)
 DEFAULT_RATE_WINDOW = 60.0  # the provider counts images per minute
 # GET /v3/user: credit_balance is USD x 10,000 (docs/api.md, "Account"). No endpoint gives a price,
 # so the sandbox picks one: 20 units = USD 0.002 per image, in the range of the provider's price list.
@@ -47,9 +53,19 @@ class SandboxServer:
       * ``progress``: ``"reported"`` (eta and progress_percent move) or
         ``"silent"`` (both stay 0, SUCCEED included, as many provider APIs do).
       * ``queue_seconds``/``task_seconds`` time each task's QUEUED and PROCESSING phases.
+      * ``provider``: ``"novita"`` (default), ``"ppinfra"`` or ``"ppio"``: whose
+        answers it gives. As Novita the model list has Novita's shape (``sd_name``,
+        ``sd_name_in_api``, ``is_sdxl`` where the real list has it), which the
+        provider's Python SDK parses; as PPInfra/PPIO it has PPInfra's sample
+        shape (``model_name``, none of those three), and ``POST /v3/async/upscale``
+        answers 404 ``API_NOT_FOUND`` (no PPInfra/PPIO page lists it).
       * ``images_per_minute`` (None = unlimited) refuses submits with 429 once
         that many images were accepted within the last ``rate_window`` seconds
-        (default 60; shorten it to run a benchmark on a faster clock).
+        (default 60; shorten it to run a benchmark on a faster clock). Counted
+        per endpoint, as the provider does: an int is each endpoint's limit, a
+        mapping endpoint -> limit sets them apart (an endpoint not named is
+        unlimited), and ``"plan"`` takes the provider's base-plan limits from
+        :data:`ppinfra.endpoints.ENDPOINTS`.
       * ``credit_balance`` (USD x 10,000; None = not enforced): each accepted
         image costs :data:`IMAGE_PRICE`; a submit that would go below 0 gets 400
         ``BILLING_BALANCE_NOT_ENOUGH``. ``GET /v3/user`` reports the balance.
@@ -73,6 +89,7 @@ class SandboxServer:
                  catalog_size: Union[None, int, Mapping[str, int]] = None,
                  catalog_sizes: Optional[Mapping[str, int]] = None, strict: bool = False,
                  progress: str = "reported", credit_balance: Optional[int] = None,
+                 provider: str = DEFAULT_PROVIDER,
                  max_requests: int = DEFAULT_MAX_REQUESTS, max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
                  max_tasks: int = DEFAULT_MAX_TASKS, max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES) -> None:
         self.api_keys = tuple(api_keys)
@@ -90,11 +107,12 @@ class SandboxServer:
         self._bodies: Deque[RecordedRequest] = deque()  # records still holding a body, oldest first
         self._body_bytes = 0
         self._max_request_bytes = max_request_bytes
-        self._window: deque = deque()  # (monotonic time, image_num) of accepted submits
+        self._windows: Dict[str, deque] = {}  # endpoint -> (monotonic time, images) of accepted submits
         self._settings: Dict[str, Any] = {
             "queue_seconds": queue_seconds, "task_seconds": task_seconds, "url_ttl": url_ttl,
             "images_per_minute": images_per_minute, "rate_window": rate_window, "fail_reason": None,
-            "stuck": False, "progress": progress, "strict": bool(strict), "credit_balance": credit_balance}
+            "stuck": False, "progress": progress, "strict": bool(strict), "credit_balance": credit_balance,
+            "provider": provider}
         self._check_settings(self._settings)
         self._balance = DEFAULT_CREDIT_BALANCE if credit_balance is None else int(credit_balance)
         self._servers: List[SandboxHTTPServer] = []
@@ -172,6 +190,11 @@ class SandboxServer:
         return self._settings["strict"]
 
     @property
+    def provider(self) -> str:
+        """Whose answers the sandbox gives: ``novita``, ``ppinfra`` or ``ppio`` (see the class docstring)."""
+        return self._settings["provider"]
+
+    @property
     def requests(self) -> List[RecordedRequest]:
         """The recorded requests of all three servers, oldest first (a copy; at most ``max_requests``)."""
         with self._lock:
@@ -180,9 +203,14 @@ class SandboxServer:
     @property
     def submits(self) -> List[Any]:
         """The parsed JSON bodies of the recorded ``POST /v3/async/img2img`` (accepted or not) whose body is kept."""
+        return self.submitted("img2img")
+
+    def submitted(self, endpoint: str) -> List[Any]:
+        """The parsed JSON bodies of the recorded submits to ``endpoint`` (e.g. ``"txt2img"``) whose body is kept."""
+        path = ENDPOINTS[endpoint].path
         out = []
         for r in self.requests:
-            if r.server == "api" and r.method == "POST" and r.path == "/v3/async/img2img":
+            if r.server == "api" and r.method == "POST" and r.path == path:
                 try:
                     out.append(json.loads(r.body))
                 except ValueError:
@@ -242,7 +270,7 @@ class SandboxServer:
 
     def configure(self, **settings: Any) -> None:
         """Change settings for later requests and tasks: queue_seconds, task_seconds, url_ttl,
-        images_per_minute, rate_window, fail_reason, stuck, progress, strict, credit_balance.
+        images_per_minute, rate_window, fail_reason, stuck, progress, strict, credit_balance, provider.
 
         ``credit_balance`` sets the balance now (None: back to the unenforced default).
         """
@@ -262,6 +290,23 @@ class SandboxServer:
             raise ValueError(f"progress must be one of {', '.join(PROGRESS_MODES)}, got {settings['progress']!r}")
         if "rate_window" in settings and not settings["rate_window"] > 0:
             raise ValueError(f"rate_window must be > 0 seconds, got {settings['rate_window']!r}")
+        if "provider" in settings and settings["provider"] not in PROVIDERS:
+            raise ValueError(f"provider must be one of {', '.join(PROVIDERS)}, got {settings['provider']!r}")
+        ipm = settings.get("images_per_minute")
+        if isinstance(ipm, Mapping) and set(ipm) - set(ENDPOINTS):
+            raise ValueError(f"images_per_minute names endpoints of {', '.join(ENDPOINTS)}, "
+                             f"got {sorted(set(ipm) - set(ENDPOINTS))[0]!r}")
+        if isinstance(ipm, str) and ipm != PLAN:
+            raise ValueError(f"images_per_minute is None, an int, a mapping or {PLAN!r}, got {ipm!r}")
+
+    def rate_limit(self, endpoint: str) -> Optional[int]:
+        """Images per ``rate_window`` allowed on ``endpoint`` now; None = unlimited."""
+        ipm = self._settings["images_per_minute"]
+        if ipm == PLAN:
+            return ENDPOINTS[endpoint].plan_limit(self.provider) or None
+        if isinstance(ipm, Mapping):
+            return ipm.get(endpoint)
+        return ipm
 
     def expire_urls(self) -> None:
         """Every image URL issued so far is refused as expired (403); a fresh poll issues fresh ones."""
@@ -269,19 +314,21 @@ class SandboxServer:
 
     def _accept(self, body: Dict[str, Any], valid: ValidSubmit) -> Task:
         """Rate-limit, bill and create the task for a validated submit."""
-        n = valid.request["image_num"]
+        n = valid.image_num
         with self._lock:
             s = dict(self._settings)
-            limit = s["images_per_minute"]
+            limit = self.rate_limit(valid.endpoint)
+            window = self._windows.setdefault(valid.endpoint, deque())
             now = time.monotonic()
             if limit is not None:
-                while self._window and now - self._window[0][0] >= s["rate_window"]:
-                    self._window.popleft()
-                used = sum(k for _, k in self._window)
+                while window and now - window[0][0] >= s["rate_window"]:
+                    window.popleft()
+                used = sum(k for _, k in window)
                 if used + n > limit:
                     raise SandboxHTTPError(429, "RATE_LIMIT_EXCEEDED",
-                                           f"rate limit of {limit} images per {s['rate_window']:g} s reached "
-                                           f"({used} in the window, this request asks for {n})")
+                                           f"rate limit of {limit} images per {s['rate_window']:g} s on "
+                                           f"{valid.endpoint} reached ({used} in the window, this request "
+                                           f"asks for {n})")
             cost = n * IMAGE_PRICE
             if s["credit_balance"] is not None and self._balance - cost < 0:
                 raise SandboxHTTPError(400, "BILLING_BALANCE_NOT_ENOUGH",
@@ -289,8 +336,11 @@ class SandboxServer:
                                        f"({n} images x {IMAGE_PRICE})")
             self._balance -= cost
             if limit is not None:
-                self._window.append((now, n))
-        return self._store.create(body=body, request=valid.request, extra=valid.extra, source=valid.image,
-                                  seed=valid.seed, image_type=valid.image_type,
+                window.append((now, n))
+        width, height, count, job = plan_results(valid.endpoint, valid.request, valid.images, valid.image_type)
+        return self._store.create(body=body, request=valid.request, extra=valid.extra, job=job, width=width,
+                                  height=height, image_num=count, seed=valid.seed, image_type=valid.image_type,
                                   queue_seconds=s["queue_seconds"], task_seconds=s["task_seconds"],
-                                  fail_reason=s["fail_reason"], stuck=s["stuck"], progress=s["progress"])
+                                  fail_reason=s["fail_reason"], stuck=s["stuck"], progress=s["progress"],
+                                  endpoint=valid.endpoint,
+                                  reports_progress=ENDPOINTS[valid.endpoint].reports_progress)

@@ -26,16 +26,16 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any, Deque, Dict, List, Optional
 
-from PIL import Image
-
 from ..limits import SEED_MAX
 from ..limits import STATUS_FAILED as FAILED
 from ..limits import STATUS_PROCESSING as PROCESSING
 from ..limits import STATUS_QUEUED as QUEUED
 from ..limits import STATUS_SUCCEED as SUCCEED
-from .imaging import render_results
+from .imaging import Job
 
 PROGRESS_MODES = ("reported", "silent")
+# task.task_type per endpoint. No inpainting value is documented (SIBLINGS.md): clients must not branch on it.
+TASK_TYPES = {"img2img": "IMG_TO_IMG", "txt2img": "TXT_TO_IMG", "inpainting": "INPAINTING", "upscale": "UPSCALE"}
 DEFAULT_MAX_TASKS = 10_000
 DEFAULT_MAX_IMAGE_BYTES = 1024 * 1024 * 1024
 DEFAULT_MAX_BODY_BYTES = 256 * 1024 * 1024
@@ -61,6 +61,8 @@ class Task:
     ``"silent"`` (both stay 0 throughout, SUCCEED included, as the provider's
     documented samples show). ``http_failure`` is set by a ``task_failed``
     fault: every poll of the task then answers HTTP 500 ``TASK_FAILED`` with it.
+    ``endpoint`` is the submit's endpoint name; where it does not report
+    progress (inpainting, upscale), ``progress_percent`` stays 0 until SUCCEED.
     """
 
     task_id: str
@@ -79,12 +81,18 @@ class Task:
     stuck: bool = False
     progress: str = "reported"
     http_failure: Optional[str] = None
+    endpoint: str = "img2img"
+    reports_progress: bool = True
     images: Optional[List[bytes]] = None
     done_at: Optional[float] = None
     created_mono: float = 0.0
     _body_size: int = field(default=0, repr=False)
     _done_mono: Optional[float] = field(default=None, repr=False)
-    _source: Optional[Image.Image] = field(default=None, repr=False)
+    _job: Optional[Job] = field(default=None, repr=False)
+
+    @property
+    def task_type(self) -> str:
+        return TASK_TYPES[self.endpoint]
 
     @property
     def status(self) -> str:
@@ -103,6 +111,8 @@ class Task:
             return TaskState(FAILED, 0, 0, self.http_failure)
         if self.progress == "silent":
             state.eta = state.progress_percent = 0
+        elif not self.reports_progress and state.status != SUCCEED:
+            state.progress_percent = 0
         return state
 
     def _state(self, now_mono: Optional[float]) -> TaskState:
@@ -160,24 +170,24 @@ class TaskStore:
             return self._tasks.get(task_id)
 
     def create(self, *, body: Dict[str, Any], request: Dict[str, Any], extra: Dict[str, Any],
-               source: Image.Image, seed: int, image_type: str, queue_seconds: float,
-               task_seconds: float, fail_reason: Optional[str], stuck: bool, progress: str = "reported") -> Task:
-        """Accept a validated submit and schedule its rendering."""
-        image_num = request["image_num"]
+               job: Job, width: int, height: int, image_num: int, seed: int, image_type: str,
+               queue_seconds: float, task_seconds: float, fail_reason: Optional[str], stuck: bool,
+               progress: str = "reported", endpoint: str = "img2img", reports_progress: bool = True) -> Task:
+        """Accept a validated submit and schedule its rendering (``job(seed)`` renders the results)."""
         if seed == -1:
             # The server picks; image i uses seed + i, so leave room for the batch.
             seed = random.randint(0, SEED_MAX - image_num)
         now_mono = time.monotonic()
         task = Task(task_id=str(uuid.uuid4()), body=body, request=request, extra=extra, seed=seed,
-                    image_type=image_type, image_num=image_num, width=request["width"],
-                    height=request["height"], created=time.time(), created_mono=now_mono,
-                    queue_seconds=queue_seconds, task_seconds=task_seconds, fail_reason=fail_reason,
-                    stuck=stuck, progress=progress, _source=source)
+                    image_type=image_type, image_num=image_num, width=width, height=height,
+                    created=time.time(), created_mono=now_mono, queue_seconds=queue_seconds,
+                    task_seconds=task_seconds, fail_reason=fail_reason, stuck=stuck, progress=progress,
+                    endpoint=endpoint, reports_progress=reports_progress, _job=job)
         with self._lock:
             self._tasks[task.task_id] = task
             while len(self._tasks) > self.max_tasks:
                 _, old = self._tasks.popitem(last=False)
-                old._source = None  # a forgotten task still rendering lets go of its input
+                old._job = None  # a forgotten task still rendering lets go of its input
             while self._rendered and self._rendered[0].task_id not in self._tasks:
                 self._drop_images(self._rendered.popleft())
             while self._with_body and self._with_body[0].task_id not in self._tasks:
@@ -190,10 +200,10 @@ class TaskStore:
                 self._body_bytes -= old._body_size
                 old.body, old.request = _without_images(old.body), _without_images(old.request)
         if stuck:
-            task._source = None
+            task._job = None
         elif fail_reason is not None:
             self._finish(task, now_mono + queue_seconds + task_seconds)
-            task._source = None
+            task._job = None
         else:
             timer = threading.Timer(queue_seconds, self._render, args=(task,))
             timer.daemon = True
@@ -203,12 +213,13 @@ class TaskStore:
         return task
 
     def _render(self, task: Task) -> None:
+        job, task._job = task._job, None
         try:
-            task.images = render_results(task._source, task.width, task.height, task.seed,
-                                         task.image_num, task.image_type)
+            if job is None:
+                raise RuntimeError("the task was forgotten before it rendered")
+            task.images = job(task.seed)
         except Exception as exc:  # a sandbox bug must surface as a failed task, not a hung one
             task.fail_reason = f"sandbox render failed: {exc}"
-        task._source = None
         self._hold(task)
         self._finish(task, max(time.monotonic(), task.created_mono + task.queue_seconds + task.task_seconds))
 
@@ -243,7 +254,8 @@ class TaskStore:
 def _image_chars(value: Any) -> int:
     """Characters of the ``image_base64`` strings in a parsed body: what keeping it costs."""
     if isinstance(value, dict):
-        return sum(len(v) if k == "image_base64" and isinstance(v, str) else _image_chars(v) for k, v in value.items())
+        return sum(len(v) if k.endswith("image_base64") and isinstance(v, str) else _image_chars(v)
+                   for k, v in value.items())
     if isinstance(value, list):
         return sum(_image_chars(v) for v in value)
     return 0
@@ -252,7 +264,7 @@ def _image_chars(value: Any) -> int:
 def _without_images(value: Any) -> Any:
     """A copy of a parsed body with every ``image_base64`` string replaced by a placeholder."""
     if isinstance(value, dict):
-        return {k: (f"<{len(v)} characters dropped to bound memory>" if k == "image_base64" and isinstance(v, str)
+        return {k: (f"<{len(v)} characters dropped to bound memory>" if k.endswith("image_base64") and isinstance(v, str)
                     else _without_images(v)) for k, v in value.items()}
     if isinstance(value, list):
         return [_without_images(v) for v in value]

@@ -1,9 +1,15 @@
-"""Checks of a ``POST /v3/async/img2img`` body, as the real service would refuse it.
+"""Checks of a submit body (img2img, txt2img, inpainting, upscale), as the real service would refuse it.
 
 Strict mode checks the body exactly as sent: an unknown field, a ``null``
 where the page allows none, or a number sent as a string is a 400 naming the
 field. Lenient mode (the default) first reads the body as the real backend
 does (:mod:`.leniency`) and then runs the same checks.
+
+Table-driven: one walk over the endpoint's documented shape (:mod:`.shapes`)
+checks structure, then every leaf against ``ENDPOINT_LIMITS[endpoint]``
+under the same key (``request.loras[].strength``), then the catalog names,
+then decodes the images; the rules that tie fields together are in
+:mod:`.rules`.
 
 Deliberately written apart from :mod:`ppinfra.request` (it reads the same
 :mod:`ppinfra.limits` table, but not the client's checker): the sandbox is the
@@ -16,122 +22,124 @@ import base64
 import binascii
 import io
 import math
-from dataclasses import dataclass
-from typing import Any, Dict, List, Optional
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple
 
 from PIL import Image
 
-from ..limits import IMAGE_MAX_FILE_BYTES, IMAGE_MAX_SIDE, LIMITS, Limit
+from ..limits import ENDPOINT_LIMITS, IMAGE_MAX_FILE_BYTES, IMAGE_MAX_SIDE, INPAINT_MAX_PIXELS, Limit
 from .catalog import Catalog
 from .errors import bad_request
 from .leniency import normalise
+from .shapes import BODIES, CATALOG_FIELDS, IMAGE_FIELDS, NOT_ACCEPTED, Shape
 
-# request key -> required? Anything else in "request" is refused.
-_REQUEST_KEYS = {
-    "model_name": True, "image_base64": True, "prompt": True, "width": True, "height": True,
-    "image_num": True, "steps": True, "guidance_scale": True, "sampler_name": True,
-    "negative_prompt": False, "sd_vae": False, "controlnet": False, "seed": False, "loras": False,
-    "embeddings": False, "clip_skip": False, "strength": False, "ip_adapters": False,
+# Input image bounds per endpoint: (max side, max pixels); None = no such bound.
+# img2img and upscale documented each side <= 2048; inpainting 16 megapixels.
+_IMAGE_BOUNDS: Dict[str, Tuple[Optional[int], Optional[int]]] = {
+    "img2img": (IMAGE_MAX_SIDE, None), "txt2img": (IMAGE_MAX_SIDE, None),
+    "inpainting": (None, INPAINT_MAX_PIXELS), "upscale": (IMAGE_MAX_SIDE, None),
 }
-# PPInfra documents only response_image_type. Novita's extras (webhook, NSFW options,
-# custom_storage, enterprise_plan) are accepted only in lenient mode, where they are ignored.
-_EXTRA_KEYS = {"response_image_type"}
-_UNIT_KEYS = {"model_name": True, "image_base64": True, "strength": True, "preprocessor": False,
-              "guidance_start": False, "guidance_end": False}
-_LORA_KEYS = {"model_name": True, "strength": True}
-_EMBEDDING_KEYS = {"model_name": True}
-_IP_ADAPTER_KEYS = {"model_name": True, "image_base64": True, "strength": True}
+MAIN_IMAGE = "request.image_base64"
 
 
 @dataclass
 class ValidSubmit:
-    """A body that passed every check, with the decoded input image."""
+    """A body that passed every check, with its decoded images (by field path, e.g. ``request.image_base64``)."""
 
+    endpoint: str
     extra: Dict[str, Any]
     request: Dict[str, Any]
-    image: Image.Image
     image_type: str
     seed: int  # as sent; -1 means "server picks"
+    images: Dict[str, Image.Image] = field(default_factory=dict)
+    models: Dict[str, Dict[str, Any]] = field(default_factory=dict)  # field path -> catalog entry named there
+
+    @property
+    def image(self) -> Optional[Image.Image]:
+        """The input image (None for txt2img)."""
+        return self.images.get(MAIN_IMAGE)
+
+    @property
+    def image_num(self) -> int:
+        return self.request.get("image_num", 1)  # upscale has no image_num: one result
 
 
-def validate_submit(body: Any, catalog: Catalog, strict: bool = True) -> ValidSubmit:
-    """Check ``body`` (parsed JSON); raise a 400 :class:`SandboxHTTPError` on the first fault.
+def validate_submit(body: Any, catalog: Catalog, strict: bool = True, endpoint: str = "img2img") -> ValidSubmit:
+    """Check ``body`` (parsed JSON) for ``endpoint``; raise a 400 :class:`SandboxHTTPError` on the first fault.
 
     ``strict=False`` reads it as the real service does first (unknown fields and nulls dropped,
     numeric strings parsed); the result's ``request`` is then the body as read.
     """
+    from .rules import RULES  # the rules read ValidSubmit from here
+
     if not strict:
-        body = normalise(body)
-    _require_object("body", body)
-    _no_unknown("body", body, {"extra": False, "request": True})
-    extra = body.get("extra")
-    if extra is None:
-        extra = {}
-    _require_object("extra", extra)
-    unknown = sorted(set(extra) - _EXTRA_KEYS)
-    if unknown:
-        raise bad_request(f"extra.{unknown[0]} is not a documented field (documented: response_image_type)")
-    if "response_image_type" in extra:
-        _check("extra.response_image_type", extra["response_image_type"], LIMITS["extra.response_image_type"])
-
-    req = body.get("request")
-    _require_object("request", req)
-    _no_unknown("request", req, _REQUEST_KEYS)
-    for key in ("model_name", "prompt", "negative_prompt", "width", "height", "image_num", "steps",
-                "guidance_scale", "sampler_name", "sd_vae", "seed", "clip_skip", "strength"):
-        if key in req:
-            _check(f"request.{key}", req[key], LIMITS[f"request.{key}"])
-    _known_model("request.model_name", req["model_name"], "checkpoint", catalog)
-    if req.get("sd_vae") is not None:
-        _known_model("request.sd_vae", req["sd_vae"], "vae", catalog)
-
-    loras = _list_of_objects("request.loras", req.get("loras", []), LIMITS["request.loras"], _LORA_KEYS)
-    for i, lora in enumerate(loras):
-        _check(f"request.loras[{i}].model_name", lora["model_name"], LIMITS["request.loras[].model_name"])
-        _known_model(f"request.loras[{i}].model_name", lora["model_name"], "lora", catalog)
-        _check(f"request.loras[{i}].strength", lora["strength"], LIMITS["request.loras[].strength"])
-    embeddings = _list_of_objects("request.embeddings", req.get("embeddings", []),
-                                  LIMITS["request.embeddings"], _EMBEDDING_KEYS)
-    for i, emb in enumerate(embeddings):
-        path = f"request.embeddings[{i}].model_name"
-        _check(path, emb["model_name"], LIMITS["request.embeddings[].model_name"])
-        _known_model(path, emb["model_name"], "textualinversion", catalog)
-    adapters = _list_of_objects("request.ip_adapters", req.get("ip_adapters", []),
-                                LIMITS["request.ip_adapters"], _IP_ADAPTER_KEYS)
-    for i, ad in enumerate(adapters):
-        for key in ("model_name", "strength"):
-            _check(f"request.ip_adapters[{i}].{key}", ad[key], LIMITS[f"request.ip_adapters[].{key}"])
-    units = _controlnet_units(req, catalog)
-
-    # Images last: they are the only checks that cost a decode.
-    image = decode_image("request.image_base64", req["image_base64"])
-    for i, unit in enumerate(units):
-        decode_image(f"request.controlnet.units[{i}].image_base64", unit["image_base64"])
-    for i, ad in enumerate(adapters):
-        decode_image(f"request.ip_adapters[{i}].image_base64", ad["image_base64"])
-    return ValidSubmit(extra=extra, request=req, image=image,
-                       image_type=extra.get("response_image_type", LIMITS["extra.response_image_type"].default),
-                       seed=req.get("seed", LIMITS["request.seed"].default))
+        body = normalise(body, endpoint)
+    walk = _Walk(endpoint, catalog)
+    walk.object("", body, BODIES[endpoint])
+    extra = body.get("extra") or {}
+    max_side, max_pixels = _IMAGE_BOUNDS[endpoint]
+    images = {path: decode_image(path, data, max_side=max_side, max_pixels=max_pixels) for path, data in walk.images}
+    limits = ENDPOINT_LIMITS[endpoint]
+    seed_limit = limits.get("request.seed")
+    valid = ValidSubmit(endpoint=endpoint, extra=extra, request=body["request"], images=images, models=walk.models,
+                        image_type=extra.get("response_image_type", limits["extra.response_image_type"].default),
+                        seed=body["request"].get("seed", seed_limit.default if seed_limit else 0))
+    RULES[endpoint](valid, strict)
+    return valid
 
 
-def _controlnet_units(req: Dict[str, Any], catalog: Catalog) -> List[Dict[str, Any]]:
-    if "controlnet" not in req:
-        return []
-    cn = req["controlnet"]
-    _require_object("request.controlnet", cn)
-    _no_unknown("request.controlnet", cn, {"units": True})
-    units = _list_of_objects("request.controlnet.units", cn["units"], None, _UNIT_KEYS)
-    for i, unit in enumerate(units):
-        p = f"request.controlnet.units[{i}]"
-        for key in ("model_name", "strength", "preprocessor", "guidance_start", "guidance_end"):
-            if key in unit:
-                _check(f"{p}.{key}", unit[key], LIMITS[f"request.controlnet.units[].{key}"])
-        _known_model(f"{p}.model_name", unit["model_name"], "controlnet", catalog)
-        start = unit.get("guidance_start", LIMITS["request.controlnet.units[].guidance_start"].default)
-        end = unit.get("guidance_end", LIMITS["request.controlnet.units[].guidance_end"].default)
-        if not start < end:
-            raise bad_request(f"{p}.guidance_start must be below {p}.guidance_end ({end}), got {start!r}")
-    return units
+class _Walk:
+    """One pass over a body and its documented shape; collects image fields and catalog entries on the way."""
+
+    def __init__(self, endpoint: str, catalog: Catalog) -> None:
+        self.endpoint = endpoint
+        self.catalog = catalog
+        self.limits = ENDPOINT_LIMITS[endpoint]
+        self.catalog_fields = CATALOG_FIELDS[endpoint]
+        self.images: List[Tuple[str, Any]] = []
+        self.models: Dict[str, Dict[str, Any]] = {}
+
+    def object(self, path: str, value: Any, shape: Shape, key: str = "") -> None:
+        """``path`` is what messages show (``request.loras[0]``); ``key`` the limits table's (``request.loras[]``)."""
+        _require_object(path or "body", value)
+        self._no_unknown(path, value, shape)
+        for name, sub in shape.fields.items():
+            if name not in value:
+                continue
+            child, child_key = (f"{path}.{name}", f"{key}.{name}") if path else (name, name)
+            if isinstance(sub, Shape):
+                self.object(child, value[name], sub, child_key)
+            elif isinstance(sub, tuple):
+                items = _list(child, value[name], self.limits.get(child_key))
+                for i, item in enumerate(items):
+                    self.object(f"{child}[{i}]", item, sub[0], child_key + "[]")
+            else:
+                self.leaf(child, child_key, name, value[name])
+
+    def leaf(self, path: str, key: str, name: str, value: Any) -> None:
+        if name in IMAGE_FIELDS:
+            self.images.append((path, value))
+            return
+        lim = self.limits.get(key)
+        if lim is None:
+            raise TypeError(f"{key} of {self.endpoint} has no limit in ppinfra.limits.ENDPOINT_LIMITS")
+        _check(path, value, lim)
+        model_type = self.catalog_fields.get(key)
+        if model_type is not None and value is not None:
+            self.models[path] = _known_model(path, value, model_type, self.catalog)
+
+    def _no_unknown(self, path: str, obj: Dict[str, Any], shape: Shape) -> None:
+        unknown = sorted(set(obj) - set(shape.fields))
+        if unknown:
+            where = f"{path}.{unknown[0]}" if path else f"body.{unknown[0]}"
+            why = NOT_ACCEPTED.get(self.endpoint, {}).get(unknown[0]) if path == "request" else None
+            if why:
+                raise bad_request(f"{where} is not accepted by {self.endpoint} ({why})")
+            hint = " (documented: " + ", ".join(shape.fields) + ")" if path == "extra" else ""
+            raise bad_request(f"{where} is not a documented field{hint}")
+        for key in sorted(shape.required):
+            if key not in obj:
+                raise bad_request(f"{path}.{key} is required" if path else f"{key} is required")
 
 
 def _check(path: str, value: Any, lim: Limit) -> None:
@@ -139,6 +147,10 @@ def _check(path: str, value: Any, lim: Limit) -> None:
         if lim.nullable:
             return
         raise bad_request(f"{path} must not be null ({lim.describe()})")
+    if lim.kind == "bool":
+        if not isinstance(value, bool):  # 1, "true" and "1" are not JSON booleans
+            raise bad_request(f"{path} must be a JSON boolean (true or false), got {_show(value)}")
+        return
     if lim.kind == "enum":
         if not isinstance(value, str) or value not in lim.options:
             raise bad_request(f"{path} must be one of {', '.join(lim.options)}, got {_show(value)}")
@@ -165,7 +177,7 @@ def _check(path: str, value: Any, lim: Limit) -> None:
         raise bad_request(f"{path} must be in {lim.describe()}, got {_show(value)}")
 
 
-def _known_model(path: str, name: str, model_type: str, catalog: Catalog) -> None:
+def _known_model(path: str, name: str, model_type: str, catalog: Catalog) -> Dict[str, Any]:
     model, why_not = catalog.usable(model_type, name)
     if model is None:
         hint = "sd_name" if model_type == "checkpoint" else "sd_name_in_api"
@@ -174,16 +186,14 @@ def _known_model(path: str, name: str, model_type: str, catalog: Catalog) -> Non
     if why_not:
         raise bad_request(f"{path} must name an available {model_type} model, got {_show(name)}, "
                           f"which the model list shows as {why_not}")
+    return model
 
 
-def _list_of_objects(path: str, value: Any, lim: Optional[Limit], keys: Dict[str, bool]) -> List[Dict[str, Any]]:
+def _list(path: str, value: Any, lim: Optional[Limit]) -> List[Any]:
     if not isinstance(value, list):
         raise bad_request(f"{path} must be a list, got {_show(value)}")
     if lim is not None and lim.max is not None and len(value) > lim.max:
         raise bad_request(f"{path} must have {lim.describe()}, got {len(value)} entries")
-    for i, item in enumerate(value):
-        _require_object(f"{path}[{i}]", item)
-        _no_unknown(f"{path}[{i}]", item, keys)
     return value
 
 
@@ -192,17 +202,12 @@ def _require_object(path: str, value: Any) -> None:
         raise bad_request(f"{path} must be a JSON object, got {_show(value)}")
 
 
-def _no_unknown(path: str, obj: Dict[str, Any], keys: Dict[str, bool]) -> None:
-    unknown = sorted(set(obj) - set(keys))
-    if unknown:
-        raise bad_request(f"{path}.{unknown[0]} is not a documented field")
-    for key, required in keys.items():
-        if required and key not in obj:
-            raise bad_request(f"{path}.{key} is required")
+def decode_image(path: str, data: Any, max_side: Optional[int] = IMAGE_MAX_SIDE,
+                 max_pixels: Optional[int] = None) -> Image.Image:
+    """Decode a raw-base64 image field, refusing it with the provider's image reasons.
 
-
-def decode_image(path: str, data: Any) -> Image.Image:
-    """Decode a raw-base64 image field, refusing it with the provider's image reasons."""
+    ``max_side`` bounds each side (img2img, upscale), ``max_pixels`` the area (inpainting); None: no such bound.
+    """
     if not isinstance(data, str) or not data:
         raise bad_request(f"{path} must be raw base64 of an image file, got {_show(data)}",
                           "INVALID_IMAGE_FORMAT")
@@ -220,18 +225,17 @@ def decode_image(path: str, data: Any) -> Image.Image:
     if len(raw) > IMAGE_MAX_FILE_BYTES:
         raise bad_request(f"{path} must be an image file of at most {IMAGE_MAX_FILE_BYTES} bytes, "
                           f"got {len(raw)} bytes", "IMAGE_FILE_EXCEEDS_MAX_SIZE")
+    bound = f"each side <= {max_side} px" if max_side else f"at most {max_pixels} pixels ({max_pixels / 2**20:g} megapixels)"
     try:
         image = Image.open(io.BytesIO(raw))
     except Image.DecompressionBombError:
-        raise bad_request(f"{path} must have each side <= {IMAGE_MAX_SIDE} px, got a larger image",
-                          "IMAGE_EXCEEDS_MAX_RESOLUTION") from None
+        raise bad_request(f"{path} must have {bound}, got a larger image", "IMAGE_EXCEEDS_MAX_RESOLUTION") from None
     except Exception:
         raise bad_request(f"{path} must be a PNG, JPEG or WebP image, got {len(raw)} bytes that are not one",
                           "INVALID_IMAGE_FORMAT") from None
     w, h = image.size
-    if w > IMAGE_MAX_SIDE or h > IMAGE_MAX_SIDE:
-        raise bad_request(f"{path} must have each side <= {IMAGE_MAX_SIDE} px, got {w}x{h}",
-                          "IMAGE_EXCEEDS_MAX_RESOLUTION")
+    if (max_side and (w > max_side or h > max_side)) or (max_pixels and w * h > max_pixels):
+        raise bad_request(f"{path} must have {bound}, got {w}x{h}", "IMAGE_EXCEEDS_MAX_RESOLUTION")
     try:
         image.load()
     except Exception:
