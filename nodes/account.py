@@ -25,14 +25,23 @@ _lock = threading.Lock()
 
 
 def account() -> Account:
-    """The :class:`Account` of the current key file (one per location, so its balance cache holds)."""
+    """The :class:`Account` of the current key file (one per location, so its balance cache holds).
+
+    The first time a location is used, a key file that cannot be read is
+    reported in the log (once): the panel can still replace it.
+    """
     path, legacy = comfy_bridge.key_store_paths()
     slot = (path or default_config_path(), tuple(legacy))
     with _lock:
         found = _accounts.get(slot)
-        if found is None:
+        fresh = found is None
+        if fresh:
             found = _accounts[slot] = Account(KeyStore(*slot))
-        return found
+    if fresh:
+        problem = found.store.problem()
+        if problem:
+            log.warning("PPInfra: %s", problem)
+    return found
 
 
 def show_balance_after_run(settings: Any, text: str, send: Callable[[str], None]) -> Optional[threading.Thread]:

@@ -15,24 +15,39 @@ JSON in and out; ComfyUI also serves each route under ``/api``:
   ``{total, items: [{name, display_name, sd_name, tags, base_model, family, cover_url, type}], partial}``.
 
 The logic lives in :mod:`ppinfra.account` and :mod:`.catalog`, which the CLI
-can reuse. Handlers only parse, check the origin and run the blocking work on a
-thread so ComfyUI's event loop never waits on PPInfra.
+can reuse. Handlers only parse, check the request and run the blocking work on
+the pack's own small thread pool (``ROUTE_WORKERS``), never on the event loop's
+default executor: that one is ComfyUI's too (``/view``, uploads), and a few slow
+PPInfra answers must not starve it. Each route's blocking work has
+``ROUTE_BUDGET`` seconds, queueing included; then it answers 504 with a JSON
+error. With ``ROUTE_WORKERS + ROUTE_QUEUE`` calls already in flight it answers
+503 at once instead of queueing more.
 
 ComfyUI's routes have no authentication and it checks the Origin header for
 loopback hosts only: every route here refuses a cross-origin request itself,
 and the state-changing ones also require ``Content-Type: application/json``
-(a web page cannot send that cross-origin without a CORS preflight).
+(a web page cannot send that cross-origin without a CORS preflight). Against
+DNS rebinding (a page on ``evil.example`` that resolves to this machine is
+same-origin with itself), the ``Host`` header must be an IP address,
+``localhost``, a name ComfyUI was told to ``--listen`` on, or a name listed in
+``PPINFRA_ALLOWED_HOSTS`` (comma-separated, e.g. ``comfy.mylan,my-box``).
 The key is never part of any answer.
 """
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
+import os
+import sys
 import threading
-from typing import Any, Awaitable, Callable, Dict, Optional, Tuple
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Awaitable, Callable, Dict, Mapping, Optional, Set, Tuple
 from urllib.parse import urlsplit
 
+from ..ppinfra.account import CHECK_TIMEOUT, KeyFileError
 from ..ppinfra.errors import PPInfraError
 
 from . import catalog
@@ -51,11 +66,67 @@ FIRST_SEARCH_WAIT = 2.0
 _list_memo: Dict[Tuple[str, bool, str], Tuple[Any, bytes]] = {}
 _memo_lock = threading.Lock()
 
+ENV_ALLOWED_HOSTS = "PPINFRA_ALLOWED_HOSTS"
+# The pack's blocking work (key file, key checks, model lists) runs here, not on the loop's default
+# executor, which ComfyUI shares (about 6 threads on a small machine). Threads are started on demand.
+ROUTE_WORKERS = 4
+ROUTE_QUEUE = 8  # calls that may wait for a free worker; past that a route answers 503 at once
+# Everything a route waits for, a queue slot included: a key check (CHECK_TIMEOUT) and a little more.
+ROUTE_BUDGET = CHECK_TIMEOUT + 1.5
+_pool = ThreadPoolExecutor(max_workers=ROUTE_WORKERS, thread_name_prefix="ppinfra-route")
+_in_flight = 0
+_in_flight_lock = threading.Lock()
+
 Handler = Callable[[Any], Awaitable[Any]]
 
 
 class _BadRequest(Exception):
     pass
+
+
+class _Busy(Exception):
+    """Answered with 503: too many slow calls are in flight already."""
+
+
+class _TooSlow(Exception):
+    """Answered with 504: the route's budget ran out before its blocking work ended."""
+
+
+# --------------------------------------------------------------------------- blocking work
+
+def in_flight() -> int:
+    """Blocking route calls running or queued on the pack's pool now."""
+    return _in_flight
+
+
+def _release(_: Future) -> None:
+    global _in_flight
+    with _in_flight_lock:
+        _in_flight -= 1
+
+
+async def blocking(fn: Callable[..., Any], *args: Any, budget: Optional[float] = None) -> Any:
+    """``fn(*args)`` on the pack's pool, within ``budget`` s (``ROUTE_BUDGET``) from now, queueing included.
+
+    Raises :class:`_Busy` when the pool and its queue are full, :class:`_TooSlow`
+    when the budget runs out (a call still queued is dropped; one already running
+    ends on its own deadline, still counted as in flight until it does).
+    """
+    global _in_flight
+    with _in_flight_lock:
+        if _in_flight >= ROUTE_WORKERS + ROUTE_QUEUE:
+            raise _Busy(_in_flight)
+        _in_flight += 1
+    try:
+        job = _pool.submit(fn, *args)
+    except BaseException:
+        _release(None)  # type: ignore[arg-type]
+        raise
+    job.add_done_callback(_release)  # when it ends, or is cancelled while still queued
+    try:
+        return await asyncio.wait_for(asyncio.wrap_future(job), ROUTE_BUDGET if budget is None else budget)
+    except asyncio.TimeoutError:
+        raise _TooSlow() from None
 
 
 # --------------------------------------------------------------------------- request checks
@@ -79,6 +150,55 @@ def same_origin(headers: Any) -> bool:
     return bool(netloc) and netloc in hosts
 
 
+def _hostname(value: Optional[str]) -> str:
+    """The name in a ``Host``-style value (``name:port``, ``[::1]:8188``), lower-case; ``""`` if unparsable."""
+    try:
+        return (urlsplit("//" + (value or "").strip()).hostname or "").rstrip(".")
+    except ValueError:  # a bad port or bracket
+        return ""
+
+
+def _listen_names() -> Set[str]:
+    # ComfyUI's own --listen (already parsed when ComfyUI imported us; never imported from here).
+    args = getattr(sys.modules.get("comfy.cli_args"), "args", None)
+    listen = getattr(args, "listen", None)
+    return {_hostname(n) for n in listen.split(",")} if isinstance(listen, str) else set()
+
+
+def allowed_hosts(environ: Optional[Mapping[str, str]] = None) -> Set[str]:
+    """Names (not IP addresses) the routes answer to besides ``localhost``: PPINFRA_ALLOWED_HOSTS, --listen."""
+    env = os.environ if environ is None else environ
+    named = {_hostname(n) for n in (env.get(ENV_ALLOWED_HOSTS) or "").split(",")}
+    return {n for n in named | _listen_names() if n}
+
+
+def host_allowed(value: Optional[str], environ: Optional[Mapping[str, str]] = None) -> bool:
+    """Whether a ``Host`` header names this server in a way no other site's page can (see the module doc)."""
+    name = _hostname(value)
+    if not name:
+        return False
+    if name == "localhost":
+        return True
+    try:
+        ipaddress.ip_address(name.strip("[]"))
+        return True  # an address is not a name anyone else can point at us
+    except ValueError:
+        return name in allowed_hosts(environ)
+
+
+def refused_host(headers: Any) -> Optional[str]:
+    """The ``Host`` (or ``X-Forwarded-Host``) value that is not allowed, or ``None``.
+
+    A request without ``Host`` (HTTP/1.0, a hand-written script) is no browser's.
+    Behind a proxy the forwarded name must be allowed too: it is what ``Origin`` is compared with.
+    """
+    for name in ("Host", "X-Forwarded-Host"):
+        value = headers.get(name)
+        if value is not None and not host_allowed(value):
+            return value
+    return None
+
+
 def _json(data: Any, status: int = 200) -> Any:
     from aiohttp import web
 
@@ -89,6 +209,13 @@ def guarded(handler: Handler, *, changes_state: bool = False) -> Handler:
     """Wrap a handler with the origin check (and the JSON content type for state changes)."""
 
     async def run(request: Any) -> Any:
+        host = refused_host(request.headers)
+        if host is not None:
+            return _json({"ok": False, "error": (
+                f"Request for host {host[:100]!r} refused: the PPInfra routes answer only to an IP address, "
+                f"localhost, or a name listed in the {ENV_ALLOWED_HOSTS} environment variable (comma-separated, "
+                f"e.g. {ENV_ALLOWED_HOSTS}=comfy.mylan,my-box). Open the editor by address, or add this name "
+                "there and restart ComfyUI. This keeps other web sites (DNS rebinding) away from your key.")}, 403)
         if not same_origin(request.headers):
             return _json({"error": "Cross-origin request refused: open the ComfyUI editor itself."}, 403)
         if changes_state and request.content_type != "application/json":
@@ -98,8 +225,20 @@ def guarded(handler: Handler, *, changes_state: bool = False) -> Handler:
             return await handler(request)
         except _BadRequest as exc:
             return _json({"ok": False, "error": str(exc)}, 400)
+        except KeyFileError as exc:  # the key file cannot be written: the message names it and the way out
+            return _json({"ok": False, "error": str(exc)}, 500)
         except PPInfraError as exc:  # bad input the client layer refused (key format, host name)
             return _json({"ok": False, "error": str(exc)}, 400)
+        except _Busy as exc:
+            return _json({"ok": False, "error": f"PPInfra is busy with {exc.args[0]} slow calls; try again in "
+                                                "a few seconds."}, 503)
+        except _TooSlow:
+            return _json({"ok": False, "error": f"PPInfra did not answer within {ROUTE_BUDGET:g} s; try again, "
+                                                "or check your network and the host in Settings > PPInfra."}, 504)
+        except Exception as exc:  # an answer the panel can show, not a bare 500 with a traceback
+            log.exception("PPInfra route %s failed", request.path)
+            return _json({"ok": False, "error": f"PPInfra: {request.path} failed ({exc.__class__.__name__}: "
+                                                f"{exc}); see the ComfyUI log."}, 500)
 
     run.__name__ = handler.__name__
     return run
@@ -151,35 +290,47 @@ def _model_type(raw: str) -> str:
 
 async def get_settings(request: Any) -> Any:
     refresh = _flag(request, "refresh")
-    return _json(await asyncio.to_thread(account().status, refresh=refresh))
+    # A refresh is served by any balance answer newer than this request: ten at once cost one provider call.
+    asked_at = time.monotonic()
+    return _json(await blocking(lambda: account().status(refresh=refresh, asked_at=asked_at)))
 
 
 async def post_key(request: Any) -> Any:
     data = await _body(request)
-    host = data.get("host")
+
+    def run() -> Dict[str, Any]:
+        status = account().set_key(data.get("api_key"), data.get("host"))
+        _refresh_lists_later()
+        return status
+
     try:
-        status = await asyncio.to_thread(account().set_key, data.get("api_key"), host)
+        status = await blocking(run)
+    except KeyFileError:
+        raise
     except PPInfraError as exc:
         return _json({"ok": False, "error": str(exc)}, 400)
-    _refresh_lists_later()
     return _json({"ok": True, **status})
 
 
 async def post_test(request: Any) -> Any:
     data = await _body(request)
-    return _json(await asyncio.to_thread(account().test, data.get("api_key"), data.get("host")))
+    return _json(await blocking(account().test, data.get("api_key"), data.get("host")))
 
 
 async def post_host(request: Any) -> Any:
     data = await _body(request)
-    status = await asyncio.to_thread(account().set_host, data.get("host"))
-    _refresh_lists_later()
-    return _json(status)
+
+    def run() -> Dict[str, Any]:
+        status = account().set_host(data.get("host"))
+        _refresh_lists_later()
+        return status
+
+    return _json(await blocking(run))
 
 
 async def post_remove(request: Any) -> Any:
     await _body(request)
-    return _json(await asyncio.to_thread(account().remove_key))
+    return _json(await blocking(lambda: account().remove_key()))
 
 
 async def get_models(request: Any) -> Any:
@@ -188,13 +339,16 @@ async def get_models(request: Any) -> Any:
     model_type = _model_type(request.match_info.get("type", ""))
     with_none = _flag(request, "with_none")
     family = _family(request)
-    if _flag(request, "refresh"):
-        await asyncio.to_thread(catalog.refresh_now, model_type)
-    else:
-        await asyncio.to_thread(catalog.refresh_now, model_type, PLAIN_REFRESH_WAIT,
-                                max_age=catalog.ROUTE_RECHECK_SECONDS)
-    body = await asyncio.to_thread(_names_json, model_type, with_none, family or "")
-    return web.Response(body=body, content_type="application/json")
+    refresh = _flag(request, "refresh")
+
+    def run() -> bytes:
+        if refresh:
+            catalog.refresh_now(model_type, ROUTE_BUDGET - 1.0)
+        else:
+            catalog.refresh_now(model_type, PLAIN_REFRESH_WAIT, max_age=catalog.ROUTE_RECHECK_SECONDS)
+        return _names_json(model_type, with_none, family or "")
+
+    return web.Response(body=await blocking(run), content_type="application/json")
 
 
 async def get_search(request: Any) -> Any:
@@ -219,7 +373,7 @@ async def get_search(request: Any) -> Any:
         total, page = catalog.search(model_type, query, family=family, limit=limit, offset=offset)
         return {"total": total, "items": [_item(m, model_type) for m in page], "partial": False}
 
-    return _json(await asyncio.to_thread(run))
+    return _json(await blocking(run))
 
 
 def _item(info: Any, model_type: str) -> Dict[str, Any]:
@@ -292,4 +446,8 @@ def register_with_comfy() -> bool:
     except Exception as exc:  # the nodes must load even if the editor's routes cannot be added
         log.warning("PPInfra: the editor's settings and model routes could not be registered: %s", exc)
         return False
+    try:
+        account()  # at start-up: a key file that cannot be read is reported in the log now, not at the first run
+    except Exception as exc:
+        log.debug("PPInfra: key file not looked at yet: %s", exc)
     return True

@@ -26,7 +26,9 @@ def test_store_writes_atomically_with_mode_0600(tmp_path):
     assert stat.S_IMODE(os.stat(path.parent).st_mode) == 0o700
     store.update(base_url=None)  # None removes an entry, the rest stays
     assert json.loads(path.read_text()) == {"api_key": "sk-abcdefgh-1234"}
-    assert os.listdir(path.parent) == ["config.json"]  # no temporary file left behind
+    # No temporary file left behind; the lock file beside it is hidden and holds nothing.
+    assert sorted(os.listdir(path.parent)) == [".config.json.lock", "config.json"]
+    assert (path.parent / ".config.json.lock").read_bytes() == b""
 
 
 def test_a_world_readable_file_becomes_private_on_the_next_write(tmp_path):
