@@ -48,10 +48,11 @@ class ApiHandler(BaseHandler):
         if method == "GET" and path in ("", "/"):
             self.answer(200, _about(self.sandbox.provider), "text/plain; charset=utf-8")
             return
-        endpoint = _ROUTES.get((method, path))
-        api = _SUBMITS[path] if endpoint == "submit" else None
+        api = _SUBMITS.get(path)
         if api is not None and not api.offered_on(self.sandbox.provider):
-            endpoint = None  # not offered by this provider: the same answer as a path that never existed
+            # Not offered by this provider: the same answer as a path that never existed.
+            raise SandboxHTTPError(404, "API_NOT_FOUND", f"api not found: {method} {path}")
+        endpoint = _ROUTES.get((method, path))
         if endpoint is None:
             if path in _PATHS:
                 raise SandboxHTTPError(405, "METHOD_NOT_ALLOWED", f"{method} is not allowed on {path}")
