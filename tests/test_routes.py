@@ -184,6 +184,7 @@ def test_balance_is_cached_and_refreshed_on_demand(server, env):
     {"Origin": "http://127.0.0.1:1"},  # another port of this machine is another origin
     {"Origin": "null"},
     {"Sec-Fetch-Site": "cross-site"},
+    {"Sec-Fetch-Site": "same-site"},  # another port or subdomain of this site is not the editor
 ])
 def test_cross_origin_requests_are_refused(server, env, headers):
     for method, path, body in (("post", "/ppinfra/settings/key", {"api_key": SANDBOX_KEY}),
