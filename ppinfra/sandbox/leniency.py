@@ -9,7 +9,8 @@ relies on all three (docs/api.md, "What the real service accepts"): it sends
 ``null`` for every optional field it does not set.
 
 Which fields exist is each endpoint's documented shape (:mod:`.shapes`).
-:func:`normalise` applies exactly that, and nothing more; the checks of the
+:func:`normalise` applies exactly that, plus one habit of the SDK (booleans in
+inpainting's 0/1 integer fields, read as 1/0), and nothing more; the checks of the
 page (ranges, enums, counts, images) then run unchanged on the result, so the
 lenient mode still refuses everything the page forbids. Strict mode skips
 this step.

@@ -84,7 +84,7 @@ class SandboxServer:
 
     def __init__(self, *, api_keys: Iterable[str] = ("sk-sandbox",), host: str = "127.0.0.1", port: int = 0,
                  image_port: int = 0, other_port: int = 0, queue_seconds: float = 0.2, task_seconds: float = 1.0,
-                 url_ttl: float = 3600, images_per_minute: Optional[int] = None,
+                 url_ttl: float = 3600, images_per_minute: Union[None, int, str, Mapping[str, int]] = None,
                  rate_window: float = DEFAULT_RATE_WINDOW,
                  catalog_size: Union[None, int, Mapping[str, int]] = None,
                  catalog_sizes: Optional[Mapping[str, int]] = None, strict: bool = False,

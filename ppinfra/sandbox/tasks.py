@@ -264,7 +264,8 @@ def _image_chars(value: Any) -> int:
 def _without_images(value: Any) -> Any:
     """A copy of a parsed body with every ``image_base64`` string replaced by a placeholder."""
     if isinstance(value, dict):
-        return {k: (f"<{len(v)} characters dropped to bound memory>" if k.endswith("image_base64") and isinstance(v, str)
+        return {k: (f"<{len(v)} characters dropped to bound memory>"
+                    if k.endswith("image_base64") and isinstance(v, str)
                     else _without_images(v)) for k, v in value.items()}
     if isinstance(value, list):
         return [_without_images(v) for v in value]

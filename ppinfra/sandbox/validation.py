@@ -225,7 +225,8 @@ def decode_image(path: str, data: Any, max_side: Optional[int] = IMAGE_MAX_SIDE,
     if len(raw) > IMAGE_MAX_FILE_BYTES:
         raise bad_request(f"{path} must be an image file of at most {IMAGE_MAX_FILE_BYTES} bytes, "
                           f"got {len(raw)} bytes", "IMAGE_FILE_EXCEEDS_MAX_SIZE")
-    bound = f"each side <= {max_side} px" if max_side else f"at most {max_pixels} pixels ({max_pixels / 2**20:g} megapixels)"
+    bound = (f"each side <= {max_side} px" if max_side
+             else f"at most {max_pixels} pixels ({max_pixels / 2**20:g} megapixels)")
     try:
         image = Image.open(io.BytesIO(raw))
     except Image.DecompressionBombError:

@@ -278,7 +278,8 @@ def test_inpainting_image_over_16_megapixels_is_refused_below_it_is_not(sandbox)
     big = np.zeros((4097, 4096, 3), np.uint8)  # one row over 16 MP; each side past img2img's 2048
     wide_mask = np.zeros((4097, 4096), np.uint8)
     reason, message = refusal(submit(sandbox, "inpainting", inpainting(sandbox, image=big, mask=wide_mask)))
-    assert reason == "IMAGE_EXCEEDS_MAX_RESOLUTION" and "request.image_base64 must have at most 16777216 pixels" in message
+    assert reason == "IMAGE_EXCEEDS_MAX_RESOLUTION"
+    assert "request.image_base64 must have at most 16777216 pixels" in message
     wide = np.zeros((500, 3000, 3), np.uint8)  # wider than 2048 but 1.5 MP: inpainting bounds the area only
     r = submit(sandbox, "inpainting", inpainting(sandbox, image=wide, mask=np.zeros((500, 3000), np.uint8)))
     assert r.status_code == 200, r.text
