@@ -277,10 +277,15 @@ def fetch_balance(client: Any, timeout: float = CHECK_TIMEOUT) -> Balance:
 def check_key(api_key: str, base_url: str, timeout: float = CHECK_TIMEOUT) -> Balance:
     """Ask ``base_url`` whether ``api_key`` works (one quick call, few retries): its balance, or an error."""
     from .client import PPInfraClient
+    from .config import Secret, Settings
+    from .hosts import check_base_url
 
-    # A panel is waiting: one retry at most, and the whole check within `timeout`.
-    client = PPInfraClient(api_key=api_key, base_url=base_url, max_retries=1, rate_limit_retries=0,
-                           deadline=timeout, read_timeout=timeout)
+    remember_secret(api_key)
+    # A panel is waiting: one retry at most, and the whole check within `timeout`. Built from the
+    # arguments alone: the key file may be the very thing being replaced (corrupt, unwritable).
+    client = PPInfraClient(settings=Settings(api_key=Secret(api_key), base_url=check_base_url(base_url),
+                                             max_retries=1, rate_limit_retries=0, deadline=timeout,
+                                             read_timeout=timeout, result_cache=False))
     try:
         return fetch_balance(client, timeout)
     finally:

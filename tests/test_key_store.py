@@ -7,13 +7,14 @@ import json
 import os
 import stat
 import sys
+import threading
 import types
 
 import pytest
 
 from conftest import PACK_NAME, SANDBOX_KEY, load_pack
 
-from ppinfra.account import Account, Balance, KeyStore, check_key, clean_key, host_name
+from ppinfra.account import HOSTS, Account, Balance, KeyStore, check_key, clean_key, host_name
 from ppinfra.errors import AuthenticationError, ConfigError
 
 
@@ -195,3 +196,106 @@ def test_node_run_ends_with_the_balance_on_its_status_line(sandbox, isolated_env
     last = [text for node_id, text in status_line if node_id == "9"][-1]
     assert last.startswith("PPInfra: 1 image(s) in ") and last.endswith("balance $1,000.00"), last
     assert [r for r in sandbox.requests if r.path == "/v3/user"]
+
+
+# --------------------------------------------------------------------------- one resolver (issue 14)
+
+def test_account_reads_key_and_host_exactly_as_the_client_does(tmp_path, monkeypatch):
+    """Quotes around a pasted key and an upper-case host mean the same to the panel as to a run."""
+    from ppinfra.config import load_settings
+
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"api_key": ' "sk-quoted-in-file-1234" ', "base_url": "HTTPS://API.PPIO.COM/"}))
+    account = Account(KeyStore(str(path)), environ={})
+    assert account.key() == ("sk-quoted-in-file-1234", "file")
+    assert account.base_url() == ("https://api.ppio.com", "file")
+    status = account.status(with_balance=False)
+    assert status["host"] == "ppio" and status["last4"] == "1234"
+    for name in ("PPINFRA_API_KEY", "PPINFRA_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    settings = load_settings(config_path=str(path))
+    assert (str(settings.api_key), settings.base_url) == ("sk-quoted-in-file-1234", "https://api.ppio.com")
+    env = {"PPINFRA_API_KEY": "'sk-quoted-in-env-5678'", "PPINFRA_BASE_URL": "Novita"}
+    account = Account(KeyStore(str(path)), environ=env)
+    assert account.key() == ("sk-quoted-in-env-5678", "env")
+    assert account.base_url() == ("https://api.novita.ai", "env")
+
+
+# --------------------------------------------------------------------------- concurrency and bad disks
+
+def test_a_key_save_racing_a_host_change_keeps_both(tmp_path):
+    """Two panels (two stores on one file) saving at the same moment: neither change is lost."""
+    path = tmp_path / "c.json"
+    hosts = list(HOSTS.values())
+    for i in range(40):
+        path.write_text(json.dumps({"other": i}))
+        key, host = f"sk-round-{i:04d}-abcdef", hosts[i % len(hosts)]
+        start = threading.Barrier(2)
+        jobs = [lambda: KeyStore(str(path)).update(api_key=key), lambda: KeyStore(str(path)).update(base_url=host)]
+        threads = [threading.Thread(target=lambda job=job: (start.wait(5), job())) for job in jobs]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        assert json.loads(path.read_text()) == {"other": i, "api_key": key, "base_url": host}, f"round {i}"
+
+
+def test_another_process_writing_the_same_file_loses_nothing(tmp_path):
+    """flock on the sidecar lock file: the CLI (another process) and the panel change the file together."""
+    import subprocess
+
+    from conftest import ROOT
+
+    path, go = tmp_path / "c.json", tmp_path / "go"
+    script = ("import os, sys, time\n"
+              f"sys.path.insert(0, {ROOT!r})\n"
+              "from ppinfra.account import KeyStore\n"
+              f"while not os.path.exists({str(go)!r}): time.sleep(0.005)\n"
+              f"store = KeyStore({str(path)!r})\n"
+              "for i in range(60): store.update(**{f'b{i}': 'x'})\n")
+    other = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        store = KeyStore(str(path))
+        go.write_text("")
+        for i in range(60):
+            store.update(**{f"a{i}": "x"})
+        assert other.wait(60) == 0
+    finally:
+        other.kill()
+    data = json.loads(path.read_text())
+    assert sorted(data) == sorted([f"a{i}" for i in range(60)] + [f"b{i}" for i in range(60)])
+
+
+def test_an_unwritable_key_file_is_an_error_that_says_what_to_do(tmp_path):
+    """Root can write a chmod 0500 folder: a path under a regular file fails for everyone."""
+    from ppinfra.account import KeyFileError
+
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    path = blocker / "config.json"
+    store = KeyStore(str(path))
+    assert store.read() == {}  # nothing stored there, nothing to read
+    with pytest.raises(KeyFileError) as info:
+        store.update(base_url="https://api.novita.ai")
+    message = str(info.value)
+    assert message.startswith(f"Cannot write {path} (part of the path is a file, not a folder): ")
+    assert "PPINFRA_API_KEY" in message and "writable" in message
+    folder = tmp_path / "config.json"  # the file's name taken by a folder
+    folder.mkdir()
+    with pytest.raises(KeyFileError, match=r"^Cannot write .*config\.json \(the path is a folder\)"):
+        KeyStore(str(folder)).update(api_key="sk-abcdefgh-1234")
+
+
+def test_a_corrupt_key_file_is_kept_aside_and_replaced(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text('{"api_key": "sk-half-written-')
+    store = KeyStore(str(path))
+    with pytest.raises(ConfigError, match="Saving a key or host in Settings > PPInfra replaces it"):
+        store.read()
+    assert "config.json" in store.problem()
+    store.update(base_url="https://api.novita.ai")
+    assert json.loads(path.read_text()) == {"base_url": "https://api.novita.ai"}
+    [backup] = [p for p in tmp_path.iterdir() if p.name.startswith("config.json.corrupt-")]
+    assert backup.read_text() == '{"api_key": "sk-half-written-'  # may hold a key: kept, privately
+    assert stat.S_IMODE(os.stat(backup).st_mode) == 0o600
+    assert store.problem() is None
