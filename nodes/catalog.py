@@ -177,20 +177,15 @@ def search_provider(model_type: str, query: str, family: Optional[str] = None,
     being fetched meanwhile). Raises the client's errors (no key, network).
     """
     from ..ppinfra.model_info import to_model_info
-    from ..ppinfra.waiting import Deadline
 
-    params: Dict[str, Any] = {"filter.types": model_type, "filter.query": query,
-                              "pagination.limit": max(1, min(limit, 100)), "pagination.cursor": ""}
-    if family is not None:
-        params["filter.is_sdxl"] = "true" if family == "sdxl" else "false"
     client = _client_factory()
     try:
-        data = client.transport.call("GET", "/v3/model", endpoint="model search", params=params,
-                                     deadline=Deadline(ROUTE_REFRESH_TIMEOUT))
+        page = client.model_page(model_type, query=query, page_size=max(1, min(limit, 100)),
+                                 is_sdxl=None if family is None else family == "sdxl",
+                                 timeout=ROUTE_REFRESH_TIMEOUT)
     finally:
         client.close()
-    raw = data.get("models") if isinstance(data, dict) else None
-    found = [to_model_info(m, model_type) for m in raw or [] if isinstance(m, dict)]
+    found = [to_model_info(m, model_type) for m in page.models]
     return [m for m in found if m is not None and (family is None or m.family in (None, family))]
 
 

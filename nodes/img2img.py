@@ -10,19 +10,18 @@ from typing import Any, Dict, List
 from ..ppinfra.config import load_settings
 from ..ppinfra.errors import ValidationError
 from ..ppinfra.limits import LIMITS
-from ..ppinfra.request import Embedding, Img2ImgRequest, Lora, check_value
+from ..ppinfra.request import ControlNetUnit, Embedding, Img2ImgRequest, IPAdapter, Lora
 from ..ppinfra.redaction import redact
 
-from . import comfy_bridge, options
-from .sockets import (CATEGORY, CONTROLNET, EMBEDDINGS, IP_ADAPTER, LORAS, MATCH_INPUT, ControlNetSpec,
+from . import comfy_bridge
+from . import widgets as options
+from .links import (CATEGORY, CONTROLNET, EMBEDDINGS, IP_ADAPTER, LORAS, MATCH_INPUT, ControlNetSpec,
                       IPAdapterSpec, as_chain, check_total)
 
 log = logging.getLogger("ppinfra")
 
 CLIP_SKIP_SERVER = 0  # clip_skip 0: leave it to the server (sent as absent)
 SEED_SERVER = -1
-# A 1x1 PNG: stands in for the images when the scalar fields are validated before encoding.
-_PROBE_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGNgYGAAAAAEAAH2FzhVAAAAAElFTkSuQmCC"
 _IP_FAMILY = {"ip-adapter_sd15.bin": "sd15", "ip-adapter_sdxl.bin": "sdxl"}
 
 
@@ -121,8 +120,18 @@ class PPInfraImg2Img:
             raise ValidationError("ip_adapter", "the output of a PPInfra IP-Adapter node", type(ip_adapter).__name__)
         if image is None:
             raise ValidationError("image", "an IMAGE", None)
-        job = runner.Job(image=image, template=template, controlnet=units, ip_adapter=ip_adapter)
-        runner.check_pairing(runner.batch_size(image), units, ip_adapter)
+        template = replace(template, controlnet_units=tuple(
+            ControlNetUnit(model_name=u.model_name, image_base64=None, strength=u.strength,
+                           preprocessor=u.preprocessor, guidance_start=u.guidance_start,
+                           guidance_end=u.guidance_end) for u in units),
+            ip_adapters=() if ip_adapter is None else (
+                IPAdapter(model_name=ip_adapter.model_name, image_base64=None, strength=ip_adapter.strength),))
+        images = {"request.image_base64": image}
+        images.update({f"request.controlnet.units[{k}].image_base64": u.image for k, u in enumerate(units)})
+        if ip_adapter is not None:
+            images["request.ip_adapters[0].image_base64"] = ip_adapter.image
+        job = runner.Job(template=template, images=images)
+        runner.check_pairing(runner.batch_size(image), dict(list(images.items())[1:]))
         warnings = family_warnings(model_name, template.loras, template.embeddings, units, ip_adapter)
         for w in warnings:
             log.warning("PPInfra: %s", w)
@@ -155,31 +164,21 @@ def build_template(*, model_name, prompt, negative_prompt, width, height, image_
     """The request without images, every widget checked against its limit (nothing is sent yet).
 
     ``VALIDATE_INPUTS`` names model inputs (so ComfyUI skips its own checks for
-    them) and linked values skip validation altogether: everything is checked here.
+    them) and linked values skip validation altogether: everything is checked
+    by the binder, once, as a template (width/height 0 mean the input's size).
     """
-    R = "request."
     lora_chain = as_chain(loras, Lora, "loras")
     emb_chain = as_chain(embeddings, Embedding, "embeddings")
     check_total("request.loras", len(lora_chain), "LoRA Stack")
     check_total("request.embeddings", len(emb_chain), "Embedding")
-    for name, value in (("width", width), ("height", height)):
-        if value != MATCH_INPUT:
-            check_value(R + name, value, LIMITS[R + name])
-    if clip_skip != CLIP_SKIP_SERVER:
-        check_value(R + "clip_skip", clip_skip, LIMITS[R + "clip_skip"])
     vae = None if sd_vae in (None, "", options.NONE) else sd_vae
     template = Img2ImgRequest(
-        model_name=model_name, image_base64="", prompt=prompt, width=width, height=height,
+        model_name=model_name, image_base64=None, prompt=prompt, width=width, height=height,
         image_num=image_num, steps=steps, guidance_scale=guidance_scale, sampler_name=sampler_name,
         negative_prompt=negative_prompt, sd_vae=vae, seed=seed, loras=lora_chain, embeddings=emb_chain,
         clip_skip=None if clip_skip == CLIP_SKIP_SERVER else clip_skip, strength=strength,
         response_image_type=response_image_type)
-    # Every scalar field now, before any encoding: the images do not exist yet
-    # (a 1-pixel stand-in takes their place) and a 0 size is resolved per item.
-    probe = replace(template, image_base64=_PROBE_PNG, width=width or int(LIMITS[R + "width"].min),
-                    height=height or int(LIMITS[R + "height"].min))
-    probe.validate()
-    return template
+    return template  # checked once, with its side units, by the binder (ppinfra/binding.py)
 
 
 def family_warnings(model_name: str, loras, embeddings, units, ip_adapter) -> List[str]:

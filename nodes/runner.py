@@ -1,4 +1,4 @@
-"""Fan-out of one node run: B input images -> B concurrent img2img jobs, awaited without blocking ComfyUI.
+"""Fan-out of one node run: B input images -> B concurrent tasks of any endpoint, awaited without blocking ComfyUI.
 
 The client is blocking, so every job runs in a worker thread of an executor
 owned by this run (not ``asyncio.to_thread``: ComfyUI waits for those when a
@@ -16,16 +16,16 @@ import logging
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, replace
-from typing import Any, Callable, List, Optional, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, List, Mapping, Optional, Sequence
 
-from ..ppinfra.limits import STATUS_PROCESSING as PROCESSING, STATUS_QUEUED as QUEUED, STATUS_SUCCEED as SUCCEED
 from ..ppinfra.errors import CancelledError, PPInfraError, ValidationError
-from ..ppinfra.limits import REQUEST_BODY_MAX_BYTES
-from ..ppinfra.request import ControlNetUnit, IPAdapter, Img2ImgRequest
+from ..ppinfra.limits import STATUS_PROCESSING as PROCESSING
+from ..ppinfra.limits import STATUS_QUEUED as QUEUED
+from ..ppinfra.limits import STATUS_SUCCEED as SUCCEED
+from ..ppinfra.request import TaskRequest
 
 from . import comfy_bridge
-from .sockets import MATCH_INPUT, ControlNetChain, IPAdapterSpec
 
 log = logging.getLogger("ppinfra")
 
@@ -40,99 +40,70 @@ STATUS_EVERY = 0.5
 
 @dataclass(frozen=True, eq=False)
 class Job:
-    """Everything one node run sends. ``template`` has empty images and may have width/height 0 (match input)."""
+    """Everything one node run sends: a template (fields set, uploads not) and each upload's images.
 
-    image: Any
-    template: Img2ImgRequest
-    controlnet: ControlNetChain = ()
-    ip_adapter: Optional[IPAdapterSpec] = None
+    ``images`` maps an upload's field path to an ``IMAGE`` tensor (or a list of
+    PIL images, e.g. masks already sized): the first entry is the input batch,
+    any other holds 1 image (used for every item) or one per item. A job with
+    no images (txt2img) runs ``repeat`` tasks.
+    """
+
+    template: TaskRequest
+    images: Mapping[str, Any] = field(default_factory=dict)
+    repeat: int = 1
+
+    @property
+    def size(self) -> int:
+        return batch_size(next(iter(self.images.values()))) if self.images else self.repeat
 
 
 @dataclass(frozen=True)
 class RunResult:
-    """The outcome: decoded images ``[B*image_num,H,W,3]`` float32, per-item results and requests, in input order."""
+    """The outcome: decoded images ``[sum(results), H, W, 3]`` float32, per-item results and requests, in input order."""
 
     images: Any
     results: List[Any]
-    requests: List[Img2ImgRequest]
+    requests: List[TaskRequest]
     elapsed: float
 
 
 # --------------------------------------------------------------------------- batches
 
 def batch_size(image: Any) -> int:
+    if isinstance(image, (list, tuple)):
+        return len(image)
     shape = getattr(image, "shape", None)
     if shape is None:
         raise ValidationError("image", "an IMAGE tensor", type(image).__name__)
     return int(shape[0]) if len(shape) == 4 else 1
 
 
-def check_pairing(b: int, controlnet: ControlNetChain, ip_adapter: Optional[IPAdapterSpec]) -> None:
+def check_pairing(b: int, sides: Mapping[str, Any]) -> None:
     """A side image batch must hold 1 image (used for all) or ``b`` (paired item by item)."""
-    sides = [(f"request.controlnet.units[{k}].image", u.image) for k, u in enumerate(controlnet)]
-    if ip_adapter is not None:
-        sides.append(("request.ip_adapters[0].image", ip_adapter.image))
-    for field, image in sides:
+    for path, image in sides.items():
         n = batch_size(image)
         if n not in (1, b):
+            field = path[: -len("_base64")] if path.endswith("_base64") else path
             raise ValidationError(field, f"a batch of 1 image (used for every input) or {b} (one per input image)",
                                   f"a batch of {n}",
                                   "make the control/reference batch match the input batch, or use one image")
 
 
-def prepare_requests(job: Job, pool: ThreadPoolExecutor, should_stop: Callable[[], bool]) -> List[Future]:
-    """Encode every image once, then build and validate each item's request in ``pool`` (one future each).
+def prepare_requests(job: Job, should_stop: Callable[[], bool]) -> List[TaskRequest]:
+    """Every item's checked request: the template's fields checked once, each image encoded once."""
+    from ..ppinfra.binding import bind_batch
+    from ..ppinfra.images import tensor_to_pils
 
-    A side image of batch 1 goes into every request but is encoded only once.
-    Each image gets the same share of the body cap as inside one request, so
-    every request still fits it.
-    """
-    from ..ppinfra.images import BODY_OVERHEAD, encode_uploads, match_input_size, tensor_to_pils
-
-    main = tensor_to_pils(job.image, field="image")
-    b = len(main)
-    sides = [(f"request.controlnet.units[{k}].image_base64",
-              tensor_to_pils(u.image, field=f"request.controlnet.units[{k}].image"))
-             for k, u in enumerate(job.controlnet)]
-    if job.ip_adapter is not None:
-        sides.append(("request.ip_adapters[0].image_base64",
-                      tensor_to_pils(job.ip_adapter.image, field="request.ip_adapters[0].image")))
-
-    items: List[tuple] = []
-    slots = {}
-    for i, img in enumerate(main):
-        slots[(-1, i)] = len(items)
-        items.append(("request.image_base64" if b == 1 else f"request.image_base64 (input {i})", img))
-    for s, (field, pils) in enumerate(sides):
-        for j, img in enumerate(pils):
-            slots[(s, j)] = len(items)
-            items.append((field if len(pils) == 1 else f"{field} (input {j})", img))
+    inputs = {path: (list(img) if isinstance(img, (list, tuple)) else tensor_to_pils(img, field=_field(path)))
+              for path, img in job.images.items()}
     if should_stop():
         raise CancelledError("Cancelled before sending.")
-    share = (REQUEST_BODY_MAX_BYTES - BODY_OVERHEAD) // (1 + len(sides))
-    encoded = encode_uploads(items, body_limit=share * len(items) + BODY_OVERHEAD)
-    t = job.template
+    requests = bind_batch(job.template, inputs, should_stop=should_stop)
+    return requests * job.repeat if not job.images else requests
 
-    def build(i: int) -> Img2ImgRequest:
-        if should_stop():
-            raise CancelledError("Cancelled before sending.")
-        side = [encoded[slots[(s, 0 if len(pils) == 1 else i)]] for s, (_, pils) in enumerate(sides)]
-        mw, mh = match_input_size(*main[i].size)
-        units = tuple(ControlNetUnit(model_name=u.model_name, image_base64=side[k], strength=u.strength,
-                                     preprocessor=u.preprocessor, guidance_start=u.guidance_start,
-                                     guidance_end=u.guidance_end) for k, u in enumerate(job.controlnet))
-        ips = ()
-        if job.ip_adapter is not None:
-            a = job.ip_adapter
-            ips = (IPAdapter(model_name=a.model_name, image_base64=side[-1], strength=a.strength),)
-        req = replace(t, image_base64=encoded[slots[(-1, i)]],
-                      width=mw if t.width == MATCH_INPUT else t.width,
-                      height=mh if t.height == MATCH_INPUT else t.height,
-                      controlnet_units=units, ip_adapters=ips)
-        req.validate()
-        return req
 
-    return [pool.submit(build, i) for i in range(b)]
+def _field(path: str) -> str:
+    return "image" if path == "request.image_base64" else path[: -len("_base64")] if path.endswith("_base64") else path
 
 
 # --------------------------------------------------------------------------- progress
@@ -295,14 +266,12 @@ class BatchRun:
         try:
             for i in range(self.n):
                 self.tracker.set(i, "encoding")
-            prep = self.pool.submit(prepare_requests, job, self.pool, self.should_cancel)
-            (builds,) = await self.wait_all([prep])
             # Every request is encoded and validated before the first one is sent.
-            requests = await self.wait_all(builds)
+            (requests,) = await self.wait_all([self.pool.submit(prepare_requests, job, self.should_cancel)])
             for i in range(self.n):
                 self.tracker.set(i, "waiting")  # for a free worker: at most max_concurrency run at once
             decoder = result_decoder(requests)
-            offsets = [sum(r.image_num for r in requests[:i]) for i in range(len(requests))]
+            offsets = [sum(r.images_expected for r in requests[:i]) for i in range(len(requests))]
             runs = [self.pool.submit(self._one, i, req, decoder, offsets[i]) for i, req in enumerate(requests)]
             results = await self.wait_all(runs)
             total = sum(len(r.images) for r in results)
@@ -318,7 +287,7 @@ class BatchRun:
         finally:
             self.close()
 
-    def _one(self, i: int, req: Img2ImgRequest, decoder: Any, offset: int) -> Any:
+    def _one(self, i: int, req: TaskRequest, decoder: Any, offset: int) -> Any:
         self.tracker.set(i, "submitting")
 
         def decode(task_id: str, index: int, data: bytes) -> None:
@@ -326,11 +295,12 @@ class BatchRun:
             decoder.put(offset + index, data, task_id=task_id, index=index)
 
         from ..ppinfra.progress_view import TaskProgress
-        from .options import family_of
-        view = TaskProgress.for_request(req, family=family_of("checkpoint", req.model_name),
+        from .widgets import family_of
+        family = None if req.endpoint == "upscale" else family_of("checkpoint", req.model_name)
+        view = TaskProgress.for_request(req, family=family,
                                         base_url=getattr(getattr(self.client, "settings", None), "base_url", ""))
-        result = self.client.img2img(req, on_progress=self.tracker.callback(i, view), should_cancel=self.should_cancel,
-                                     on_image=decode, on_wait=self.tracker.on_wait(i))
+        result = self.client.run(req, on_progress=self.tracker.callback(i, view), should_cancel=self.should_cancel,
+                                 on_image=decode, on_wait=self.tracker.on_wait(i))
         self.tracker.set(i, "done", 100.0)
         return result
 
@@ -351,15 +321,15 @@ class BatchRun:
         threading.Thread(target=close_later, name="ppinfra-close", daemon=True).start()
 
 
-def result_decoder(requests: List[Img2ImgRequest]) -> Any:
-    """One preallocated ``[sum(image_num), H, W, 3]`` array for the whole batch, filled as files arrive.
+def result_decoder(requests: List[TaskRequest]) -> Any:
+    """One preallocated ``[sum(images), H, W, 3]`` array for the whole batch, filled as files arrive.
 
     Every item of an IMAGE batch has the same size, so every request asks for
-    the same width and height; a result of another size is resized (and logged).
+    the same output size; a result of another size is resized (and logged).
     """
     from ..ppinfra.images import ResultDecoder
 
-    return ResultDecoder(sum(r.image_num for r in requests), requests[0].width, requests[0].height)
+    return ResultDecoder(sum(r.images_expected for r in requests), *requests[0].output_size())
 
 
 def as_ppinfra_error(exc: BaseException) -> BaseException:
@@ -378,9 +348,10 @@ async def run_job(job: Job, client: Any, node_id: Optional[str] = None,
 
     ``notes`` (e.g. family warnings) stay visible under every status line.
     """
-    n = batch_size(job.image)
+    n = job.size
     try:
-        check_pairing(n, job.controlnet, job.ip_adapter)
+        if job.images:
+            check_pairing(n, dict(list(job.images.items())[1:]))
     except BaseException:
         client.close()
         raise

@@ -1,6 +1,6 @@
 """The side nodes: ControlNet Unit, LoRA Stack, Embedding, IP-Adapter.
 
-Each builds one value for the Img2Img node (the types are in ``sockets.py``).
+Each builds one value for the Img2Img node (the types are in ``links.py``).
 Totals (at most 5 LoRAs, 5 embeddings) are checked when a node runs, because
 ComfyUI's validation sees linked chains only as ``None``.
 """
@@ -10,8 +10,8 @@ from ..ppinfra.errors import ValidationError
 from ..ppinfra.limits import LIMITS
 from ..ppinfra.request import Embedding, Lora, check_value
 
-from . import options
-from .sockets import (CATEGORY, CONTROLNET, EMBEDDINGS, IP_ADAPTER, LORAS, ControlNetChain, ControlNetSpec,
+from . import widgets as options
+from .links import (CATEGORY, CONTROLNET, EMBEDDINGS, IP_ADAPTER, LORAS, ControlNetChain, ControlNetSpec,
                       EmbeddingChain, IPAdapterSpec, LoraChain, as_chain, check_total)
 
 PREPROCESSOR_NONE = "none"

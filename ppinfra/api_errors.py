@@ -1,6 +1,7 @@
 """Error answers of the API mapped onto the exception hierarchy, with advice a user can act on."""
 from __future__ import annotations
 
+import json
 from typing import Optional
 
 import requests
@@ -39,7 +40,8 @@ _ADVICE = {
 }
 
 
-def error_from_response(resp: requests.Response, endpoint: str, task_id: Optional[str] = None) -> Exception:
+def error_from_response(resp: requests.Response, endpoint: str, task_id: Optional[str] = None,
+                        body: Optional[bytes] = None) -> Exception:
     """Map an error answer to the hierarchy, keeping the provider's reason and message.
 
     ``TASK_FAILED`` (documented as an HTTP 500 on a poll) is the end of the
@@ -47,12 +49,12 @@ def error_from_response(resp: requests.Response, endpoint: str, task_id: Optiona
     """
     reason, message = "", ""
     try:
-        data = resp.json()
+        data = json.loads(body) if body is not None else resp.json()
         if isinstance(data, dict):
             reason = str(data.get("reason") or "")
             message = str(data.get("message") or data.get("msg") or "")
     except ValueError:
-        message = resp.text[:200]
+        message = body[:200].decode("utf-8", "replace") if body is not None else resp.text[:200]
     status = resp.status_code
     if reason == "TASK_FAILED":
         why = message or "no reason given"

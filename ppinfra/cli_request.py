@@ -6,14 +6,11 @@ request is built or sent (``--lora strength must be a number, got 'abc'``).
 from __future__ import annotations
 
 import argparse
-import base64
 import hashlib
-import io
-from dataclasses import replace
-from typing import Any, Callable, Dict, List, Tuple
+import json
+from typing import Any, Callable, Dict, Tuple
 
 from .errors import ValidationError
-from .limits import REQUEST_BODY_MAX_BYTES
 from .request import ControlNetUnit, Embedding, Img2ImgRequest, IPAdapter, Lora
 
 # The keys each side-image option takes after MODEL=IMAGE, with their type and default.
@@ -69,66 +66,46 @@ def _read_image(path: str, field: str):
         raise ValidationError(field, "a readable image file", path, exc.strerror or "") from None
 
 
-def _probe_b64() -> str:
-    """A tiny valid PNG, to check the options once before any input image is read."""
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.new("RGB", (8, 8)).save(buf, format="PNG")
-    return base64.b64encode(buf.getvalue()).decode("ascii")
-
-
 class RequestFactory:
-    """Options -> a checked template (side images encoded once); :meth:`build` adds one input image."""
+    """Options -> a template bound once to the side images (:class:`~ppinfra.binding.Binder`); :meth:`build`
+    adds one input image. The node takes the same path (``bind_batch``)."""
 
     def __init__(self, args: argparse.Namespace) -> None:
-        from .images import BODY_OVERHEAD, encode_uploads
+        from .binding import Binder
 
         units = [parse_side(s, "--controlnet") for s in args.controlnet]
         adapters = [parse_side(s, "--ip-adapter") for s in args.ip_adapter]
         loras = tuple(parse_lora(s) for s in args.lora)
-        sides: List[Tuple[str, Any]] = (
-            [(f"request.controlnet.units[{i}].image_base64", _read_image(path, f"--controlnet[{i}] image"))
-             for i, (_, path, _) in enumerate(units)]
-            + [(f"request.ip_adapters[{i}].image_base64", _read_image(path, f"--ip-adapter[{i}] image"))
-               for i, (_, path, _) in enumerate(adapters)])
-        # Each image gets the same share of the body cap, as inside one request of the node.
-        self._share = (REQUEST_BODY_MAX_BYTES - BODY_OVERHEAD) // (1 + len(sides))
-        encoded = encode_uploads(sides, body_limit=self._share * len(sides) + BODY_OVERHEAD) if sides else []
-        cn = tuple(ControlNetUnit(model_name=m, image_base64=b64, strength=o["strength"],
+        cn = tuple(ControlNetUnit(model_name=m, image_base64=None, strength=o["strength"],
                                   preprocessor=None if o["preprocessor"] in (None, "", "none") else o["preprocessor"],
                                   guidance_start=o["guidance_start"], guidance_end=o["guidance_end"])
-                   for (m, _, o), b64 in zip(units, encoded))
-        ips = tuple(IPAdapter(model_name=m, image_base64=b64, strength=o["strength"])
-                    for (m, _, o), b64 in zip(adapters, encoded[len(units):]))
+                   for m, _, o in units)
+        ips = tuple(IPAdapter(model_name=m, image_base64=None, strength=o["strength"]) for m, _, o in adapters)
         self.template = Img2ImgRequest(
-            model_name=args.model_name, image_base64="", prompt=args.prompt, width=args.width, height=args.height,
-            image_num=args.image_num, steps=args.steps, guidance_scale=args.guidance_scale,
+            model_name=args.model_name, image_base64=None, prompt=args.prompt, width=args.width,
+            height=args.height, image_num=args.image_num, steps=args.steps, guidance_scale=args.guidance_scale,
             sampler_name=args.sampler_name, negative_prompt=args.negative_prompt, sd_vae=args.sd_vae,
             controlnet_units=cn, seed=args.seed, loras=loras,
             embeddings=tuple(Embedding(e) for e in args.embedding), clip_skip=args.clip_skip,
             strength=args.strength, ip_adapters=ips, response_image_type=args.response_image_type)
-        # Every option error before the first input is read: width/height 0 mean "the input's size".
-        replace(self.template, image_base64=_probe_b64(), width=args.width or 512,
-                height=args.height or 512).validate()
+        # Every option error before the side images are read: the fields, checked once.
+        self.template.validate_fields(template=True)
+        shared = {f"request.controlnet.units[{i}].image_base64": _read_image(path, f"--controlnet[{i}] image")
+                  for i, (_, path, _) in enumerate(units)}
+        shared.update({f"request.ip_adapters[{i}].image_base64": _read_image(path, f"--ip-adapter[{i}] image")
+                       for i, (_, path, _) in enumerate(adapters)})
+        self.binder = Binder(self.template, shared)
 
     def job_key(self, base_url: str) -> str:
         """Everything but the input image, and the host: the journal's notion of "the same run"."""
-        h = hashlib.sha256(self.template.to_json_bytes())
-        h.update(base_url.encode("utf-8"))
+        from .hosts import normalise_base_url
+
+        h = hashlib.sha256(json.dumps(self.template.to_body(), sort_keys=True, default=str).encode("utf-8"))
+        for name in sorted(self.binder.shared):
+            h.update(hashlib.sha256(self.binder.shared[name].encode("ascii")).digest())
+        h.update(normalise_base_url(base_url).encode("utf-8"))
         return h.hexdigest()[:16]
 
     def build(self, path: str) -> Img2ImgRequest:
         """The checked request for the input image at ``path``."""
-        from .images import BODY_OVERHEAD, encode_uploads, match_input_size
-
-        image = _read_image(path, "request.image_base64")
-        (b64,) = encode_uploads([("request.image_base64", image)], body_limit=self._share + BODY_OVERHEAD)
-        t = self.template
-        width, height = t.width, t.height
-        if width == 0 or height == 0:
-            mw, mh = match_input_size(*image.size)
-            width, height = width or mw, height or mh
-        request = replace(t, image_base64=b64, width=width, height=height)
-        request.validate()
-        return request
+        return self.binder.bind({"request.image_base64": _read_image(path, "request.image_base64")})

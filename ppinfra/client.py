@@ -13,13 +13,14 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional
 
 from .config import Settings, load_settings
+from .endpoints import ENDPOINTS
 from .errors import CorruptResultError, DownloadError, ResponseFormatError, TaskFailedError
 from .limits import MODEL_PAGE_MAX, STATUS_FAILED, STATUS_SUCCEED
 from .pacing import budget_for_settings
-from .request import Img2ImgRequest
+from .request import Img2ImgRequest, TaskRequest
 from .retry import CORRUPT, MALFORMED, Retrier, RetryPolicy, WaitCallback
-from .transport import ExpiredURL, Transport
-from .waiting import CancelCheck, Deadline, PollSchedule, check_cancel, sleep
+from .transport import MAX_MODEL_PAGE_BYTES, ExpiredURL, Transport
+from .waiting import Call, CancelCheck, Deadline, PollSchedule
 
 log = logging.getLogger("ppinfra")
 
@@ -30,7 +31,7 @@ MAX_URL_REFRESHES = 2
 
 @dataclass(frozen=True)
 class Progress:
-    """What a progress callback receives on every poll."""
+    """What a progress callback receives on every poll (``TaskProgress`` in :mod:`.progress_view` shows it)."""
 
     task_id: str
     status: str
@@ -89,8 +90,16 @@ class TaskResult:
 
 
 @dataclass(frozen=True)
-class Img2ImgResult:
-    """A finished job: the encoded result files in order, the seed used and timings in seconds."""
+class ModelPage:
+    """One page of the model list: raw model dicts and the cursor of the next page (``""``: the last)."""
+
+    models: List[Dict[str, Any]]
+    next_cursor: str
+
+
+@dataclass(frozen=True)
+class TaskOutcome:
+    """A finished job of any endpoint: the encoded result files in order, the seed used and timings in seconds."""
 
     task_id: str
     images: List[bytes]
@@ -128,6 +137,9 @@ ProgressCallback = Optional[Callable[[Progress], None]]
 ImageCallback = Callable[[str, int, bytes], None]
 
 
+Img2ImgResult = TaskOutcome  # the name earlier releases had
+
+
 class PPInfraClient:
     """Client for the PPInfra / Novita async image API.
 
@@ -163,36 +175,48 @@ class PPInfraClient:
 
     # ------------------------------------------------------------------ steps
 
-    def submit_img2img(self, request: Img2ImgRequest, *, deadline: Optional[Deadline] = None,
-                       should_cancel: CancelCheck = None, on_wait: WaitCallback = None) -> str:
-        """Validate and submit; return the ``task_id``. Re-sent only when the task surely did not start."""
-        request.validate()
-        return self._submit_body(request.to_json_bytes(), request.image_num, deadline=deadline,
-                                 should_cancel=should_cancel, on_wait=on_wait)
+    def _call(self, call: Optional[Call], deadline: Any = None, should_cancel: CancelCheck = None,
+              on_wait: WaitCallback = None) -> Call:
+        """The call context: the one given, else one made from the keyword arguments and the settings."""
+        if call is not None:
+            return call
+        if not isinstance(deadline, Deadline):
+            deadline = Deadline(self.settings.deadline if deadline is None else deadline)
+        return Call(deadline, should_cancel, on_wait)
 
-    def _submit_body(self, body: bytes, image_num: int, *, deadline: Optional[Deadline],
-                     should_cancel: CancelCheck, on_wait: WaitCallback) -> str:
-        """Submit an already validated and serialised body (a body of several MB is serialised once)."""
-        check_cancel(should_cancel)
-        deadline = deadline or Deadline(self.settings.deadline)
-        # pacing: the slot is dated by the answer, or given back if the server refused the submit;
-        # a 429 the budget let through anyway lowers it (pacer.watching)
-        pacer = budget_for_settings(self.settings, "img2img")
-        with pacer.acquire(image_num, should_cancel=should_cancel, deadline=deadline, on_wait=on_wait):
-            data = self.transport.call("POST", "/v3/async/img2img", endpoint="img2img submit", body=body,
-                                       idempotent=False, deadline=deadline, should_cancel=should_cancel,
-                                       on_wait=pacer.watching(on_wait))
+    def submit(self, request: TaskRequest, call: Optional[Call] = None, *, body: Optional[bytes] = None) -> str:
+        """Validate (unless a binder did) and submit ``request`` to its endpoint; return the ``task_id``.
+
+        Re-sent only when the task surely did not start. Waits for room in the
+        endpoint's images-per-minute budget first; a 429 lowers that budget.
+        """
+        call = self._call(call)
+        request.validate()
+        body = request.to_json_bytes() if body is None else body
+        ep = ENDPOINTS[request.endpoint]
+        what = f"{ep.name} submit"
+        call.check(f"submitting {ep.label}")
+        # pacing: the slot is dated by the answer, or given back if the server refused the submit
+        pacer = budget_for_settings(self.settings, ep.name)
+        with pacer.acquire(request.images_expected, call):
+            data = self.transport.call("POST", ep.path, call, endpoint=what, body=body, idempotent=False,
+                                       on_rate_limited=pacer.on_rate_limited)
         # One Novita example wraps the answer as {"code":0,"data":{"task_id":...}}.
         if isinstance(data, dict) and isinstance(data.get("data"), dict) and "task_id" not in data:
             data = data["data"]
         task_id = data.get("task_id") if isinstance(data, dict) else None
         if not task_id or not isinstance(task_id, str):
-            raise ResponseFormatError("img2img submit answered without a task_id: the task may have been "
-                                      "created; check your task list before retrying.", endpoint="img2img submit")
-        log.debug("submitted img2img task %s", task_id)
+            raise ResponseFormatError(f"{what} answered without a task_id: the task may have been "
+                                      "created; check your task list before retrying.", endpoint=what)
+        log.debug("submitted %s task %s", ep.name, task_id)
         return task_id
 
-    def get_task_result(self, task_id: str, *, deadline: Optional[Deadline] = None,
+    def submit_img2img(self, request: Img2ImgRequest, *, deadline: Optional[Deadline] = None,
+                       should_cancel: CancelCheck = None, on_wait: WaitCallback = None) -> str:
+        """:meth:`submit` for an img2img request (the name earlier releases had)."""
+        return self.submit(request, self._call(None, deadline, should_cancel, on_wait))
+
+    def get_task_result(self, task_id: str, call: Optional[Call] = None, *, deadline: Optional[Deadline] = None,
                         should_cancel: CancelCheck = None, on_wait: WaitCallback = None) -> TaskResult:
         """One poll, retried until the deadline on 5xx, broken connections and malformed answers.
 
@@ -200,46 +224,44 @@ class PPInfraClient:
         up while the deadline allows. HTTP 500 ``TASK_FAILED`` ends it at once
         (:class:`TaskFailedError`).
         """
-        deadline = deadline or Deadline(self.settings.deadline)
-        retrier = Retrier(self.poll_policy, deadline, what="task-result", should_cancel=should_cancel,
-                          task_id=task_id, on_wait=on_wait)
+        call = self._call(call, deadline, should_cancel, on_wait).for_task(task_id)
+        retrier = Retrier(self.poll_policy, call, what="task-result")
         while True:
-            data = self.transport.call("GET", "/v3/async/task-result", endpoint="task-result",
-                                       params={"task_id": task_id}, deadline=deadline, should_cancel=should_cancel,
-                                       task_id=task_id, read_timeout=self.settings.poll_read_timeout,
+            data = self.transport.call("GET", "/v3/async/task-result", call, endpoint="task-result",
+                                       params={"task_id": task_id}, read_timeout=self.settings.poll_read_timeout,
                                        retrier=retrier)
             try:
                 return TaskResult.parse(data, task_id)
             except ResponseFormatError as exc:
                 if not retrier.retry(MALFORMED, "an answer without the documented task object"):
                     raise exc from None
-                deadline.check(f"polling task-result (last problem: {retrier.last_problem})", task_id)
+                call.check(f"polling task-result (last problem: {retrier.last_problem})")
 
-    def wait_for_task(self, task_id: str, *, deadline: Optional[Deadline] = None,
+    def wait_for_task(self, task_id: str, call: Optional[Call] = None, *, deadline: Optional[Deadline] = None,
                       on_progress: ProgressCallback = None, should_cancel: CancelCheck = None,
                       on_wait: WaitCallback = None) -> TaskResult:
-        """Poll until SUCCEED (returned) or FAILED (raised), within ``deadline``."""
-        deadline = deadline or Deadline(self.settings.deadline)
+        """Poll until SUCCEED (returned) or FAILED (raised), within the call's deadline."""
+        call = self._call(call, deadline, should_cancel, on_wait).for_task(task_id)
         schedule = self._poll_schedule()
         while True:
-            result = self.get_task_result(task_id, deadline=deadline, should_cancel=should_cancel, on_wait=on_wait)
+            result = self.get_task_result(task_id, call)
             if on_progress is not None:
                 percent = 100.0 if result.status == STATUS_SUCCEED else result.progress_percent
-                on_progress(Progress(task_id, result.status, percent, result.eta, deadline.elapsed()))
+                on_progress(Progress(task_id, result.status, percent, result.eta, call.deadline.elapsed()))
             if result.status == STATUS_SUCCEED:
                 return result
             if result.status == STATUS_FAILED:
                 why = result.reason or "no reason given"
                 raise TaskFailedError(f"The PPInfra task failed: {why}. Nothing was returned; change the inputs "
                                       "it names before queueing again.", task_id=task_id, reason=why)
-            if deadline.expired():
-                deadline.check(f"waiting for the task (last status {result.status or 'unknown'})", task_id)
-            sleep(schedule.next_delay(result.eta), should_cancel, deadline, task_id)
-            deadline.check(f"waiting for the task (last status {result.status or 'unknown'})", task_id)
+            waiting = f"waiting for the task (last status {result.status or 'unknown'})"
+            call.check(waiting)
+            call.sleep(schedule.next_delay(result.eta))
+            call.check(waiting)
 
-    def download_images(self, result: TaskResult, *, expected: int, deadline: Optional[Deadline] = None,
-                        should_cancel: CancelCheck = None, on_image: Optional["ImageCallback"] = None,
-                        on_wait: WaitCallback = None) -> List[bytes]:
+    def download_images(self, result: TaskResult, call: Optional[Call] = None, *, expected: int,
+                        deadline: Optional[Deadline] = None, should_cancel: CancelCheck = None,
+                        on_image: Optional["ImageCallback"] = None, on_wait: WaitCallback = None) -> List[bytes]:
         """Download every result image concurrently; re-poll for fresh URLs when they expire or break.
 
         A file that is short or does not decode (``on_image`` raising
@@ -247,11 +269,10 @@ class PPInfraClient:
         three downloads in all, the last from a freshly signed URL. ``on_image(task_id, index,
         data)`` runs in the download worker as each good file arrives.
         """
-        deadline = deadline or Deadline(self.settings.deadline)
         task_id = result.task_id
+        call = self._call(call, deadline, should_cancel, on_wait).for_task(task_id)
         blobs: List[Optional[bytes]] = [None] * expected
-        retriers = [Retrier(self.poll_policy, deadline, what=f"result image {i + 1}", should_cancel=should_cancel,
-                            task_id=task_id, on_wait=on_wait) for i in range(expected)]
+        retriers = [Retrier(self.poll_policy, call, what=f"result image {i + 1}") for i in range(expected)]
         refreshes = 0
         while True:
             if len(result.images) < expected:
@@ -263,8 +284,7 @@ class PPInfraClient:
                             task_id, len(result.images), expected, expected)
             urls = [img.url for img in result.images[:expected]]
             todo = [i for i, b in enumerate(blobs) if b is None]
-            futures = {i: self._pool.submit(self._fetch_one, urls[i], i, task_id, retriers[i], deadline,
-                                            should_cancel, on_image) for i in todo}
+            futures = {i: self._pool.submit(self._fetch_one, urls[i], i, retriers[i], on_image) for i in todo}
             stale = False
             first_error: Optional[BaseException] = None
             for i, fut in futures.items():
@@ -284,14 +304,13 @@ class PPInfraClient:
                                     "and network speed.", task_id=task_id, endpoint="download")
             refreshes += 1
             log.info("result URLs of task %s expired or broke; polling again for fresh ones", task_id)
-            result = self.get_task_result(task_id, deadline=deadline, should_cancel=should_cancel, on_wait=on_wait)
+            result = self.get_task_result(task_id, call)
 
-    def _fetch_one(self, url: str, i: int, task_id: str, retrier: Retrier, deadline: Deadline,
-                   should_cancel: CancelCheck, on_image: Optional["ImageCallback"]) -> bytes:
+    def _fetch_one(self, url: str, i: int, retrier: Retrier, on_image: Optional["ImageCallback"]) -> bytes:
         """One result file, fetched again while it is corrupt; ``ExpiredURL`` asks the caller for a fresh link."""
+        task_id = retrier.call.task_id or ""
         while True:
-            data = self.transport.download(url, deadline=deadline, should_cancel=should_cancel, task_id=task_id,
-                                           retrier=retrier)
+            data = self.transport.download(url, retrier.call, retrier=retrier)
             # With on_image (the nodes) the decoder is the check: verifying here as well would hold
             # a second copy of every file in memory while the batch downloads.
             problem = None if on_image is not None else undecodable(data)
@@ -313,18 +332,19 @@ class PPInfraClient:
 
     # ------------------------------------------------------------------ whole job
 
-    def img2img(self, request: Img2ImgRequest, *, on_progress: ProgressCallback = None,
-                should_cancel: CancelCheck = None, deadline: Optional[float] = None,
-                on_image: Optional["ImageCallback"] = None, on_wait: WaitCallback = None) -> Img2ImgResult:
-        """Run one img2img job end to end and return the encoded result images.
+    def run(self, request: TaskRequest, *, on_progress: ProgressCallback = None, should_cancel: CancelCheck = None,
+            deadline: Optional[float] = None, on_image: Optional["ImageCallback"] = None,
+            on_wait: WaitCallback = None) -> TaskOutcome:
+        """Run one job of any endpoint end to end and return the encoded result images.
 
-        Validates before sending; polls adaptively within ``deadline`` seconds
-        (default ``settings.deadline``, queue time included); calls
-        ``on_progress`` on every poll; ``should_cancel`` is checked at least
-        every 50 ms while waiting; ``on_image`` as in :meth:`download_images`;
-        ``on_wait`` as in :meth:`submit_img2img`.
+        Validates before sending (once: a request a binder checked is not
+        checked again); polls adaptively within ``deadline`` seconds (default
+        ``settings.deadline``, queue time included); calls ``on_progress`` on
+        every poll; ``should_cancel`` is checked at least every 50 ms while
+        waiting, reading included; ``on_image`` as in :meth:`download_images`;
+        ``on_wait`` hears of every budget or retry wait.
         """
-        dl = Deadline(self.settings.deadline if deadline is None else deadline)
+        call = self._call(None, deadline, should_cancel, on_wait)
         t0 = time.monotonic()
         request.validate()
         body = request.to_json_bytes()
@@ -333,49 +353,82 @@ class PPInfraClient:
         cache = lookup_for(self.settings, request, body=body)
         hit = cache.load(on_image) if cache is not None else None
         if hit is not None:
-            return Img2ImgResult(task_id=hit.task_id, images=hit.images, seed=hit.seed, image_type=hit.image_type,
-                                 timings={"total": time.monotonic() - t0}, from_cache=True)
-        task_id = self._submit_body(body, request.image_num, deadline=dl, should_cancel=should_cancel,
-                                    on_wait=on_wait)
+            return TaskOutcome(task_id=hit.task_id, images=hit.images, seed=hit.seed, image_type=hit.image_type,
+                               timings={"total": time.monotonic() - t0}, from_cache=True)
+        task_id = self.submit(request, call, body=body)
         t_submit = time.monotonic()
-        result = self.wait_for_task(task_id, deadline=dl, on_progress=on_progress, should_cancel=should_cancel,
-                                    on_wait=on_wait)
+        result = self.wait_for_task(task_id, call, on_progress=on_progress)
         t_done = time.monotonic()
-        blobs = self.download_images(result, expected=request.image_num, deadline=dl, should_cancel=should_cancel,
-                                     on_image=on_image, on_wait=on_wait)
+        blobs = self.download_images(result, call, expected=request.images_expected, on_image=on_image)
         t_dl = time.monotonic()
-        out = Img2ImgResult(task_id=task_id, images=blobs, seed=result.seed,
-                            timings={"submit": t_submit - t0, "wait": t_done - t_submit,
-                                     "download": t_dl - t_done, "total": t_dl - t0},
-                            image_type=result.images[0].image_type if result.images else "")
+        out = TaskOutcome(task_id=task_id, images=blobs, seed=result.seed,
+                          timings={"submit": t_submit - t0, "wait": t_done - t_submit,
+                                   "download": t_dl - t_done, "total": t_dl - t0},
+                          image_type=result.images[0].image_type if result.images else "")
         if cache is not None:  # result cache
             cache.store(out)
         return out
 
-    # ------------------------------------------------------------------ model list
+    img2img = run
+    txt2img = run
+    inpainting = run
+    upscale = run
+
+    # ------------------------------------------------------------------ account and model list
+
+    def balance(self, *, timeout: Optional[float] = None) -> int:
+        """``GET /v3/user``: the ``credit_balance`` (USD x 10,000), the whole call within ``timeout`` seconds."""
+        call = self._call(None, timeout)
+        data = self.transport.call("GET", "/v3/user", call, endpoint="user", read_timeout=timeout)
+        raw = data.get("credit_balance") if isinstance(data, dict) else None
+        try:
+            value = int(str(raw).strip()) if raw is not None and not isinstance(raw, bool) else None
+        except ValueError:
+            value = None
+        if value is None:
+            raise ResponseFormatError("user answered without a numeric credit_balance.", endpoint="user")
+        return value
+
+    def model_page(self, model_type: str, *, cursor: str = "", page_size: int = MODEL_PAGE_MAX,
+                   is_sdxl: Optional[bool] = None, visibility: Optional[str] = None, query: Optional[str] = None,
+                   is_inpainting: Optional[bool] = None, timeout: Optional[float] = None) -> ModelPage:
+        """One page of ``GET /v3/model``: the raw model dicts and the next cursor (``""`` at the end)."""
+        params: Dict[str, Any] = {"filter.types": model_type, "pagination.limit": page_size,
+                                  "pagination.cursor": cursor}
+        for name, flag in (("filter.is_sdxl", is_sdxl), ("filter.is_inpainting", is_inpainting)):
+            if flag is not None:
+                params[name] = "true" if flag else "false"
+        if visibility:
+            params["filter.visibility"] = visibility
+        if query:
+            params["filter.query"] = query
+        data = self.transport.call("GET", "/v3/model", self._call(None, timeout), endpoint="model list",
+                                   params=params, max_bytes=MAX_MODEL_PAGE_BYTES, read_timeout=timeout)
+        if not isinstance(data, dict) or not isinstance(data.get("models", []), list):
+            raise ResponseFormatError("model list answered JSON without a \"models\" list.", endpoint="model list")
+        pagination = data.get("pagination") if isinstance(data.get("pagination"), dict) else {}
+        return ModelPage([m for m in data.get("models") or [] if isinstance(m, dict)],
+                         str(pagination.get("next_cursor") or ""))
+
+    def search_models(self, model_type: str, query: str, *, limit: int = MODEL_PAGE_MAX,
+                      timeout: Optional[float] = None) -> List[Dict[str, Any]]:
+        """The provider's own search (``filter.query``): one page of raw model dicts."""
+        return self.model_page(model_type, query=query, page_size=max(1, min(MODEL_PAGE_MAX, limit)),
+                               timeout=timeout).models
 
     def list_models_raw(self, model_type: str, *, is_sdxl: Optional[bool] = None,
                         visibility: Optional[str] = None, page_size: int = MODEL_PAGE_MAX,
-                        max_pages: int = 1000) -> List[Dict[str, Any]]:
+                        max_pages: int = 1000, is_inpainting: Optional[bool] = None) -> List[Dict[str, Any]]:
         """Every model of a type, following ``next_cursor`` to the end (raw dicts)."""
         models: List[Dict[str, Any]] = []
         cursor = ""
         seen = set()
         for _ in range(max_pages):
-            params: Dict[str, Any] = {"filter.types": model_type, "pagination.limit": page_size,
-                                      "pagination.cursor": cursor}
-            if is_sdxl is not None:
-                params["filter.is_sdxl"] = "true" if is_sdxl else "false"
-            if visibility:
-                params["filter.visibility"] = visibility
-            data = self.transport.call("GET", "/v3/model", endpoint="model list", params=params)
-            if not isinstance(data, dict) or not isinstance(data.get("models", []), list):
-                raise ResponseFormatError("model list answered JSON without a \"models\" list.", endpoint="model list")
-            page = [m for m in data.get("models") or [] if isinstance(m, dict)]
-            models.extend(page)
-            pagination = data.get("pagination") if isinstance(data.get("pagination"), dict) else {}
-            cursor = str(pagination.get("next_cursor") or "")
-            if not page or not cursor or cursor in seen:
+            page = self.model_page(model_type, cursor=cursor, page_size=page_size, is_sdxl=is_sdxl,
+                                   visibility=visibility, is_inpainting=is_inpainting)
+            models.extend(page.models)
+            cursor = page.next_cursor
+            if not page.models or not cursor or cursor in seen:
                 break
             seen.add(cursor)
         return models

@@ -4,7 +4,6 @@ The API key is wrapped so that no repr, log line or exception can show it.
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, Optional

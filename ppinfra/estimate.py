@@ -19,7 +19,6 @@ import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
-from urllib.parse import urlsplit
 
 log = logging.getLogger("ppinfra")
 
@@ -46,10 +45,11 @@ TAIL_SLOPE = 30.0
 
 @dataclass(frozen=True)
 class TaskKind:
-    """What decides how long a task takes: checkpoint family, output size, steps, images per task, and where.
+    """What decides how long a task takes: endpoint, checkpoint family, output size, steps, images, and where.
 
     ``host`` keeps histories apart: a sandbox's one-second tasks must never
-    shorten the estimate for the real service.
+    shorten the estimate for the real service; ``endpoint`` keeps an upscale's
+    seconds out of txt2img's history.
     """
 
     family: Optional[str]
@@ -58,26 +58,25 @@ class TaskKind:
     steps: int
     image_num: int
     host: str = ""
+    endpoint: str = "img2img"
 
     @classmethod
     def of(cls, request: Any, family: Optional[str] = None, base_url: str = "") -> "TaskKind":
-        """The kind of an :class:`~ppinfra.request.Img2ImgRequest` (a sized one: width/height set)."""
-        return cls(family, int(request.width or 0), int(request.height or 0), int(request.steps or 0),
-                   int(request.image_num or 1), host_label(base_url))
+        """The kind of a bound request (any endpoint's; output size known)."""
+        from .hosts import host_label
+
+        width, height = request.output_size()
+        return cls(family, int(width or 0), int(height or 0), int(getattr(request, "steps", 1) or 1),
+                   int(request.images_expected), host_label(base_url), request.endpoint)
 
     def key(self) -> str:
         """The history bucket: tasks with the same key are expected to take about as long."""
-        return "|".join((self.host or "default", self.family or "unsure",
+        host = self.host or "default"
+        if self.endpoint != "img2img":  # img2img keeps the keys of the histories recorded before endpoints
+            host = f"{host}/{self.endpoint}"
+        return "|".join((host, self.family or "unsure",
                          f"px{_bucket(self.width * self.height, PIXEL_BUCKETS)}",
                          f"st{_bucket(self.steps, STEP_BUCKETS)}", f"n{self.image_num}"))
-
-
-def host_label(base_url: str) -> str:
-    """The host a history belongs to; every local sandbox (any port) shares one label."""
-    parts = urlsplit((base_url or "").strip())
-    if parts.hostname in ("127.0.0.1", "localhost", "::1"):
-        return "sandbox"
-    return (parts.hostname or "").lower()
 
 
 def _bucket(value: int, bounds: tuple) -> int:

@@ -214,8 +214,10 @@ def _open_checked(blob: bytes, index: int, task_id: Optional[str],
                             endpoint="download", task_id=task_id) from None
     w, h = im.size
     if w * h > max_pixels:
-        raise DownloadError(f"Result image {index + 1} is {w}x{h}, more than the {max_pixels} pixels this "
-                            "request can produce: refused.", endpoint="download", task_id=task_id)
+        most = (f"the documented maximum of {IMAGE_MAX_SIDE}x{IMAGE_MAX_SIDE}" if max_pixels == RESULT_MAX_PIXELS
+                else f"the {max_pixels} pixels this request can produce")
+        raise DownloadError(f"Result image {index + 1} is {w}x{h}, more than {most} pixels: refused.",
+                            endpoint="download", task_id=task_id)
     return im
 
 

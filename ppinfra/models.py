@@ -16,9 +16,10 @@ import threading
 import time
 from dataclasses import asdict
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
-from urllib.parse import urlsplit
 
-from .config import DEFAULT_BASE_URL, ENV_BASE_URL, KNOWN_HOSTS, default_cache_dir, default_config_path
+from .config import default_cache_dir
+from .errors import ConfigError
+from .hosts import default_config_path, normalise_base_url, read_config_file, resolve  # noqa: F401 - re-exported
 from .model_info import (DOCUMENTED_MODELS, DOCUMENTED_NAMES, FALLBACK_MODELS, SD15, SDXL, ModelInfo,  # noqa: F401
                          fallback_infos, family_of_base, is_sdxl_of, name_to_send, to_model_info)
 
@@ -56,19 +57,6 @@ def _fallback_index(model_type: str) -> _Index:
     return _FALLBACK[model_type]
 
 
-def normalise_base_url(url: str) -> str:
-    """The host part that decides which cache file applies (scheme and host lower-case, no trailing slash).
-
-    A short host name (``ppio``) is its URL, as in the client's settings.
-    """
-    url = (url or "").strip().strip('"').strip("'").rstrip("/")
-    url = KNOWN_HOSTS.get(url.lower(), url)
-    parts = urlsplit(url)
-    if not parts.scheme or not parts.netloc:
-        return url
-    return f"{parts.scheme.lower()}://{parts.netloc.lower()}{parts.path}"
-
-
 class ModelCatalog:
     """Model lists per type, from a JSON cache on disk (one file per API host), refreshed from the API.
 
@@ -92,7 +80,7 @@ class ModelCatalog:
         self.persist = persist
         self._lock = threading.RLock()
         self._refreshing = False
-        self._config_memo: Tuple[Any, str] = (None, "")
+        self._config_memo: Tuple[Any, Dict[str, Any]] = (None, {})
         self._snap_key: Any = None
         self._raw: Dict[str, Any] = {}
         self._indexes: Dict[str, _Index] = {}
@@ -100,29 +88,26 @@ class ModelCatalog:
 
     # -------------------------------------------------------------- which file
 
-    def _config_base_url(self) -> str:
+    def _config_data(self) -> Dict[str, Any]:
+        """The config file's entries, read again only when the file changes (dropdowns ask often)."""
         path = self.config_path or default_config_path()
         try:
             st = os.stat(path)
         except OSError:
-            return ""
+            return {}
         key = (path, st.st_mtime_ns, st.st_size)
         if self._config_memo[0] != key:
-            url = ""
             try:
-                with open(path, "r", encoding="utf-8") as fh:
-                    data = json.load(fh)
-                if isinstance(data, dict) and isinstance(data.get("base_url"), str):
-                    url = data["base_url"]
-            except (OSError, ValueError):
-                url = ""  # the client reports a broken config file; here it only picks a cache file
-            self._config_memo = (key, url)
+                data = read_config_file(path)
+            except ConfigError:
+                data = {}  # the client reports a broken config file; here it only picks a cache file
+            self._config_memo = (key, data)
         return self._config_memo[1]
 
     def host(self) -> str:
-        """The API host whose list this catalog reads and writes."""
-        url = self.base_url or os.environ.get(ENV_BASE_URL, "") or self._config_base_url() or DEFAULT_BASE_URL
-        return normalise_base_url(url)
+        """The API host whose list this catalog reads and writes (resolved as the client resolves it)."""
+        return resolve(base_url=self.base_url or None, config_path=self.config_path,
+                       file_data=self._config_data()).base_url
 
     def cache_path(self) -> str:
         tag = hashlib.sha1(self.host().encode("utf-8")).hexdigest()[:10]

@@ -24,12 +24,10 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from urllib.parse import urlsplit
 
 from .errors import APIError, RateLimitError
-from .waiting import CancelCheck, Deadline, sleep
+from .waiting import Call
 
 log = logging.getLogger("ppinfra")
 
-# Images per minute on the provider's base plan (docs/api.md, "Errors").
-PLAN_DEFAULTS = {"img2img": 10, "txt2img": 20, "upscale": 20}
 # Cancel and the deadline are looked at at least this often while waiting.
 _SLICE = 0.05
 # Several workers that hit the same 429 burst lower the budget once, not once each.
@@ -60,16 +58,23 @@ WaitCallback = Optional[Callable[[Any], None]]
 
 
 def plan_limit(images_per_minute: Optional[int], base_url: str, endpoint: str) -> int:
-    """The limit to pace at: the setting, else the plan default; 0 = no pacing.
+    """The limit to pace at: the setting, else the endpoint's plan default on this host; 0 = no pacing.
 
-    Unset, a plain-http loopback host (the bundled sandbox) is not paced: it
-    has no plan, and limits only when told to (its own ``images_per_minute``).
+    The defaults are the endpoint table's (:mod:`ppinfra.endpoints`). Unset, a
+    plain-http loopback host (the bundled sandbox) is not paced: it has no
+    plan, and limits only when told to (its own ``images_per_minute``).
     """
+    from .endpoints import ENDPOINTS
+    from .hosts import host_name
+
     if images_per_minute is not None:
         return max(0, int(images_per_minute))
-    if urlsplit(base_url).scheme == "http":
+    if urlsplit(base_url).scheme == "http" or endpoint not in ENDPOINTS:
         return 0
-    return PLAN_DEFAULTS.get(endpoint, 0)
+    ep = ENDPOINTS[endpoint]
+    host = host_name(base_url)
+    # A custom https host (a proxy in front of the provider): the strictest default of the known hosts.
+    return ep.plan_limit(host) if host in ep.images_per_minute else min(ep.images_per_minute.values(), default=0)
 
 
 class Slot:
@@ -153,8 +158,7 @@ class Pacer:
 
     # ------------------------------------------------------------------ the wait
 
-    def acquire(self, images: int, *, should_cancel: CancelCheck = None, deadline: Optional[Deadline] = None,
-                on_wait: WaitCallback = None) -> Slot:
+    def acquire(self, images: int, call: Optional[Call] = None) -> Slot:
         """Block until ``images`` fit the window (first come, first served), record them, return the slot.
 
         Wakes at least every 50 ms to honour ``should_cancel`` (raises
@@ -163,6 +167,8 @@ class Pacer:
         sent. ``on_wait`` gets a :class:`BudgetWait` on every wake while
         waiting, and one with ``delay`` 0 when the wait ends.
         """
+        call = call or Call.within(None)
+        deadline, on_wait = call.deadline, call.on_wait
         if self.limit <= 0:
             return Slot(None, images, None)
         ticket = object()
@@ -180,7 +186,7 @@ class Pacer:
                         self._queue = [(t, n) for t, n in self._queue if t is not ticket]
                         return Slot(self, images, entry)
                     limit, effective = self.limit, self.effective
-                if deadline is not None and left > deadline.remaining():
+                if left > deadline.remaining():
                     lowered = f", lowered to {effective} after a 429" if effective < limit else ""
                     raise RateLimitError(
                         f"The images-per-minute budget ({limit} per {self.window:g} s{lowered}) has room for "
@@ -191,7 +197,7 @@ class Pacer:
                 if on_wait is not None:
                     on_wait(BudgetWait(self.name, images, effective, self.window, left))
                     waited = True
-                sleep(min(left, _SLICE), should_cancel, deadline)
+                call.sleep(min(left, _SLICE))
         finally:
             with self._lock:
                 self._queue = [(t, n) for t, n in self._queue if t is not ticket]
@@ -245,18 +251,6 @@ class Pacer:
             log.info("PPInfra %s: 429 although the budget had room; pacing at %d images per %g s for now",
                      self.name, self.effective, self.window)
             return self.effective
-
-    def watching(self, on_wait: WaitCallback) -> Callable[[Any], None]:
-        """The transport's ``on_wait``, wrapped: a 429 retry wait (``retry.Wait`` of kind
-        rate-limited) lowers the budget, then the wait goes on to ``on_wait``."""
-        from .retry import RATE_LIMITED  # lazy: retry pulls in requests
-
-        def told(wait: Any) -> None:
-            if getattr(wait, "kind", None) == RATE_LIMITED:
-                self.on_rate_limited()
-            if on_wait is not None:
-                on_wait(wait)
-        return told
 
     def _recover(self, now: float) -> None:
         """Additive increase: a tenth of the limit (at least 1) back per quiet window since the last change."""
@@ -318,7 +312,9 @@ def budget_for(base_url: str, endpoint: str, *, images_per_minute: Optional[int]
     ``images_per_minute`` as in :func:`plan_limit`. The latest caller's
     settings apply (every client in a process normally reads the same ones).
     """
-    key = (base_url.rstrip("/"), endpoint)
+    from .hosts import normalise_base_url
+
+    key = (normalise_base_url(base_url), endpoint)
     limit = plan_limit(images_per_minute, key[0], endpoint)
     with _registry_lock:
         pacer = _registry.get(key)

@@ -60,9 +60,11 @@ class CachedResult:
 
 
 def cache_key(body: bytes, base_url: str, endpoint: str) -> str:
-    """SHA-256 hex over the base URL, the endpoint and the exact body bytes (never the API key)."""
+    """SHA-256 hex over the host, the endpoint and the exact body bytes (never the API key)."""
+    from .hosts import normalise_base_url
+
     h = hashlib.sha256(_KEY_SALT)
-    for part in (base_url.rstrip("/").encode("utf-8"), endpoint.encode("utf-8")):
+    for part in (normalise_base_url(base_url).encode("utf-8"), endpoint.encode("utf-8")):
         h.update(struct.pack(">Q", len(part)))
         h.update(part)
     h.update(body)
@@ -70,7 +72,12 @@ def cache_key(body: bytes, base_url: str, endpoint: str) -> str:
 
 
 def is_cacheable(request: Any) -> bool:
-    """Only a fixed seed makes the answer repeatable: seed -1 (or unset) lets the server pick."""
+    """Only a fixed seed makes the answer repeatable: seed -1 (or unset) lets the server pick.
+
+    An endpoint without a seed (upscale) is repeatable as it is.
+    """
+    if not hasattr(request, "seed"):
+        return True
     seed = getattr(request, "seed", None)
     return isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0
 
@@ -287,7 +294,7 @@ class Lookup:
             log.warning("result cache: could not store task %s (%s)", task_id, exc.__class__.__name__)
 
 
-def lookup_for(settings: Any, request: Any, endpoint: str = "img2img",
+def lookup_for(settings: Any, request: Any, endpoint: Optional[str] = None,
                body: Optional[bytes] = None) -> Optional[Lookup]:
     """The cache slot for ``request`` under ``settings``, or None (cache off, or seed -1/unset).
 
@@ -301,8 +308,8 @@ def lookup_for(settings: Any, request: Any, endpoint: str = "img2img",
         body = request.to_json_bytes() if body is None else body
     except ValidationError:
         return None  # the submit raises it, in its usual order among the other checks
-    key = cache_key(body, settings.base_url, endpoint)
-    return Lookup(cache, key, int(request.image_num))
+    key = cache_key(body, settings.base_url, endpoint or request.endpoint)
+    return Lookup(cache, key, int(request.images_expected))
 
 
 def main(action: str) -> int:

@@ -17,7 +17,7 @@ from typing import Callable, Dict, Mapping, Optional
 import requests
 import urllib3
 
-from .waiting import CancelCheck, Deadline, sleep as cancellable_sleep
+from .waiting import Call, Deadline
 
 # Kinds of failure, each with a budget of its own.
 RATE_LIMITED = "rate_limited"   # HTTP 429
@@ -103,25 +103,37 @@ class Wait:
 
 
 WaitCallback = Optional[Callable[[Wait], None]]
-Sleeper = Callable[..., None]
+Sleeper = Callable[[Call, float], None]
+
+
+def _call_sleep(call: Call, seconds: float) -> None:
+    call.sleep(seconds)
 
 
 class Retrier:
-    """The retry state of one operation (one call, one poll, one image): attempts counted per kind."""
+    """The retry state of one operation (one call, one poll, one image): attempts counted per kind.
 
-    def __init__(self, policy: RetryPolicy, deadline: Deadline, *, what: str, should_cancel: CancelCheck = None,
-                 task_id: Optional[str] = None, on_wait: WaitCallback = None,
-                 sleep: Sleeper = cancellable_sleep, rng: Callable[[], float] = random.random) -> None:
+    ``on_rate_limited`` is told of every 429 before its wait (pacing lowers its
+    budget there), so no caller has to watch the waits for it.
+    """
+
+    def __init__(self, policy: RetryPolicy, call: Call, *, what: str,
+                 on_rate_limited: Optional[Callable[[], object]] = None,
+                 sleep: Sleeper = _call_sleep, rng: Callable[[], float] = random.random) -> None:
+        if isinstance(call, Deadline):  # a bare deadline: no cancel, nobody told
+            call = Call(call)
         self.policy = policy
-        self.deadline = deadline
+        self.call = call
         self.what = what
-        self.should_cancel = should_cancel
-        self.task_id = task_id
-        self.on_wait = on_wait
+        self.on_rate_limited = on_rate_limited
         self._sleep = sleep
         self._rng = rng
         self.attempts: Dict[str, int] = {}
         self.last_problem = ""
+
+    @property
+    def deadline(self) -> Deadline:
+        return self.call.deadline
 
     def tries(self, kind: Optional[str] = None) -> int:
         """Attempts made so far (of ``kind``, or in all): the first try counts."""
@@ -139,6 +151,8 @@ class Retrier:
         reports the timeout.
         """
         self.last_problem = problem
+        if kind == RATE_LIMITED and self.on_rate_limited is not None:
+            self.on_rate_limited()  # whether or not we try again: the budget let one through too many
         budget = self.policy.budget(kind)
         if budget is None:
             return False
@@ -151,9 +165,9 @@ class Retrier:
         if (kind == RATE_LIMITED or retry_after is not None) and delay > self.deadline.remaining():
             return False
         self.attempts[kind] = n
-        if self.on_wait is not None:
-            self.on_wait(Wait(self.what, kind, n, budget.attempts, delay, problem, retry_after))
-        self._sleep(delay, self.should_cancel, self.deadline, self.task_id)
+        if self.call.on_wait is not None:
+            self.call.on_wait(Wait(self.what, kind, n, budget.attempts, delay, problem, retry_after))
+        self._sleep(self.call, delay)
         return True
 
 

@@ -7,11 +7,14 @@ on the object store.
 from __future__ import annotations
 
 import email.utils
+import ipaddress
+import json
 import logging
+import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, Optional
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -20,9 +23,11 @@ from requests.adapters import HTTPAdapter
 
 from .api_errors import error_from_response
 from .config import Settings
-from .errors import APIError, DownloadError, NetworkError, ResponseFormatError
-from .retry import MALFORMED, NETWORK, RATE_LIMITED, SERVER, Retrier, RetryPolicy, WaitCallback, reached_server
-from .waiting import CancelCheck, Deadline, check_cancel
+from .errors import (AnswerTooLargeError, APIError, DownloadError, EndpointNotOfferedError, NetworkError,
+                     NotFoundError, ResponseFormatError)
+from .hosts import is_loopback
+from .retry import MALFORMED, NETWORK, RATE_LIMITED, SERVER, Retrier, RetryPolicy, reached_server
+from .waiting import Call, CancelCheck
 
 log = logging.getLogger("ppinfra")
 
@@ -34,6 +39,12 @@ IDEMPOTENT_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 # Same-host redirects an idempotent call follows before giving up.
 MAX_REDIRECTS = 3
 _BODY_BLOCK = 64 * 1024
+_READ_BLOCK = 1024 * 1024
+_SLICE = 0.05
+# The most an API answer may hold: a submit, a poll or the account fit in a few KB; a model
+# page of 100 entries in well under a MB. Anything larger is refused before it fills memory.
+MAX_ANSWER_BYTES = 2 * 1024 * 1024
+MAX_MODEL_PAGE_BYTES = 16 * 1024 * 1024
 
 
 class ExpiredURL(Exception):
@@ -107,56 +118,90 @@ class Transport:
         kinds = (RATE_LIMITED, SERVER, NETWORK, MALFORMED) if idempotent else (RATE_LIMITED, SERVER, NETWORK)
         return RetryPolicy.from_settings(self.settings, until_deadline=until_deadline, kinds=kinds)
 
-    def _send(self, session: requests.Session, should_cancel: CancelCheck, task_id: Optional[str],
-              method: str, url: str, **kwargs: Any) -> requests.Response:
-        """``session.request`` that gives up waiting (and closes the late answer) as soon as cancel is set."""
-        if should_cancel is None:
-            return session.request(method, url, **kwargs)
+    def _send(self, session: requests.Session, call: Call, method: str, url: str, **kwargs: Any) -> requests.Response:
+        """``session.request`` that gives up waiting (and closes the late answer) at cancel or the deadline.
+
+        The request runs in this transport's own pool while the caller waits in
+        50 ms slices, so neither a cancel nor the deadline waits on a slow socket.
+        """
         future = self._io.submit(session.request, method, url, **kwargs)
         while True:
             try:
-                return future.result(timeout=0.05)
+                return future.result(timeout=_SLICE)
             except FutureTimeout:
-                if should_cancel():
+                if call.cancelled() or call.deadline.expired():
                     future.add_done_callback(close_late_response)
-                    check_cancel(should_cancel, task_id)
+                    call.check(f"waiting for {urlsplit(url).path or url}")
             except UploadCancelled:
-                check_cancel(should_cancel, task_id)
+                call.check("uploading the request")
                 raise
+
+    def _read_capped(self, resp: requests.Response, call: Call, cap: int, what: str, endpoint: str) -> bytearray:
+        """The whole body, read as it arrives, within ``cap`` bytes, the deadline and cancel.
+
+        ``read1`` returns whatever has arrived, so a server that drips one byte
+        at a time is still stopped by the deadline (a per-read timeout never
+        fires while bytes keep coming). Memory stays at ``cap`` at most.
+        """
+        declared = resp.headers.get("Content-Length")
+        if declared and declared.isdigit() and int(declared) > cap:
+            raise AnswerTooLargeError(f"{what} is {int(declared)} bytes, over the {cap}-byte cap for {endpoint}: "
+                                      "refused unread.", task_id=call.task_id, endpoint=endpoint,
+                                      status_code=resp.status_code)
+        data = bytearray()
+        read = getattr(resp.raw, "read1", None) or resp.raw.read
+        while True:
+            # decode_content: a server may gzip the body; the cap counts decoded bytes.
+            chunk = read(min(_READ_BLOCK, cap + 1 - len(data)), decode_content=True)
+            if not chunk:
+                return data
+            data += chunk
+            del chunk
+            if len(data) > cap:
+                raise AnswerTooLargeError(f"{what} grew past the {cap}-byte cap for {endpoint}: reading stopped.",
+                                          task_id=call.task_id, endpoint=endpoint, status_code=resp.status_code)
+            call.check(f"reading {what}")
 
     # ------------------------------------------------------------------ API calls
 
-    def call(self, method: str, path: str, *, endpoint: str, params: Optional[Dict[str, Any]] = None,
-             body: Optional[bytes] = None, idempotent: bool = True, deadline: Optional[Deadline] = None,
-             should_cancel: CancelCheck = None, task_id: Optional[str] = None,
-             read_timeout: Optional[float] = None, retrier: Optional[Retrier] = None,
-             on_wait: WaitCallback = None) -> Any:
+    def call(self, method: str, path: str, call: Call, *, endpoint: str, params: Optional[Dict[str, Any]] = None,
+             body: Optional[bytes] = None, idempotent: bool = True, read_timeout: Optional[float] = None,
+             retrier: Optional[Retrier] = None, max_bytes: int = MAX_ANSWER_BYTES,
+             on_rate_limited: Optional[Callable[[], object]] = None) -> Any:
         """One API call with retries; returns the parsed JSON.
 
         ``idempotent=False`` (a submit) is re-sent only when the server
         certainly did not start the work: 429, 503, or a connection that never
         opened. ``retrier`` lets a caller share one retry state across steps
-        (a poll retries a wrong-shaped answer in the same budget).
+        (a poll retries a wrong-shaped answer in the same budget). The whole
+        call, reading included, ends at ``call``'s deadline; an answer over
+        ``max_bytes`` is an :class:`AnswerTooLargeError`.
         """
         st = self.settings
-        deadline = deadline or Deadline(st.deadline)
-        retrier = retrier or Retrier(self.policy(idempotent=idempotent), deadline, what=endpoint,
-                                     should_cancel=should_cancel, task_id=task_id, on_wait=on_wait)
+        retrier = retrier or Retrier(self.policy(idempotent=idempotent), call, what=endpoint,
+                                     on_rate_limited=on_rate_limited)
         url = st.base_url + path
         headers = {"Authorization": f"Bearer {st.api_key}", "Accept": "application/json"}
         if body is not None:
             headers["Content-Type"] = "application/json"
         redirects = 0
         while True:
-            check_cancel(should_cancel, task_id)
-            deadline.check(f"calling {endpoint}" + (f" (last problem: {retrier.last_problem})"
-                                                    if retrier.last_problem else ""), task_id)
-            timeout = (st.connect_timeout, max(0.5, min(read_timeout or st.read_timeout, deadline.remaining())))
-            data = None if body is None else _CancellableBody(body, should_cancel)
+            call.check(f"calling {endpoint}" + (f" (last problem: {retrier.last_problem})"
+                                                if retrier.last_problem else ""))
+            timeout = (st.connect_timeout, max(0.5, min(read_timeout or st.read_timeout, call.deadline.remaining())))
+            data = None if body is None else _CancellableBody(body, call.should_cancel)
             try:
-                resp = self._send(self.api, should_cancel, task_id, method, url, params=params, data=data,
-                                  headers=headers, timeout=timeout, allow_redirects=False)
-            except (requests.ConnectionError, requests.Timeout) as exc:
+                resp = self._send(self.api, call, method, url, params=params, data=data, headers=headers,
+                                  timeout=timeout, allow_redirects=False, stream=True)
+                with resp:
+                    status = resp.status_code
+                    if 300 <= status < 400:
+                        url = self._redirect_target(resp, url, endpoint, idempotent, redirects, call.task_id)
+                        redirects += 1
+                        params = None  # the Location carries the query
+                        continue
+                    raw = self._read_capped(resp, call, max_bytes, f"the {endpoint} answer", endpoint)
+            except (requests.ConnectionError, requests.Timeout, urllib3.exceptions.HTTPError) as exc:
                 problem = describe_network_error(exc)
                 sent = reached_server(exc)
                 if (idempotent or not sent) and retrier.retry(NETWORK, problem):
@@ -165,22 +210,15 @@ class Transport:
                     raise NetworkError(
                         f"{endpoint}: {problem} after the request was sent, so the task may have started and "
                         "may be billed; it was not resubmitted. Check your PPInfra task list before queueing again.",
-                        task_id=task_id, endpoint=endpoint) from None
-                err = NetworkError(f"{endpoint}: {problem} (after {retrier.tries(NETWORK)} attempts). Check your "
-                                   "network, proxy (HTTPS_PROXY) and the base URL.", task_id=task_id,
-                                   endpoint=endpoint)
-                err.sent = sent  # False: provably never reached the server (pacing gives the slot back)
-                raise err from None
+                        task_id=call.task_id, endpoint=endpoint, sent=True) from None
+                raise NetworkError(f"{endpoint}: {problem} (after {retrier.tries(NETWORK)} attempts). Check your "
+                                   "network, proxy (HTTPS_PROXY) and the base URL.", task_id=call.task_id,
+                                   endpoint=endpoint, sent=sent) from None
 
-            status = resp.status_code
-            if 300 <= status < 400:
-                url = self._redirect_target(resp, url, endpoint, idempotent, redirects, task_id)
-                redirects += 1
-                params = None  # the Location carries the query
-                continue
             if status >= 400:
-                err = error_from_response(resp, endpoint, task_id)
-                resp.close()
+                err = error_from_response(resp, endpoint, call.task_id, body=bytes(raw))
+                if status == 404 and isinstance(err, NotFoundError) and err.reason != "TASK_NOT_FOUND":
+                    err = self._not_offered(err, endpoint) or err
                 retryable = status in (IDEMPOTENT_RETRY_STATUSES if idempotent else SUBMIT_RETRY_STATUSES)
                 if retryable and isinstance(err, APIError):
                     kind = RATE_LIMITED if status == 429 else SERVER
@@ -189,24 +227,40 @@ class Transport:
                 raise err
 
             try:
-                return resp.json()
+                return json.loads(bytes(raw))
             except ValueError:
-                snippet = resp.text[:80]
+                snippet = bytes(raw[:80]).decode("utf-8", "replace")
                 if idempotent and retrier.retry(MALFORMED, f"not JSON: {snippet!r}"):
                     continue
                 extra = "" if idempotent else " The task may have been created: check your task list before retrying."
                 raise ResponseFormatError(f"{endpoint} answered HTTP {status} with a body that is not "
-                                          f"JSON: {snippet!r}.{extra}", task_id=task_id, endpoint=endpoint) from None
+                                          f"JSON: {snippet!r}.{extra}", task_id=call.task_id,
+                                          endpoint=endpoint) from None
+
+    def _not_offered(self, err: APIError, endpoint: str) -> Optional[APIError]:
+        """A 404 on a submit of an endpoint this host is not known to serve: say so, and name who does."""
+        from .endpoints import ENDPOINTS
+        from .hosts import KNOWN_HOSTS, host_name
+
+        name = endpoint.split(" ")[0]
+        ep = ENDPOINTS.get(name)
+        host = host_name(self.settings.base_url)
+        if ep is None or not ep.offered_by or host in ep.offered_by:
+            return None
+        where = ", ".join(f"{h} ({KNOWN_HOSTS[h]})" for h in ep.offered_by)
+        return EndpointNotOfferedError(
+            f"{self.settings.base_url} does not offer {ep.label} (HTTP 404 {err.reason or 'API_NOT_FOUND'}). "
+            f"It is served by {where}: use a key of that host and set it as the host.", status_code=404,
+            reason=err.reason, provider_message=err.provider_message, endpoint=endpoint)
 
     def _redirect_target(self, resp: requests.Response, url: str, endpoint: str, idempotent: bool,
                          redirects: int, task_id: Optional[str]) -> str:
         """Where to go next, only on the same scheme, host and port; anything else is an error.
 
-        The key travels in a header: following a redirect to another host would
-        hand it to that host unasked, so such a redirect is refused.
+        The key travels in a header: following a redirect to another host (or
+        from https to http) would hand it over unasked, so such a redirect is refused.
         """
         location = resp.headers.get("Location", "")
-        resp.close()
         target = urljoin(url, location)
         here, there = urlsplit(url), urlsplit(target)
         same = (here.scheme, here.hostname, here.port) == (there.scheme, there.hostname, there.port)
@@ -223,81 +277,105 @@ class Transport:
 
     # ------------------------------------------------------------------ downloads
 
-    def download(self, url: str, *, deadline: Deadline, should_cancel: CancelCheck = None,
-                 task_id: Optional[str] = None, retrier: Optional[Retrier] = None) -> bytearray:
+    def download(self, url: str, call: Call, *, retrier: Optional[Retrier] = None) -> bytearray:
         """Fetch one pre-signed result URL with no auth header, a size cap and retries.
 
         Network and server failures are retried within ``retrier`` (by default
         until the deadline: the image was paid for). Raises :class:`ExpiredURL`
-        when the object store refuses the link as expired.
+        when the object store refuses the link as expired. A redirect loop, or
+        a link to this machine or a private network (unless the API itself is
+        there: the sandbox), is refused at once.
         """
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise DownloadError(f"Refused to download a result image from {parts.scheme or '?'}:// "
-                                "(only http and https URLs are accepted).", task_id=task_id, endpoint="download")
-        retrier = retrier or Retrier(self.policy(idempotent=True, until_deadline=True), deadline, what="download",
-                                     should_cancel=should_cancel, task_id=task_id)
+        self._check_result_url(url, call)
+        retrier = retrier or Retrier(self.policy(idempotent=True, until_deadline=True), call, what="download")
         while True:
-            check_cancel(should_cancel, task_id)
-            deadline.check("downloading the result images" + (f" (last problem: {retrier.last_problem})"
-                                                               if retrier.last_problem else ""), task_id)
+            call.check("downloading the result images" + (f" (last problem: {retrier.last_problem})"
+                                                          if retrier.last_problem else ""))
             try:
-                return self._download_once(url, deadline, should_cancel, task_id)
+                return self._download_once(url, call)
             except _Retryable as exc:
                 if not retrier.retry(exc.kind, str(exc), exc.retry_after):
                     raise DownloadError(f"Could not download a result image: {exc} (after "
-                                        f"{retrier.tries(exc.kind)} attempts).", task_id=task_id,
+                                        f"{retrier.tries(exc.kind)} attempts).", task_id=call.task_id,
                                         endpoint="download") from None
 
-    def _download_once(self, url: str, deadline: Deadline, should_cancel: CancelCheck,
-                       task_id: Optional[str]) -> bytearray:
+    def _check_result_url(self, url: str, call: Call) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise DownloadError(f"Refused to download a result image from {parts.scheme or '?'}:// "
+                                "(only http and https URLs are accepted).", task_id=call.task_id, endpoint="download")
+        if internal_address(parts.hostname) and not internal_address(urlsplit(self.settings.base_url).hostname):
+            raise DownloadError(f"Refused to download a result image from {parts.hostname}, an address on this "
+                                "machine or a private network: the provider's results live on public object "
+                                "storage.", task_id=call.task_id, endpoint="download")
+
+    def _download_once(self, url: str, call: Call) -> bytearray:
         st = self.settings
         cap = st.max_download_bytes
-        timeout = (st.connect_timeout, max(0.5, min(st.read_timeout, deadline.remaining())))
+        seen = {url}
+        for _ in range(MAX_REDIRECTS + 1):
+            timeout = (st.connect_timeout, max(0.5, min(st.read_timeout, call.deadline.remaining())))
+            try:
+                # `files` carries no auth: object stores refuse a second auth mechanism,
+                # and the key must never reach another host.
+                with self._send(self.files, call, "GET", url, stream=True, timeout=timeout,
+                                allow_redirects=False) as resp:
+                    if resp.is_redirect:
+                        nxt = urljoin(url, resp.headers.get("Location", ""))
+                        if nxt in seen:
+                            raise DownloadError(f"The image host redirects in a loop ({url} -> {nxt}): "
+                                                "the link cannot be fetched.", task_id=call.task_id,
+                                                endpoint="download")
+                        seen.add(nxt)
+                        self._check_result_url(nxt, call)
+                        url = nxt
+                        continue
+                    return self._download_body(resp, call, cap)
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                raise _Retryable(NETWORK, describe_network_error(exc)) from None
+            except (requests.exceptions.ChunkedEncodingError, urllib3.exceptions.HTTPError, OSError) as exc:
+                # Raw reads raise urllib3's own errors: a connection cut mid-body, a read timeout.
+                raise _Retryable(NETWORK, "truncated image: the connection broke off mid-download "
+                                          f"({exc.__class__.__name__})") from None
+        raise DownloadError(f"The image host redirected more than {MAX_REDIRECTS} times: refused.",
+                            task_id=call.task_id, endpoint="download")
+
+    def _download_body(self, resp: requests.Response, call: Call, cap: int) -> bytearray:
+        if resp.status_code in (401, 403) and _looks_expired(resp):
+            raise ExpiredURL(resp.url)
+        if resp.status_code in (429, 500, 502, 503, 504):
+            kind = RATE_LIMITED if resp.status_code == 429 else SERVER
+            raise _Retryable(kind, f"HTTP {resp.status_code} from the image host", retry_after_seconds(resp))
+        if resp.status_code != 200:
+            raise DownloadError(f"The image host refused a result image with HTTP {resp.status_code}.",
+                                task_id=call.task_id, endpoint="download")
         try:
-            # `files` carries no auth: object stores refuse a second auth mechanism,
-            # and the key must never reach another host.
-            with self._send(self.files, should_cancel, task_id, "GET", url, stream=True, timeout=timeout,
-                            allow_redirects=True) as resp:
-                if resp.status_code in (401, 403) and _looks_expired(resp):
-                    raise ExpiredURL(url)
-                if resp.status_code in (429, 500, 502, 503, 504):
-                    kind = RATE_LIMITED if resp.status_code == 429 else SERVER
-                    raise _Retryable(kind, f"HTTP {resp.status_code} from the image host", retry_after_seconds(resp))
-                if resp.status_code != 200:
-                    raise DownloadError(f"The image host refused a result image with HTTP {resp.status_code}.",
-                                        task_id=task_id, endpoint="download")
-                declared = resp.headers.get("Content-Length")
-                if declared and declared.isdigit() and int(declared) > cap:
-                    raise DownloadError(f"A result image is {int(declared)} bytes, over the {cap}-byte cap: "
-                                        "refused.", task_id=task_id, endpoint="download")
-                data = bytearray()
-                # read1 returns whatever has arrived, so the deadline and cancel are
-                # looked at even while a server drips bytes (read() would wait for a full chunk).
-                read = getattr(resp.raw, "read1", None) or resp.raw.read
-                while True:
-                    # decode_content: a store may gzip the body; the cap counts decoded bytes.
-                    chunk = read(1024 * 1024, decode_content=True)
-                    if not chunk:
-                        break
-                    if len(data) + len(chunk) > cap:
-                        raise DownloadError(f"A result image grew past the {cap}-byte cap: download stopped.",
-                                            task_id=task_id, endpoint="download")
-                    data += chunk
-                    del chunk
-                    check_cancel(should_cancel, task_id)
-                    deadline.check("downloading the result images", task_id)
-                # Content-Length counts the bytes on the wire, before any Content-Encoding.
-                wire = resp.raw.tell() if resp.headers.get("Content-Encoding") else len(data)
-                if declared and declared.isdigit() and wire != int(declared):
-                    raise _Retryable(NETWORK, f"truncated image ({wire} of {declared} bytes)")
-                return data
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            raise _Retryable(NETWORK, describe_network_error(exc)) from None
-        except (requests.exceptions.ChunkedEncodingError, urllib3.exceptions.HTTPError, OSError) as exc:
-            # Raw reads raise urllib3's own errors: a connection cut mid-body, a read timeout.
-            raise _Retryable(NETWORK, "truncated image: the connection broke off mid-download "
-                                      f"({exc.__class__.__name__})") from None
+            data = self._read_capped(resp, call, cap, "a result image", "download")
+        except AnswerTooLargeError as exc:
+            raise DownloadError(str(exc).replace(f" (task_id {call.task_id})", ""), task_id=call.task_id,
+                                endpoint="download") from None
+        declared = resp.headers.get("Content-Length")
+        # Content-Length counts the bytes on the wire, before any Content-Encoding.
+        wire = resp.raw.tell() if resp.headers.get("Content-Encoding") else len(data)
+        if declared and declared.isdigit() and wire != int(declared):
+            raise _Retryable(NETWORK, f"truncated image ({wire} of {declared} bytes)")
+        return data
+
+
+def internal_address(hostname: Optional[str]) -> bool:
+    """True for this machine, a link-local or a private address (an IP literal or a name resolving to one)."""
+    if not hostname:
+        return False
+    if is_loopback(hostname):
+        return True
+    try:
+        ips = [ipaddress.ip_address(hostname.strip("[]"))]
+    except ValueError:
+        try:
+            ips = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in socket.getaddrinfo(hostname, None)]
+        except (OSError, ValueError):
+            return False  # unresolvable: the download itself reports it
+    return any(ip.is_loopback or ip.is_private or ip.is_link_local or ip.is_unspecified for ip in ips)
 
 
 def close_late_response(future: Any) -> None:

@@ -6,8 +6,8 @@ Every wait in the client goes through :func:`sleep`, which wakes at least every
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import Callable, Optional
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Optional
 
 from .errors import CancelledError, TaskTimeoutError
 
@@ -37,6 +37,40 @@ class Deadline:
             raise TaskTimeoutError(
                 f"Gave up {what} after {self.seconds:.0f} s (the overall deadline, queue time included). "
                 "The service may be busy: try again later or raise the deadline.", task_id=task_id)
+
+
+@dataclass(frozen=True)
+class Call:
+    """One call's context, passed as one object: its deadline, its cancel check, who hears about waits, the task.
+
+    ``on_wait`` receives a :class:`ppinfra.retry.Wait` (or a pacing
+    ``BudgetWait``) before every wait the engine makes, and one with
+    ``delay`` 0 when a budget wait ends.
+    """
+
+    deadline: Deadline
+    should_cancel: CancelCheck = None
+    on_wait: Optional[Callable[[Any], None]] = None
+    task_id: Optional[str] = None
+
+    @classmethod
+    def within(cls, seconds: Optional[float], should_cancel: CancelCheck = None,
+               on_wait: Optional[Callable[[Any], None]] = None) -> "Call":
+        return cls(Deadline(seconds), should_cancel, on_wait)
+
+    def for_task(self, task_id: Optional[str]) -> "Call":
+        return replace(self, task_id=task_id)
+
+    def check(self, what: str) -> None:
+        """Cancel first, then the deadline: either ends the call with its own error."""
+        check_cancel(self.should_cancel, self.task_id)
+        self.deadline.check(what, self.task_id)
+
+    def cancelled(self) -> bool:
+        return self.should_cancel is not None and bool(self.should_cancel())
+
+    def sleep(self, seconds: float) -> None:
+        sleep(seconds, self.should_cancel, self.deadline, self.task_id)
 
 
 def check_cancel(should_cancel: CancelCheck, task_id: Optional[str] = None) -> None:

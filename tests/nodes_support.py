@@ -31,7 +31,7 @@ pack = load_pack()
 NODES = pack.NODE_CLASS_MAPPINGS
 errors = importlib.import_module(f"{PACK_NAME}.ppinfra.errors")
 images_mod = importlib.import_module(f"{PACK_NAME}.ppinfra.images")
-options = importlib.import_module(f"{PACK_NAME}.nodes.options")
+options = importlib.import_module(f"{PACK_NAME}.nodes.widgets")
 catalog_mod = importlib.import_module(f"{PACK_NAME}.nodes.catalog")
 
 REAL_REFRESH_SOON = options.refresh_soon

@@ -29,9 +29,9 @@ def test_late_answer_to_a_cancelled_download_is_closed(sandbox, api_key, isolate
         c.transport.files.request = keep
         sandbox.inject("image", "slow", count=1, delay=0.8)
         cancel_at = time.monotonic() + 0.2
-        from ppinfra.waiting import Deadline
+        from ppinfra.waiting import Call, Deadline
         with pytest.raises(errors.CancelledError):
-            c.transport.download(url, deadline=Deadline(10), should_cancel=lambda: time.monotonic() > cancel_at)
+            c.transport.download(url, Call(Deadline(10), lambda: time.monotonic() > cancel_at))
         end = time.monotonic() + 5
         while not answers and time.monotonic() < end:
             time.sleep(0.05)

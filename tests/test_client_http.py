@@ -35,7 +35,7 @@ def _one_shot_server(respond):
 
 
 def test_dripping_download_stops_at_the_deadline(sandbox, api_key, isolated_env):
-    from ppinfra.waiting import Deadline
+    from ppinfra.waiting import Call, Deadline
 
     def drip(conn):
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: 100000\r\n\r\n")
@@ -47,7 +47,7 @@ def test_dripping_download_stops_at_the_deadline(sandbox, api_key, isolated_env)
     with PPInfraClient(api_key=api_key, base_url=sandbox.base_url) as c:
         t0 = time.monotonic()
         with pytest.raises(errors.TaskTimeoutError):
-            c.transport.download(url, deadline=Deadline(1.0))
+            c.transport.download(url, Call(Deadline(1.0)))
         assert time.monotonic() - t0 < 3.0
 
 
@@ -77,14 +77,14 @@ def test_download_honours_retry_after(client, sandbox):
 
 def test_gzip_encoded_download_is_decoded(sandbox, api_key, isolated_env):
     import gzip
-    from ppinfra.waiting import Deadline
+    from ppinfra.waiting import Call, Deadline
     png = base64.b64decode(png_b64(32, 32))
     body = gzip.compress(png)
     url = _one_shot_server(lambda conn: conn.sendall(
         b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Encoding: gzip\r\n"
         + f"Content-Length: {len(body)}\r\n\r\n".encode() + body))
     with PPInfraClient(api_key=api_key, base_url=sandbox.base_url) as c:
-        assert c.transport.download(url, deadline=Deadline(5)) == png
+        assert c.transport.download(url, Call(Deadline(5))) == png
 
 
 

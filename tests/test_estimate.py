@@ -241,7 +241,7 @@ def test_node_bar_and_text_move_on_an_estimate(sandbox, api_key, isolated_env, m
     monkeypatch.setenv("PPINFRA_BASE_URL", sandbox.base_url)
     monkeypatch.setenv("PPINFRA_API_KEY", api_key)
     pack = load_pack()
-    monkeypatch.setattr(sys.modules[pack.__name__ + ".nodes.options"], "refresh_soon", lambda: None)
+    monkeypatch.setattr(sys.modules[pack.__name__ + ".nodes.widgets"], "refresh_soon", lambda: None)
     sandbox.configure(progress="silent", queue_seconds=0.1, task_seconds=1.5)
     cls = pack.NODE_CLASS_MAPPINGS["PPInfraImg2Img"]
     inputs = {**widget_defaults(cls), "image": solid(RED), "model_name": "dreamshaper_8_93211.safetensors",

@@ -21,7 +21,7 @@ from conftest import PACK_NAME, load_pack
 pack = load_pack()
 NODES = pack.NODE_CLASS_MAPPINGS
 catalog = importlib.import_module(f"{PACK_NAME}.nodes.catalog")
-options = importlib.import_module(f"{PACK_NAME}.nodes.options")
+options = importlib.import_module(f"{PACK_NAME}.nodes.widgets")
 
 PREFERRED = "dreamshaper_8_93211.safetensors"
 MODEL_INPUTS = [("PPInfraImg2Img", "model_name", "checkpoint", False), ("PPInfraImg2Img", "sd_vae", "vae", True),

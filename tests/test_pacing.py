@@ -12,7 +12,7 @@ from ppinfra import errors
 from ppinfra.client import PPInfraClient
 from ppinfra.config import load_settings
 from ppinfra.pacing import BudgetWait, Pacer, budget_for, budget_for_settings, minimum_seconds, plan_limit
-from ppinfra.waiting import Deadline
+from ppinfra.waiting import Call, Deadline
 
 
 @pytest.fixture(autouse=True)
@@ -27,11 +27,11 @@ def test_within_the_limit_no_wait_and_no_room_before_the_deadline_fails_at_once(
     pacer = Pacer(3, window=30)
     waits = []
     for _ in range(3):
-        pacer.acquire(1, on_wait=waits.append).settle()
+        pacer.acquire(1, Call(Deadline(None), on_wait=waits.append)).settle()
     assert waits == [] and pacer.used() == 3
     t0 = time.monotonic()
     with pytest.raises(errors.RateLimitError) as info:
-        pacer.acquire(1, deadline=Deadline(0.5), on_wait=waits.append)
+        pacer.acquire(1, Call(Deadline(0.5), on_wait=waits.append))
     assert time.monotonic() - t0 < 0.5  # known at once: nothing to wait for
     text = str(info.value)
     assert "3 per 30 s" in text and "Nothing was sent" in text and "PPINFRA_IMAGES_PER_MINUTE" in text
@@ -45,7 +45,7 @@ def test_a_wait_is_reported_and_ends_when_the_window_frees_the_slot():
     first.settle()
     settled_at = time.monotonic()
     waits = []
-    pacer.acquire(1, on_wait=waits.append)
+    pacer.acquire(1, Call(Deadline(None), on_wait=waits.append))
     granted_at = time.monotonic()
     assert granted_at - settled_at >= 0.4 - 0.01  # a slot frees a full window after its answer
     assert len(waits) >= 3 and all(isinstance(w, BudgetWait) for w in waits)
@@ -66,7 +66,7 @@ def test_cancel_during_the_wait_is_seen_within_a_slice():
 
     threading.Timer(0.3, lambda: cancelled_at.append(time.monotonic())).start()
     with pytest.raises(errors.CancelledError):
-        pacer.acquire(1, should_cancel=should_cancel, deadline=Deadline(60))
+        pacer.acquire(1, Call(Deadline(60), should_cancel))
     # The mechanism: the cancel check runs every <= 50 ms slice while waiting, not once per wait,
     # and the check that saw the flag was the first one after it was set.
     gaps = [b - a for a, b in zip(checks, checks[1:])]

@@ -128,10 +128,10 @@ def test_an_unexpected_failure_inside_a_run_still_reaches_comfyui_as_a_ppinfra_e
     def client_with_a_bug():
         client = make_client()
 
-        def img2img(*args, **kwargs):
+        def run(*args, **kwargs):
             raise KeyError("images")
 
-        client.img2img = img2img
+        client.run = run
         return client
 
     monkeypatch.setattr(img2img_mod, "make_client", client_with_a_bug)

@@ -153,7 +153,9 @@ def test_any_field_or_pixel_that_differs_is_a_new_task(make_client, sandbox, mak
 
 
 def _fields(req):
-    return {name: getattr(req, name) for name in req.__dataclass_fields__}
+    import dataclasses
+
+    return {f.name: getattr(req, f.name) for f in dataclasses.fields(req)}
 
 
 # --------------------------------------------------------------------------- switching off, size cap, damage
