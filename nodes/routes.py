@@ -14,6 +14,10 @@ JSON in and out; ComfyUI also serves each route under ``/api``:
 * ``GET /ppinfra/models/search?type=&q=&family=&limit=&offset=``:
   ``{total, items: [{name, display_name, sd_name, tags, base_model, family, cover_url, type}], partial}``.
 
+Errors are JSON too (``{ok: false, error}``): 400 bad input, 403 refused origin or
+host, 415 not JSON, 500 the key file cannot be written (the path and what to do),
+503 too many slow calls in flight, 504 the route's budget ran out.
+
 The logic lives in :mod:`ppinfra.account` and :mod:`.catalog`, which the CLI
 can reuse. Handlers only parse, check the request and run the blocking work on
 the pack's own small thread pool (``ROUTE_WORKERS``), never on the event loop's

@@ -381,7 +381,7 @@ class Account:
             if leader:
                 flight = self._flights[slot] = threading.Event()
         if not leader:
-            flight.wait(self.check_timeout)
+            flight.wait(self.check_timeout + 1.0)  # the leader's own check ends a little past its timeout
             with self._lock:
                 hit = self._balances.get(slot)
             if hit is not None and hit[0] >= asked:
