@@ -32,6 +32,10 @@ CHECK_EVERY_SECONDS = 5.0
 # the editor's refresh button sends the same plain GET as the first load.
 ROUTE_RECHECK_SECONDS = 60.0
 ROUTE_REFRESH_TIMEOUT = 10.0
+# PPInfra's own search answers a route that has ROUTE_BUDGET (6.5 s) in all: the call ends well before.
+SEARCH_TIMEOUT = 4.0
+# The Inpaint node's checkpoints (filter.is_inpainting=true), cached under a key of their own.
+INPAINTING = "checkpoint_inpainting"
 _last_check = float("-inf")
 
 _catalogs: Dict[Tuple[str, str], ModelCatalog] = {}
@@ -89,7 +93,7 @@ def refresh_soon() -> None:
         _last_check = now
     try:
         if key_configured():
-            catalog().refresh_in_background(DROPDOWN_TYPES)
+            catalog().refresh_in_background((*DROPDOWN_TYPES, INPAINTING))
     except Exception as exc:
         log.debug("model list refresh not started: %s", exc)
 
@@ -153,6 +157,24 @@ def names(model_type: str, with_none: bool = False, family: Optional[str] = None
 
 
 _names_memo: Dict[Tuple[int, str, bool, Optional[str]], Tuple[Any, ModelCatalog, List[str]]] = {}
+_inpainting_memo: Dict[int, Tuple[List[str], List[str]]] = {}
+
+
+def inpainting_names() -> List[str]:
+    """Inpainting checkpoints: the provider's ``filter.is_inpainting`` list once fetched, else the cached
+    checkpoints whose name says "inpaint" (the usual naming; the filter may be unavailable on a host).
+
+    The same list object while its source list is unchanged (see :func:`names`).
+    """
+    if has_list(INPAINTING):
+        return names(INPAINTING)
+    listed = names("checkpoint")
+    hit = _inpainting_memo.get(id(listed))
+    if hit is None or hit[0] is not listed:
+        hit = (listed, [n for n in listed if "inpaint" in n.lower()])
+        _inpainting_memo.clear()  # one version of the checkpoint list at a time
+        _inpainting_memo[id(listed)] = hit
+    return hit[1]
 
 
 def search(model_type: str, query: str = "", family: Optional[str] = None, limit: int = 50,
@@ -182,7 +204,7 @@ def search_provider(model_type: str, query: str, family: Optional[str] = None,
     try:
         page = client.model_page(model_type, query=query, page_size=max(1, min(limit, 100)),
                                  is_sdxl=None if family is None else family == "sdxl",
-                                 timeout=ROUTE_REFRESH_TIMEOUT)
+                                 timeout=SEARCH_TIMEOUT)
     finally:
         client.close()
     found = [to_model_info(m, model_type) for m in page.models]
