@@ -44,9 +44,9 @@ def _inputs(folder: str, n: int) -> None:
 
 def run_once(window: float, paced: bool, images: int = IMAGES, limit: int = LIMIT) -> Dict[str, Any]:
     """One folder run of ``images`` inputs; returns wall seconds, submits, tasks, 429s, failures."""
-    from ppinfra.batch import FolderRun, collect_inputs
-    from ppinfra.cli import build_parser, default_concurrency
-    from ppinfra.cli_request import RequestFactory
+    from ppinfra.cli.folder_run import FolderRun, collect_inputs
+    from ppinfra.cli.main import build_parser, default_concurrency
+    from ppinfra.cli.requests_from_args import RequestFactory
     from ppinfra.client import PPInfraClient
     from ppinfra.sandbox import SandboxServer
 

@@ -10,8 +10,8 @@ import hashlib
 import json
 from typing import Any, Callable, Dict, Tuple
 
-from .errors import ValidationError
-from .request import ControlNetUnit, Embedding, Img2ImgRequest, IPAdapter, Lora
+from ..errors import ValidationError
+from ..request import ControlNetUnit, Embedding, Img2ImgRequest, IPAdapter, Lora
 
 # The keys each side-image option takes after MODEL=IMAGE, with their type and default.
 SIDE_KEYS: Dict[str, Dict[str, Tuple[Callable[[str], Any], Any]]] = {
@@ -57,7 +57,7 @@ def parse_lora(spec: str) -> Lora:
 
 
 def _read_image(path: str, field: str):
-    from .images import decode_file_to_pil
+    from ..images import decode_file_to_pil
 
     try:
         with open(path, "rb") as fh:
@@ -71,7 +71,7 @@ class RequestFactory:
     adds one input image. The node takes the same path (``bind_batch``)."""
 
     def __init__(self, args: argparse.Namespace) -> None:
-        from .binding import Binder
+        from ..binding import Binder
 
         units = [parse_side(s, "--controlnet") for s in args.controlnet]
         adapters = [parse_side(s, "--ip-adapter") for s in args.ip_adapter]
@@ -98,7 +98,7 @@ class RequestFactory:
 
     def job_key(self, base_url: str) -> str:
         """Everything but the input image, and the host: the journal's notion of "the same run"."""
-        from .hosts import normalise_base_url
+        from ..hosts import normalise_base_url
 
         h = hashlib.sha256(json.dumps(self.template.to_body(), sort_keys=True, default=str).encode("utf-8"))
         for name in sorted(self.binder.shared):

@@ -17,13 +17,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from .errors import (AuthenticationError, CancelledError, ConfigError, InsufficientBalanceError, NotFoundError,
+from ..errors import (AuthenticationError, CancelledError, ConfigError, InsufficientBalanceError, NotFoundError,
                      PermissionDeniedError, PPInfraError, TaskFailedError, ValidationError)
 from .journal import Journal
-from .result_cache import lookup_for
+from ..result_cache import lookup_for
 from .progress_bar import ProgressBar
-from .logs import eprint
-from .waiting import Deadline
+from ..logs import eprint
+from ..waiting import Deadline
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 JOURNAL_NAME = ".ppinfra-journal.jsonl"
@@ -266,7 +266,7 @@ class FolderRun:
     def eta(self) -> Optional[float]:
         """Seconds to the end: the budget's minimum for what is not sent yet plus one task, or the
         workers' pace (items left per worker times a task's time from acceptance), whichever is longer."""
-        from .pacing import budget_for_settings, minimum_seconds
+        from ..pacing import budget_for_settings, minimum_seconds
 
         c = self.counts()
         left = c["queued"] + c["sending"] + c["running"]

@@ -14,7 +14,7 @@ from PIL import Image
 
 from helpers import photo_like
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 JOURNAL = ".ppinfra-journal.jsonl"
 
 
@@ -170,7 +170,7 @@ def test_a_killed_run_resumes_without_a_second_task_for_finished_or_accepted_ite
 
 
 def test_a_journal_line_cut_by_a_kill_is_skipped_and_not_glued_to_the_next(tmp_path):
-    from ppinfra.journal import Journal
+    from ppinfra.cli.journal import Journal
 
     path = tmp_path / JOURNAL
     j = Journal(str(path), "job1")

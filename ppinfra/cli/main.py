@@ -15,9 +15,9 @@ import os
 import sys
 from typing import Any, Optional, Sequence
 
-from .errors import PPInfraError
-from .limits import LIMITS, MODEL_TYPES
-from .logs import eprint
+from ..errors import PPInfraError
+from ..limits import LIMITS, MODEL_TYPES
+from ..logs import eprint
 
 
 def _default(field: str) -> Any:
@@ -101,7 +101,7 @@ def _progress_printer(view=None):
 
 
 def _start_sandbox(task_seconds: float):
-    from .sandbox import SandboxServer
+    from ..sandbox import SandboxServer
 
     key = "sk-sandbox-cli"
     srv = SandboxServer(api_keys=(key,), task_seconds=task_seconds, queue_seconds=0.2).start()
@@ -112,17 +112,17 @@ def _start_sandbox(task_seconds: float):
 def default_concurrency(settings: Any) -> int:
     """A window's worth of the budget in flight (4 to 10): fewer would spread each window's submits
     over several task times, and the run would fall behind the budget's pace."""
-    from .pacing import budget_for_settings
+    from ..pacing import budget_for_settings
 
     return max(4, min(10, budget_for_settings(settings, "img2img").limit))
 
 
 def run_img2img(args: argparse.Namespace) -> int:
-    from .batch import FolderRun, collect_inputs
-    from .cli_request import RequestFactory
-    from .client import PPInfraClient
+    from .folder_run import FolderRun, collect_inputs
+    from .requests_from_args import RequestFactory
+    from ..client import PPInfraClient
     from .progress_bar import ProgressBar
-    from .progress_view import TaskProgress
+    from ..progress_view import TaskProgress
 
     if args.concurrency is not None and args.concurrency < 1:
         raise PPInfraError(f"--concurrency must be 1 or more, got {args.concurrency}.")
@@ -170,8 +170,8 @@ def run_img2img(args: argparse.Namespace) -> int:
 
 
 def run_models(args: argparse.Namespace) -> int:
-    from .client import PPInfraClient
-    from .models import ModelCatalog
+    from ..client import PPInfraClient
+    from ..models import ModelCatalog
 
     srv = key = None
     base_url = args.base_url
@@ -197,7 +197,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         if args.command == "cache":  # result cache
-            from .result_cache import main as cache_main
+            from ..result_cache import main as cache_main
             return cache_main(args.action)
         code = run_img2img(args) if args.command == "img2img" else run_models(args)
         sys.stdout.flush()  # a closed pipe shows here, inside the handler below, not at exit

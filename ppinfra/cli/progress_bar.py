@@ -10,7 +10,7 @@ import sys
 import time
 from typing import List, Optional
 
-from .logs import eprint
+from ..logs import eprint
 
 WIDTH = 24
 # Seconds between lines when stderr is not a terminal and nothing else changed.

@@ -11,7 +11,7 @@ from PIL import Image
 
 from helpers import photo_like
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _input(tmp_path, name="in.png", size=(300, 200)):
