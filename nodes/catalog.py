@@ -73,7 +73,7 @@ def catalog() -> ModelCatalog:
 
 def key_configured() -> bool:
     """Whether a key could be found (variable or key file), without keeping it."""
-    from .account import account  # deferred: ComfyUI imports every pack at start, nodes need it only later
+    from .account_panel import account  # deferred: ComfyUI imports every pack at start, nodes need it only later
 
     return account().key()[0] is not None
 

@@ -83,7 +83,7 @@ def is_interrupt(exc: BaseException) -> bool:
     return exc_type is not None and isinstance(exc, exc_type)
 
 
-class Progress:
+class NodeProgressBar:
     """ComfyUI's progress bar for one node, or a no-op outside ComfyUI."""
 
     def __init__(self, total: float, node_id: Optional[str] = None) -> None:

@@ -55,7 +55,7 @@ from ..ppinfra.account import CHECK_TIMEOUT, KeyFileError
 from ..ppinfra.errors import PPInfraError
 
 from . import catalog
-from .account import account
+from .account_panel import account
 
 log = logging.getLogger("ppinfra")
 

@@ -208,7 +208,7 @@ class BatchRun:
         self.pool = ThreadPoolExecutor(max_workers=max(1, min(n, max_concurrency)),
                                        thread_name_prefix="ppinfra-node")
         self.tracker = _Tracker(n)
-        self.bar = comfy_bridge.Progress(100, node_id)
+        self.bar = comfy_bridge.NodeProgressBar(100, node_id)
         self.started = time.monotonic()
         self._futures: List[Future] = []
         self._last_status = ""
@@ -280,7 +280,7 @@ class BatchRun:
             if cached:
                 done += f" ({'all' if cached == len(results) else f'{cached} of {len(results)}'} from cache, no charge)"
             self.send(done)
-            from .account import show_balance_after_run  # the balance follows in the background, never fails a run
+            from .account_panel import show_balance_after_run  # the balance follows in the background, never fails a run
             show_balance_after_run(getattr(self.client, "settings", None), done, self.send)
             return RunResult(images=decoder.array, results=results, requests=requests,
                              elapsed=time.monotonic() - self.started)

@@ -30,7 +30,7 @@ MAX_URL_REFRESHES = 2
 
 
 @dataclass(frozen=True)
-class Progress:
+class PollUpdate:
     """What a progress callback receives on every poll (``TaskProgress`` in :mod:`.progress_view` shows it)."""
 
     task_id: str
@@ -133,7 +133,7 @@ def _number(value: Any) -> Optional[float]:
         return None
 
 
-ProgressCallback = Optional[Callable[[Progress], None]]
+ProgressCallback = Optional[Callable[[PollUpdate], None]]
 ImageCallback = Callable[[str, int, bytes], None]
 
 
@@ -247,7 +247,7 @@ class PPInfraClient:
             result = self.get_task_result(task_id, call)
             if on_progress is not None:
                 percent = 100.0 if result.status == STATUS_SUCCEED else result.progress_percent
-                on_progress(Progress(task_id, result.status, percent, result.eta, call.deadline.elapsed()))
+                on_progress(PollUpdate(task_id, result.status, percent, result.eta, call.deadline.elapsed()))
             if result.status == STATUS_SUCCEED:
                 return result
             if result.status == STATUS_FAILED:

@@ -1,6 +1,6 @@
 """One task's progress as a person sees it: the server's own figure when it gives one, else an estimate.
 
-Feed it the client's :class:`~ppinfra.client.Progress` callbacks (it is one:
+Feed it the client's :class:`~ppinfra.client.PollUpdate` callbacks (it is one:
 ``client.img2img(req, on_progress=view)``) and read :meth:`TaskProgress.percent`
 and :meth:`TaskProgress.text` whenever the display refreshes, also between
 polls: an estimate moves with the clock, not with the polls.
@@ -26,7 +26,7 @@ LOOK_UP = object()  # for_request: find the checkpoint's family in the model lis
 
 
 class TaskProgress:
-    """Display percent and text for one task, from its Progress callbacks. Thread-safe."""
+    """Display percent and text for one task, from its PollUpdate callbacks. Thread-safe."""
 
     def __init__(self, kind: TaskKind, estimator: Optional[Estimator] = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -61,7 +61,7 @@ class TaskProgress:
         return cls(TaskKind.of(request, family, base_url), estimator_for(cache_dir))
 
     def update(self, p: Any) -> None:
-        """Take one Progress (``task_id, status, percent, eta, elapsed``)."""
+        """Take one PollUpdate (``task_id, status, percent, eta, elapsed``)."""
         now = self._clock()
         record = None
         with self._lock:

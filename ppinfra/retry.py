@@ -1,12 +1,13 @@
 """One retry engine for every HTTP call the client makes: API calls, polls, downloads, URL refreshes.
 
-Each kind of failure has its own budget (a 429 does not use up the attempts
+Each kind of failure has its own allowance of attempts (a 429 does not use up the attempts
 meant for a network blip, and the other way round), every wait is jittered
 exponential backoff capped per kind, a ``Retry-After`` is honoured, and no
 wait outlives the deadline or ignores cancel. What may be *re-sent* is not
 decided here: the caller knows whether its request is idempotent and whether
 it reached the server (see :func:`reached_server`); this module only decides
-how long to wait and whether the budget allows another try.
+how long to wait and whether the allowance permits another try. (The word
+"budget" belongs to pacing: images per minute.)
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import urllib3
 
 from .waiting import Call, Deadline
 
-# Kinds of failure, each with a budget of its own.
+# Kinds of failure, each with a backoff of its own.
 RATE_LIMITED = "rate_limited"   # HTTP 429
 SERVER = "server"               # 5xx: overloaded or an internal error worth another try
 NETWORK = "network"             # no connection, a broken one, or no answer in time
@@ -37,7 +38,7 @@ _LABELS = {
 
 
 @dataclass(frozen=True)
-class Budget:
+class Backoff:
     """How often one kind of failure is retried (``None``: until the deadline) and how long each wait is."""
 
     attempts: Optional[int]
@@ -56,12 +57,12 @@ class Budget:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """A budget per kind of failure; a kind without a budget is never retried."""
+    """A backoff per kind of failure; a kind without one is never retried."""
 
-    budgets: Mapping[str, Budget] = field(default_factory=dict)
+    backoffs: Mapping[str, Backoff] = field(default_factory=dict)
 
-    def budget(self, kind: str) -> Optional[Budget]:
-        return self.budgets.get(kind)
+    def backoff(self, kind: str) -> Optional[Backoff]:
+        return self.backoffs.get(kind)
 
     @classmethod
     def from_settings(cls, st: object, *, until_deadline: bool = False, kinds=KINDS) -> "RetryPolicy":
@@ -71,15 +72,15 @@ class RetryPolicy:
         base, cap = getattr(st, "backoff_base"), getattr(st, "backoff_max")
         table = {
             # Limits are counted in images per minute and no Retry-After is documented:
-            # a 429 gets a longer budget and longer waits so a retry can outlast the window.
-            RATE_LIMITED: Budget(None if until_deadline else getattr(st, "rate_limit_retries"),
+            # a 429 gets more attempts and longer waits so a retry can outlast the window.
+            RATE_LIMITED: Backoff(None if until_deadline else getattr(st, "rate_limit_retries"),
                                  getattr(st, "rate_limit_backoff"), getattr(st, "rate_limit_backoff_max")),
-            SERVER: Budget(count, base, cap),
-            NETWORK: Budget(count, base, cap),
-            MALFORMED: Budget(count, base, cap),
+            SERVER: Backoff(count, base, cap),
+            NETWORK: Backoff(count, base, cap),
+            MALFORMED: Backoff(count, base, cap),
             # A result file that does not decode is fetched again twice (the last of the
             # three downloads from a freshly signed URL) before the job fails naming the task and image.
-            CORRUPT: Budget(getattr(st, "corrupt_retries", 2), base, cap),
+            CORRUPT: Backoff(getattr(st, "corrupt_retries", 2), base, cap),
         }
         return cls({k: v for k, v in table.items() if k in kinds})
 
@@ -144,7 +145,7 @@ class Retrier:
     def retry(self, kind: str, problem: str, retry_after: Optional[float] = None) -> bool:
         """Wait before the next try and return ``True``; ``False`` when the caller should give up.
 
-        Gives up when ``kind`` has no budget or has used it, and when a
+        Gives up when ``kind`` has no backoff or has used its attempts, and when a
         rate-limit wait (or a server's ``Retry-After``) cannot end before the
         deadline: waiting would only turn a clear "rate limited" into a timeout.
         Other waits are cut at the deadline, and the caller's deadline check
@@ -152,21 +153,21 @@ class Retrier:
         """
         self.last_problem = problem
         if kind == RATE_LIMITED and self.on_rate_limited is not None:
-            self.on_rate_limited()  # whether or not we try again: the budget let one through too many
-        budget = self.policy.budget(kind)
-        if budget is None:
+            self.on_rate_limited()  # whether or not we try again: pacing let one through too many
+        backoff = self.policy.backoff(kind)
+        if backoff is None:
             return False
         n = self.attempts.get(kind, 0) + 1
-        if budget.attempts is not None and n > budget.attempts:
+        if backoff.attempts is not None and n > backoff.attempts:
             return False
-        delay = budget.delay(n, self._rng)
+        delay = backoff.delay(n, self._rng)
         if retry_after is not None:
             delay = max(delay, retry_after)
         if (kind == RATE_LIMITED or retry_after is not None) and delay > self.deadline.remaining():
             return False
         self.attempts[kind] = n
         if self.call.on_wait is not None:
-            self.call.on_wait(Wait(self.what, kind, n, budget.attempts, delay, problem, retry_after))
+            self.call.on_wait(Wait(self.what, kind, n, backoff.attempts, delay, problem, retry_after))
         self._sleep(self.call, delay)
         return True
 

@@ -15,7 +15,7 @@ import time
 import pytest
 
 from conftest import load_pack
-from ppinfra.client import PPInfraClient, Progress
+from ppinfra.client import PPInfraClient, PollUpdate
 from ppinfra.estimate import (CAP, HISTORY_FILE, MAX_KINDS, SAMPLES_PER_KIND, Estimator, TaskKind, default_seconds,
                               estimated_percent)
 from ppinfra.progress_view import TaskProgress
@@ -124,36 +124,36 @@ def test_view_moves_on_the_clock_while_the_server_says_nothing(tmp_path):
     clock = Clock()
     kind = TaskKind("sd15", 512, 512, 20, 1, "h")
     view = TaskProgress(kind, Estimator(str(tmp_path)), clock=clock)
-    view.update(Progress("t1", QUEUED, 0.0, 0.0, 0.5))
+    view.update(PollUpdate("t1", QUEUED, 0.0, 0.0, 0.5))
     seen = []
     for _ in range(200):
         clock.now += view.expected / 50  # four times the expected duration in all
         seen.append(view.percent())
         if len(seen) % 20 == 0:
-            view.update(Progress("t1", PROCESSING, 0.0, 0.0, view.elapsed()))
+            view.update(PollUpdate("t1", PROCESSING, 0.0, 0.0, view.elapsed()))
     assert seen == sorted(seen) and seen[0] > 0 and len(set(seen)) > 100
     assert max(seen) < 100
     assert view.estimated and "(estimated)" in view.text() and view.text().startswith("~")
-    view.update(Progress("t1", SUCCEED, 100.0, 0.0, view.elapsed()))
+    view.update(PollUpdate("t1", SUCCEED, 100.0, 0.0, view.elapsed()))
     assert view.percent() == 100 and not view.estimated and "estimated" not in view.text()
 
 
 def test_server_figures_win_over_the_estimate(tmp_path):
     clock = Clock()
     view = TaskProgress(TaskKind("sd15", 512, 512, 20, 1, "h"), Estimator(str(tmp_path)), clock=clock)
-    view.update(Progress("t", PROCESSING, 0.0, 0.0, 1.0))
+    view.update(PollUpdate("t", PROCESSING, 0.0, 0.0, 1.0))
     clock.now += view.expected * 0.6
     assert view.percent() > 50 and view.estimated
-    view.update(Progress("t", PROCESSING, 20.0, 4.0, view.elapsed()))
+    view.update(PollUpdate("t", PROCESSING, 20.0, 4.0, view.elapsed()))
     assert view.percent() == 20 and not view.estimated
     assert view.text() == "20%, eta 4 s"
     clock.now += 100  # the clock alone no longer moves a server figure
     assert view.percent() == 20
-    view.update(Progress("t", PROCESSING, 0.0, 0.0, view.elapsed()))  # a silent poll after a report
+    view.update(PollUpdate("t", PROCESSING, 0.0, 0.0, view.elapsed()))  # a silent poll after a report
     assert view.percent() == 20 and not view.estimated
     # Only an eta from the server: the figure follows the server's expected end, not ours.
     eta_only = TaskProgress(TaskKind("sd15", 512, 512, 20, 1, "h"), None, clock=clock)
-    eta_only.update(Progress("u", PROCESSING, 0.0, 30.0, 10.0))
+    eta_only.update(PollUpdate("u", PROCESSING, 0.0, 30.0, 10.0))
     assert eta_only.percent() == pytest.approx(25.0) and not eta_only.estimated
 
 
@@ -161,8 +161,8 @@ def test_success_is_recorded_once(tmp_path):
     est = Estimator(str(tmp_path))
     kind = TaskKind("sd15", 512, 512, 20, 1, "h")
     view = TaskProgress(kind, est, clock=Clock())
-    view.update(Progress("t", SUCCEED, 100.0, 0.0, 8.0))
-    view.update(Progress("t", SUCCEED, 100.0, 0.0, 9.0))  # a re-poll for fresh URLs
+    view.update(PollUpdate("t", SUCCEED, 100.0, 0.0, 8.0))
+    view.update(PollUpdate("t", SUCCEED, 100.0, 0.0, 9.0))  # a re-poll for fresh URLs
     data = json.loads((tmp_path / HISTORY_FILE).read_text())
     assert [e["samples"] for e in data["kinds"].values()] == [[8.0]]
 

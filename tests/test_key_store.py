@@ -141,7 +141,7 @@ def status_line(monkeypatch):
 
 def test_status_line_shows_the_balance_after_a_run(sandbox, isolated_env, status_line):
     load_pack()
-    node_account = importlib.import_module(f"{PACK_NAME}.nodes.account")
+    node_account = importlib.import_module(f"{PACK_NAME}.nodes.account_panel")
     from ppinfra.config import load_settings
 
     settings = load_settings(api_key=SANDBOX_KEY, base_url=sandbox.base_url)
@@ -156,7 +156,7 @@ def test_status_line_shows_the_balance_after_a_run(sandbox, isolated_env, status
 
 def test_no_balance_fetch_without_a_status_line(sandbox, isolated_env, monkeypatch):
     load_pack()
-    node_account = importlib.import_module(f"{PACK_NAME}.nodes.account")
+    node_account = importlib.import_module(f"{PACK_NAME}.nodes.account_panel")
     from ppinfra.config import load_settings
 
     monkeypatch.setitem(sys.modules, "server", None)  # not inside ComfyUI

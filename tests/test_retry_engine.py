@@ -15,7 +15,7 @@ import pytest
 from helpers import base_request
 from ppinfra import errors
 from ppinfra.client import PPInfraClient, TaskResult
-from ppinfra.retry import (CORRUPT, NETWORK, RATE_LIMITED, SERVER, Budget, Retrier, RetryPolicy, reached_server)
+from ppinfra.retry import (CORRUPT, NETWORK, RATE_LIMITED, SERVER, Backoff, Retrier, RetryPolicy, reached_server)
 from ppinfra.waiting import Deadline
 
 FAST = dict(backoff_base=0.02, backoff_max=0.05, max_retries=2, rate_limit_retries=5,
@@ -120,7 +120,7 @@ def test_429_waits_follow_the_jittered_backoff_schedule(sandbox, api_key, isolat
 
 
 def test_backoff_is_jittered_so_a_batch_does_not_retry_in_lockstep():
-    budget = Budget(attempts=None, base=5.0, cap=30.0)
+    budget = Backoff(attempts=None, base=5.0, cap=30.0)
     delays = {round(budget.delay(2, __import__("random").random), 6) for _ in range(20)}
     assert len(delays) > 10 and all(5.0 <= d <= 10.0 for d in delays)
 
@@ -146,15 +146,15 @@ def test_429_that_cannot_end_before_the_deadline_raises_rate_limit_error(sandbox
 
 
 def test_429_schedule_past_the_deadline_raises_rate_limit_error_not_timeout():
-    retrier = Retrier(RetryPolicy({RATE_LIMITED: Budget(None, 10.0, 30.0)}), Deadline(1.0), what="t",
+    retrier = Retrier(RetryPolicy({RATE_LIMITED: Backoff(None, 10.0, 30.0)}), Deadline(1.0), what="t",
                       sleep=lambda *a: pytest.fail("must not sleep past the deadline"))
     assert retrier.retry(RATE_LIMITED, "HTTP 429") is False
 
 
 def test_each_kind_of_failure_has_a_budget_of_its_own():
     slept = []
-    policy = RetryPolicy({RATE_LIMITED: Budget(3, 0.01, 0.01), SERVER: Budget(1, 0.01, 0.01),
-                          NETWORK: Budget(1, 0.01, 0.01)})
+    policy = RetryPolicy({RATE_LIMITED: Backoff(3, 0.01, 0.01), SERVER: Backoff(1, 0.01, 0.01),
+                          NETWORK: Backoff(1, 0.01, 0.01)})
     r = Retrier(policy, Deadline(10), what="t", sleep=lambda d, *a: slept.append(d))
     assert r.retry(SERVER, "503") and not r.retry(SERVER, "503")
     assert r.retry(NETWORK, "reset") and not r.retry(NETWORK, "reset")

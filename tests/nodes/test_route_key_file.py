@@ -1,4 +1,4 @@
-"""The key file as the settings panel meets it (nodes/routes.py, nodes/account.py): a folder it cannot
+"""The key file as the settings panel meets it (nodes/routes.py, nodes/account_panel.py): a folder it cannot
 write and a corrupt file each give the panel a JSON error that says what to do, and a corrupt file is
 reported once in the log and can be replaced from the panel."""
 from __future__ import annotations
@@ -50,7 +50,7 @@ def test_a_corrupt_key_file_is_logged_once_and_the_panel_replaces_it(server, env
     path = os.environ["PPINFRA_CONFIG"]
     with open(path, "w", encoding="utf-8") as fh:
         fh.write('{"api_key": "sk-half-written')
-    account = pack("nodes.account")
+    account = pack("nodes.account_panel")
     with caplog.at_level(logging.WARNING):
         account.account()
         account.account()

@@ -105,7 +105,7 @@ def test_ten_slow_balance_checks_leave_view_answering_and_end_within_their_budge
 def test_a_full_pool_answers_503_at_once(route_server, isolated_env, monkeypatch):
     """Past ROUTE_WORKERS + ROUTE_QUEUE calls in flight a route refuses at once, saying why."""
     routes = pack("nodes.routes")
-    account_mod = pack("nodes.account")
+    account_mod = pack("nodes.account_panel")
     release = threading.Event()
     started = threading.Semaphore(0)
 
