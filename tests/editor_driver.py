@@ -1,10 +1,23 @@
 """Drives ComfyUI's real editor in headless Chromium for tests/test_real_editor.py (and by hand).
 
-Everything the user would do is done through the page: typing into the
-settings panel, clicking the node's buttons on the canvas (at the widget's
-screen position), clicking a card in the model browser, pressing Run. JavaScript
-is only used to *read* the editor's state (node widgets, the serialized
-workflow, storage) and to load a workflow file as the editor's open dialog would.
+It acts through the editor's stable, public surfaces, so one driver serves the
+frontend a ComfyUI release pins (1.27.x) and the newest one (1.58.x), with
+Nodes 2.0 (``Comfy.VueNodes.Enabled``) off or on:
+
+* settings and commands: ``app.extensionManager.setting.get/set`` and
+  ``app.extensionManager.command.execute(id)`` (``Comfy.ShowSettingsDialog``,
+  ``Comfy.QueuePrompt``);
+* the graph: ``app.graph``, ``app.loadGraphData``, ``app.graph.getNodeById(id).widgets``;
+* the pack's own dialogs (``.ppinfra-ui``, built by web/common.js), clicked and
+  typed into like a user would.
+
+Where a user action has no public handle it is done the way each frontend
+shows it: a node's button widget is pressed through its ``callback`` on the
+canvas (classic nodes are pixels) and clicked as a DOM button under Nodes 2.0;
+a node's context menu is opened with a right-click on its title (the canvas
+position from ``app.canvas.ds``) or on the Vue node's header; the settings
+dialog's category is the entry labelled "PPInfra" in its side list.
+JavaScript otherwise only *reads* the editor's state.
 """
 from __future__ import annotations
 
@@ -92,21 +105,44 @@ class Editor:
 
     def wait_ready(self) -> None:
         wait_for("the editor to start", lambda: self.js(
-            "return !!(window.app && app.graph && app.extensionManager && app.canvas"
-            " && app.extensions.some(e => e.name === 'ppinfra.settings'))"), timeout=90)
+            "return !!(window.app && app.graph && app.extensionManager?.setting && app.extensionManager?.command"
+            " && app.canvas && app.extensions.some(e => e.name === 'ppinfra.settings'))"), timeout=90)
         time.sleep(1.0)
         self.dismiss_dialogs()
 
-    def dismiss_dialogs(self) -> None:
-        """Close the editor's own start-up dialogs (templates, release notes)."""
+    def frontend_version(self) -> str:
+        """The version of the frontend actually served (``--front-end-root`` or the pinned package)."""
+        return self.js("return window.__COMFYUI_FRONTEND_VERSION__ ?? ''") or ""
+
+    def frontend_at_least(self, *version: int) -> bool:
+        parts = tuple(int(p) for p in self.frontend_version().split(".")[:3] if p.isdigit())
+        return parts >= version
+
+    def frontend_dialogs(self) -> List[Any]:
+        """The editor's own dialogs on screen (PrimeVue in 1.27, Reka in 1.58), not the pack's."""
         from selenium.webdriver.common.by import By
-        for _ in range(3):
-            buttons = [b for b in self.driver.find_elements(By.CSS_SELECTOR, ".p-dialog-close-button, .p-dialog-header-close")
-                       if b.is_displayed()]
-            if not buttons:
+        found = self.driver.find_elements(By.CSS_SELECTOR, ".p-dialog, [role=dialog][data-state=open]")
+        return [d for d in found if d.is_displayed() and not d.find_elements(By.XPATH, "ancestor::*[contains(@class, 'ppinfra-ui')]")]
+
+    def dismiss_dialogs(self) -> None:
+        """Close the editor's start-up dialogs (templates, release notes), as a user would: their ✕ or Escape."""
+        from selenium.webdriver.common.by import By
+        for _ in range(4):
+            dialogs = self.frontend_dialogs()
+            if not dialogs:
                 return
-            buttons[0].click()
+            close = [b for b in self.driver.find_elements(By.CSS_SELECTOR, ".p-dialog-close-button, .p-dialog-header-close")
+                     if b.is_displayed()]
+            if close:
+                close[0].click()
+            else:
+                self.press_escape()
             time.sleep(0.5)
+
+    def press_escape(self) -> None:
+        from selenium.webdriver.common.action_chains import ActionChains
+        from selenium.webdriver.common.keys import Keys
+        ActionChains(self.driver).send_keys(Keys.ESCAPE).perform()
 
     def logs(self) -> List[Dict[str, Any]]:
         self.console.extend(self.driver.get_log("browser"))
@@ -120,24 +156,68 @@ class Editor:
             self.driver.save_screenshot(path)
 
     # ------------------------------------------------------------------ settings
+    def setting(self, setting_id: str) -> Any:
+        return self.js("return app.extensionManager.setting.get(arguments[0])", setting_id)
+
+    def set_setting(self, setting_id: str, value: Any) -> None:
+        self.js_async("Promise.resolve(app.extensionManager.setting.set(arguments[0], arguments[1]))"
+                      ".then(() => done(true), (e) => done(String(e)))", setting_id, value)
+
     def set_locale(self, lang: str) -> None:
-        self.js_async("app.extensionManager.setting.set('Comfy.Locale', arguments[0]).then(() => done(true))", lang)
+        self.set_setting("Comfy.Locale", lang)
+
+    def command(self, command_id: str) -> None:
+        """Run one of the editor's commands, as its menu, keybinding or button would."""
+        self.js_async("Promise.resolve(app.extensionManager.command.execute(arguments[0]))"
+                      ".then(() => done(true), (e) => done(String(e)))", command_id)
 
     def open_settings_section(self) -> Any:
-        """Open ComfyUI's settings dialog on the PPInfra category; returns the panel element."""
+        """Open ComfyUI's settings dialog on the PPInfra category; returns the pack's account panel."""
         from selenium.webdriver.common.by import By
-        self.js("app.extensionManager.command.execute('Comfy.ShowSettingsDialog')")
+        self.command("Comfy.ShowSettingsDialog")
+        # 1.27: a PrimeVue listbox ([role=option]) of categories; 1.58: a nav of
+        # [data-nav-id] entries ([role=button]), packs' categories under "Other".
+        entries = "[role=option], [role=button], [data-nav-id], [role=tab]"
         option = wait_for("the PPInfra settings category", lambda: next(
-            (o for o in self.driver.find_elements(By.CSS_SELECTOR, "[role=option]") if o.text.strip() == "PPInfra"),
-            None))
+            (o for o in self.driver.find_elements(By.CSS_SELECTOR, entries)
+             if o.is_displayed() and o.text.strip() == "PPInfra"), None))
         option.click()
         return wait_for("the PPInfra account panel", lambda: next(
             (p for p in self.driver.find_elements(By.CSS_SELECTOR, ".ppinfra-ui.account") if p.is_displayed()), None))
 
     def close_settings(self) -> None:
-        from selenium.webdriver.common.keys import Keys
-        self.driver.find_element("tag name", "body").send_keys(Keys.ESCAPE)
+        self.press_escape()
+        wait_for("the settings dialog to close", lambda: not any(
+            p.is_displayed() for p in self.driver.find_elements("css selector", ".ppinfra-ui.account")), timeout=10)
+        time.sleep(0.3)
+
+    # ------------------------------------------------------------------ Nodes 2.0
+    def vue_nodes(self) -> bool:
+        """Whether nodes are Vue components (Nodes 2.0) rather than pixels on the canvas."""
+        return bool(self.js("try { return !!app.extensionManager.setting.get('Comfy.VueNodes.Enabled') }"
+                            " catch { return false }"))
+
+    def set_vue_nodes(self, on: bool) -> None:
+        self.set_setting("Comfy.VueNodes.Enabled", bool(on))
         time.sleep(0.5)
+
+    def node_element(self, node_id: int) -> Optional[Any]:
+        """The Vue node's DOM element (Nodes 2.0 only)."""
+        found = self.driver.find_elements("css selector", f'[data-node-id="{node_id}"]')
+        return found[0] if found else None
+
+    def widget_button(self, node_id: int, name: str) -> Optional[Any]:
+        """The DOM button that renders a node's button widget under Nodes 2.0 (None when not rendered)."""
+        from selenium.webdriver.common.by import By
+        node = self.node_element(node_id)
+        if node is None:
+            return None
+        found = node.find_elements(By.CSS_SELECTOR, f'[data-widget-name="{name}"] button')
+        if not found:  # no data-widget-name: match the widget's label
+            label = self.js("const w = app.graph.getNodeById(arguments[0])?.widgets?.find(w => w.name === arguments[1]);"
+                            "return w ? String(w.label ?? w.name) : null", node_id, name)
+            found = [b for b in node.find_elements(By.CSS_SELECTOR, "button") if label and b.text.strip() == label]
+        return found[0] if found else None
 
     # ------------------------------------------------------------------ graph
     def load_workflow(self, workflow: Dict[str, Any]) -> None:
@@ -163,41 +243,62 @@ class Editor:
     def widget_names(self, node_id: int) -> List[str]:
         return self.js("return app.graph.getNodeById(arguments[0]).widgets.map(w => w.name)", node_id)
 
+    def show_node(self, node_id: int) -> None:
+        """Bring a node to the middle of the view at 100 % (the canvas's own transform, ``app.canvas.ds``)."""
+        self.js("const n = app.graph.getNodeById(arguments[0]); const c = app.canvas; const r = c.canvas.getBoundingClientRect();"
+                "c.ds.scale = 1; c.ds.offset[0] = r.width / 2 - (n.pos[0] + n.size[0] / 2);"
+                "c.ds.offset[1] = r.height / 2 - (n.pos[1] + Math.min(n.size[1], r.height - 80) / 2);"
+                "c.setDirty(true, true); c.draw?.(true, true)", node_id)
+        time.sleep(0.4)
+
     def click_widget(self, node_id: int, name: str) -> None:
-        """Click a node's widget where it is drawn on the canvas, as a user would."""
-        from selenium.webdriver.common.action_chains import ActionChains
-        self.js("const n = app.graph.getNodeById(arguments[0]); app.canvas.centerOnNode?.(n);"
-                "app.canvas.ds.scale = 1; app.canvas.centerOnNode?.(n); app.canvas.setDirty(true, true); app.canvas.draw(true, true)",
-                node_id)
-        time.sleep(0.3)
-        point = self.js(
-            "const n = app.graph.getNodeById(arguments[0]); const w = n.widgets.find(w => w.name === arguments[1]);"
-            "const y = w.last_y ?? w.y; const h = w.computedHeight ?? 20;"
-            "const [cx, cy] = app.canvas.ds.convertOffsetToCanvas([n.pos[0] + n.size[0] / 2, n.pos[1] + y + h / 2]);"
-            "const r = app.canvas.canvas.getBoundingClientRect(); return [r.left + cx, r.top + cy]",
-            node_id, name)
-        canvas = self.driver.find_element("css selector", "#graph-canvas")
-        rect = canvas.rect
-        ActionChains(self.driver).move_to_element_with_offset(
-            canvas, int(point[0] - rect["x"] - rect["width"] / 2), int(point[1] - rect["y"] - rect["height"] / 2)
-        ).click().perform()
+        """Press one of a node's button widgets.
+
+        Under Nodes 2.0 the button is a DOM element and is clicked like one (so
+        this also proves it is rendered). Classic nodes are pixels on the
+        canvas; there the widget's ``callback`` is what the canvas calls on a
+        click, with the same arguments.
+        """
+        kind = self.js("return app.graph.getNodeById(arguments[0])?.widgets?.find(w => w.name === arguments[1])?.type ?? null",
+                       node_id, name)
+        assert kind == "button", f"{name} on node {node_id} is a {kind!r} widget, not a button"
+        if self.vue_nodes():
+            self.show_node(node_id)
+            button = wait_for(f"the rendered {name} button", lambda: self.widget_button(node_id, name), timeout=10)
+            self.driver.execute_script("arguments[0].scrollIntoView({block: 'center', inline: 'center'})", button)
+            button.click()
+            return
+        self.js("const n = app.graph.getNodeById(arguments[0]); const w = n.widgets.find(w => w.name === arguments[1]);"
+                "w.callback?.(w.value, app.canvas, n, [n.size[0] / 2, (w.y ?? 0) + 10], new MouseEvent('click'))",
+                node_id, name)
 
     def context_menu_entry(self, node_id: int, text: str) -> Any:
-        """Right-click the node's title, as a user would; returns the menu entry showing ``text``."""
+        """Right-click the node as a user would; returns the menu entry showing ``text``.
+
+        Classic nodes: LiteGraph's menu (``.litemenu-entry``) from a right-click on
+        the title bar. Nodes 2.0 (1.58): the Vue node menu ([role=menuitem]) from a
+        right-click on the node's header; it lists the same extension entries.
+        """
         from selenium.webdriver.common.action_chains import ActionChains
         from selenium.webdriver.common.by import By
-        self.js("app.canvas.centerOnNode?.(app.graph.getNodeById(arguments[0])); app.canvas.draw(true, true)", node_id)
-        point = self.js(
-            "const n = app.graph.getNodeById(arguments[0]);"
-            "const [cx, cy] = app.canvas.ds.convertOffsetToCanvas([n.pos[0] + n.size[0] / 2, n.pos[1] - 15]);"
-            "const r = app.canvas.canvas.getBoundingClientRect(); return [r.left + cx, r.top + cy]", node_id)
-        canvas = self.driver.find_element("css selector", "#graph-canvas")
-        rect = canvas.rect
-        ActionChains(self.driver).move_to_element_with_offset(
-            canvas, int(point[0] - rect["x"] - rect["width"] / 2), int(point[1] - rect["y"] - rect["height"] / 2)
-        ).context_click().perform()
+        self.press_escape()  # no menu left open from before
+        self.show_node(node_id)
+        if self.vue_nodes():
+            node = wait_for("the Vue node", lambda: self.node_element(node_id), timeout=10)
+            headers = node.find_elements(By.CSS_SELECTOR, ".lg-node-header, [data-testid^=node-header], header")
+            ActionChains(self.driver).context_click(headers[0] if headers else node).perform()
+        else:
+            point = self.js(
+                "const n = app.graph.getNodeById(arguments[0]); const h = LiteGraph.NODE_TITLE_HEIGHT ?? 30;"
+                "const [cx, cy] = app.canvas.ds.convertOffsetToCanvas([n.pos[0] + n.size[0] / 2, n.pos[1] - h / 2]);"
+                "const r = app.canvas.canvas.getBoundingClientRect(); return [r.left + cx, r.top + cy]", node_id)
+            canvas = self.driver.find_element(By.CSS_SELECTOR, "#graph-canvas")
+            rect = canvas.rect
+            ActionChains(self.driver).move_to_element_with_offset(
+                canvas, int(point[0] - rect["x"] - rect["width"] / 2), int(point[1] - rect["y"] - rect["height"] / 2)
+            ).context_click().perform()
         return wait_for(f"the context menu entry {text!r}", lambda: next(
-            (e for e in self.driver.find_elements(By.CSS_SELECTOR, ".litecontextmenu .litemenu-entry")
+            (e for e in self.driver.find_elements(By.CSS_SELECTOR, ".litecontextmenu .litemenu-entry, [role=menuitem]")
              if e.is_displayed() and e.text.strip() == text), None), timeout=10)
 
     def storage_dump(self) -> str:
@@ -220,13 +321,26 @@ class Editor:
                     pass  # a lock file or a socket
         return "\n".join(chunks)
 
+    def watch_progress_texts(self) -> None:
+        """Keep every ``progress_text`` message the editor receives (``api``'s public event), per node.
+
+        Frontend 1.27 leaves a node's last progress text on the node after the
+        run; 1.58 clears it when the job ends, so a test reads what was shown
+        from here rather than from the node afterwards.
+        """
+        self.js_async(
+            "import(new URL('scripts/api.js', location.href).href).then(({api}) => {"
+            "  if (!window.__ppinfraTexts) { window.__ppinfraTexts = [];"
+            "    api.addEventListener('progress_text', (e) => window.__ppinfraTexts.push(e.detail)); }"
+            "  done(true); }, (e) => done(String(e)))")
+
+    def progress_texts(self, node_id: int) -> List[str]:
+        return self.js("return (window.__ppinfraTexts ?? []).filter(d => String(d.nodeId) === String(arguments[0]))"
+                       ".map(d => d.text)", node_id)
+
     def run(self) -> None:
-        """Press the editor's Run button."""
-        from selenium.webdriver.common.by import By
-        button = wait_for("the Run button", lambda: next(
-            (b for b in self.driver.find_elements(By.CSS_SELECTOR, "button") if b.is_displayed()
-             and b.text.strip() in ("Run", "运行", "Queue", "Queue Prompt")), None))
-        button.click()
+        """Queue the open workflow, as the Run button does (the ``Comfy.QueuePrompt`` command)."""
+        self.command("Comfy.QueuePrompt")
 
     def panel(self, selector: str) -> Optional[Any]:
         from selenium.webdriver.common.by import By

@@ -2,7 +2,10 @@
 
 Optional: runs only when ``COMFYUI_DIR`` names a ComfyUI checkout (the folder
 with ``main.py``). ``COMFYUI_PYTHON`` picks the interpreter that has ComfyUI's
-requirements installed (default: this one). ComfyUI starts on CPU with a
+requirements installed (default: this one); ``COMFYUI_FRONTEND_ROOT`` serves
+another frontend (a ``comfyui_frontend_package/static`` folder, passed as
+``--front-end-root``) instead of the one the checkout pins.
+tools/setup_comfyui.sh prepares all three. ComfyUI starts on CPU with a
 temporary ``--base-directory`` whose ``custom_nodes`` holds a symlink to this
 repo, so nothing in the checkout is touched.
 """
@@ -27,6 +30,7 @@ pytestmark = pytest.mark.skipif(not (COMFYUI_DIR and os.path.isfile(os.path.join
                                 reason="set COMFYUI_DIR to a ComfyUI checkout to run the nodes in a real ComfyUI")
 
 START_TIMEOUT = float(os.environ.get("COMFYUI_START_TIMEOUT", "240"))
+FRONTEND_ROOT = os.environ.get("COMFYUI_FRONTEND_ROOT", "")
 EXAMPLES = os.path.join(ROOT, "example_workflows")
 
 
@@ -46,10 +50,14 @@ class Comfy:
         port = free_port()
         log_path = os.path.join(base, "comfyui.log")
         python = os.environ.get("COMFYUI_PYTHON") or sys.executable
+        args = [python, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
+                "--disable-auto-launch", "--base-directory", base]
+        if FRONTEND_ROOT:
+            assert os.path.isfile(os.path.join(FRONTEND_ROOT, "index.html")), \
+                f"COMFYUI_FRONTEND_ROOT={FRONTEND_ROOT} is not a frontend's static folder (no index.html)"
+            args += ["--front-end-root", os.path.abspath(FRONTEND_ROOT)]
         with open(log_path, "w") as log:
-            proc = subprocess.Popen([python, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
-                                     "--disable-auto-launch", "--base-directory", base],
-                                    cwd=COMFYUI_DIR, env=env, stdout=log, stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(args, cwd=COMFYUI_DIR, env=env, stdout=log, stderr=subprocess.STDOUT)
         return cls(f"http://127.0.0.1:{port}", base, proc, log_path)
 
     def log(self) -> str:
