@@ -1,7 +1,8 @@
 """Folder runs for the CLI: many inputs, a few in flight, under the shared budget, resumable.
 
-Each input becomes one task. Results are written as ``<stem>_<k>.<ext>`` in the
-output folder. A journal (JSON lines, :data:`JOURNAL_NAME` in the output
+Each input becomes one task of any endpoint. Results are written as
+``<stem>_<k>.<ext>`` in the output folder; txt2img's tasks have no input and
+are items numbered by :func:`counted_items`. A journal (JSON lines, :data:`JOURNAL_NAME` in the output
 folder) records each task id the moment the server accepts it and each item
 once its files are written, so a run started again after an interruption
 submits nothing twice: a finished item is skipped, an accepted one is polled
@@ -15,21 +16,23 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
-from ..errors import (AuthenticationError, CancelledError, ConfigError, InsufficientBalanceError, NotFoundError,
-                     PermissionDeniedError, PPInfraError, TaskFailedError, ValidationError)
-from .journal import Journal
-from ..result_cache import lookup_for
-from .progress_bar import ProgressBar
+from ..errors import (AuthenticationError, CancelledError, ConfigError, EndpointNotOfferedError,
+                      InsufficientBalanceError, NotFoundError, PermissionDeniedError, PPInfraError, TaskFailedError,
+                      ValidationError)
 from ..logs import eprint
-from ..waiting import Deadline
+from ..result_cache import lookup_for
+from ..waiting import Call, Deadline
+from .journal import Journal
+from .progress_bar import ProgressBar
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 JOURNAL_NAME = ".ppinfra-journal.jsonl"
 EXTENSIONS = {"png": "png", "jpeg": "jpg", "jpg": "jpg", "webp": "webp"}
-# Errors about the account or setup: every other item would fail the same way, so the run stops.
-FATAL = (AuthenticationError, PermissionDeniedError, InsufficientBalanceError, ConfigError)
+# Errors about the account, the setup or the host (no upscale there): every other item would fail the
+# same way, so the run stops.
+FATAL = (AuthenticationError, PermissionDeniedError, InsufficientBalanceError, ConfigError, EndpointNotOfferedError)
 
 
 def collect_inputs(paths: Sequence[str]) -> List[str]:
@@ -68,9 +71,18 @@ def output_stems(inputs: Sequence[str]) -> Dict[str, str]:
 
 @dataclass
 class Item:
-    path: str
+    path: str  # the input file, or a label for an item without one
     stem: str
     key: str  # stem + file content hash: an edited file is a new item
+    source: Any = None  # what make_request takes (default: path)
+    number_from: int = 0  # the first k of its result files
+
+
+def counted_items(name: str, count: int, image_num: int) -> List[Item]:
+    """``count`` tasks without an input (txt2img), keyed by index; their results run on as
+    ``<name>_0`` .. ``<name>_<count x image_num - 1>``."""
+    return [Item(f"{name} task {i + 1} of {count}", name, f"{name}:{i}", source=i, number_from=i * image_num)
+            for i in range(count)]
 
 
 @dataclass
@@ -84,18 +96,20 @@ class Summary:
 
 
 class FolderRun:
-    """Runs ``items`` through ``client``: submit (paced), record, poll, download, write, record.
+    """Runs ``inputs`` through ``client``: submit (paced), record, poll, download, write, record.
 
-    ``make_request(path)`` builds and validates one item's request;
+    ``inputs`` are file paths or :class:`Item` s; ``make_request(path or item.source)`` builds and
+    validates one item's request (of ``endpoint``, whose budget paces the run);
     ``progress_for(request)`` (optional) gives the ``on_progress`` of its task.
     ``job_key`` identifies everything but the input image, so a journal
     written for another prompt or model is not taken for this run's.
     """
 
-    def __init__(self, client: Any, inputs: Sequence[str], out_dir: str, make_request: Callable[[str], Any], *,
-                 job_key: str, concurrency: int = 4, deadline: Optional[float] = None, fresh: bool = False,
-                 progress: Optional[ProgressBar] = None,
-                 progress_for: Optional[Callable[[Any], Callable[[Any], None]]] = None) -> None:
+    def __init__(self, client: Any, inputs: Sequence[Union[str, Item]], out_dir: str,
+                 make_request: Callable[[Any], Any], *, job_key: str, concurrency: int = 4,
+                 deadline: Optional[float] = None, fresh: bool = False, progress: Optional[ProgressBar] = None,
+                 progress_for: Optional[Callable[[Any], Callable[[Any], None]]] = None,
+                 endpoint: str = "img2img") -> None:
         self.client = client
         self.out_dir = out_dir
         self.make_request = make_request
@@ -103,8 +117,11 @@ class FolderRun:
         self.deadline = deadline
         self.cancel = threading.Event()
         self.progress_for = progress_for  # request -> the client's on_progress for that task
-        stems = output_stems(inputs)
-        self.items = [Item(p, stems[p], f"{stems[p]}:{_file_hash(p)}") for p in inputs]
+        self.endpoint = endpoint
+        paths = [p for p in inputs if isinstance(p, str)]
+        stems = output_stems(paths)
+        self.items = [p if isinstance(p, Item) else Item(p, stems[p], f"{stems[p]}:{_file_hash(p)}")
+                      for p in inputs]
         os.makedirs(out_dir, exist_ok=True)
         self.journal = Journal(os.path.join(out_dir, JOURNAL_NAME), job_key, fresh=fresh)
         self.progress = progress
@@ -166,8 +183,8 @@ class FolderRun:
             if task_id:
                 image_num = int(before.get("image_num") or 1)  # type: ignore[union-attr]
             else:
-                request = self.make_request(item.path)
-                image_num = request.image_num
+                request = self.make_request(item.path if item.source is None else item.source)
+                image_num = request.images_expected
                 # result cache: a fixed-seed request answered before (by any run) is no new task, no charge
                 cache = lookup_for(self.client.settings, request)
                 hit = cache.load() if cache is not None else None
@@ -182,8 +199,8 @@ class FolderRun:
                     with self._lock:
                         self._resent.append(item.path)
                 self.journal.sending(item.key)
-                task_id = self.client.submit_img2img(request, deadline=dl, should_cancel=self.should_cancel,
-                                                     on_wait=lambda w, it=item: self._on_wait(it, w))
+                task_id = self.client.submit(request, Call(dl, self.should_cancel,
+                                                           lambda w, it=item: self._on_wait(it, w)))
                 # Recorded before anything else can fail: a rerun polls this task instead of paying again.
                 self.journal.accepted(item.key, task_id, image_num)
                 t0 = time.monotonic()
@@ -219,7 +236,7 @@ class FolderRun:
                 t0: Optional[float]) -> None:
         """Write the files and journal the item done; ``t0`` None (a cache hit) keeps it out of the ETA."""
         ext = EXTENSIONS.get(kind or "png", "png")
-        files = [self._write(f"{item.stem}_{k}.{ext}", blob) for k, blob in enumerate(blobs)]
+        files = [self._write(f"{item.stem}_{item.number_from + k}.{ext}", blob) for k, blob in enumerate(blobs)]
         self.journal.done(item.key, task_id, files, seed)
         with self._lock:
             self._files[item.key] = files
@@ -277,7 +294,7 @@ class FolderRun:
         if per_item is None:
             return None
         unsent = c["queued"] + c["sending"]
-        pacer = budget_for_settings(self.client.settings, "img2img")
+        pacer = budget_for_settings(self.client.settings, self.endpoint)
         budget = 0.0
         if unsent and pacer.limit > 0:
             budget = pacer.projected_wait(1) + minimum_seconds(unsent, max(1, pacer.effective), pacer.window)

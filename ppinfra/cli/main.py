@@ -1,11 +1,12 @@
-"""Command line: ``python -m ppinfra img2img ...`` and ``python -m ppinfra models ...``.
+"""Command line: ``python -m ppinfra img2img|txt2img|inpaint|upscale ...``, ``models`` and ``cache``.
 
-Options use the API's own field names. ``img2img`` takes one image, many, or
-folders of them: every input becomes one task, run a few at a time under the
-process's images-per-minute budget, results named after their inputs, and a
-journal in the output folder lets an interrupted run resume without paying
-twice. ``--sandbox`` runs against an in-process sandbox (synthetic images, no
-key, no network).
+Options use the API's own field names, with the limits' defaults and ranges
+(:mod:`.options`). ``img2img``, ``inpaint`` and ``upscale`` take one image,
+many, or folders of them: every input becomes one task; ``txt2img`` runs
+``--count`` tasks. They run a few at a time under the endpoint's
+images-per-minute budget, and a journal in the output folder lets an
+interrupted run resume without paying twice. ``--sandbox`` runs against an
+in-process sandbox (synthetic images, no key, no network).
 """
 from __future__ import annotations
 
@@ -15,59 +16,69 @@ import os
 import sys
 from typing import Any, Optional, Sequence
 
-from ..errors import PPInfraError
-from ..limits import LIMITS, MODEL_TYPES
+from ..errors import PPInfraError, ValidationError
+from ..limits import MODEL_TYPES
 from ..logs import eprint
+from .options import DEFAULT_CHECKPOINT, add_field, add_task_options
+
+# Subcommand -> endpoint (ppinfra/endpoints.py).
+TASK_COMMANDS = {"img2img": "img2img", "txt2img": "txt2img", "inpaint": "inpainting", "upscale": "upscale"}
+SIZE_NOTE = " (0: the input's size, fit to the limit, snapped to 8)"
+HIRES_NOTE = "; default {} when the hires fix is on"
 
 
-def _default(field: str) -> Any:
-    return LIMITS[field].default
+def _add_img2img(sub: Any) -> None:
+    p = sub.add_parser("img2img", help="run img2img on one image, many, or folders, and write the results")
+    add_task_options(p, "img2img", inputs=True, model_default=DEFAULT_CHECKPOINT, fields=(
+        ("request.width", {"default": 0, "note": SIZE_NOTE}), ("request.height", {"default": 0, "note": SIZE_NOTE}),
+        "request.strength"))
+    p.add_argument("--controlnet", action="append", default=[], metavar="MODEL=IMAGE[,strength=1,preprocessor=canny,"
+                   "guidance_start=0,guidance_end=1]", help="a ControlNet unit, the same for every input (repeatable)")
+    p.add_argument("--ip-adapter", action="append", default=[], metavar="MODEL=IMAGE[,strength=0.5]",
+                   help="an IP-Adapter (at most 1)")
+
+
+def _add_txt2img(sub: Any) -> None:
+    from ..limits import ENDPOINT_LIMITS
+
+    limits = ENDPOINT_LIMITS["txt2img"]
+    p = sub.add_parser("txt2img", help="run txt2img --count times and write the results")
+    add_task_options(p, "txt2img", inputs=False, model_default=DEFAULT_CHECKPOINT, fields=(
+        "request.width", "request.height",
+        ("request.hires_fix.target_width", {"default": None, "note": "; both targets turn the hires fix on"}),
+        ("request.hires_fix.target_height", {"default": None}),
+        ("request.hires_fix.strength", {"default": None,
+                                        "note": HIRES_NOTE.format(limits["request.hires_fix.strength"].default)}),
+        ("request.hires_fix.upscaler", {"default": None,
+                                        "note": HIRES_NOTE.format(limits["request.hires_fix.upscaler"].default)}),
+        ("request.refiner.switch_at", {"default": None, "note": "; sends the refiner (SDXL only) when given"}),
+        "request.restore_faces", "request.enable_transparent_background"))
+    p.add_argument("--count", type=int, default=1, help="tasks to run (default 1); each returns --image-num images, "
+                   "and with --seed S task k uses seed S+k")
+    p.add_argument("--name", default="txt2img", help="the results' stem: <name>_<k>.<ext> (default: txt2img)")
+
+
+def _add_inpaint(sub: Any) -> None:
+    p = sub.add_parser("inpaint", help="repaint the white part of --mask on one image, many, or folders")
+    add_task_options(p, "inpainting", inputs=True, model_default=None, fields=(
+        "request.strength", "request.mask_blur", "request.inpainting_full_res", "request.inpainting_full_res_padding",
+        "request.inpainting_mask_invert", "request.initial_noise_multiplier"))
+    p.add_argument("--mask", required=True, metavar="FILE",
+                   help="the mask for every input: white = repaint, black = keep; resized (nearest) to an input of "
+                        "another size, with a note")
+
+
+def _add_upscale(sub: Any) -> None:
+    p = sub.add_parser("upscale", help="upscale one image, many, or folders (each side <= 2048 px in)")
+    add_task_options(p, "upscale", inputs=True, fields=("request.scale_factor",))
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m ppinfra", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
-
-    i2i = sub.add_parser("img2img", help="run img2img on one image, many, or folders, and write the results")
-    conn = i2i.add_argument_group("connection")
-    conn.add_argument("--sandbox", action="store_true", help="run against an in-process sandbox (no key, no network)")
-    conn.add_argument("--sandbox-task-seconds", type=float, default=1.0, help="sandbox processing time per task")
-    conn.add_argument("--base-url", help="API host (default: PPINFRA_BASE_URL or https://api.ppinfra.com)")
-    conn.add_argument("--deadline", type=float, default=None, help="overall seconds to wait per input, queue included")
-    runs = i2i.add_argument_group("inputs and pacing")
-    runs.add_argument("--image", required=True, nargs="+", action="extend", metavar="FILE_OR_FOLDER",
-                      help="input image files and/or folders of them (.png .jpg .jpeg .webp); one task each")
-    runs.add_argument("--out", default="out", help="folder for the results, named <input stem>_<k>.<ext> "
-                      "(default: out); its journal lets a rerun resume")
-    runs.add_argument("--concurrency", type=int, default=None,
-                      help="tasks in flight at once (default: one window of the budget, 4 to 10)")
-    runs.add_argument("--images-per-minute", type=int, default=None,
-                      help="your plan's img2img images per minute, shared by every run in this process "
-                           "(default: PPINFRA_IMAGES_PER_MINUTE, else 10 on the provider's hosts; 0 = no pacing)")
-    runs.add_argument("--fresh", action="store_true", help="ignore the journal: run every input again")
-    i2i.add_argument("--model-name", default="dreamshaper_8_93211.safetensors", help=LIMITS["request.model_name"].doc)
-    i2i.add_argument("--prompt", required=True, help=LIMITS["request.prompt"].doc)
-    i2i.add_argument("--negative-prompt", default=None, help=LIMITS["request.negative_prompt"].doc)
-    i2i.add_argument("--width", type=int, default=0, help="result width; 0 = the input's size (fit to 2048, snapped to 8)")
-    i2i.add_argument("--height", type=int, default=0, help="result height; 0 = the input's size")
-    for name, typ in (("image_num", int), ("steps", int), ("guidance_scale", float)):
-        lim = LIMITS[f"request.{name}"]
-        i2i.add_argument("--" + name.replace("_", "-"), type=typ, default=lim.default,
-                         help=f"{lim.doc} {lim.describe()}, default {lim.default}")
-    i2i.add_argument("--sampler-name", default=_default("request.sampler_name"), help="sampler, e.g. 'Euler a'")
-    i2i.add_argument("--seed", type=int, default=-1, help=LIMITS["request.seed"].doc)
-    i2i.add_argument("--strength", type=float, default=None, help=LIMITS["request.strength"].doc + " (0, 1]")
-    i2i.add_argument("--clip-skip", type=int, default=None, help=LIMITS["request.clip_skip"].doc)
-    i2i.add_argument("--sd-vae", default=None, help=LIMITS["request.sd_vae"].doc)
-    i2i.add_argument("--response-image-type", default=None, help="png (default), webp or jpeg")
-    i2i.add_argument("--controlnet", action="append", default=[], metavar="MODEL=IMAGE[,strength=1,preprocessor=canny,"
-                     "guidance_start=0,guidance_end=1]", help="a ControlNet unit, the same for every input (repeatable)")
-    i2i.add_argument("--lora", action="append", default=[], metavar="NAME[=STRENGTH]", help="a LoRA (repeatable, <= 5)")
-    i2i.add_argument("--embedding", action="append", default=[], metavar="NAME", help="an embedding (repeatable, <= 5)")
-    i2i.add_argument("--ip-adapter", action="append", default=[], metavar="MODEL=IMAGE[,strength=0.5]",
-                     help="an IP-Adapter (at most 1)")
-    i2i.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    for add in (_add_img2img, _add_txt2img, _add_inpaint, _add_upscale):
+        add(sub)
 
     models = sub.add_parser("models", help="list models by type")
     models.add_argument("--type", default="checkpoint", choices=MODEL_TYPES)
@@ -109,27 +120,52 @@ def _start_sandbox(task_seconds: float):
     return srv, key
 
 
-def default_concurrency(settings: Any) -> int:
-    """A window's worth of the budget in flight (4 to 10): fewer would spread each window's submits
-    over several task times, and the run would fall behind the budget's pace."""
+def default_concurrency(settings: Any, endpoint: str = "img2img") -> int:
+    """A window's worth of the endpoint's budget in flight (4 to 10): fewer would spread each window's
+    submits over several task times, and the run would fall behind the budget's pace."""
     from ..pacing import budget_for_settings
 
-    return max(4, min(10, budget_for_settings(settings, "img2img").limit))
+    return max(4, min(10, budget_for_settings(settings, endpoint).limit))
 
 
-def run_img2img(args: argparse.Namespace) -> int:
-    from .folder_run import FolderRun, collect_inputs
-    from .requests_from_args import RequestFactory
-    from ..client import PPInfraClient
-    from .progress_bar import ProgressBar
-    from ..progress_view import TaskProgress
+def plan(args: argparse.Namespace) -> tuple:
+    """(factory, items, noun) of a task subcommand: every option and input checked, nothing sent."""
+    from .folder_run import collect_inputs, counted_items
 
     if args.concurrency is not None and args.concurrency < 1:
-        raise PPInfraError(f"--concurrency must be 1 or more, got {args.concurrency}.")
+        raise ValidationError("--concurrency", "1 or more", args.concurrency)
     if args.images_per_minute is not None and args.images_per_minute < 0:
-        raise PPInfraError(f"--images-per-minute must be 0 (no pacing) or more, got {args.images_per_minute}.")
+        raise ValidationError("--images-per-minute", "0 (no pacing) or more", args.images_per_minute)
+    if args.command == "txt2img":
+        from .sibling_requests import Txt2ImgFactory
+
+        factory = Txt2ImgFactory(args)
+        return factory, counted_items(args.name, factory.count, args.image_num), "task(s)"
     inputs = collect_inputs(args.image)
-    factory = RequestFactory(args)  # every option checked before anything is sent
+    if args.command == "img2img":
+        from .requests_from_args import RequestFactory
+
+        return RequestFactory(args), inputs, "input(s)"
+    if args.command == "inpaint":
+        from .sibling_requests import InpaintFactory
+
+        return InpaintFactory(args), inputs, "input(s)"
+    from .sibling_requests import UpscaleFactory
+
+    factory = UpscaleFactory(args)
+    factory.check_sizes(inputs)
+    return factory, inputs, "input(s)"
+
+
+def run_tasks(args: argparse.Namespace) -> int:
+    """Any task subcommand: plan, then a folder run against the host (or an in-process sandbox)."""
+    from ..client import PPInfraClient
+    from ..progress_view import TaskProgress
+    from .folder_run import FolderRun
+    from .progress_bar import ProgressBar
+
+    endpoint = TASK_COMMANDS[args.command]
+    factory, items, noun = plan(args)  # every option checked before anything is sent
     srv = key = None
     base_url = args.base_url
     if args.sandbox:
@@ -139,22 +175,28 @@ def run_img2img(args: argparse.Namespace) -> int:
     try:
         with PPInfraClient(api_key=key, base_url=base_url, **overrides) as client:
             host = client.settings.base_url
-            single = len(inputs) == 1
-            concurrency = args.concurrency or default_concurrency(client.settings)
-            eprint(f"{len(inputs)} input(s) to {host}, up to {concurrency} at a time")
-            # One input: a line per poll with the task's progress; many: one bar for the run.
+            single = len(items) == 1
+            concurrency = args.concurrency or default_concurrency(client.settings, endpoint)
+            eprint(f"{len(items)} {noun} to {host} ({endpoint}), up to {concurrency} at a time")
+            # One item: a line per poll with the task's progress; many: one bar for the run.
             per_task = (lambda req: _progress_printer(TaskProgress.for_request(req, base_url=host))) if single else None
-            run = FolderRun(client, inputs, args.out, factory.build, job_key=factory.job_key(host),
+            run = FolderRun(client, items, args.out, factory.build, job_key=factory.job_key(host),
                             concurrency=concurrency, deadline=args.deadline, fresh=args.fresh,
-                            progress=None if single else ProgressBar(len(inputs)), progress_for=per_task)
+                            progress=None if single else ProgressBar(len(items)), progress_for=per_task,
+                            endpoint=endpoint)
             summary = run.run()
     finally:
         if srv is not None:
             srv.stop()
+    return report(summary, args.out, noun)
+
+
+def report(summary: Any, out: str, noun: str) -> int:
+    """The files on stdout, the rest on stderr; the exit status."""
     for path in summary.files:
         print(path)
     if summary.skipped:
-        eprint(f"{summary.skipped} input(s) already done by an earlier run (journal in {args.out}); "
+        eprint(f"{summary.skipped} {noun} already done by an earlier run (journal in {out}); "
                "--fresh runs them again")
     for path in summary.resent:
         eprint(f"note: {path} was being submitted when an earlier run stopped, before the server answered; "
@@ -199,7 +241,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.command == "cache":  # result cache
             from ..result_cache import main as cache_main
             return cache_main(args.action)
-        code = run_img2img(args) if args.command == "img2img" else run_models(args)
+        code = run_tasks(args) if args.command in TASK_COMMANDS else run_models(args)
         sys.stdout.flush()  # a closed pipe shows here, inside the handler below, not at exit
         return code
     except PPInfraError as exc:

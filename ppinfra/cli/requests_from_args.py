@@ -1,17 +1,23 @@
-"""The CLI's img2img options as requests: checked once, side images encoded once, one request per input.
+"""The CLI's options as requests: checked once, shared images encoded once, one request per input.
 
-Every option error names the option, the key and the value, before any
-request is built or sent (``--lora strength must be a number, got 'abc'``).
+Every option error names the option, the limit and the value, before any
+request is built or sent (``--lora strength must be a number, got 'abc'``,
+``--steps (request.steps) must be in [1, 100], got 101``). :class:`TaskFactory`
+is what every subcommand shares (the binder, the journal's job key);
+:class:`RequestFactory` is img2img's, :mod:`.sibling_requests` the others'.
 """
 from __future__ import annotations
 
 import argparse
 import hashlib
 import json
-from typing import Any, Callable, Dict, Tuple
+from contextlib import contextmanager
+from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Tuple
 
 from ..errors import ValidationError
-from ..request import ControlNetUnit, Embedding, Img2ImgRequest, IPAdapter, Lora
+from ..limits import LIMITS
+from ..request import ControlNetUnit, Img2ImgRequest, IPAdapter, Lora, TaskRequest
+from .options import chains, named, optional_text
 
 # The keys each side-image option takes after MODEL=IMAGE, with their type and default.
 SIDE_KEYS: Dict[str, Dict[str, Tuple[Callable[[str], Any], Any]]] = {
@@ -19,7 +25,7 @@ SIDE_KEYS: Dict[str, Dict[str, Tuple[Callable[[str], Any], Any]]] = {
                      "guidance_start": (float, 0.0), "guidance_end": (float, 1.0)},
     "--ip-adapter": {"strength": (float, 0.5)},
 }
-LORA_STRENGTH = 0.8
+LORA_STRENGTH = LIMITS["request.loras[].strength"].default
 
 
 def _number(option: str, key: str, value: str, spec: str) -> float:
@@ -56,7 +62,29 @@ def parse_lora(spec: str) -> Lora:
     return Lora(model_name=name, strength=_number("--lora", "strength", strength, spec) if sep else LORA_STRENGTH)
 
 
-def _read_image(path: str, field: str):
+@contextmanager
+def options_named() -> Iterator[None]:
+    """A field's error as the option's: ``--steps (request.steps) must be ...``."""
+    try:
+        yield
+    except ValidationError as exc:
+        raise named(exc) from None
+
+
+def job_key(endpoint: str, body: Mapping[str, Any], shared: Mapping[str, str], base_url: str) -> str:
+    """The journal's notion of "the same run": the endpoint, every field but the input image, the shared
+    images and the host (the same options against another host are another run, billed there)."""
+    from ..hosts import normalise_base_url
+
+    h = hashlib.sha256(endpoint.encode("utf-8") + b"\0")
+    h.update(json.dumps(body, sort_keys=True, default=str).encode("utf-8"))
+    for name in sorted(shared):
+        h.update(hashlib.sha256(shared[name].encode("ascii")).digest())
+    h.update(b"\0" + normalise_base_url(base_url).encode("utf-8"))
+    return h.hexdigest()[:16]
+
+
+def read_image(path: str, field: str):
     from ..images import decode_file_to_pil
 
     try:
@@ -66,16 +94,36 @@ def _read_image(path: str, field: str):
         raise ValidationError(field, "a readable image file", path, exc.strerror or "") from None
 
 
-class RequestFactory:
-    """Options -> a template bound once to the side images (:class:`~ppinfra.binding.Binder`); :meth:`build`
-    adds one input image. The node takes the same path (``bind_batch``)."""
+class TaskFactory:
+    """What every subcommand's factory shares: a :class:`~ppinfra.binding.Binder` over the checked template,
+    and the journal's job key. A subclass sets ``endpoint``, builds ``self.binder`` and implements :meth:`build`."""
 
-    def __init__(self, args: argparse.Namespace) -> None:
+    endpoint = ""
+    binder: Any
+
+    def job_key(self, base_url: str) -> str:
+        return job_key(self.endpoint, self.binder.template.to_body(), self.binder.shared, base_url)
+
+    def bind(self, template: TaskRequest, shared: Optional[Mapping[str, Any]] = None) -> None:
         from ..binding import Binder
 
+        with options_named():
+            self.binder = Binder(template, shared)
+
+    def build(self, source: Any) -> TaskRequest:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class RequestFactory(TaskFactory):
+    """img2img: options -> a template bound once to the side images; :meth:`build` adds one input image.
+    The node takes the same path (``bind_batch``)."""
+
+    endpoint = "img2img"
+
+    def __init__(self, args: argparse.Namespace) -> None:
         units = [parse_side(s, "--controlnet") for s in args.controlnet]
         adapters = [parse_side(s, "--ip-adapter") for s in args.ip_adapter]
-        loras = tuple(parse_lora(s) for s in args.lora)
+        loras, embeddings = chains(args)
         cn = tuple(ControlNetUnit(model_name=m, image_base64=None, strength=o["strength"],
                                   preprocessor=None if o["preprocessor"] in (None, "", "none") else o["preprocessor"],
                                   guidance_start=o["guidance_start"], guidance_end=o["guidance_end"])
@@ -84,28 +132,20 @@ class RequestFactory:
         self.template = Img2ImgRequest(
             model_name=args.model_name, image_base64=None, prompt=args.prompt, width=args.width,
             height=args.height, image_num=args.image_num, steps=args.steps, guidance_scale=args.guidance_scale,
-            sampler_name=args.sampler_name, negative_prompt=args.negative_prompt, sd_vae=args.sd_vae,
-            controlnet_units=cn, seed=args.seed, loras=loras,
-            embeddings=tuple(Embedding(e) for e in args.embedding), clip_skip=args.clip_skip,
-            strength=args.strength, ip_adapters=ips, response_image_type=args.response_image_type)
+            sampler_name=args.sampler_name, negative_prompt=optional_text(args, "request.negative_prompt"),
+            sd_vae=args.sd_vae, controlnet_units=cn, seed=args.seed, loras=loras, embeddings=embeddings,
+            clip_skip=args.clip_skip, strength=args.strength, ip_adapters=ips,
+            response_image_type=args.response_image_type)
         # Every option error before the side images are read: the fields, checked once.
-        self.template.validate_fields(template=True)
-        shared = {f"request.controlnet.units[{i}].image_base64": _read_image(path, f"--controlnet[{i}] image")
+        with options_named():
+            self.template.validate_fields(template=True)
+        shared = {f"request.controlnet.units[{i}].image_base64": read_image(path, f"--controlnet[{i}] image")
                   for i, (_, path, _) in enumerate(units)}
-        shared.update({f"request.ip_adapters[{i}].image_base64": _read_image(path, f"--ip-adapter[{i}] image")
+        shared.update({f"request.ip_adapters[{i}].image_base64": read_image(path, f"--ip-adapter[{i}] image")
                        for i, (_, path, _) in enumerate(adapters)})
-        self.binder = Binder(self.template, shared)
-
-    def job_key(self, base_url: str) -> str:
-        """Everything but the input image, and the host: the journal's notion of "the same run"."""
-        from ..hosts import normalise_base_url
-
-        h = hashlib.sha256(json.dumps(self.template.to_body(), sort_keys=True, default=str).encode("utf-8"))
-        for name in sorted(self.binder.shared):
-            h.update(hashlib.sha256(self.binder.shared[name].encode("ascii")).digest())
-        h.update(normalise_base_url(base_url).encode("utf-8"))
-        return h.hexdigest()[:16]
+        self.bind(self.template, shared)
 
     def build(self, path: str) -> Img2ImgRequest:
         """The checked request for the input image at ``path``."""
-        return self.binder.bind({"request.image_base64": _read_image(path, "request.image_base64")})
+        with options_named():
+            return self.binder.bind({"request.image_base64": read_image(path, "request.image_base64")})
