@@ -4,7 +4,10 @@ Import cost matters (ComfyUI imports every pack at start): the client, the image
 codec and ``requests`` are imported only when a node runs.
 """
 from .img2img import PPInfraImg2Img
+from .inpaint import PPInfraInpaint
+from .txt2img import PPInfraTxt2Img
 from .units import PPInfraControlNetUnit, PPInfraEmbedding, PPInfraIPAdapter, PPInfraLoraStack
+from .upscale import PPInfraUpscale
 
 NODE_CLASS_MAPPINGS = {
     "PPInfraImg2Img": PPInfraImg2Img,
@@ -12,6 +15,9 @@ NODE_CLASS_MAPPINGS = {
     "PPInfraLoraStack": PPInfraLoraStack,
     "PPInfraEmbedding": PPInfraEmbedding,
     "PPInfraIPAdapter": PPInfraIPAdapter,
+    "PPInfraTxt2Img": PPInfraTxt2Img,
+    "PPInfraInpaint": PPInfraInpaint,
+    "PPInfraUpscale": PPInfraUpscale,
 }
 
 NODE_DISPLAY_NAME_MAPPINGS = {
@@ -20,6 +26,9 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "PPInfraLoraStack": "PPInfra LoRA Stack",
     "PPInfraEmbedding": "PPInfra Embedding",
     "PPInfraIPAdapter": "PPInfra IP-Adapter",
+    "PPInfraTxt2Img": "PPInfra Txt2Img",
+    "PPInfraInpaint": "PPInfra Inpaint",
+    "PPInfraUpscale": "PPInfra Upscale",
 }
 
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from typing import Any, Dict, List, Optional, Tuple
 
-from ..ppinfra.limits import LIMITS
+from ..ppinfra.limits import ENDPOINT_LIMITS, LIMITS
 
 from . import catalog
 from .catalog import NONE, family_of, refresh_soon  # noqa: F401  (the nodes call these through options)
@@ -45,42 +45,54 @@ def check_model_name(field: str, value: Any) -> Any:
 
 # --------------------------------------------------------------------------- widgets
 
-def _tip(field: str, tooltip: str) -> str:
-    return tooltip or LIMITS[field].doc
+def _limit(field: str, endpoint: str) -> Any:
+    """The limit of ``field`` in ``endpoint``'s table (img2img's, ``LIMITS``, by default)."""
+    return (LIMITS if endpoint == "img2img" else ENDPOINT_LIMITS[endpoint])[field]
+
+
+def _tip(field: str, tooltip: str, endpoint: str = "img2img") -> str:
+    return tooltip or _limit(field, endpoint).doc
 
 
 def int_input(field: str, tooltip: str = "", *, min: Optional[int] = None, default: Any = None,
-              **extra: Any) -> Tuple[str, Dict[str, Any]]:
+              endpoint: str = "img2img", **extra: Any) -> Tuple[str, Dict[str, Any]]:
     """An INT widget whose range and default come from the limit of ``field`` (``min``/``default`` override)."""
-    lim = LIMITS[field]
+    lim = _limit(field, endpoint)
     spec: Dict[str, Any] = {"default": lim.default if default is None else default,
                             "min": int(lim.widget_min()) if min is None else min,
-                            "max": int(lim.widget_max()), "step": 1, "tooltip": _tip(field, tooltip)}
+                            "max": int(lim.widget_max()), "step": 1, "tooltip": _tip(field, tooltip, endpoint)}
     spec.update(extra)
     return ("INT", spec)
 
 
-def float_input(field: str, tooltip: str = "", *, step: float = 0.01, **extra: Any) -> Tuple[str, Dict[str, Any]]:
+def float_input(field: str, tooltip: str = "", *, step: float = 0.01, endpoint: str = "img2img",
+                **extra: Any) -> Tuple[str, Dict[str, Any]]:
     """A FLOAT widget whose range and default come from the limit of ``field``."""
-    lim = LIMITS[field]
+    lim = _limit(field, endpoint)
     spec: Dict[str, Any] = {"default": float(lim.default), "min": float(lim.widget_min()),
                             "max": float(lim.widget_max()), "step": step, "round": 0.01,
-                            "tooltip": _tip(field, tooltip)}
+                            "tooltip": _tip(field, tooltip, endpoint)}
     spec.update(extra)
     return ("FLOAT", spec)
 
 
-def enum_input(field: str, tooltip: str = "", *, first: Tuple[str, ...] = (), default: Any = None
-               ) -> Tuple[List[str], Dict[str, Any]]:
+def enum_input(field: str, tooltip: str = "", *, first: Tuple[str, ...] = (), default: Any = None,
+               endpoint: str = "img2img") -> Tuple[List[str], Dict[str, Any]]:
     """A dropdown of the documented values of ``field`` (``first`` entries prepended, e.g. ``none``)."""
-    lim = LIMITS[field]
+    lim = _limit(field, endpoint)
     options = [*first, *lim.options]
     return (options, {"default": default if default is not None else (lim.default or options[0]),
-                      "tooltip": _tip(field, tooltip)})
+                      "tooltip": _tip(field, tooltip, endpoint)})
+
+
+def bool_input(field: str, tooltip: str = "", *, endpoint: str) -> Tuple[str, Dict[str, Any]]:
+    """A BOOLEAN toggle whose default comes from the limit of ``field``."""
+    lim = _limit(field, endpoint)
+    return ("BOOLEAN", {"default": bool(lim.default), "tooltip": _tip(field, tooltip, endpoint)})
 
 
 def model_input(model_type: str, tooltip: str, *, with_none: bool = False,
-                preferred: Tuple[str, ...] = ()) -> Tuple[List[str], Dict[str, Any]]:
+                preferred: Tuple[str, ...] = (), inpainting: bool = False) -> Tuple[List[str], Dict[str, Any]]:
     """A model dropdown: a list (old frontends show it as is) plus the route the editor fetches the full list from.
 
     Up to ``INLINE_LIMIT`` names the list is complete. Past it, it holds
@@ -88,11 +100,13 @@ def model_input(model_type: str, tooltip: str, *, with_none: bool = False,
     in order, ``INLINE_LIMIT`` in all: ``/object_info`` stays small and as fast
     with 50,000 models as with 50, and an old frontend still offers a useful
     choice. Any other name still validates and runs (``check_model_name``).
-    The default is the first of ``preferred`` that is listed.
+    The default is the first of ``preferred`` that is listed. ``inpainting``
+    (checkpoints only): the inpainting checkpoints (:func:`catalog.inpainting_names`),
+    fetched from ``/ppinfra/models/checkpoint?inpainting=1``.
     """
-    listed = catalog.names(model_type)
+    listed = catalog.inpainting_names() if inpainting else catalog.names(model_type)
     # catalog.names hands out the same list object until the cache file changes (one per host)
-    slot = (id(listed), model_type, with_none, tuple(preferred))
+    slot = (id(listed), model_type + ("/inpainting" if inpainting else ""), with_none, tuple(preferred))
     with _memo_lock:
         hit = _inline_memo.get(slot)
     if hit is None or hit[0] is not listed:
@@ -102,7 +116,8 @@ def model_input(model_type: str, tooltip: str, *, with_none: bool = False,
             if len(_inline_memo) > 256:  # old versions of the lists
                 _inline_memo.clear()
             _inline_memo[slot] = hit
-    route = ROUTE + model_type + ("?with_none=1" if with_none else "")
+    query = "&".join(q for q, on in (("inpainting=1", inpainting), ("with_none=1", with_none)) if on)
+    route = ROUTE + model_type + ("?" + query if query else "")
     return (list(hit[1]), {"default": hit[2], "tooltip": tooltip,
                            "remote": {"route": route, "refresh_button": True}})
 

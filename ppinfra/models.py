@@ -25,6 +25,12 @@ from .model_info import (DOCUMENTED_MODELS, DOCUMENTED_NAMES, FALLBACK_MODELS, S
 
 log = logging.getLogger("ppinfra")
 
+# Pseudo types cached beside the real ones: (the real type, the filter asked for). The Inpaint node's list
+# is the checkpoints with filter.is_inpainting=true (SIBLINGS.md, "Inpainting").
+FILTERED_TYPES: Dict[str, Tuple[str, Dict[str, Any]]] = {
+    "checkpoint_inpainting": ("checkpoint", {"is_inpainting": True}),
+}
+
 
 class _Index:
     """One type's list, ready for lookups: by name, sorted names, lower-case search text."""
@@ -272,12 +278,13 @@ class ModelCatalog:
                 raise RuntimeError("ModelCatalog has no client_factory to fetch with")
             client = self.client_factory()
             try:
-                raw = client.list_models_raw(model_type)
+                real, flags = FILTERED_TYPES.get(model_type, (model_type, {}))
+                raw = client.list_models_raw(real, **flags)
             finally:
                 close = getattr(client, "close", None)
                 if close:
                     close()
-            models = [m for m in (to_model_info(r, model_type) for r in raw) if m is not None]
+            models = [m for m in (to_model_info(r, real) for r in raw) if m is not None]
             self._write_cache(model_type, models)
         if is_sdxl is None:
             return models

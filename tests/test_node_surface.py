@@ -86,6 +86,72 @@ SNAPSHOT = {
         ],
         "outputs": [("PPINFRA_IP_ADAPTER", "ip_adapter")],
     },
+    "PPInfraTxt2Img": {
+        "display": "PPInfra Txt2Img",
+        "inputs": [
+            ("required", "model_name", "COMBO"),
+            ("required", "prompt", "STRING"),
+            ("required", "negative_prompt", "STRING"),
+            ("required", "width", "INT"),
+            ("required", "height", "INT"),
+            ("required", "image_num", "INT"),
+            ("required", "steps", "INT"),
+            ("required", "guidance_scale", "FLOAT"),
+            ("required", "sampler_name", "COMBO"),
+            ("required", "seed", "INT"),
+            ("required", "clip_skip", "INT"),
+            ("required", "sd_vae", "COMBO"),
+            ("required", "response_image_type", "COMBO"),
+            ("required", "hires_fix", "BOOLEAN"),
+            ("required", "hires_target_width", "INT"),
+            ("required", "hires_target_height", "INT"),
+            ("required", "hires_strength", "FLOAT"),
+            ("required", "hires_upscaler", "COMBO"),
+            ("required", "refiner_switch_at", "FLOAT"),
+            ("required", "restore_faces", "BOOLEAN"),
+            ("required", "enable_transparent_background", "BOOLEAN"),
+            ("optional", "loras", "PPINFRA_LORAS"),
+            ("optional", "embeddings", "PPINFRA_EMBEDDINGS"),
+        ],
+        "outputs": [("IMAGE", "images"), ("INT", "seed"), ("STRING", "info")],
+    },
+    "PPInfraInpaint": {
+        "display": "PPInfra Inpaint",
+        "inputs": [
+            ("required", "image", "IMAGE"),
+            ("required", "mask", "MASK"),
+            ("required", "model_name", "COMBO"),
+            ("required", "prompt", "STRING"),
+            ("required", "negative_prompt", "STRING"),
+            ("required", "image_num", "INT"),
+            ("required", "steps", "INT"),
+            ("required", "guidance_scale", "FLOAT"),
+            ("required", "sampler_name", "COMBO"),
+            ("required", "seed", "INT"),
+            ("required", "strength", "FLOAT"),
+            ("required", "mask_blur", "INT"),
+            ("required", "inpainting_full_res", "BOOLEAN"),
+            ("required", "inpainting_full_res_padding", "INT"),
+            ("required", "inpainting_mask_invert", "BOOLEAN"),
+            ("required", "initial_noise_multiplier", "FLOAT"),
+            ("required", "clip_skip", "INT"),
+            ("required", "sd_vae", "COMBO"),
+            ("required", "response_image_type", "COMBO"),
+            ("optional", "loras", "PPINFRA_LORAS"),
+            ("optional", "embeddings", "PPINFRA_EMBEDDINGS"),
+        ],
+        "outputs": [("IMAGE", "images"), ("INT", "seed"), ("STRING", "info")],
+    },
+    "PPInfraUpscale": {
+        "display": "PPInfra Upscale",
+        "inputs": [
+            ("required", "image", "IMAGE"),
+            ("required", "model_name", "COMBO"),
+            ("required", "scale_factor", "FLOAT"),
+            ("required", "response_image_type", "COMBO"),
+        ],
+        "outputs": [("IMAGE", "images"), ("STRING", "info")],
+    },
 }
 
 # Widget ranges, defaults and fixed options (model lists vary and are not frozen).
@@ -103,6 +169,32 @@ WIDGETS = {
     ("PPInfraControlNetUnit", "guidance_end"): {"min": 0.0, "max": 1.0, "default": 1.0},
     ("PPInfraIPAdapter", "strength"): {"min": 0.0, "max": 1.0, "default": 0.5},
     **{("PPInfraLoraStack", f"strength_{i}"): {"min": 0.0, "max": 1.0, "default": 0.8} for i in range(1, 6)},
+    ("PPInfraTxt2Img", "width"): {"min": 128, "max": 2048, "default": 512},
+    ("PPInfraTxt2Img", "height"): {"min": 128, "max": 2048, "default": 512},
+    ("PPInfraTxt2Img", "image_num"): {"min": 1, "max": 8, "default": 1},
+    ("PPInfraTxt2Img", "steps"): {"min": 1, "max": 100, "default": 20},
+    ("PPInfraTxt2Img", "guidance_scale"): {"min": 1.0, "max": 30.0, "default": 7.5},
+    ("PPInfraTxt2Img", "seed"): {"min": -1, "max": 2**32 - 1, "default": -1, "control_after_generate": True},
+    ("PPInfraTxt2Img", "clip_skip"): {"min": 0, "max": 12, "default": 0},
+    ("PPInfraTxt2Img", "hires_fix"): {"default": False},
+    ("PPInfraTxt2Img", "hires_target_width"): {"min": 128, "max": 4096, "default": 1024},
+    ("PPInfraTxt2Img", "hires_target_height"): {"min": 128, "max": 4096, "default": 1024},
+    ("PPInfraTxt2Img", "hires_strength"): {"min": 0.0, "max": 1.0, "default": 0.5},
+    ("PPInfraTxt2Img", "refiner_switch_at"): {"min": 0.0, "max": 1.0, "default": 0.0},
+    ("PPInfraTxt2Img", "restore_faces"): {"default": False},
+    ("PPInfraTxt2Img", "enable_transparent_background"): {"default": False},
+    ("PPInfraInpaint", "image_num"): {"min": 1, "max": 8, "default": 1},
+    ("PPInfraInpaint", "steps"): {"min": 1, "max": 100, "default": 20},
+    ("PPInfraInpaint", "guidance_scale"): {"min": 1.0, "max": 30.0, "default": 7.5},
+    ("PPInfraInpaint", "seed"): {"min": -1, "max": 2**32 - 1, "default": -1, "control_after_generate": True},
+    ("PPInfraInpaint", "strength"): {"min": 0.0, "max": 1.0, "default": 1.0},
+    ("PPInfraInpaint", "mask_blur"): {"min": 0, "max": 64, "default": 0},
+    ("PPInfraInpaint", "inpainting_full_res"): {"default": False},
+    ("PPInfraInpaint", "inpainting_full_res_padding"): {"min": 0, "max": 256, "default": 8},
+    ("PPInfraInpaint", "inpainting_mask_invert"): {"default": False},
+    ("PPInfraInpaint", "initial_noise_multiplier"): {"min": 0.0, "max": 1.5, "default": 0.5},
+    ("PPInfraInpaint", "clip_skip"): {"min": 0, "max": 12, "default": 0},
+    ("PPInfraUpscale", "scale_factor"): {"min": 1.01, "max": 4.0, "default": 2.0},
 }
 
 SAMPLERS = ["Euler a", "Euler", "LMS", "Heun", "DPM2", "DPM2 a", "DPM++ 2S a", "DPM++ 2M", "DPM++ SDE", "DPM fast",
@@ -118,6 +210,14 @@ FIXED_OPTIONS = {
     ("PPInfraImg2Img", "response_image_type"): (["png", "webp", "jpeg"], "png"),
     ("PPInfraControlNetUnit", "preprocessor"): (["none", *PREPROCESSORS], "none"),
     ("PPInfraIPAdapter", "model_name"): (["ip-adapter_sd15.bin", "ip-adapter_sdxl.bin"], "ip-adapter_sd15.bin"),
+    ("PPInfraTxt2Img", "sampler_name"): (SAMPLERS, "Euler a"),
+    ("PPInfraTxt2Img", "response_image_type"): (["png", "webp", "jpeg"], "png"),
+    ("PPInfraTxt2Img", "hires_upscaler"): (["Latent", "RealESRGAN_x4plus_anime_6B", "RealESRNet_x4plus"], "Latent"),
+    ("PPInfraInpaint", "sampler_name"): (SAMPLERS, "Euler a"),
+    ("PPInfraInpaint", "response_image_type"): (["png", "webp", "jpeg"], "png"),
+    ("PPInfraUpscale", "model_name"): (["RealESRGAN_x4plus_anime_6B", "RealESRNet_x4plus", "4x-UltraSharp"],
+                                       "RealESRGAN_x4plus_anime_6B"),
+    ("PPInfraUpscale", "response_image_type"): (["png", "webp", "jpeg"], "png"),
 }
 # Dropdowns whose options come from the model list, and the entry they must start with (if any).
 MODEL_DROPDOWNS = {
@@ -126,6 +226,17 @@ MODEL_DROPDOWNS = {
     ("PPInfraControlNetUnit", "model_name"): None,
     ("PPInfraEmbedding", "model_name"): None,
     **{("PPInfraLoraStack", f"lora_{i}"): "None" for i in range(1, 6)},
+    ("PPInfraTxt2Img", "model_name"): None,
+    ("PPInfraTxt2Img", "sd_vae"): "None",
+    ("PPInfraInpaint", "model_name"): None,
+    ("PPInfraInpaint", "sd_vae"): "None",
+}
+# Remote-combo routes of the model inputs: the editor fetches the lists there, the model browser keys on them.
+MODEL_ROUTES = {
+    ("PPInfraImg2Img", "model_name"): "/ppinfra/models/checkpoint",
+    ("PPInfraTxt2Img", "model_name"): "/ppinfra/models/checkpoint",
+    ("PPInfraInpaint", "model_name"): "/ppinfra/models/checkpoint?inpainting=1",
+    ("PPInfraInpaint", "sd_vae"): "/ppinfra/models/vae?with_none=1",
 }
 
 
@@ -170,7 +281,7 @@ def test_category_description_tooltips_function(pack, node_id):
     for section in ("required", "optional"):
         for name, spec in (types.get(section) or {}).items():
             assert len(spec) == 2 and spec[1].get("tooltip"), f"{node_id}.{name} has no tooltip"
-    if node_id == "PPInfraImg2Img":
+    if node_id in ("PPInfraImg2Img", "PPInfraTxt2Img", "PPInfraInpaint", "PPInfraUpscale"):
         assert inspect.iscoroutinefunction(getattr(cls, cls.FUNCTION)), "the main node must be async"
         assert types.get("hidden") == {"unique_id": "UNIQUE_ID"}
 
@@ -200,6 +311,12 @@ def test_model_dropdowns_come_from_the_list(pack, isolated_env):
             assert "None" not in opts
 
 
+def test_model_input_routes(pack):
+    for (node_id, name), route in MODEL_ROUTES.items():
+        spec = pack.NODE_CLASS_MAPPINGS[node_id].INPUT_TYPES()["required"][name]
+        assert spec[1]["remote"]["route"] == route, f"{node_id}.{name}"
+
+
 def test_no_widget_can_hold_a_key(pack):
     for node_id, cls in pack.NODE_CLASS_MAPPINGS.items():
         names = [n.lower() for s in ("required", "optional") for n in (cls.INPUT_TYPES().get(s) or {})]
@@ -227,7 +344,7 @@ def test_import_is_light_and_offline(tmp_path):
         "t = time.perf_counter()\n"
         "mod = load_pack(root)\n"
         "took = time.perf_counter() - t\n"
-        "assert len(mod.NODE_CLASS_MAPPINGS) == 5\n"
+        "assert len(mod.NODE_CLASS_MAPPINGS) == 8\n"
         "heavy = [m for m in ('requests', 'ppinfra_pack.ppinfra.client', 'ppinfra_pack.ppinfra.images', 'PIL.Image')"
         " if m in sys.modules]\n"
         "print(took, heavy)\n"
