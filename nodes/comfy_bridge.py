@@ -195,3 +195,17 @@ def user_config_path() -> Optional[str]:
     from ..ppinfra.account import KeyStore
 
     return KeyStore(path, legacy).read_path()
+
+
+def listen_addresses() -> Tuple[str, ...]:
+    """The names and addresses ComfyUI was started with ``--listen`` on (empty outside ComfyUI).
+
+    Read from ComfyUI's already-parsed arguments; never imported from here, so
+    a plain import of the pack (tests, the CLI) parses no command line.
+    """
+    import sys
+
+    args = getattr(sys.modules.get("comfy.cli_args"), "args", None)
+    listen = getattr(args, "listen", None)
+    return tuple(n.strip() for n in listen.split(",") if n.strip()) if isinstance(listen, str) else ()
+

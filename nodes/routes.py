@@ -10,7 +10,8 @@ JSON in and out; ComfyUI also serves each route under ``/api``:
 * ``POST /ppinfra/settings/test {api_key?, host?}``: ``{ok, balance, error}``, saves nothing.
 * ``POST /ppinfra/settings/host {host}`` and ``POST /ppinfra/settings/remove {}``: the settings.
 * ``GET /ppinfra/models/{type}[?with_none=1&family=sd15|sdxl&refresh=1]``: a JSON
-  array of names (the remote-combo format), from memory.
+  array of names (the remote-combo format), from memory. ``checkpoint?inpainting=1``:
+  the inpainting checkpoints (``filter.is_inpainting=true``).
 * ``GET /ppinfra/models/search?type=&q=&family=&limit=&offset=``:
   ``{total, items: [{name, display_name, sd_name, tags, base_model, family, cover_url, type}], partial}``.
 
@@ -44,7 +45,6 @@ import ipaddress
 import json
 import logging
 import os
-import sys
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -54,7 +54,7 @@ from urllib.parse import urlsplit
 from ..ppinfra.account import CHECK_TIMEOUT, KeyFileError
 from ..ppinfra.errors import PPInfraError
 
-from . import catalog
+from . import catalog, comfy_bridge
 from .account_panel import account
 
 log = logging.getLogger("ppinfra")
@@ -163,10 +163,8 @@ def _hostname(value: Optional[str]) -> str:
 
 
 def _listen_names() -> Set[str]:
-    # ComfyUI's own --listen (already parsed when ComfyUI imported us; never imported from here).
-    args = getattr(sys.modules.get("comfy.cli_args"), "args", None)
-    listen = getattr(args, "listen", None)
-    return {_hostname(n) for n in listen.split(",")} if isinstance(listen, str) else set()
+    # ComfyUI's own --listen names are the user's choice of address, as PPINFRA_ALLOWED_HOSTS is.
+    return {_hostname(n) for n in comfy_bridge.listen_addresses()}
 
 
 def allowed_hosts(environ: Optional[Mapping[str, str]] = None) -> Set[str]:
@@ -344,12 +342,17 @@ async def get_models(request: Any) -> Any:
     with_none = _flag(request, "with_none")
     family = _family(request)
     refresh = _flag(request, "refresh")
+    # ?inpainting=1 (checkpoints): the Inpaint node's list, fetched with filter.is_inpainting=true.
+    inpainting = model_type == "checkpoint" and _flag(request, "inpainting")
+    fetched = catalog.INPAINTING if inpainting else model_type
 
     def run() -> bytes:
         if refresh:
-            catalog.refresh_now(model_type, ROUTE_BUDGET - 1.0)
+            catalog.refresh_now(fetched, ROUTE_BUDGET - 1.0)
         else:
-            catalog.refresh_now(model_type, PLAIN_REFRESH_WAIT, max_age=catalog.ROUTE_RECHECK_SECONDS)
+            catalog.refresh_now(fetched, PLAIN_REFRESH_WAIT, max_age=catalog.ROUTE_RECHECK_SECONDS)
+        if inpainting:
+            return json.dumps(catalog.inpainting_names(), ensure_ascii=False).encode("utf-8")
         return _names_json(model_type, with_none, family or "")
 
     return web.Response(body=await blocking(run), content_type="application/json")
