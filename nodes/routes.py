@@ -12,6 +12,8 @@ JSON in and out; ComfyUI also serves each route under ``/api``:
 * ``GET /ppinfra/models/{type}[?with_none=1&family=sd15|sdxl&refresh=1]``: a JSON
   array of names (the remote-combo format), from memory. ``checkpoint?inpainting=1``:
   the inpainting checkpoints (``filter.is_inpainting=true``).
+* ``GET /ppinfra/price?node=&width=&height=&steps=&image_num=&scale_factor=&hires_fix=..``: the
+  estimated USD per run or per input image (``ppinfra.price.estimate_price``), never a provider's figure.
 * ``GET /ppinfra/models/search?type=&q=&family=&limit=&offset=``:
   ``{total, items: [{name, display_name, sd_name, tags, base_model, family, cover_url, type}], partial}``.
 
@@ -404,6 +406,25 @@ def _names_json(model_type: str, with_none: bool, family: str) -> bytes:
     return body
 
 
+# The nodes that show a price estimate, and the endpoint each one calls.
+PRICED_NODES = {"PPInfraImg2Img": "img2img", "PPInfraTxt2Img": "txt2img", "PPInfraInpaint": "inpainting",
+                "PPInfraUpscale": "upscale"}
+PRICE_INPUTS = ("width", "height", "steps", "image_num", "scale_factor", "hires_fix", "hires_target_width",
+                "hires_target_height")
+
+
+async def get_price(request: Any) -> Any:
+    """``GET /ppinfra/price?node=PPInfraTxt2Img&width=..`` -> an estimate (``ppinfra.price``), labelled as one."""
+    from ..ppinfra.price import estimate_price
+
+    node = request.query.get("node", "")
+    endpoint = PRICED_NODES.get(node)
+    if endpoint is None:
+        raise _BadRequest(f"node must be one of {', '.join(PRICED_NODES)}, got {node[:60]!r}.")
+    values = {k: request.query[k] for k in PRICE_INPUTS if k in request.query}
+    return _json({"ok": True, "estimate": True, "node": node, **estimate_price(endpoint, values).to_dict()})
+
+
 def _refresh_lists_later() -> None:
     # A new key or host means another account's (or host's) catalog: fetch it now, in the background.
     for model_type in catalog.DROPDOWN_TYPES:
@@ -421,6 +442,7 @@ ROUTES = (
     # Before /models/{type}: "search" is not a type.
     ("GET", "/models/search", get_search, False),
     ("GET", "/models/{type}", get_models, False),
+    ("GET", "/price", get_price, False),
 )
 
 
