@@ -18,22 +18,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 JOURNAL = ".ppinfra-journal.jsonl"
 
 
-@pytest.fixture
-def cli_env(isolated_env, api_key, monkeypatch):
-    """The CLI pointed at a test's sandbox through the environment, as a user would."""
-    for name in ("PPINFRA_IMAGES_PER_MINUTE", "PPINFRA_RATE_WINDOW"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("PPINFRA_API_KEY", api_key)
-
-    def point_at(sandbox, **extra):
-        monkeypatch.setenv("PPINFRA_BASE_URL", sandbox.base_url)
-        for k, v in extra.items():
-            monkeypatch.setenv(k, str(v))
-        return dict(os.environ)
-
-    return point_at
-
-
 def folder(tmp_path, n, name="in", suffix=".png"):
     d = tmp_path / name
     d.mkdir(exist_ok=True)
