@@ -15,7 +15,6 @@ a remote server.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime
 import io
 import json
@@ -42,6 +41,7 @@ import cache_bench  # noqa: E402  (issue 10: results from the result cache after
 import upload_bench  # noqa: E402  (issue 10: upload bytes/PSNR, the reference job over a shaped link)
 from report import machine_note, render_table, write_readme  # noqa: E402
 from synth import photo_like, photo_tensor  # noqa: E402
+from tools.node_driver import Pack  # noqa: E402  (the pack as ComfyUI drives it: the tests' driver too)
 
 KEY = "sk-bench-0123456789abcdef"
 CHECKPOINT = "dreamshaper_8_93211.safetensors"
@@ -54,48 +54,6 @@ QUEUE_SECONDS = 0.05
 
 def median(xs: List[float]) -> float:
     return statistics.median(xs) if xs else float("nan")
-
-
-# --------------------------------------------------------------------------- the pack, as ComfyUI drives it
-
-class Pack:
-    """Runs a job through the nodes (``__init__.py``'s ``NODE_CLASS_MAPPINGS``), as ComfyUI does."""
-
-    def __init__(self) -> None:
-        from tools.packload import load_pack
-
-        self.nodes: Dict[str, Any] = dict(load_pack().NODE_CLASS_MAPPINGS)
-        self.level = "nodes"
-
-    def run_node(self, node_id: str, **inputs: Any) -> Tuple[Any, ...]:
-        cls = self.nodes[node_id]
-        out = getattr(cls(), cls.FUNCTION)(**inputs)
-        if asyncio.iscoroutine(out):
-            out = asyncio.run(out)
-        if isinstance(out, dict):  # {"ui": ..., "result": (...)}
-            out = out["result"]
-        return out
-
-    def job(self, image: Any, *, width: int, height: int, image_num: int, controlnet: Any = None,
-            ip_adapter: Any = None, seed: int = 42) -> Any:
-        """Run one job from tensors to tensors; returns the output IMAGE tensor."""
-        return self._node_job(image, width, height, image_num, controlnet, ip_adapter, seed)
-
-    def _node_job(self, image, width, height, image_num, controlnet, ip_adapter, seed):
-        optional: Dict[str, Any] = {}
-        if controlnet is not None:
-            optional["controlnet"] = self.run_node(
-                "PPInfraControlNetUnit", image=controlnet, model_name=CONTROLNET, strength=1.0,
-                preprocessor="canny", guidance_start=0.0, guidance_end=1.0)[0]
-        if ip_adapter is not None:
-            optional["ip_adapter"] = self.run_node(
-                "PPInfraIPAdapter", image=ip_adapter, model_name=IP_ADAPTER, strength=0.5)[0]
-        out = self.run_node(
-            "PPInfraImg2Img", image=image, model_name=CHECKPOINT, prompt=PROMPT, negative_prompt="",
-            width=width, height=height, image_num=image_num, steps=20, guidance_scale=7.5,
-            sampler_name="Euler a", seed=seed, strength=0.75, clip_skip=0, sd_vae="None",
-            response_image_type="png", **optional)
-        return out[0]
 
 
 # --------------------------------------------------------------------------- measurements
@@ -113,7 +71,8 @@ class Bench:
         os.environ["PPINFRA_CACHE_DIR"] = os.path.join(self.tmp, "cache")
         os.environ["PPINFRA_CONFIG"] = os.path.join(self.tmp, "config.json")
         os.environ["PPINFRA_RESULT_CACHE"] = "0"  # repeated fixed-seed jobs must run as tasks (cache_bench.py: on)
-        self.pack = Pack()
+        self.pack = Pack(checkpoint=CHECKPOINT, controlnet_model=CONTROLNET, ip_adapter_model=IP_ADAPTER,
+                         prompt=PROMPT)
         self.rows: List[Dict[str, str]] = []
         self.inputs = {
             "image": photo_tensor(1024, 1024, seed=1),

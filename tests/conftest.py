@@ -1,5 +1,9 @@
 """Shared fixtures: the repo root on sys.path, the pack loaded the way ComfyUI loads it,
-and a fresh in-process sandbox per test."""
+a fresh in-process sandbox per test, and the nodes run against it (``env``, ``comfy``).
+
+Fixtures live here and in ``tests/<layer>/conftest.py`` only; plain helpers are in
+``tests/helpers.py`` and the node driver in ``tools/node_driver.py``.
+"""
 from __future__ import annotations
 
 import os
@@ -13,9 +17,8 @@ for _p in (ROOT, TESTS):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
-from tools.packload import PACK_NAME, load_pack  # noqa: E402,F401 - re-exported to the test files
-
-SANDBOX_KEY = "sk-sandbox-test-key-0123456789"
+# Constants for the test files that still read them from here; new code imports them from helpers.
+from helpers import NODE_DEADLINE, PACK_NAME, ROOT, SANDBOX_KEY, load_pack  # noqa: E402,F401
 
 
 @pytest.fixture
@@ -71,13 +74,12 @@ def isolated_env(tmp_path, monkeypatch):
 
 # --------------------------------------------------------------------------- the nodes against the sandbox
 
-NODE_DEADLINE = 20.0  # the node's client deadline in the node suites (the default is 600 s)
 
 
 @pytest.fixture
 def env(sandbox, api_key, isolated_env, monkeypatch):
     """The key and host as a user sets them (environment), a fresh model cache, the pack loaded."""
-    from node_driver import write_fresh_model_cache
+    from tools.node_driver import write_fresh_model_cache
 
     monkeypatch.setenv("PPINFRA_API_KEY", api_key)
     monkeypatch.setenv("PPINFRA_BASE_URL", sandbox.base_url)
@@ -92,7 +94,7 @@ def node_client(env, monkeypatch):
 
     Returns a function to change them per test.
     """
-    from node_driver import pack_module
+    from tools.node_driver import pack_module
 
     img2img_mod = pack_module("nodes.img2img")
     client_mod = pack_module("ppinfra.client")
@@ -117,9 +119,31 @@ def node_client(env, monkeypatch):
 @pytest.fixture
 def errors(env):
     """The pack's error module as the nodes raise from it (not the plain ``ppinfra.errors``)."""
-    from node_driver import pack_module
+    from tools.node_driver import pack_module
 
     return pack_module("ppinfra.errors")
+
+
+@pytest.fixture
+def no_background_refresh(monkeypatch):
+    """Dropdown builds would start model-list refreshes against the sandbox; only the refresh tests want one.
+
+    A file opts in with ``pytestmark = pytest.mark.usefixtures("no_background_refresh")``.
+    """
+    from tools.node_driver import pack_module
+
+    monkeypatch.setattr(pack_module("nodes.widgets"), "refresh_soon", lambda: None)
+
+
+@pytest.fixture
+def comfy(monkeypatch, tmp_path):
+    """ComfyUI's interrupt flag, progress bar, status text and user folder as stand-ins (``FakeComfy``)."""
+    from tools.node_driver import FakeComfy
+
+    fake = FakeComfy(str(tmp_path / "user"))
+    for name, module in fake.modules.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    return fake
 
 
 @pytest.fixture

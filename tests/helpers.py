@@ -1,11 +1,24 @@
-"""Small builders shared by the tests."""
+"""Small builders and constants shared by the tests (plain functions; fixtures live in conftest.py files).
+
+Node-level helpers (running a node, IMAGE tensors, ComfyUI stand-ins) are in the
+one driver, ``tools/node_driver.py``, shared with the benchmark.
+"""
 from __future__ import annotations
 
 import base64
 import io
+import os
 
 import numpy as np
 from PIL import Image
+
+from tools.node_driver import photo_like  # noqa: F401 - one definition, shared with the node driver
+from tools.packload import PACK_NAME, load_pack  # noqa: F401 - the pack as ComfyUI loads it
+
+TESTS = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(TESTS)
+SANDBOX_KEY = "sk-sandbox-test-key-0123456789"
+NODE_DEADLINE = 20.0  # the node's client deadline in the node suites (the default is 600 s)
 
 
 def png_b64(width: int = 64, height: int = 48, seed: int = 0) -> str:
@@ -14,17 +27,6 @@ def png_b64(width: int = 64, height: int = 48, seed: int = 0) -> str:
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, format="PNG")
     return base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def photo_like(width: int, height: int, seed: int = 0) -> np.ndarray:
-    """A smooth gradient with texture and noise: compresses like a photo, not like flat colour."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
-    r = 0.5 + 0.5 * np.sin(x / 37.0 + seed) * np.cos(y / 53.0)
-    g = (x + y) / float(width + height)
-    b = 0.5 + 0.5 * np.sin((x - y) / 71.0)
-    img = np.stack([r, g, b], axis=-1) + rng.normal(0, 0.06, size=(height, width, 3))
-    return np.clip(img, 0, 1).astype(np.float32)
 
 
 def base_request(**overrides):

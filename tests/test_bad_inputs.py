@@ -18,7 +18,7 @@ import pytest
 import torch
 from PIL import Image
 
-from node_driver import defaults, img2img, pack_module, photo, run_node
+from tools.node_driver import defaults, img2img, pack_module, photo, run_node
 
 CN = "control_v11p_sd15_canny"
 

@@ -9,7 +9,7 @@ import types
 import pytest
 
 from helpers import base_request
-from node_driver import img2img, pack_module, photo
+from tools.node_driver import img2img, pack_module, photo
 from ppinfra import errors
 from ppinfra.client import PPInfraClient
 

@@ -13,7 +13,7 @@ import tomllib
 
 import pytest
 
-from conftest import ROOT, load_pack
+from helpers import ROOT, load_pack
 from tools import node_reference
 
 READMES = {"en": os.path.join(ROOT, "README.md"), "zh": os.path.join(ROOT, "README.zh.md")}

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import load_pack
+from helpers import load_pack
 from ppinfra.client import PPInfraClient, PollUpdate
 from ppinfra.estimate import (CAP, HISTORY_FILE, MAX_KINDS, SAMPLES_PER_KIND, Estimator, TaskKind, default_seconds,
                               estimated_percent)
@@ -232,7 +232,7 @@ def test_reported_sandbox_progress_wins(sandbox, api_key, tmp_path):
 # ---------------------------------------------------------------- where it is shown: the node and the CLI
 
 def test_node_bar_and_text_move_on_an_estimate(sandbox, api_key, isolated_env, monkeypatch):
-    from nodes_support import FakeComfy, solid, RED, widget_defaults
+    from tools.node_driver import FakeComfy, solid, RED, widget_defaults
 
     import sys
     fake = FakeComfy(str(isolated_env / "user"))

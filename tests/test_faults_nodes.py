@@ -16,8 +16,8 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import NODE_DEADLINE as DEADLINE
-from node_driver import img2img, photo
+from helpers import NODE_DEADLINE as DEADLINE
+from tools.node_driver import img2img, photo
 
 
 # --------------------------------------------------------------------------- helpers

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from node_driver import img2img, pack_module, photo
+from tools.node_driver import img2img, pack_module, photo
 
 
 def image_requests(sandbox):

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import PACK_NAME, load_pack
+from helpers import PACK_NAME, load_pack
 
 pack = load_pack()
 NODES = pack.NODE_CLASS_MAPPINGS

@@ -12,7 +12,7 @@ import types
 
 import pytest
 
-from conftest import PACK_NAME, SANDBOX_KEY, load_pack
+from helpers import PACK_NAME, SANDBOX_KEY, load_pack
 
 from ppinfra.account import HOSTS, Account, Balance, KeyStore, check_key, clean_key, host_name
 from ppinfra.errors import AuthenticationError, ConfigError
@@ -244,7 +244,7 @@ def test_another_process_writing_the_same_file_loses_nothing(tmp_path):
     """flock on the sidecar lock file: the CLI (another process) and the panel change the file together."""
     import subprocess
 
-    from conftest import ROOT
+    from helpers import ROOT
 
     path, go = tmp_path / "c.json", tmp_path / "go"
     script = ("import os, sys, time\n"

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, load_pack
+from helpers import ROOT, load_pack
 from ppinfra.client import PPInfraClient
 from ppinfra.model_info import DOCUMENTED_NAMES, FALLBACK_MODELS, family_of_base, to_model_info
 from ppinfra.models import ModelCatalog, ModelInfo

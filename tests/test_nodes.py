@@ -1,5 +1,5 @@
 """The nodes driven the way ComfyUI drives them, against the sandbox over real sockets: what reaches the
-wire, batches, chains and totals, and limits checked before any request (helpers in nodes_support.py)."""
+wire, batches, chains and totals, and limits checked before any request (the driver: tools/node_driver.py)."""
 from __future__ import annotations
 
 import json
@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from nodes_support import (BLUE, CONTROLNET, EMBEDDING, GREEN, IP_ADAPTER, LORAS, RED, SD15, batch, call,
-                           decode_b64, dominant, errors, images_mod, run_img2img, solid)
-from nodes_support import env, no_background_refresh  # noqa: F401 - fixtures used by name
+from tools.node_driver import (
+    BLUE, CONTROLNET, EMBEDDING, GREEN, IP_ADAPTER, LORAS, RED, SD15, batch, call, decode_b64, dominant, errors,
+    images_mod, run_img2img, solid)
+
+pytestmark = pytest.mark.usefixtures("no_background_refresh")
 
 # --------------------------------------------------------------------------- the wire
 

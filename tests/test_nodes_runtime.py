@@ -1,5 +1,5 @@
 """The nodes in ComfyUI's runtime: progress, cancel, concurrency, validation and caching hooks, the key and
-family warnings (helpers in nodes_support.py)."""
+family warnings (the driver: tools/node_driver.py)."""
 from __future__ import annotations
 
 import asyncio
@@ -8,14 +8,16 @@ import inspect
 import json
 import logging
 import math
+import shutil
 import time
 
 import pytest
 
-from nodes_support import (BLUE, CONTROLNET, EMBEDDING, GREEN, IMG2IMG, IP_ADAPTER, LORAS, NODES,
-                           REAL_REFRESH_SOON, RED, SD15, SDXL, batch, call, catalog_mod, errors, run_img2img,
-                           solid, widget_defaults)
-from nodes_support import comfy, env, no_background_refresh  # noqa: F401 - fixtures used by name
+from tools.node_driver import (
+    BLUE, CONTROLNET, EMBEDDING, GREEN, IMG2IMG, IP_ADAPTER, LORAS, NODES, REAL_REFRESH_SOON, RED, SD15, SDXL,
+    batch, call, catalog_mod, errors, run_img2img, solid, widget_defaults)
+
+pytestmark = pytest.mark.usefixtures("no_background_refresh")
 
 # --------------------------------------------------------------------------- progress, async, cancel
 
@@ -163,7 +165,8 @@ def test_unlisted_model_name_runs_and_reaches_the_wire(env):
     assert env.submits[0]["request"]["loras"] == [{"model_name": unlisted, "strength": 0.8}]
 
 
-def test_dropdowns_pick_up_a_refreshed_model_list_without_restart(env, monkeypatch):
+def test_dropdowns_pick_up_a_refreshed_model_list_without_restart(env, isolated_env, monkeypatch):
+    shutil.rmtree(isolated_env / "cache")  # no model cache yet: the dropdowns show the bundled list
     before = IMG2IMG.INPUT_TYPES()["required"]["model_name"][0]
     assert env.requests == []  # building dropdowns reads only the cache / bundled list
     cat = catalog_mod.catalog()

@@ -231,7 +231,7 @@ def test_a_429_the_budget_let_through_lowers_it_and_the_retry_still_lands_once(s
 # --------------------------------------------------------------------------- the node's status line
 
 def test_the_status_line_says_what_an_item_waits_for():
-    from node_driver import pack_module
+    from tools.node_driver import pack_module
 
     runner = pack_module("nodes.runner")
     tracker = runner._Tracker(3)
@@ -246,7 +246,7 @@ def test_the_status_line_says_what_an_item_waits_for():
 
 @pytest.mark.sandbox(images_per_minute=2, rate_window=1.0, task_seconds=0.1)
 def test_a_node_batch_over_the_limit_waits_in_turn_and_says_so(sandbox, api_key, isolated_env, monkeypatch):
-    from node_driver import img2img, pack_module, photo, write_fresh_model_cache
+    from tools.node_driver import img2img, pack_module, photo, write_fresh_model_cache
 
     monkeypatch.setenv("PPINFRA_API_KEY", api_key)
     monkeypatch.setenv("PPINFRA_BASE_URL", sandbox.base_url)

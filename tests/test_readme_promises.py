@@ -15,8 +15,8 @@ import time
 
 import pytest
 
-from conftest import ROOT
-from node_driver import img2img, pack_module, photo
+from helpers import ROOT
+from tools.node_driver import img2img, pack_module, photo
 
 
 # --------------------------------------------------------------------------- configuration
@@ -244,7 +244,7 @@ def test_importing_the_pack_with_a_key_set_opens_no_connection(sandbox, api_key,
         from tools.packload import load_pack
         mod = load_pack()
         threading.Thread.start = real_start
-        assert len(mod.NODE_CLASS_MAPPINGS) == 5
+        assert len(mod.NODE_CLASS_MAPPINGS) == 8
         # Wait for the threads the import started (a refresh thread would connect, then end),
         # rather than for a fixed time: the count is then complete.
         for t in started:

@@ -17,7 +17,7 @@ import types
 
 import pytest
 
-from conftest import ROOT, load_pack
+from helpers import ROOT, load_pack
 
 KEY = "sk-redaction-test-key-5f3a9c1e77"
 

@@ -16,7 +16,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import ROOT, load_pack
+from helpers import ROOT, load_pack
 from helpers import base_request, photo_like, png_b64
 from ppinfra import result_cache
 from ppinfra.client import PPInfraClient

@@ -19,7 +19,7 @@ import types
 import pytest
 import requests
 
-from conftest import PACK_NAME, SANDBOX_KEY, load_pack
+from helpers import PACK_NAME, SANDBOX_KEY, load_pack
 
 pytest.importorskip("aiohttp", reason="ComfyUI provides aiohttp; pip install -r requirements-dev.txt")
 from aiohttp import web  # noqa: E402
@@ -358,7 +358,7 @@ def test_routes_register_on_a_route_table_and_skip_without_comfyui():
 
 def test_the_pack_registers_its_routes_on_a_running_comfyui(monkeypatch):
     """Loading the pack inside ComfyUI (a server with a route table) adds every route, and serves web/."""
-    from conftest import ROOT
+    from helpers import ROOT
 
     table = web.RouteTableDef()
     server_mod = types.ModuleType("server")
@@ -368,5 +368,5 @@ def test_the_pack_registers_its_routes_on_a_running_comfyui(monkeypatch):
     monkeypatch.setitem(sys.modules, name, None)
     del sys.modules[name]  # absent now, and removed again after the test
     module = load_pack(ROOT, name)
-    assert module.WEB_DIRECTORY == "./web" and len(module.NODE_CLASS_MAPPINGS) == 5
+    assert module.WEB_DIRECTORY == "./web" and len(module.NODE_CLASS_MAPPINGS) == 8
     assert {(r.method, r.path) for r in table} == {(m, routes.PREFIX + p) for m, p, _, _ in routes.ROUTES}

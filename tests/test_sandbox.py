@@ -12,7 +12,7 @@ import pytest
 import requests
 from PIL import Image
 
-from conftest import ROOT, SANDBOX_KEY
+from helpers import ROOT, SANDBOX_KEY
 from ppinfra.limits import IMAGE_MAX_FILE_BYTES
 from ppinfra.sandbox.errors import SandboxHTTPError
 from ppinfra.sandbox.imaging import render_results

@@ -8,7 +8,7 @@ import time
 import pytest
 import requests
 
-from conftest import SANDBOX_KEY
+from helpers import SANDBOX_KEY
 from ppinfra.sandbox import SandboxServer
 from ppinfra.sandbox.catalog import SDXL_FAMILY, WELL_KNOWN, Catalog, send_name
 from test_sandbox_real import documented

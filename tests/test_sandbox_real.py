@@ -16,7 +16,7 @@ import pytest
 import requests
 from PIL import Image
 
-from conftest import SANDBOX_KEY
+from helpers import SANDBOX_KEY
 
 SUBMIT, RESULT, MODELS = "/v3/async/img2img", "/v3/async/task-result", "/v3/model"
 AUTH = {"Authorization": f"Bearer {SANDBOX_KEY}"}

@@ -14,7 +14,7 @@ import pytest
 import requests
 from PIL import Image
 
-from conftest import ROOT, SANDBOX_KEY
+from helpers import ROOT, SANDBOX_KEY
 from ppinfra.sandbox.__main__ import catalog_size
 from ppinfra.sandbox.server import IMAGE_PRICE
 from test_sandbox_real import documented

@@ -26,7 +26,7 @@ import pytest
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-from node_driver import defaults, pack_module, photo, run_node
+from tools.node_driver import defaults, pack_module, photo, run_node
 
 NODE_ID = "7"
 

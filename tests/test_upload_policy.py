@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import load_pack
+from helpers import load_pack
 from helpers import photo_like
 from ppinfra import images
 from ppinfra.images import ENV_LOSSLESS, encode_uploads, upload_format

@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from conftest import ROOT
+from helpers import ROOT
 
 WEB = os.path.join(ROOT, "web")
 LOCALES = os.path.join(ROOT, "locales")

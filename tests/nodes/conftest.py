@@ -12,7 +12,7 @@ from typing import Any, Callable, List, Optional
 import pytest
 import requests
 
-from conftest import PACK_NAME, load_pack
+from helpers import PACK_NAME, load_pack
 
 pytest.importorskip("aiohttp", reason="ComfyUI provides aiohttp; pip install -r requirements-dev.txt")
 from aiohttp import web  # noqa: E402

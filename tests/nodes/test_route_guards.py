@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import requests
 
-from conftest import PACK_NAME, SANDBOX_KEY
+from helpers import PACK_NAME, SANDBOX_KEY
 
 ROUTES = [  # every route, as the editor calls it
     ("get", "/ppinfra/settings", None),

@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from conftest import PACK_NAME, SANDBOX_KEY
+from helpers import PACK_NAME, SANDBOX_KEY
 
 
 def pack(name: str):

@@ -16,7 +16,7 @@ from typing import Any, Dict, List
 import requests
 from aiohttp import web
 
-from conftest import PACK_NAME, SANDBOX_KEY
+from helpers import PACK_NAME, SANDBOX_KEY
 
 
 def pack(name: str) -> Any:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from conftest import SANDBOX_KEY
+from helpers import SANDBOX_KEY
 from ppinfra.sandbox.catalog import SDXL_FAMILY
 
 AUTH = {"Authorization": f"Bearer {SANDBOX_KEY}"}

@@ -16,7 +16,7 @@ import pytest
 import requests
 from PIL import Image
 
-from conftest import SANDBOX_KEY
+from helpers import SANDBOX_KEY
 from ppinfra.endpoints import ENDPOINTS
 
 AUTH = {"Authorization": f"Bearer {SANDBOX_KEY}"}
