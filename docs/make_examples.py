@@ -2,6 +2,7 @@
 
     python docs/make_examples.py            # example_workflows/*.json, api/*.json, *.jpg
     python docs/make_examples.py --docs     # also docs/graph_everything_at_once.png
+    python docs/make_examples.py sdxl batch # only these examples
 
 Widget order comes from the pack's own node definitions (``INPUT_TYPES``),
 loaded the way ComfyUI loads the pack, so a list here can never shift against
@@ -332,15 +333,64 @@ def everything_at_once() -> Graph:
     return g
 
 
-ALL = [img2img_basic, controlnet_canny_depth, lora_embeddings, ip_adapter_style, sdxl, batch, everything_at_once]
+def txt2img_lora() -> Graph:
+    g = Graph("txt2img_lora", "Text to image with a LoRA Stack (add_detail_44319, the LoRA the provider's docs show) "
+              "on an SD 1.5 checkpoint: one task, image_num images. No input image.")
+    ls = g.add("PPInfraLoraStack", (40, 80), {"lora_1": "add_detail_44319", "strength_1": 0.6})
+    ti = g.add("PPInfraTxt2Img", (400, 60), {
+        "model_name": SD15, "prompt": "a lighthouse on a cliff at dawn, soft light, detailed, photo",
+        "negative_prompt": NEG, "width": 512, "height": 768, "image_num": 2, "steps": 25, "guidance_scale": 7.0,
+        "sampler_name": "DPM++ 2M Karras", "seed": 4242}, width=400)
+    sv = g.add("SaveImage", (860, 100), {"filename_prefix": "PPInfra"}, width=360)
+    g.link(ls, 0, ti, "loras")
+    g.link(ti, 0, sv, "images")
+    return g
+
+
+def inpainting_mask() -> Graph:
+    g = Graph("inpainting_mask", "Inpainting with a mask drawn in ComfyUI: LoadImage's MASK is the transparent area "
+              "of the PNG (right-click the image > Open in MaskEditor to paint your own). White/1.0 = repaint. "
+              "Pick an inpainting checkpoint for model_name: the list shows those of your account "
+              "(filter.is_inpainting); no name is documented, so the example leaves it empty.")
+    li = g.add("LoadImage", (40, 100), {"image": "ppinfra_room_hole.png"})
+    ip = g.add("PPInfraInpaint", (400, 60), {
+        "model_name": "", "prompt": "a large potted monstera plant, soft daylight", "negative_prompt": NEG,
+        "steps": 25, "seed": 77, "strength": 1.0, "mask_blur": 4}, width=400)
+    sv = g.add("SaveImage", (860, 100), {"filename_prefix": "PPInfra"}, width=360)
+    g.link(li, 0, ip, "image")
+    g.link(li, 1, ip, "mask")
+    g.link(ip, 0, sv, "images")
+    return g
+
+
+def img2img_upscale() -> Graph:
+    g = Graph("img2img_upscale", "Img2img, then the result made twice as large by the upscale endpoint (Novita's "
+              "host offers it; on PPInfra/PPIO the Upscale node says the host does not).")
+    li = g.add("LoadImage", (40, 120), {"image": "ppinfra_portrait.png"})
+    ii = g.add("PPInfraImg2Img", (400, 80), {
+        "model_name": SD15, "prompt": "a watercolor portrait of a young woman, soft light, paper texture",
+        "negative_prompt": NEG, "width": 512, "height": 640, "steps": 20, "seed": 42, "strength": 0.6})
+    up = g.add("PPInfraUpscale", (860, 120), {"model_name": "RealESRNet_x4plus", "scale_factor": 2.0})
+    sv = g.add("SaveImage", (1220, 120), {"filename_prefix": "PPInfra"}, width=360)
+    g.link(li, 0, ii, "image")
+    g.link(ii, 0, up, "image")
+    g.link(up, 0, sv, "images")
+    return g
+
+
+ALL = [img2img_basic, controlnet_canny_depth, lora_embeddings, ip_adapter_style, sdxl, batch, everything_at_once,
+       txt2img_lora, inpainting_mask, img2img_upscale]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--docs", action="store_true", help="also render docs/graph_everything_at_once.png")
+    ap.add_argument("names", nargs="*", help="only these examples (default: all)")
     args = ap.parse_args()
     os.makedirs(os.path.join(EXAMPLES, "api"), exist_ok=True)
     for make in ALL:
+        if args.names and make.__name__ not in args.names:
+            continue
         g = make()
         ui = g.ui()
         with open(os.path.join(EXAMPLES, g.name + ".json"), "w", encoding="utf-8") as fh:

@@ -132,7 +132,8 @@ class PPInfraInpaint:
             log.warning("PPInfra: %s", w)
         if warnings:
             comfy_bridge.send_status("\n".join(f"warning: {w}" for w in warnings), node_id)
-        job = runner.Job(template=template, images={IMAGE: image, MASK: masks})
+        # Lossless while it fits: the server returns the unmasked pixels of the upload as they arrived.
+        job = runner.Job(template=template, images={IMAGE: image, MASK: masks}, lossless=True)
         result = await runner.run_job(job, i2i.make_client(), node_id, notes=warnings)
         options.refresh_soon()
         from ..ppinfra.images import to_tensor

@@ -51,6 +51,9 @@ class Job:
     template: TaskRequest
     images: Mapping[str, Any] = field(default_factory=dict)
     repeat: int = 1
+    # Uploads as lossless PNG while they fit the body cap (inpainting: the server keeps the unmasked pixels
+    # of the upload, so JPEG's small errors would come back in them); None: the encoder's own policy.
+    lossless: Optional[bool] = None
 
     @property
     def size(self) -> int:
@@ -98,7 +101,7 @@ def prepare_requests(job: Job, should_stop: Callable[[], bool]) -> List[TaskRequ
               for path, img in job.images.items()}
     if should_stop():
         raise CancelledError("Cancelled before sending.")
-    requests = bind_batch(job.template, inputs, should_stop=should_stop)
+    requests = bind_batch(job.template, inputs, should_stop=should_stop, lossless=job.lossless)
     return requests * job.repeat if not job.images else requests
 
 

@@ -24,7 +24,9 @@ from conftest import ROOT, load_pack
 EXAMPLES = os.path.join(ROOT, "example_workflows")
 INPUTS = os.path.join(EXAMPLES, "input")
 REQUIRED_EXAMPLES = {"img2img_basic", "controlnet_canny_depth", "lora_embeddings", "ip_adapter_style",
-                     "sdxl", "batch", "everything_at_once"}
+                     "sdxl", "batch", "everything_at_once", "txt2img_lora", "inpainting_mask", "img2img_upscale"}
+# Nodes that take no image: a graph made of them alone starts without a LoadImage.
+IMAGELESS = ("PPInfraTxt2Img",)
 TOP_KEYS = ("last_node_id", "last_link_id", "nodes", "links", "groups", "config", "extra", "version")
 NODE_KEYS = ("id", "type", "pos", "size", "flags", "order", "mode", "inputs", "outputs", "properties",
              "widgets_values")
@@ -55,7 +57,12 @@ MODEL_INPUTS = {
     ("PPInfraControlNetUnit", "model_name"): "controlnet",
     ("PPInfraEmbedding", "model_name"): "textualinversion",
     **{("PPInfraLoraStack", f"lora_{i}"): "lora" for i in range(1, 6)},
+    ("PPInfraTxt2Img", "model_name"): "checkpoint",
+    ("PPInfraTxt2Img", "sd_vae"): "vae",
+    ("PPInfraInpaint", "sd_vae"): "vae",
 }
+# No inpainting checkpoint name is documented: an example leaves it empty for the user to pick from the list.
+LEFT_TO_PICK = {("PPInfraInpaint", "model_name"): ""}
 
 
 def example_names() -> List[str]:
@@ -142,7 +149,7 @@ def _check_widget(node_type: str, name: str, kind: str, opts: Any, value: Any) -
             return f"{where}: {value!r} is above the maximum {hi}"
         return None
     if kind == "COMBO":
-        if value in opts:
+        if value in opts or LEFT_TO_PICK.get((node_type, name), object()) == value:
             return None
         model_type = MODEL_INPUTS.get((node_type, name))
         if model_type and value in well_known().get(model_type, []):
@@ -236,8 +243,10 @@ def check_workflow(pack, wf: Dict[str, Any]) -> List[str]:
             problems.append(f"link {lid}: not recorded on both nodes")
 
     types = [n.get("type") for n in nodes.values()]
-    if "LoadImage" not in types:
-        problems.append("no LoadImage: every example starts from ComfyUI's own LoadImage")
+    takes_image = [t for t in types if t.startswith("PPInfra") and t not in IMAGELESS
+                   and "IMAGE" in [kind for _, kind in (node_schema(pack, t) or {}).get("sockets", [])]]
+    if takes_image and "LoadImage" not in types:
+        problems.append("no LoadImage: every example whose nodes take an image starts from ComfyUI's own LoadImage")
     if not any(t in OUTPUT_NODES for t in types):
         problems.append("no SaveImage or PreviewImage at the end")
     text = json.dumps(wf)
@@ -377,3 +386,63 @@ def test_checker_catches_mistakes(pack, index):
     broken = copy.deepcopy(wf)
     _mutations(broken)[index](broken)
     assert check_workflow(pack, broken), _mutations(wf)[index].__name__
+
+
+# ---------------------------------------------------------------- the new examples, run against the sandbox
+RUN_EXAMPLES = ("txt2img_lora", "inpainting_mask", "img2img_upscale")
+
+
+def load_image(name: str):
+    """ComfyUI's LoadImage: IMAGE [1, H, W, 3] and MASK [1, H, W] = 1 - alpha (zeros without alpha)."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    with Image.open(os.path.join(INPUTS, name)) as im:
+        rgb = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+        alpha = (np.asarray(im.getchannel("A"), dtype=np.float32) / 255.0 if "A" in im.getbands()
+                 else np.ones(rgb.shape[:2], np.float32))
+    return torch.from_numpy(rgb)[None], torch.from_numpy(1.0 - alpha)[None]
+
+
+@pytest.mark.parametrize("name", RUN_EXAMPLES)
+def test_new_example_runs_against_the_sandbox(env, node_client, name):
+    """The API copy run node by node as ComfyUI would (LoadImage and SaveImage stood in for)."""
+    import requests as http
+    from conftest import SANDBOX_KEY
+    from tools.node_driver import run_node
+
+    api = read(os.path.join(EXAMPLES, "api", name + ".json"))
+    outputs: Dict[str, Any] = {}
+    saved = []
+    pending = dict(api)
+    while pending:
+        for nid, entry in list(pending.items()):
+            links = {k: v for k, v in entry["inputs"].items() if isinstance(v, list)}
+            if any(src not in outputs for src, _ in links.values()):
+                continue
+            inputs = {k: (outputs[v[0]][v[1]] if isinstance(v, list) else v) for k, v in entry["inputs"].items()}
+            kind = entry["class_type"]
+            if kind == "LoadImage":
+                outputs[nid] = load_image(inputs["image"])
+            elif kind in OUTPUT_NODES:
+                saved.append(inputs["images"])
+                outputs[nid] = ()
+            else:
+                if kind == "PPInfraInpaint" and not inputs["model_name"]:  # left for the user to pick
+                    r = http.get(env.base_url + "/v3/model", headers={"Authorization": f"Bearer {SANDBOX_KEY}"},
+                                 params={"filter.types": "checkpoint", "filter.is_inpainting": "true"}, timeout=10)
+                    inputs["model_name"] = next(m["sd_name"] for m in r.json()["models"] if m["status"] == 1)
+                outputs[nid] = run_node(kind, unique_id=nid, **inputs)
+            del pending[nid]
+    assert saved and all(int(images.shape[0]) >= 1 for images in saved)
+    endpoints = {"txt2img_lora": "txt2img", "inpainting_mask": "inpainting", "img2img_upscale": "upscale"}
+    assert env.submitted(endpoints[name]), name
+    if name == "inpainting_mask":
+        image, mask = load_image("ppinfra_room_hole.png")
+        assert float(mask.max()) == 1.0 and float(mask.min()) == 0.0  # the PNG's alpha hole is the mask
+        keep = (mask[0] == 0).numpy()
+        diff = (saved[0][0] - image[0]).abs().numpy()
+        assert diff[keep].max() <= 1 / 255 + 1e-6 and diff[~keep].mean() > 0.02
+    if name == "img2img_upscale":
+        assert tuple(saved[0].shape) == (1, 1280, 1024, 3)
