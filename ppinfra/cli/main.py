@@ -19,7 +19,7 @@ from typing import Any, Optional, Sequence
 from ..errors import PPInfraError, ValidationError
 from ..limits import MODEL_TYPES
 from ..logs import eprint
-from .options import DEFAULT_CHECKPOINT, add_field, add_task_options
+from .options import DEFAULT_CHECKPOINT, add_task_options
 
 # Subcommand -> endpoint (ppinfra/endpoints.py).
 TASK_COMMANDS = {"img2img": "img2img", "txt2img": "txt2img", "inpaint": "inpainting", "upscale": "upscale"}
