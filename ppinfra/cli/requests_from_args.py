@@ -104,11 +104,12 @@ class TaskFactory:
     def job_key(self, base_url: str) -> str:
         return job_key(self.endpoint, self.binder.template.to_body(), self.binder.shared, base_url)
 
-    def bind(self, template: TaskRequest, shared: Optional[Mapping[str, Any]] = None) -> None:
+    def bind(self, template: TaskRequest, shared: Optional[Mapping[str, Any]] = None, *,
+             lossless: Optional[bool] = None) -> None:
         from ..binding import Binder
 
         with options_named():
-            self.binder = Binder(template, shared)
+            self.binder = Binder(template, shared, lossless=lossless)
 
     def build(self, source: Any) -> TaskRequest:  # pragma: no cover - interface
         raise NotImplementedError

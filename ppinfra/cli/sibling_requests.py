@@ -4,7 +4,8 @@
   tasks is that template (with ``--seed S``, task k uses seed S + k, so the
   tasks differ and a rerun asks for the same images again).
 - inpaint binds one ``--mask`` for every input: encoded once, and once more
-  per other input size it is resized to (NEAREST keeps it black and white).
+  per other input size it is resized to (NEAREST keeps it black and white);
+  uploads are lossless while the body cap allows.
 - upscale refuses an input over the documented side limit instead of
   shrinking it (the upscaled result would silently lose what was asked for).
 """
@@ -103,7 +104,9 @@ class InpaintFactory(TaskFactory):
         self.mask_path = args.mask
         mask = read_image(args.mask, "--mask")
         self.mask_size = mask.size
-        self.bind(template, {MASK: mask})
+        # Lossless while the body cap allows, as the node sends it: the server returns the unmasked
+        # pixels of the upload, so a JPEG upload would come back with its artefacts outside the mask.
+        self.bind(template, {MASK: mask}, lossless=True)
         self._mask = mask
         self._resized: Dict[Tuple[int, int], str] = {mask.size: self.binder.shared[MASK]}
         self._lock = threading.Lock()
