@@ -22,7 +22,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from ppinfra.limits import LIMITS  # noqa: E402
+from ppinfra.limits import ENDPOINT_LIMITS, LIMITS  # noqa: E402
 from tools.packload import load_pack  # noqa: E402
 
 START = "<!-- node-reference:start -->"
@@ -44,11 +44,37 @@ FIELDS: Dict[str, Dict[str, str]] = {
     "PPInfraEmbedding": {"model_name": "request.embeddings[].model_name", "embeddings": "request.embeddings"},
     "PPInfraIPAdapter": {"model_name": "request.ip_adapters[].model_name", "strength": "request.ip_adapters[].strength"},
 }
+
+def _generation(**extra: str) -> Dict[str, str]:
+    names = ("model_name", "prompt", "negative_prompt", "image_num", "steps", "guidance_scale", "sampler_name",
+             "seed", "clip_skip", "sd_vae", "loras", "embeddings")
+    return {**{n: f"request.{n}" for n in names}, "response_image_type": "extra.response_image_type", **extra}
+
+
+FIELDS.update({
+    "PPInfraTxt2Img": _generation(width="request.width", height="request.height",
+                                  hires_target_width="request.hires_fix.target_width",
+                                  hires_target_height="request.hires_fix.target_height",
+                                  hires_strength="request.hires_fix.strength",
+                                  hires_upscaler="request.hires_fix.upscaler",
+                                  refiner_switch_at="request.refiner.switch_at",
+                                  restore_faces="request.restore_faces",
+                                  enable_transparent_background="request.enable_transparent_background"),
+    "PPInfraInpaint": _generation(**{n: f"request.{n}" for n in (
+        "strength", "mask_blur", "inpainting_full_res", "inpainting_full_res_padding", "inpainting_mask_invert",
+        "initial_noise_multiplier")}, image="request.image_base64", mask="request.mask_image_base64"),
+    "PPInfraUpscale": {"model_name": "request.model_name", "scale_factor": "request.scale_factor",
+                       "response_image_type": "extra.response_image_type"},
+})
+# Which endpoint's limits table each node's fields are read from (img2img's by default).
+NODE_ENDPOINTS = {"PPInfraTxt2Img": "txt2img", "PPInfraInpaint": "inpainting", "PPInfraUpscale": "upscale"}
 # Dropdowns filled from the provider's model list (type in /v3/model's filter.types).
 MODEL_LISTS = {("PPInfraImg2Img", "model_name"): "checkpoint", ("PPInfraImg2Img", "sd_vae"): "vae",
                ("PPInfraControlNetUnit", "model_name"): "controlnet",
                ("PPInfraEmbedding", "model_name"): "textualinversion",
-               **{("PPInfraLoraStack", f"lora_{i}"): "lora" for i in range(1, 6)}}
+               **{("PPInfraLoraStack", f"lora_{i}"): "lora" for i in range(1, 6)},
+               ("PPInfraTxt2Img", "model_name"): "checkpoint", ("PPInfraTxt2Img", "sd_vae"): "vae",
+               ("PPInfraInpaint", "model_name"): "checkpoint, filter.is_inpainting", ("PPInfraInpaint", "sd_vae"): "vae"}
 
 TEXT = {
     "en": {"inputs": "Input", "type": "Type", "range": "Widget range / options", "api": "API limit",
@@ -108,7 +134,8 @@ def render_node(node_id: str, cls, lang: str, zh: Dict[str, Any], display: str) 
               "|---|---|---|---|---|---|"]
     for name, kind, options, extra, optional in _inputs(cls):
         field = FIELDS.get(node_id, {}).get(name)
-        lim = LIMITS.get(field) if field else None
+        table = ENDPOINT_LIMITS[NODE_ENDPOINTS[node_id]] if node_id in NODE_ENDPOINTS else LIMITS
+        lim = table.get(field) if field else None
         if kind in ("INT", "FLOAT"):
             rng = f"{_num(extra.get('min', '-'))} .. {_num(extra.get('max', '-'))}"
             if extra.get("step") is not None and kind == "FLOAT":
@@ -130,6 +157,9 @@ def render_node(node_id: str, cls, lang: str, zh: Dict[str, Any], display: str) 
             if lang == "zh":
                 rng = "多行文本" if extra.get("multiline") else "文本"
             default = f"`{extra['default']}`" if extra.get("default") else ""
+        elif kind == "BOOLEAN":
+            rng = "true / false"
+            default = f"`{str(extra.get('default', False)).lower()}`"
         else:
             rng = t["link"]
             default = ""
