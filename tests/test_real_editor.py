@@ -175,6 +175,10 @@ def test_a_refreshed_list_and_the_browser_find_a_detail_lora(comfy, editor):
                        lambda: (lambda o: o if len(o) > 1000 else None)(editor.widget_options(stack, "lora_1")),
                        timeout=60)
     assert options[0] == "None" and "add_detail_44319" in options
+    # The list is the one the pack's route serves (the remote combo's GET), not the bundled one.
+    route = comfy.get("/object_info/PPInfraLoraStack")["PPInfraLoraStack"]["input"]["required"]["lora_1"][1]["remote"]["route"]
+    assert route.startswith("/ppinfra/models/lora"), route
+    assert options == requests.get(comfy.url + route, timeout=30).json()
 
     editor.click_widget(stack, "ppinfra_browse_lora_1")
     box = wait_for("the model browser", lambda: editor.panel(".ppinfra-ui .browser"))
@@ -253,6 +257,22 @@ def test_the_selection_is_kept_after_reloading_the_page_and_the_workflow(comfy, 
         img = editor.node_id("PPInfraImg2Img")
         assert editor.widget_value(img, "model_name") == "dreamshaper_8_93211.safetensors", how
     refused = kept() - before
+    # Whether or not this frontend writes the list's first item by itself, the
+    # guard must be armed on the loaded value: a write of the first item (what
+    # 1.27 does) is refused once, and the next write, a user's, goes through.
+    node = editor.node_id("PPInfraLoraStack")
+    first = editor.widget_options(node, "lora_1")[0]
+    guard = editor.js("const w = app.graph.getNodeById(arguments[0]).widgets.find(w => w.name === 'lora_1');"
+                      "const g = w.__ppinfraGuard; if (!g) return null;"
+                      # the frontend did not write it: do what 1.27 does
+                      "if (g.refused === 0) w.value = arguments[1];"
+                      "return {refused: g.refused, value: w.value}", node, first)
+    assert guard == {"refused": 1, "value": state["chosen"]}, guard
+    editor.js("const n = app.graph.getNodeById(arguments[0]); n.widgets.find(w => w.name === 'lora_1').value = arguments[1]",
+              node, first)
+    assert editor.widget_value(node, "lora_1") == first
+    editor.js("const n = app.graph.getNodeById(arguments[0]); n.widgets.find(w => w.name === 'lora_1').value = arguments[1]",
+              node, state["chosen"])
     print(f"\nfrontend {editor.frontend_version()}: the saved-selection guard refused {refused} "
           f"first-item write(s) over a reload and a load")
     # Frontend 1.27 replaces a loaded remote-combo value with the list's first
@@ -262,9 +282,16 @@ def test_the_selection_is_kept_after_reloading_the_page_and_the_workflow(comfy, 
 
 
 def test_every_example_workflow_loads_with_its_own_values(comfy, editor):
-    # The frontend puts extra widgets under each remote combo; were they saved
-    # in between, every value after a model input would load one slot off.
-    for path in sorted(glob.glob(os.path.join(ROOT, "example_workflows", "*.json"))):
+    examples_load_with_their_own_values(editor)
+
+
+def examples_load_with_their_own_values(editor: Editor) -> None:
+    # The frontend puts extra widgets under each remote combo (1.27: a refresh
+    # button and a toggle; 1.58 adds none); were they saved in between, every
+    # value after a model input would load one slot off.
+    paths = sorted(glob.glob(os.path.join(ROOT, "example_workflows", "*.json")))
+    assert paths
+    for path in paths:
         workflow = json.load(open(path, encoding="utf-8"))
         ours = [n for n in workflow["nodes"] if n["type"].startswith("PPInfra")]
         editor.load_workflow(workflow)
@@ -276,9 +303,10 @@ def test_every_example_workflow_loads_with_its_own_values(comfy, editor):
                         wait_for(f"{name}'s remote list", lambda: len(editor.widget_options(node["id"], name)) > 1)
                 editor.js("app.canvas.setDirty(true, true); app.canvas.draw(true, true)")
                 time.sleep(0.5)
-            loaded = {n["id"]: n for n in editor.serialized_workflow()["nodes"]}
+            # Keyed by str(id): under Nodes 2.0, 1.58.1 gives loaded nodes string ids.
+            loaded = {str(n["id"]): n for n in editor.serialized_workflow()["nodes"]}
             for node in ours:
-                assert loaded[node["id"]]["widgets_values"] == node["widgets_values"], \
+                assert loaded[str(node["id"])]["widgets_values"] == node["widgets_values"], \
                     (os.path.basename(path), node["type"], when)
 
 
@@ -357,3 +385,61 @@ def test_the_host_is_picked_and_the_stored_key_removed_in_the_panel(comfy, edito
     editor.close_settings()
     img = editor.node_id("PPInfraImg2Img")
     wait_for("the key hint to come back", lambda: "ppinfra_key_hint" in editor.widget_names(img))
+
+
+def test_nodes_2_0_buttons_render_and_click(comfy, editor, sandbox_srv):
+    """With Nodes 2.0 (``Comfy.VueNodes.Enabled``) nodes are DOM: the pack's buttons must render there and work."""
+    if not editor.frontend_at_least(1, 28):
+        pytest.skip(f"frontend {editor.frontend_version()}: Nodes 2.0 is an unfinished experiment there "
+                    "(observed on 1.27.10: no button widgets rendered, remote combos blank)")
+    assert settings(comfy)["configured"] is False  # the previous test removed the key: the hint is back
+    editor.set_vue_nodes(True)
+    try:
+        editor.load_workflow(json.load(open(WORKFLOW, encoding="utf-8")))
+        img = wait_for("the Img2Img node", lambda: editor.node_id("PPInfraImg2Img"))
+        stack = editor.node_id("PPInfraLoraStack")
+        wait_for("the Img2Img node as a Vue component", lambda: editor.node_element(img))
+        for node, name in ((img, "ppinfra_key_hint"), (img, "ppinfra_browse_model_name"), (img, "ppinfra_refresh"),
+                           (stack, "ppinfra_browse_lora_1"), (stack, "ppinfra_refresh")):
+            button = wait_for(f"{name} rendered as a button", lambda: editor.widget_button(node, name))
+            label = editor.js("return String(app.graph.getNodeById(arguments[0]).widgets.find(w => w.name === arguments[1]).label)",
+                              node, name)
+            assert button.text.strip() == label, (name, button.text)
+
+        # The key hint (a DOM click) opens the account dialog; the key saved there removes the hint.
+        editor.click_widget(img, "ppinfra_key_hint")
+        panel = wait_for("the account panel in its own dialog", lambda: editor.panel(".ppinfra-ui.modal-back .account"))
+        wait_for("the 'not set' status", lambda: "not set" in panel.text)
+        panel.find_element("css selector", "input.key").send_keys(SANDBOX_KEY)
+        panel.find_element("css selector", "button.save").click()
+        assert "saved" in message(panel, "ok")
+        editor.driver.find_element("css selector", ".ppinfra-ui.modal-back button.close").click()
+        wait_for("the dialog to close", lambda: editor.panel(".ppinfra-ui.modal-back") is None)
+        wait_for("the key hint to leave the Vue node", lambda: editor.widget_button(img, "ppinfra_key_hint") is None
+                 and "ppinfra_key_hint" not in editor.widget_names(img))
+
+        # The pack's entry in the Vue node's own context menu.
+        editor.context_menu_entry(stack, "PPInfra API key and balance…").click()
+        wait_for("the account panel from the menu", lambda: editor.panel(".ppinfra-ui.modal-back .account"))
+        editor.driver.find_element("css selector", ".ppinfra-ui.modal-back button.close").click()
+        wait_for("the dialog to close", lambda: editor.panel(".ppinfra-ui.modal-back") is None)
+
+        # The model browser from a rendered button; the pick reaches the node and its Vue combo.
+        wait_for("the remote LoRA list", lambda: len(editor.widget_options(stack, "lora_2")) > 1000, timeout=60)
+        editor.click_widget(stack, "ppinfra_browse_lora_2")
+        box = wait_for("the model browser", lambda: editor.panel(".ppinfra-ui .browser"))
+        box.find_element("css selector", "input.q").send_keys("detail")
+        cards = wait_for("search results for 'detail'", lambda: (lambda c: c if c and all(
+            "detail" in x.get_attribute("data-name") for x in c) else None)(box.find_elements("css selector", ".card")))
+        chosen = cards[-1].get_attribute("data-name")
+        cards[-1].click()
+        wait_for("the browser to close", lambda: editor.panel(".ppinfra-ui .browser") is None)
+        assert editor.widget_value(stack, "lora_2") == chosen
+        wait_for("the Vue combo to show the pick", lambda: chosen in editor.node_element(stack).text)
+        saved = next(n for n in editor.serialized_workflow()["nodes"] if str(n["id"]) == str(stack))
+        assert saved["widgets_values"][2] == chosen, saved["widgets_values"]
+
+        examples_load_with_their_own_values(editor)
+    finally:
+        editor.set_vue_nodes(False)
+    wait_for("the nodes back on the canvas", lambda: not editor.js("return document.querySelectorAll('[data-node-id]').length"))
