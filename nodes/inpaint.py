@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 
 from ..ppinfra.errors import ValidationError
-from ..ppinfra.inpainting import IMAGE, MASK, InpaintingRequest
+from ..ppinfra.inpainting_request import IMAGE, MASK, InpaintingRequest
 from ..ppinfra.limits import ENDPOINT_LIMITS
 from ..ppinfra.request import Embedding, Lora
 

@@ -7,7 +7,7 @@ from typing import List, Optional
 from ..ppinfra.errors import ValidationError
 from ..ppinfra.limits import ENDPOINT_LIMITS
 from ..ppinfra.request import Embedding, Lora
-from ..ppinfra.txt2img import HiresFix, Refiner, Txt2ImgRequest
+from ..ppinfra.txt2img_request import HiresFix, Refiner, Txt2ImgRequest
 
 from . import comfy_bridge
 from . import img2img as i2i

@@ -5,7 +5,7 @@ import logging
 
 from ..ppinfra.errors import ValidationError
 from ..ppinfra.limits import ENDPOINT_LIMITS, IMAGE_MAX_SIDE
-from ..ppinfra.upscale import IMAGE, UpscaleRequest
+from ..ppinfra.upscale_request import IMAGE, UpscaleRequest
 
 from . import img2img as i2i
 from . import widgets as options

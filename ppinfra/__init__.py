@@ -31,8 +31,8 @@ _PUBLIC = {
     "ENDPOINTS": ".endpoints", "Endpoint": ".endpoints",
     "TaskRequest": ".request", "Img2ImgRequest": ".request", "ControlNetUnit": ".request", "Lora": ".request",
     "Embedding": ".request", "IPAdapter": ".request",
-    "Txt2ImgRequest": ".txt2img", "HiresFix": ".txt2img", "Refiner": ".txt2img",
-    "InpaintingRequest": ".inpainting", "UpscaleRequest": ".upscale",
+    "Txt2ImgRequest": ".txt2img_request", "HiresFix": ".txt2img_request", "Refiner": ".txt2img_request",
+    "InpaintingRequest": ".inpainting_request", "UpscaleRequest": ".upscale_request",
     "Binder": ".binding", "bind_batch": ".binding",
     "Call": ".waiting", "Deadline": ".waiting",
 }

@@ -17,11 +17,11 @@ from dataclasses import replace
 from typing import Any, Dict, Sequence, Tuple
 
 from ..errors import ValidationError
-from ..inpainting import IMAGE, MASK, InpaintingRequest
+from ..inpainting_request import IMAGE, MASK, InpaintingRequest
 from ..limits import ENDPOINT_LIMITS, IMAGE_MAX_SIDE, SEED_MAX
 from ..logs import eprint
-from ..txt2img import HiresFix, Refiner, Txt2ImgRequest
-from ..upscale import UpscaleRequest
+from ..txt2img_request import HiresFix, Refiner, Txt2ImgRequest
+from ..upscale_request import UpscaleRequest
 from .options import chains, flag, optional_text, value
 from .requests_from_args import TaskFactory, options_named, read_image
 

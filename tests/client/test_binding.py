@@ -8,9 +8,9 @@ import ppinfra.images as images_mod
 import ppinfra.request as request_mod
 from ppinfra import errors
 from ppinfra.binding import Binder, bind_batch
-from ppinfra.inpainting import InpaintingRequest
+from ppinfra.inpainting_request import InpaintingRequest
 from ppinfra.request import ControlNetUnit, Img2ImgRequest
-from ppinfra.txt2img import Txt2ImgRequest
+from ppinfra.txt2img_request import Txt2ImgRequest
 
 
 @pytest.fixture

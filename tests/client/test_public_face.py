@@ -61,3 +61,13 @@ def test_nothing_outside_the_client_reaches_its_transport():
         assert ".transport" not in text, path
         for module, _, names in _imports(path):
             assert not module.endswith("transport") and "transport" not in names, path
+
+
+def test_no_two_modules_of_the_pack_share_a_name():
+    """nodes/, ppinfra/ and ppinfra/cli/ name each module once (the sandbox may mirror the API's nouns)."""
+    seen = {}
+    for layer in ("nodes", "ppinfra", os.path.join("ppinfra", "cli")):
+        for name in os.listdir(os.path.join(ROOT, layer)):
+            if name.endswith(".py") and name not in ("__init__.py", "__main__.py"):
+                assert name not in seen, f"{layer}/{name} and {seen[name]}/{name}"
+                seen[name] = layer
