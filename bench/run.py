@@ -346,12 +346,12 @@ def _write_model_cache(cache_dir: str, base_url: str, marker: str, fetched_at: O
 
 
 SUITES = (
-    "Robustness is proven by tests, not by this table: `tests/test_faults_nodes.py` (every injected fault "
+    "Robustness is proven by tests, not by this table: `tests/nodes/test_faults_nodes.py` (every injected fault "
     "through the Img2Img node: right images or the right error naming the task, within the deadline, no second "
-    "submit), `tests/test_bad_inputs.py` (every bad widget, chain, tensor and size refused before any request), "
-    "`tests/test_secret_scan.py` (the key in no log, exception, output, status text, saved workflow or image-host "
-    "request) and `tests/test_hostile.py` (hostile URLs, sizes and JSON); the client-level counterparts are "
-    "`tests/test_client.py` and `tests/test_request_validation.py`.")
+    "submit), `tests/nodes/test_bad_inputs.py` (every bad widget, chain, tensor and size refused before any request), "
+    "`tests/nodes/test_secret_scan.py` (the key in no log, exception, output, status text, saved workflow or image-host "
+    "request) and `tests/nodes/test_hostile.py` (hostile URLs, sizes and JSON); the client-level counterparts are "
+    "`tests/client/test_client.py` and `tests/client/test_request_validation.py`.")
 
 
 def main(argv: Optional[List[str]] = None) -> int:

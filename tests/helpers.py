@@ -36,3 +36,39 @@ def base_request(**overrides):
                   width=512, height=512)
     fields.update(overrides)
     return Img2ImgRequest(**fields)
+
+
+# Short retry budgets for the client tests of retries and rate limits.
+FAST_RETRIES = dict(backoff_base=0.02, backoff_max=0.05, max_retries=2, rate_limit_retries=5,
+                    rate_limit_backoff=0.02, rate_limit_backoff_max=0.08)
+
+
+def fast_client(sandbox, api_key, **kw):
+    """A client on ``sandbox`` with ``FAST_RETRIES`` and a 20 s deadline; ``kw`` overrides settings."""
+    from ppinfra.client import PPInfraClient
+
+    settings = dict(FAST_RETRIES, deadline=20.0)
+    settings.update(kw)
+    return PPInfraClient(api_key=api_key, base_url=sandbox.base_url, **settings)
+
+
+def small_request(**overrides):
+    """``base_request`` at 128 x 128."""
+    return base_request(**{"width": 128, "height": 128, **overrides})
+
+
+def gradient_png(width=64, height=48):
+    """A small PNG (base64) with a red gradient, as a documented request body carries it."""
+    arr = np.zeros((height, width, 3), np.uint8)
+    arr[..., 0] = np.arange(width, dtype=np.uint8)[None, :] * 3
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, "PNG")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def documented(**req):
+    """An img2img body exactly as the provider's docs show it; ``req`` overrides request fields."""
+    fields = dict(model_name="dreamshaper_8_93211.safetensors", image_base64=gradient_png(), prompt="a cat",
+                  width=128, height=128, image_num=1, steps=20, guidance_scale=7.5, sampler_name="Euler a")
+    fields.update(req)
+    return {"extra": {"response_image_type": "png"}, "request": fields}

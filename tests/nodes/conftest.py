@@ -1,5 +1,8 @@
-"""Fixtures for the editor's routes (nodes/routes.py): the pack's aiohttp app on a loopback port, and a
-provider that answers too slowly. Real sockets throughout."""
+"""Fixtures of the node layer. For the editor's routes (nodes/routes.py): the pack's aiohttp app on a loopback
+port, and a provider that answers too slowly. Real sockets throughout.
+
+aiohttp is imported by the route fixtures only (ComfyUI provides it): the node tests run without it.
+"""
 from __future__ import annotations
 
 import asyncio
@@ -13,9 +16,6 @@ import pytest
 import requests
 
 from helpers import PACK_NAME, load_pack
-
-pytest.importorskip("aiohttp", reason="ComfyUI provides aiohttp; pip install -r requirements-dev.txt")
-from aiohttp import web  # noqa: E402
 
 load_pack()
 
@@ -47,6 +47,8 @@ class RouteServer:
         assert ready.wait(10), "the route server did not start"
 
     def _serve(self, ready: threading.Event) -> None:
+        from aiohttp import web
+
         asyncio.set_event_loop(self.loop)
 
         async def start() -> None:
@@ -90,6 +92,7 @@ class RouteServer:
 @pytest.fixture
 def route_server():
     """A factory: ``route_server(extra=..., default_workers=...)``; every server is stopped after the test."""
+    pytest.importorskip("aiohttp", reason="ComfyUI provides aiohttp; pip install -r requirements-dev.txt")
     started: List[RouteServer] = []
 
     def make(**kwargs: Any) -> RouteServer:
@@ -100,6 +103,19 @@ def route_server():
     yield make
     for srv in started:
         srv.stop()
+
+
+@pytest.fixture
+def server(route_server):
+    """One route server (``RouteServer``) for the test."""
+    return route_server()
+
+
+@pytest.fixture
+def keyless_env(sandbox, isolated_env, monkeypatch):
+    """Key checks and model lists go to the sandbox (PPINFRA_BASE_URL wins over any host choice); no key set."""
+    monkeypatch.setenv("PPINFRA_BASE_URL", sandbox.base_url)
+    return sandbox
 
 
 class DrippingProvider:

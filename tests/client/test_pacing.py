@@ -15,10 +15,7 @@ from ppinfra.pacing import BudgetWait, Pacer, budget_for, budget_for_settings, m
 from ppinfra.waiting import Call, Deadline
 
 
-@pytest.fixture(autouse=True)
-def no_pacing_env(monkeypatch):
-    for name in ("PPINFRA_IMAGES_PER_MINUTE", "PPINFRA_RATE_WINDOW"):
-        monkeypatch.delenv(name, raising=False)
+pytestmark = pytest.mark.usefixtures("no_pacing_env")
 
 
 # --------------------------------------------------------------------------- the mechanism
@@ -93,25 +90,6 @@ def test_waiters_are_served_first_come_first_served():
     a.join(5)
     b.join(5)
     assert order == ["a", "b"]
-
-
-def test_429_halves_the_budget_once_per_burst_then_it_grows_back():
-    pacer = Pacer(10, window=0.3)
-    assert pacer.on_rate_limited() == 5
-    assert pacer.on_rate_limited() == 5  # the same burst (several workers): counted once
-    time.sleep(0.3 / 12 + 0.01)
-    assert pacer.on_rate_limited() == 2
-    time.sleep(0.03)
-    assert pacer.on_rate_limited() == 1
-    time.sleep(0.03)
-    assert pacer.on_rate_limited() == 1  # floor
-    assert pacer.current_limit() == 1
-    time.sleep(0.3 * 2 + 0.02)
-    assert pacer.current_limit() == 3  # +1 (a tenth of 10) per quiet window
-    pacer.configure(10, 0.3)
-    assert pacer.current_limit() == 3  # same plan: the lowering stands
-    pacer.configure(12, 0.3)
-    assert pacer.current_limit() == 12  # a new plan starts over
 
 
 def test_a_refused_submit_gives_its_slot_back_an_uncertain_one_keeps_it():
@@ -194,38 +172,6 @@ def test_the_same_batch_without_pacing_does_hit_the_limit(sandbox, api_key, isol
     results, waits = _batch(sandbox, api_key, 6, images_per_minute=0, rate_window=5.0)
     refused = [r for r in results if isinstance(r, errors.RateLimitError)]
     assert refused and len(sandbox.tasks) == 3 and waits == []
-
-
-@pytest.mark.sandbox(images_per_minute=1, rate_window=30.0, task_seconds=0.1)
-def test_a_429_refund_leaves_the_budget_as_the_server_counts_it(sandbox, api_key, isolated_env):
-    client = PPInfraClient(api_key=api_key, base_url=sandbox.base_url, deadline=20.0, rate_limit_retries=0,
-                           images_per_minute=5, rate_window=30.0)
-    try:
-        client.img2img(base_request(width=128, height=128))
-        with pytest.raises(errors.RateLimitError):
-            client.img2img(base_request(width=128, height=128, seed=2))
-    finally:
-        client.close()
-    pacer = budget_for_settings(client.settings, "img2img")
-    assert pacer.used() == 1 and len(sandbox.tasks) == 1  # the refused image was given back
-    assert [s["request"]["seed"] for s in sandbox.submits] == [-1, 2]
-    assert pacer.current_limit() == 2  # and the 429 halved the budget (5 -> 2)
-
-
-@pytest.mark.sandbox(images_per_minute=2, rate_window=1.0, task_seconds=0.05)
-def test_a_429_the_budget_let_through_lowers_it_and_the_retry_still_lands_once(sandbox, api_key, isolated_env):
-    """The plan is smaller than the setting says: the 429 retry wait halves the budget; nothing is lost."""
-    waits = []
-    client = PPInfraClient(api_key=api_key, base_url=sandbox.base_url, deadline=20.0, rate_limit_retries=5,
-                           rate_limit_backoff=0.3, rate_limit_backoff_max=0.6, images_per_minute=6, rate_window=1.0)
-    try:
-        for i in range(4):
-            client.img2img(base_request(width=128, height=128, seed=10 + i), on_wait=waits.append)
-    finally:
-        client.close()
-    assert any(getattr(w, "kind", "") == "rate_limited" for w in waits)
-    assert budget_for_settings(client.settings, "img2img").current_limit() < 6
-    assert sorted(t.body["request"]["seed"] for t in sandbox.tasks.values()) == [10, 11, 12, 13]
 
 
 # --------------------------------------------------------------------------- the node's status line

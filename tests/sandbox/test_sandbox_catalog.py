@@ -11,7 +11,7 @@ import requests
 from helpers import SANDBOX_KEY
 from ppinfra.sandbox import SandboxServer
 from ppinfra.sandbox.catalog import SDXL_FAMILY, WELL_KNOWN, Catalog, send_name
-from test_sandbox_real import documented
+from helpers import documented
 
 MODELS, SUBMIT = "/v3/model", "/v3/async/img2img"
 AUTH = {"Authorization": f"Bearer {SANDBOX_KEY}"}

@@ -17,7 +17,7 @@ from PIL import Image
 from helpers import ROOT, SANDBOX_KEY
 from ppinfra.sandbox.__main__ import catalog_size
 from ppinfra.sandbox.server import IMAGE_PRICE
-from test_sandbox_real import documented
+from helpers import documented
 
 SUBMIT, RESULT, MODELS, USER = "/v3/async/img2img", "/v3/async/task-result", "/v3/model", "/v3/user"
 AUTH = {"Authorization": f"Bearer {SANDBOX_KEY}"}
@@ -255,3 +255,19 @@ def test_cli_modes_and_flags(strict):
         proc.terminate()
         proc.wait(timeout=10)
 
+
+# --------------------------------------------------------------------------- README promise: the sandbox's history size
+
+def test_the_sandbox_keeps_the_last_10000_requests_and_tasks_by_default():
+    """docs/sandbox.md: "As a long-running server it keeps the last 10,000 requests and tasks."
+
+    tests/test_sandbox_service.py proves the dropping with small caps; this holds the number
+    the README gives (``python -m ppinfra.sandbox`` passes the same defaults).
+    Break: DEFAULT_MAX_REQUESTS / DEFAULT_MAX_TASKS = 1,000.
+    """
+    import inspect
+
+    from ppinfra.sandbox import SandboxServer
+
+    params = inspect.signature(SandboxServer).parameters
+    assert params["max_requests"].default == params["max_tasks"].default == 10_000

@@ -6,13 +6,11 @@ sockets with ``requests``; the key checks reach the sandbox's ``GET /v3/user``.
 """
 from __future__ import annotations
 
-import asyncio
 import importlib
 import json
 import os
 import stat
 import sys
-import threading
 import time
 import types
 
@@ -22,7 +20,7 @@ import requests
 from helpers import PACK_NAME, SANDBOX_KEY, load_pack
 
 pytest.importorskip("aiohttp", reason="ComfyUI provides aiohttp; pip install -r requirements-dev.txt")
-from aiohttp import web  # noqa: E402
+from aiohttp import web  # noqa: E402  (route tables for the registration tests)
 load_pack()
 routes = importlib.import_module(f"{PACK_NAME}.nodes.routes")
 catalog = importlib.import_module(f"{PACK_NAME}.nodes.catalog")
@@ -32,67 +30,6 @@ pack_errors = importlib.import_module(f"{PACK_NAME}.ppinfra.errors")
 
 SETTINGS_FIELDS = {"configured", "source", "host", "base_url", "base_url_source", "hosts", "last4",
                    "env_overrides", "storage", "balance", "balance_error"}
-
-
-class RouteServer:
-    """The routes' aiohttp app on 127.0.0.1:<free port>, served from its own event loop thread."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.runner = None
-        self.port = 0
-        ready = threading.Event()
-        self.thread = threading.Thread(target=self._serve, args=(ready,), daemon=True)
-        self.thread.start()
-        assert ready.wait(10), "the route server did not start"
-
-    def _serve(self, ready: threading.Event) -> None:
-        asyncio.set_event_loop(self.loop)
-
-        async def start() -> None:
-            self.runner = web.AppRunner(routes.make_app())
-            await self.runner.setup()
-            site = web.TCPSite(self.runner, "127.0.0.1", 0)
-            await site.start()
-            self.port = site._server.sockets[0].getsockname()[1]
-
-        self.loop.run_until_complete(start())
-        ready.set()
-        self.loop.run_forever()
-
-    @property
-    def origin(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def get(self, path: str, **kw) -> requests.Response:
-        return requests.get(self.origin + path, timeout=30, **kw)
-
-    def post(self, path: str, body=None, **kw) -> requests.Response:
-        # As the editor sends it: same origin, JSON body.
-        headers = {"Origin": self.origin, **kw.pop("headers", {})}
-        return requests.post(self.origin + path, json={} if body is None else body, headers=headers,
-                             timeout=30, **kw)
-
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-
-
-@pytest.fixture
-def server():
-    srv = RouteServer()
-    try:
-        yield srv
-    finally:
-        srv.stop()
-
-
-@pytest.fixture
-def env(sandbox, isolated_env, monkeypatch):
-    """Key checks and model lists go to the sandbox (PPINFRA_BASE_URL wins over any host choice)."""
-    monkeypatch.setenv("PPINFRA_BASE_URL", sandbox.base_url)
-    return sandbox
 
 
 def config_file() -> str:
@@ -105,16 +42,16 @@ def user_calls(sandbox):
 
 # --------------------------------------------------------------------------- key and settings
 
-def test_settings_without_a_key(server, env):
+def test_settings_without_a_key(server, keyless_env):
     data = server.get("/ppinfra/settings").json()
     assert set(data) == SETTINGS_FIELDS
     assert data["configured"] is False and data["source"] is None and data["last4"] is None
     assert data["balance"] is None and data["env_overrides"] is False
-    assert data["base_url"] == env.base_url and data["host"] == "custom" and data["base_url_source"] == "env"
-    assert user_calls(env) == []  # nothing to check without a key
+    assert data["base_url"] == keyless_env.base_url and data["host"] == "custom" and data["base_url_source"] == "env"
+    assert user_calls(keyless_env) == []  # nothing to check without a key
 
 
-def test_good_key_is_checked_then_saved_privately(server, env):
+def test_good_key_is_checked_then_saved_privately(server, keyless_env):
     resp = server.post("/ppinfra/settings/key", {"api_key": f"  {SANDBOX_KEY}\n"})
     assert resp.status_code == 200, resp.text
     assert SANDBOX_KEY not in resp.text
@@ -122,17 +59,17 @@ def test_good_key_is_checked_then_saved_privately(server, env):
     assert data["ok"] is True and data["configured"] is True and data["source"] == "file"
     assert data["last4"] == SANDBOX_KEY[-4:]
     assert data["balance"]["credit_balance"] > 0 and data["balance"]["usd"] == data["balance"]["credit_balance"] / 1e4
-    [check] = user_calls(env)
+    [check] = user_calls(keyless_env)
     assert check.headers.get("Authorization") == f"Bearer {SANDBOX_KEY}"
     with open(config_file(), encoding="utf-8") as fh:
         assert json.load(fh)["api_key"] == SANDBOX_KEY  # stripped of the pasted blanks
     assert stat.S_IMODE(os.stat(config_file()).st_mode) == 0o600
     # The nodes' client reads the same file.
     settings = pack_config.load_settings(config_path=bridge.user_config_path())
-    assert str(settings.api_key) == SANDBOX_KEY and settings.base_url == env.base_url
+    assert str(settings.api_key) == SANDBOX_KEY and settings.base_url == keyless_env.base_url
 
 
-def test_bad_key_is_refused_with_a_clear_message_and_not_saved(server, env):
+def test_bad_key_is_refused_with_a_clear_message_and_not_saved(server, keyless_env):
     wrong = "sk-wrong-key-0123456789abcdef"
     resp = server.post("/ppinfra/settings/key", {"api_key": wrong})
     assert resp.status_code == 400
@@ -140,7 +77,7 @@ def test_bad_key_is_refused_with_a_clear_message_and_not_saved(server, env):
     assert data["ok"] is False and "INVALID_API_KEY" in data["error"] and "not saved" in data["error"]
     assert wrong not in resp.text
     assert not os.path.exists(config_file())
-    assert len(user_calls(env)) == 1  # it was really asked
+    assert len(user_calls(keyless_env)) == 1  # it was really asked
 
 
 @pytest.mark.parametrize("body, words", [
@@ -149,14 +86,14 @@ def test_bad_key_is_refused_with_a_clear_message_and_not_saved(server, env):
     ({"api_key": 12345678}, "string"),
     ({"api_key": "sk-too-short"[:6]}, "8 to 256"),
 ])
-def test_malformed_key_is_refused_before_any_request(server, env, body, words):
+def test_malformed_key_is_refused_before_any_request(server, keyless_env, body, words):
     resp = server.post("/ppinfra/settings/key", body)
     assert resp.status_code == 400 and words in resp.json()["error"]
     assert str(body["api_key"]) not in resp.json()["error"] or body["api_key"] == ""
-    assert user_calls(env) == [] and not os.path.exists(config_file())
+    assert user_calls(keyless_env) == [] and not os.path.exists(config_file())
 
 
-def test_settings_reveal_only_what_the_panel_shows(server, env):
+def test_settings_reveal_only_what_the_panel_shows(server, keyless_env):
     assert server.post("/ppinfra/settings/key", {"api_key": SANDBOX_KEY}).status_code == 200
     for path in ("/ppinfra/settings", "/ppinfra/settings?refresh=1"):
         resp = server.get(path)
@@ -169,14 +106,14 @@ def test_settings_reveal_only_what_the_panel_shows(server, env):
     assert json.load(open(config_file(), encoding="utf-8"))["api_key"] == SANDBOX_KEY  # a test never saves
 
 
-def test_balance_is_cached_and_refreshed_on_demand(server, env):
+def test_balance_is_cached_and_refreshed_on_demand(server, keyless_env):
     server.post("/ppinfra/settings/key", {"api_key": SANDBOX_KEY})
-    n = len(user_calls(env))
+    n = len(user_calls(keyless_env))
     server.get("/ppinfra/settings")
     server.get("/ppinfra/settings")
-    assert len(user_calls(env)) == n  # the save's own check is reused
+    assert len(user_calls(keyless_env)) == n  # the save's own check is reused
     server.get("/ppinfra/settings?refresh=1")
-    assert len(user_calls(env)) == n + 1
+    assert len(user_calls(keyless_env)) == n + 1
 
 
 @pytest.mark.parametrize("headers", [
@@ -186,7 +123,7 @@ def test_balance_is_cached_and_refreshed_on_demand(server, env):
     {"Sec-Fetch-Site": "cross-site"},
     {"Sec-Fetch-Site": "same-site"},  # another port or subdomain of this site is not the editor
 ])
-def test_cross_origin_requests_are_refused(server, env, headers):
+def test_cross_origin_requests_are_refused(server, keyless_env, headers):
     for method, path, body in (("post", "/ppinfra/settings/key", {"api_key": SANDBOX_KEY}),
                                ("post", "/ppinfra/settings/remove", {}),
                                ("post", "/ppinfra/settings/host", {"host": "novita"}),
@@ -197,10 +134,10 @@ def test_cross_origin_requests_are_refused(server, env, headers):
             resp = requests.get(server.origin + path, headers=headers, timeout=10)
         assert resp.status_code == 403, (path, resp.status_code)
         assert "error" in resp.json()
-    assert user_calls(env) == [] and not os.path.exists(config_file())
+    assert user_calls(keyless_env) == [] and not os.path.exists(config_file())
 
 
-def test_state_changes_need_a_json_body(server, env):
+def test_state_changes_need_a_json_body(server, keyless_env):
     resp = requests.post(server.origin + "/ppinfra/settings/key", data=f"api_key={SANDBOX_KEY}",
                          headers={"Content-Type": "application/x-www-form-urlencoded"}, timeout=10)
     assert resp.status_code == 415 and not os.path.exists(config_file())
@@ -208,7 +145,7 @@ def test_state_changes_need_a_json_body(server, env):
     assert resp.status_code == 400
 
 
-def test_environment_variable_wins_and_the_panel_says_so(server, env, monkeypatch):
+def test_environment_variable_wins_and_the_panel_says_so(server, keyless_env, monkeypatch):
     env_key = "sk-from-the-environment-9876"
     monkeypatch.setenv("PPINFRA_API_KEY", env_key)
     data = server.get("/ppinfra/settings").json()
@@ -220,7 +157,7 @@ def test_environment_variable_wins_and_the_panel_says_so(server, env, monkeypatc
     assert str(pack_config.load_settings(config_path=bridge.user_config_path()).api_key) == env_key
 
 
-def test_removing_the_stored_key(server, env):
+def test_removing_the_stored_key(server, keyless_env):
     server.post("/ppinfra/settings/key", {"api_key": SANDBOX_KEY})
     data = server.post("/ppinfra/settings/remove", {}).json()
     assert data["configured"] is False and data["source"] is None and data["balance"] is None
@@ -244,7 +181,7 @@ def test_host_choice_is_stored_beside_the_key(server, isolated_env, monkeypatch)
     assert bad.status_code == 400 and "host must be one of ppinfra, ppio, novita" in bad.json()["error"]
 
 
-def test_key_file_goes_to_the_system_user_directory_when_comfyui_has_one(server, env, monkeypatch, tmp_path):
+def test_key_file_goes_to_the_system_user_directory_when_comfyui_has_one(server, keyless_env, monkeypatch, tmp_path):
     """ComfyUI 0.3.76+: ``user/__ppinfra`` (refused by /userdata); a key written by hand before moves there."""
     user = tmp_path / "user"
     fp = types.ModuleType("folder_paths")
@@ -270,17 +207,17 @@ def test_key_file_goes_to_the_system_user_directory_when_comfyui_has_one(server,
 
 # --------------------------------------------------------------------------- model lists and search
 
-def test_model_list_route_serves_remote_combo_lists(server, env):
+def test_model_list_route_serves_remote_combo_lists(server, keyless_env):
     names = server.get("/ppinfra/models/lora").json()
     assert isinstance(names, list) and all(isinstance(n, str) for n in names) and names
-    assert user_calls(env) == [] and not [r for r in env.requests if r.path == "/v3/model"]  # no key: cache only
+    assert user_calls(keyless_env) == [] and not [r for r in keyless_env.requests if r.path == "/v3/model"]  # no key: cache only
     with_none = server.get("/ppinfra/models/lora?with_none=1").json()
     assert with_none[0] == "None" and with_none[1:] == names
     assert server.get("/ppinfra/models/upscaler").status_code == 400
     assert "family must be" in server.get("/ppinfra/models/lora?family=sd3").json()["error"]
 
 
-def test_refresh_picks_up_a_model_added_on_the_provider(server, env):
+def test_refresh_picks_up_a_model_added_on_the_provider(server, keyless_env):
     from ppinfra.model_info import to_model_info
     from ppinfra.sandbox.catalog import Catalog
 
@@ -289,11 +226,11 @@ def test_refresh_picks_up_a_model_added_on_the_provider(server, env):
 
     server.post("/ppinfra/settings/key", {"api_key": SANDBOX_KEY})
     before = server.get("/ppinfra/models/lora?refresh=1").json()
-    assert set(before) == listed(env.catalog)
-    env.catalog = Catalog({"lora": env.catalog.count("lora") + 25})  # the provider lists new LoRAs
-    added = listed(env.catalog) - set(before)
+    assert set(before) == listed(keyless_env.catalog)
+    keyless_env.catalog = Catalog({"lora": keyless_env.catalog.count("lora") + 25})  # the provider lists new LoRAs
+    added = listed(keyless_env.catalog) - set(before)
     assert added
-    lora_pages = lambda: len([r for r in env.requests if r.path == "/v3/model"
+    lora_pages = lambda: len([r for r in keyless_env.requests if r.path == "/v3/model"
                               and r.query.get("filter.types") == "lora"])
     pages = lora_pages()
     plain = server.get("/ppinfra/models/lora").json()
@@ -303,9 +240,9 @@ def test_refresh_picks_up_a_model_added_on_the_provider(server, env):
     assert added <= set(after)
 
 
-def test_plain_list_request_asks_the_provider_when_the_list_is_old(server, env, monkeypatch):
+def test_plain_list_request_asks_the_provider_when_the_list_is_old(server, keyless_env, monkeypatch):
     server.post("/ppinfra/settings/key", {"api_key": SANDBOX_KEY})
-    vae_pages = lambda: len([r for r in env.requests if r.path == "/v3/model"
+    vae_pages = lambda: len([r for r in keyless_env.requests if r.path == "/v3/model"
                              and r.query.get("filter.types") == "vae"])
     server.get("/ppinfra/models/vae?refresh=1")
     pages = vae_pages()

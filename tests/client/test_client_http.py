@@ -87,20 +87,6 @@ def test_gzip_encoded_download_is_decoded(sandbox, api_key, isolated_env):
         assert c.transport.download(url, Call(Deadline(5))) == png
 
 
-
-def test_rate_limit_waits_out_the_window_by_default(sandbox, api_key, isolated_env):
-    from ppinfra.config import Settings
-    s = Settings(api_key="x")
-    delays = [min(s.rate_limit_backoff_max, s.rate_limit_backoff * 2 ** i) for i in range(s.rate_limit_retries)]
-    assert sum(delays) * 0.75 > 60  # even with jitter, the retries outlast a per-minute window
-    with PPInfraClient(api_key=api_key, base_url=sandbox.base_url, rate_limit_backoff=0.3,
-                       rate_limit_backoff_max=0.3) as c:
-        sandbox.inject("submit", "status", count=3, status=429)
-        t0 = time.monotonic()
-        c.img2img(base_request(width=128, height=128))
-        assert time.monotonic() - t0 >= 0.9 * 0.75 and len(sandbox.tasks) == 1
-
-
 def test_cancel_ends_a_slow_http_call_within_a_second(client, sandbox):
     sandbox.inject("poll", "slow", count=1, delay=6)
     flag = threading.Event()

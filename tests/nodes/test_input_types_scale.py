@@ -17,6 +17,7 @@ import time
 import pytest
 
 from helpers import PACK_NAME, load_pack
+from tools.node_driver import pack_module
 
 pack = load_pack()
 NODES = pack.NODE_CLASS_MAPPINGS
@@ -130,3 +131,53 @@ def test_a_background_refresh_indexes_the_new_list_itself(counted_reads, sandbox
     all_specs()
     assert set(counted_reads) == {"ppinfra-model-refresh"}  # none by the dropdown build (MainThread)
     assert len(catalog.names("lora")) > 50
+
+
+# --------------------------------------------------------------------------- README promise: stale model lists refresh in the background (from tests/test_readme_promises.py)
+
+_last_mtime = [0.0]
+
+
+def _age_model_cache(path: str, seconds: float) -> None:
+    """Make every cached list look fetched ``seconds`` ago (the file changes, so the catalog reloads it)."""
+    with open(path, encoding="utf-8") as fh:
+        data = json.load(fh)
+    for entry in data.values():
+        entry["fetched_at"] = time.time() - seconds
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(data, fh)
+    # The catalog notices a changed file by its stat: move the mtime past every earlier one by a
+    # whole second, so two rewrites within one tick of a coarse file-system clock still differ.
+    bumped = max(os.stat(path).st_mtime, _last_mtime[0]) + 1
+    _last_mtime[0] = bumped
+    os.utime(path, (bumped, bumped))
+
+
+def test_lists_older_than_ten_minutes_are_refreshed_in_the_background(env, monkeypatch):
+    """docs/troubleshooting.md, "Value not in list": "After a key is set, a refresh starts a background download of
+    lists older than 10 minutes and shows the cached ones meanwhile".
+
+    Tested by the mechanism: which lists count as stale at 9 and at 11 minutes, and that a
+    dropdown build (``INPUT_TYPES``) then really asks the host for the stale ones while
+    still answering from the cache.
+    Break: nodes/catalog.py REFRESH_AFTER_SECONDS = 6 h (the catalog's own default).
+    """
+    catalog_mod = pack_module("nodes.catalog")
+    img2img_cls = pack_module("nodes").NODE_CLASS_MAPPINGS["PPInfraImg2Img"]
+    cat = catalog_mod.catalog()
+    types = catalog_mod.DROPDOWN_TYPES
+
+    _age_model_cache(cat.cache_path(), 9 * 60)
+    assert all(cat.is_fresh(t) for t in types), "a list 9 minutes old counts as stale"
+    _age_model_cache(cat.cache_path(), 11 * 60)
+    assert not any(cat.is_fresh(t) for t in types), "a list 11 minutes old still counts as fresh"
+
+    monkeypatch.setattr(catalog_mod, "_last_check", float("-inf"))  # no earlier check throttles this one
+    shown = img2img_cls.INPUT_TYPES()["required"]["model_name"][0]
+    assert "dreamshaper_8_93211.safetensors" in shown  # the cached list meanwhile
+    deadline = time.monotonic() + 15
+    while not all(cat.is_fresh(t) for t in types) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    asked = {r.query.get("filter.types") for r in env.requests if r.path == "/v3/model"}
+    assert set(types) <= asked, f"refreshed only {asked}"
+    assert all(cat.is_fresh(t) for t in types)

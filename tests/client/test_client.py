@@ -81,12 +81,6 @@ def test_invalid_request_sends_nothing(client, sandbox):
 
 # ---------------------------------------------------------------- faults
 
-def test_submit_retried_on_429_and_503_only_one_task(client, sandbox):
-    sandbox.inject("submit", "status", count=1, status=429, retry_after=0)
-    sandbox.inject("submit", "status", count=1, status=503)
-    result = client.img2img(base_request(width=128, height=128))
-    assert len(sandbox.tasks) == 1 and result.task_id in sandbox.tasks
-
 
 def test_submit_not_retried_on_500(client, sandbox):
     sandbox.inject("submit", "status", count=1, status=500)

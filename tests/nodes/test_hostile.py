@@ -1,6 +1,6 @@
 """Hostile responses through the Img2Img node (issue 5).
 
-tests/test_client.py covers the client level (scheme refused, oversize
+tests/client/test_client.py covers the client level (scheme refused, oversize
 refused, persisting wrong shape). Here the node must turn each of these into
 the pack's error with a clear message, never a blank or short result:
 non-http(s) result URLs, a download over the cap (the node's real default),
@@ -152,3 +152,23 @@ def test_numbers_as_strings_and_odd_nsfw_fields_still_work(node_client, env):
     # sends strings already; the node must return the seed as an INT.
     images, seed, info = img2img(photo(), seed=77)
     assert seed == 77 and isinstance(seed, int) and np.isfinite(images.numpy()).all()
+
+
+# --------------------------------------------------------------------------- README promise: a redirect names the host
+
+def test_a_redirect_to_another_host_stops_the_node_naming_that_host(node_client, env, errors):
+    """docs/settings.md, "Which host": "if it ever answers with a redirect to another host, the pack stops with an
+    error naming the new host instead of sending the key there".
+
+    tests/test_retry_engine.py checks the key stays home; this checks the user is told where
+    the service pointed (so they can set it themselves) and that nothing went there at all.
+    Break: the error says "another host" without naming it.
+    """
+    from urllib.parse import urlsplit
+
+    env.inject("poll", "redirect", count=1)
+    with pytest.raises(errors.APIError) as info:
+        img2img(photo())
+    assert urlsplit(env.other_base_url).netloc in str(info.value)
+    assert "base URL" in str(info.value)
+    assert [r for r in env.requests if r.server == "other"] == []

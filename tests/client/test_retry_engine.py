@@ -12,21 +12,11 @@ import time
 
 import pytest
 
-from helpers import base_request
+from helpers import FAST_RETRIES as FAST, base_request, fast_client as make, small_request as small
 from ppinfra import errors
 from ppinfra.client import PPInfraClient, TaskResult
 from ppinfra.retry import (CORRUPT, NETWORK, RATE_LIMITED, SERVER, Backoff, Retrier, RetryPolicy, reached_server)
 from ppinfra.waiting import Deadline
-
-FAST = dict(backoff_base=0.02, backoff_max=0.05, max_retries=2, rate_limit_retries=5,
-            rate_limit_backoff=0.02, rate_limit_backoff_max=0.08)
-
-
-def make(sandbox, api_key, **kw):
-    settings = dict(FAST, deadline=20.0)
-    settings.update(kw)
-    return PPInfraClient(api_key=api_key, base_url=sandbox.base_url, **settings)
-
 
 def submits(sandbox):
     return [r for r in sandbox.requests if r.server == "api" and r.method == "POST"]
@@ -38,10 +28,6 @@ def polls(sandbox):
 
 def image_gets(sandbox):
     return [r for r in sandbox.requests if r.server == "images"]
-
-
-def small():
-    return base_request(width=128, height=128)
 
 
 # --------------------------------------------------------------------------- submit is never sent twice
@@ -83,15 +69,7 @@ def test_reached_server_is_decided_by_types_not_names():
     assert reached_server(requests.ConnectionError(NewConnectionError())) is True
 
 
-# --------------------------------------------------------------------------- 429: own budget, schedule, Retry-After
-
-def test_429_uses_its_own_longer_budget(sandbox, api_key, isolated_env):
-    waits = []
-    sandbox.inject("submit", "status", count=FAST["max_retries"] + 2, status=429)
-    with make(sandbox, api_key) as c:
-        c.submit_img2img(small(), on_wait=waits.append)
-    assert [w.kind for w in waits] == [RATE_LIMITED] * (FAST["max_retries"] + 2)
-    assert {w.budget for w in waits} == {FAST["rate_limit_retries"]}
+# --------------------------------------------------------------------------- a budget per kind of failure (429s: test_rate_limits.py)
 
 
 def test_503_on_submit_uses_the_ordinary_budget(sandbox, api_key, isolated_env):
@@ -104,51 +82,10 @@ def test_503_on_submit_uses_the_ordinary_budget(sandbox, api_key, isolated_env):
     assert len(submits(sandbox)) == FAST["max_retries"] + 1 and not sandbox.tasks
 
 
-def test_429_waits_follow_the_jittered_backoff_schedule(sandbox, api_key, isolated_env):
-    waits = []
-    n = 4
-    sandbox.inject("submit", "status", count=n, status=429)
-    with make(sandbox, api_key, rate_limit_backoff=0.05, rate_limit_backoff_max=0.2) as c:
-        t0 = time.monotonic()
-        c.submit_img2img(small(), on_wait=waits.append)
-        took = time.monotonic() - t0
-    steps = [min(0.2, 0.05 * 2 ** k) for k in range(n)]
-    assert [w.attempt for w in waits] == list(range(1, n + 1))
-    for w, step in zip(waits, steps):
-        assert step * 0.5 <= w.delay <= step, (w.delay, step)
-    assert took >= sum(w.delay for w in waits), "the engine must actually wait what it announced"
-
-
 def test_backoff_is_jittered_so_a_batch_does_not_retry_in_lockstep():
     budget = Backoff(attempts=None, base=5.0, cap=30.0)
     delays = {round(budget.delay(2, __import__("random").random), 6) for _ in range(20)}
     assert len(delays) > 10 and all(5.0 <= d <= 10.0 for d in delays)
-
-
-def test_retry_after_on_an_api_call_is_honoured(sandbox, api_key, isolated_env):
-    waits = []
-    sandbox.inject("submit", "status", count=1, status=429, retry_after=1)
-    with make(sandbox, api_key) as c:
-        t0 = time.monotonic()
-        c.submit_img2img(small(), on_wait=waits.append)
-        took = time.monotonic() - t0
-    assert [w.retry_after for w in waits] == [1.0] and waits[0].delay >= 1.0
-    assert took >= 1.0
-
-
-def test_429_that_cannot_end_before_the_deadline_raises_rate_limit_error(sandbox, api_key, isolated_env):
-    sandbox.inject("submit", "status", count=1, status=429, retry_after=120)
-    with make(sandbox, api_key) as c:
-        t0 = time.monotonic()
-        with pytest.raises(errors.RateLimitError):
-            c.img2img(small(), deadline=5.0)
-    assert time.monotonic() - t0 < 4.0, "no point waiting for a window that outlasts the deadline"
-
-
-def test_429_schedule_past_the_deadline_raises_rate_limit_error_not_timeout():
-    retrier = Retrier(RetryPolicy({RATE_LIMITED: Backoff(None, 10.0, 30.0)}), Deadline(1.0), what="t",
-                      sleep=lambda *a: pytest.fail("must not sleep past the deadline"))
-    assert retrier.retry(RATE_LIMITED, "HTTP 429") is False
 
 
 def test_each_kind_of_failure_has_a_budget_of_its_own():

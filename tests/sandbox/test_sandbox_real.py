@@ -8,34 +8,16 @@ refused with a 400 naming the field by a strict one.
 from __future__ import annotations
 
 import base64
-import io
 import json
 
-import numpy as np
 import pytest
 import requests
-from PIL import Image
 
-from helpers import SANDBOX_KEY
+from helpers import SANDBOX_KEY, documented, gradient_png as png
 
 SUBMIT, RESULT, MODELS = "/v3/async/img2img", "/v3/async/task-result", "/v3/model"
 AUTH = {"Authorization": f"Bearer {SANDBOX_KEY}"}
 CHECKPOINT = "dreamshaper_8_93211.safetensors"
-
-
-def png(width=64, height=48):
-    arr = np.zeros((height, width, 3), np.uint8)
-    arr[..., 0] = np.arange(width, dtype=np.uint8)[None, :] * 3
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, "PNG")
-    return base64.b64encode(buf.getvalue()).decode()
-
-
-def documented(**req):
-    fields = dict(model_name=CHECKPOINT, image_base64=png(), prompt="a cat", width=128, height=128, image_num=1,
-                  steps=20, guidance_scale=7.5, sampler_name="Euler a")
-    fields.update(req)
-    return {"extra": {"response_image_type": "png"}, "request": fields}
 
 
 def sdk_body():

@@ -1,6 +1,6 @@
 """Bad-input suite through the nodes (issue 5): every bad value is refused before any request.
 
-tests/test_request_validation.py checks each limit of the typed request at
+tests/client/test_request_validation.py checks each limit of the typed request at
 both edges. Here the same limits are reached the way a user reaches them,
 through node widgets, chained stacks and IMAGE tensors: each wrong value stops
 the node with the pack's ValidationError (or ConfigError for a missing key)

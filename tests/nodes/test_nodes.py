@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from tools.node_driver import img2img, photo
 from tools.node_driver import (
     BLUE, CONTROLNET, EMBEDDING, GREEN, IP_ADAPTER, LORAS, RED, SD15, batch, call, decode_b64, dominant, errors,
     images_mod, run_img2img, solid)
@@ -248,3 +249,21 @@ def test_every_error_is_a_ppinfra_error(env):
         run_img2img()
     assert isinstance(info.value, errors.TaskFailedError)
     assert "the GPU caught fire" in str(info.value) and info.value.task_id in str(info.value)
+
+
+# --------------------------------------------------------------------------- README promise: the seed output
+
+def test_the_seed_output_is_the_seed_the_server_used_for_the_first_image(node_client, env):
+    """README, node reference: outputs ``seed`` INT, "The seed the server used for the first image".
+
+    With seed -1 each task of a batch gets its own seed from the server, so the
+    output must be the first input's, not any other item's.
+    Break: generate() returns the seed of the last item.
+    """
+    images, seed, info = img2img(photo(batch=3), seed=-1)
+    data = json.loads(info)
+    tasks = [env.tasks[t] for t in data["task_ids"]]
+    assert len({t.seed for t in tasks}) == 3, "precondition: the server picked a different seed per task"
+    first = next(t for t in tasks if t.task_id == data["task_ids"][0])
+    assert seed == first.seed == data["seeds"][0]
+    assert images.shape[0] == 3

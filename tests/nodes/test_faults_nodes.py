@@ -1,6 +1,6 @@
 """Fault suite through the Img2Img node (issue 5), against the sandbox's fault injection.
 
-tests/test_client.py covers each fault at the client level. Here every fault
+tests/client/test_client.py covers each fault at the client level. Here every fault
 goes through the node the way ComfyUI runs it (inputs from INPUT_TYPES, the
 FUNCTION awaited) and must end with the right images or the right error class
 with a message naming the task, inside the deadline, never with a short
@@ -9,6 +9,7 @@ result, and never with a second submit of a task that may have started.
 from __future__ import annotations
 
 import io
+import json
 import time
 
 import numpy as np
@@ -17,7 +18,7 @@ import torch
 from PIL import Image
 
 from helpers import NODE_DEADLINE as DEADLINE
-from tools.node_driver import img2img, photo
+from tools.node_driver import img2img, pack_module, photo
 
 
 # --------------------------------------------------------------------------- helpers
@@ -281,3 +282,56 @@ def test_batch_within_the_limit_returns_every_image_in_input_order(node_client, 
     for i in range(4):
         dists = [float((images[i] - batch[j]).abs().mean()) for j in range(4)]
         assert int(np.argmin(dists)) == i
+
+
+# --------------------------------------------------------------------------- README promises: errors
+
+def test_an_unexpected_failure_inside_a_run_still_reaches_comfyui_as_a_ppinfra_error(node_client, env, errors,
+                                                                                      monkeypatch):
+    """docs/troubleshooting.md: "Every error the pack raises is a subclass of `PPInfraError`".
+
+    tests/test_nodes.py proves it for a failed task (already a PPInfraError); here the
+    client fails with something no code path expects (a bug), which must still arrive as a
+    PPInfraError saying what it was, with the original as its cause.
+    Break: runner.as_ppinfra_error passes every exception through unwrapped.
+    """
+    img2img_mod = pack_module("nodes.img2img")
+    make_client = img2img_mod.make_client  # the fixture's: short backoffs, short deadline
+
+    def client_with_a_bug():
+        client = make_client()
+
+        def run(*args, **kwargs):
+            raise KeyError("images")
+
+        client.run = run
+        return client
+
+    monkeypatch.setattr(img2img_mod, "make_client", client_with_a_bug)
+    with pytest.raises(errors.PPInfraError) as info:
+        img2img(photo())
+    assert "KeyError" in str(info.value) and "report" in str(info.value)
+    assert isinstance(info.value.__cause__, KeyError)
+    assert env.submits == []
+
+
+def test_a_corrupt_result_file_is_fetched_again_the_last_time_from_a_freshly_signed_url(node_client, env):
+    """docs/troubleshooting.md, errors table: "DownloadError: ... the file kept arriving short or corrupt (it is downloaded
+    up to three times, the last time from a freshly signed URL)".
+
+    Two corrupt answers, then a good one: the node returns the image, and between the second
+    and the third download it polled the task again for its links (tests/test_retry_engine.py
+    counts the downloads; a count cannot tell where the third URL came from).
+    Break: ppinfra/client.py never raises ExpiredURL after the second corrupt file.
+    """
+    env.inject("image", "corrupt", count=2)
+    images, _, info = img2img(photo())
+    assert images.shape[0] == 1
+    (task_id,) = json.loads(info)["task_ids"]
+    trail = sorted((r for r in env.requests if r.server == "images"
+                    or (r.path == "/v3/async/task-result" and r.query.get("task_id") == task_id)),
+                   key=lambda r: r.time)
+    kinds = ["get" if r.server == "images" else "poll" for r in trail]
+    gets = [i for i, k in enumerate(kinds) if k == "get"]
+    assert len(gets) == 3, kinds
+    assert "poll" in kinds[gets[1]:gets[2]], f"no fresh link was asked for before the last download: {kinds}"
