@@ -8,6 +8,11 @@ from __future__ import annotations
 import base64
 import io
 import os
+import shutil
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler
+from typing import Callable, List
 
 import numpy as np
 from PIL import Image
@@ -18,6 +23,8 @@ from tools.packload import PACK_NAME, load_pack  # noqa: F401 - the pack as Comf
 TESTS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(TESTS)
 SANDBOX_KEY = "sk-sandbox-test-key-0123456789"
+NODE_JS = shutil.which("node") or shutil.which("nodejs")  # runs web/*.js in tests/editor
+REDACTION_KEY = "sk-redaction-test-key-5f3a9c1e77"  # the key the redaction tests must never see
 NODE_DEADLINE = 20.0  # the node's client deadline in the node suites (the default is 600 s)
 
 
@@ -72,3 +79,65 @@ def documented(**req):
                   width=128, height=128, image_num=1, steps=20, guidance_scale=7.5, sampler_name="Euler a")
     fields.update(req)
     return {"extra": {"response_image_type": "png"}, "request": fields}
+
+
+# --------------------------------------------------------------------------- raw loopback servers (bounded answers)
+
+class RawServer:
+    """A loopback server that answers every request with ``respond(conn)`` (raw socket writes)."""
+
+    def __init__(self, respond: Callable[[socket.socket], None]) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.respond = respond
+        self.base_url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.stop = threading.Event()
+        self.requests: List[bytes] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._one, args=(conn,), daemon=True).start()
+
+    def _one(self, conn: socket.socket) -> None:
+        with conn:
+            try:
+                self.requests.append(conn.recv(65536))
+                self.respond(conn)
+            except OSError:
+                pass  # the client hung up: what a bounded read must do
+
+    def close(self) -> None:
+        self.stop.set()
+        self.sock.close()
+
+
+def endless(conn: socket.socket, block: int = 1 << 20, total: int = 500 * (1 << 20)) -> None:
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+    chunk = b"%x\r\n" % block + b" " * block + b"\r\n"
+    for _ in range(total // block):
+        conn.sendall(chunk)
+    conn.sendall(b"0\r\n\r\n")
+
+
+# --------------------------------------------------------------------------- a host that redirects to itself
+
+class RedirectLoop(BaseHTTPRequestHandler):
+    """Answers every GET with a redirect to the other of /a and /b, counting the hits."""
+
+    hits = 0
+
+    def do_GET(self):  # noqa: N802 - http.server's name
+        type(self).hits += 1
+        self.send_response(302)
+        self.send_header("Location", "/b" if self.path == "/a" else "/a")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass

@@ -11,50 +11,15 @@ import socket
 import subprocess
 import sys
 import textwrap
-import threading
 import time
-from typing import Callable, List
 
 import pytest
 
+from helpers import endless
 from ppinfra import errors
 from ppinfra.client import PPInfraClient
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-class RawServer:
-    """A loopback server that answers every request with ``respond(conn)`` (raw socket writes)."""
-
-    def __init__(self, respond: Callable[[socket.socket], None]) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.respond = respond
-        self.base_url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.stop = threading.Event()
-        self.requests: List[bytes] = []
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while not self.stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._one, args=(conn,), daemon=True).start()
-
-    def _one(self, conn: socket.socket) -> None:
-        with conn:
-            try:
-                self.requests.append(conn.recv(65536))
-                self.respond(conn)
-            except OSError:
-                pass  # the client hung up: what a bounded read must do
-
-    def close(self) -> None:
-        self.stop.set()
-        self.sock.close()
 
 
 def drip(conn: socket.socket, every: float = 0.3, stop_after: float = 30.0) -> None:
@@ -63,28 +28,6 @@ def drip(conn: socket.socket, every: float = 0.3, stop_after: float = 30.0) -> N
     while time.monotonic() < end:
         time.sleep(every)
         conn.sendall(b" ")
-
-
-def endless(conn: socket.socket, block: int = 1 << 20, total: int = 500 * (1 << 20)) -> None:
-    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
-    chunk = b"%x\r\n" % block + b" " * block + b"\r\n"
-    for _ in range(total // block):
-        conn.sendall(chunk)
-    conn.sendall(b"0\r\n\r\n")
-
-
-@pytest.fixture
-def raw_server():
-    servers = []
-
-    def start(respond):
-        srv = RawServer(respond)
-        servers.append(srv)
-        return srv
-
-    yield start
-    for srv in servers:
-        srv.close()
 
 
 def _client(base_url: str, **kw) -> PPInfraClient:
@@ -165,8 +108,8 @@ def test_memory_stays_flat_for_a_500_mb_answer(tmp_path):
     Before the cap, resp.json() held such a body several times over (4.1 GB for 1 GB)."""
     script = textwrap.dedent(f"""
         import resource, sys, threading, time
-        sys.path.insert(0, {ROOT!r}); sys.path.insert(0, {os.path.join(ROOT, 'tests', 'client')!r})
-        from test_bounded_answers import RawServer, endless
+        sys.path.insert(0, {ROOT!r}); sys.path.insert(0, {os.path.join(ROOT, 'tests')!r})
+        from helpers import RawServer, endless
         from ppinfra.client import PPInfraClient
         from ppinfra import errors
         srv = RawServer(endless)

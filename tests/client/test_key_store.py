@@ -8,7 +8,6 @@ import os
 import stat
 import sys
 import threading
-import types
 
 import pytest
 
@@ -122,21 +121,6 @@ def test_an_unreachable_host_is_said_plainly(tmp_path):
 
 
 # --------------------------------------------------------------------------- after a run
-
-@pytest.fixture
-def status_line(monkeypatch):
-    """A stand-in for ComfyUI's server with the progress-text call the status line uses."""
-    texts = []
-    server = types.ModuleType("server")
-
-    class PromptServer:
-        def send_progress_text(self, text, node_id, sid=None):
-            texts.append((node_id, text))
-
-    PromptServer.instance = PromptServer()
-    server.PromptServer = PromptServer
-    monkeypatch.setitem(sys.modules, "server", server)
-    return texts
 
 
 def test_status_line_shows_the_balance_after_a_run(sandbox, isolated_env, status_line):

@@ -5,44 +5,18 @@ Each test names what it guards ("Break: ..."): making that change turns it red.
 from __future__ import annotations
 
 import inspect
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
 
-from helpers import base_request
+from helpers import RedirectLoop as _Loop, base_request
 from ppinfra import errors
 from ppinfra.client import PPInfraClient
 from ppinfra.config import load_settings
 from ppinfra.result_cache import cache_key, lookup_for
 from ppinfra.transport import Transport, internal_address
 from ppinfra.waiting import Call, Deadline
-
-
-class _Loop(BaseHTTPRequestHandler):
-    hits = 0
-
-    def do_GET(self):  # noqa: N802 - http.server's name
-        type(self).hits += 1
-        self.send_response(302)
-        self.send_header("Location", "/b" if self.path == "/a" else "/a")
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def looping_host():
-    _Loop.hits = 0
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Loop)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{srv.server_address[1]}"
-    srv.shutdown()
-    srv.server_close()
 
 
 def test_a_download_redirect_loop_fails_at_once_naming_the_loop(looping_host, isolated_env):

@@ -17,33 +17,8 @@ import types
 
 import pytest
 
-from helpers import ROOT, load_pack
+from helpers import REDACTION_KEY as KEY, ROOT, load_pack
 
-KEY = "sk-redaction-test-key-5f3a9c1e77"
-
-
-@pytest.fixture
-def pack_logs():
-    """The pack loaded as ComfyUI loads it, its logs module, and ``KEY`` remembered by that copy."""
-    pack = load_pack()
-    config = __import__(f"{pack.__name__}.ppinfra.config", fromlist=["load_settings"])
-    config.load_settings(api_key=KEY, base_url="https://api.ppinfra.com")  # remembers the key, as a run does
-    return __import__(f"{pack.__name__}.ppinfra.logs", fromlist=["eprint"])
-
-
-@pytest.fixture
-def console(caplog):
-    """A StreamHandler on the root logger, like ComfyUI's console; text in ``console.getvalue()``."""
-    caplog.set_level(logging.DEBUG)
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.addHandler(handler)
-    try:
-        yield stream
-    finally:
-        root.removeHandler(handler)
 
 
 def seen(caplog, console) -> str:

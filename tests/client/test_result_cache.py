@@ -19,24 +19,9 @@ from PIL import Image
 from helpers import ROOT, load_pack
 from helpers import base_request, photo_like, png_b64
 from ppinfra import result_cache
-from ppinfra.client import PPInfraClient
 from ppinfra.request import ControlNetUnit
 
 OTHER_CHECKPOINT = "realisticVisionV51_v51VAE_94301.safetensors"
-
-
-@pytest.fixture
-def make_client(sandbox, api_key, isolated_env):
-    made = []
-
-    def make(base_url=None, **overrides):
-        c = PPInfraClient(api_key=api_key, base_url=base_url or sandbox.base_url, deadline=30.0, **overrides)
-        made.append(c)
-        return c
-
-    yield make
-    for c in made:
-        c.close()
 
 
 def results_dir(isolated_env) -> str:

@@ -16,6 +16,8 @@ from helpers import photo_like
 from ppinfra import images
 from ppinfra.images import ENV_LOSSLESS, encode_uploads, upload_format
 
+pytestmark = pytest.mark.usefixtures("no_forced_lossless")
+
 MAIN = "request.image_base64"
 CONTROL = "request.controlnet.units[0].image_base64"
 IP = "request.ip_adapters[0].image_base64"
@@ -40,11 +42,6 @@ def png_bytes(arr: np.ndarray) -> int:
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, format="PNG", compress_level=1, compress_type=3)  # the lossless path's settings
     return buf.tell()
-
-
-@pytest.fixture(autouse=True)
-def no_forced_lossless(monkeypatch):
-    monkeypatch.delenv(ENV_LOSSLESS, raising=False)
 
 
 # --------------------------------------------------------------------------- the encoder

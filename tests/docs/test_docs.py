@@ -13,7 +13,7 @@ import tomllib
 
 import pytest
 
-from helpers import ROOT, load_pack
+from helpers import ROOT
 from tools import node_reference
 
 READMES = {"en": os.path.join(ROOT, "README.md"), "zh": os.path.join(ROOT, "README.zh.md")}
@@ -26,11 +26,6 @@ BENCH_PLACEHOLDER = re.compile(r"<!-- bench:start -->.*?<!-- bench:end -->", re.
 def text(path: str) -> str:
     with open(path, "r", encoding="utf-8") as fh:
         return fh.read()
-
-
-@pytest.fixture(scope="module")
-def pack():
-    return load_pack()
 
 
 def pack_inputs(cls):

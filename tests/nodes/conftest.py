@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import logging
+import sys
+import types
 import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +19,7 @@ import pytest
 import requests
 
 from helpers import PACK_NAME, load_pack
+from tools.node_driver import pack_module
 
 load_pack()
 
@@ -113,8 +117,10 @@ def server(route_server):
 
 @pytest.fixture
 def keyless_env(sandbox, isolated_env, monkeypatch):
-    """Key checks and model lists go to the sandbox (PPINFRA_BASE_URL wins over any host choice); no key set."""
+    """Key checks and model lists go to the sandbox (PPINFRA_BASE_URL wins over any host choice); no key set,
+    no extra allowed host names (the routes' Host check sees only the defaults)."""
     monkeypatch.setenv("PPINFRA_BASE_URL", sandbox.base_url)
+    monkeypatch.delenv("PPINFRA_ALLOWED_HOSTS", raising=False)
     return sandbox
 
 
@@ -190,3 +196,67 @@ def dripping_provider():
     srv = DrippingProvider()
     yield srv
     srv.stop()
+
+
+# --------------------------------------------------------------------------- status lines and logs (secret scan)
+
+@pytest.fixture
+def status_texts(env, monkeypatch):
+    """Every status line that reaches the editor: ComfyUI's ``PromptServer.instance.send_progress_text``."""
+    seen = []
+
+    class Instance:
+        def send_progress_text(self, text, node_id, client_id=None):
+            seen.append(str(text))
+
+    server = types.ModuleType("server")
+    server.PromptServer = type("PromptServer", (), {"instance": Instance()})
+    monkeypatch.setitem(sys.modules, "server", server)
+    return seen
+
+
+@pytest.fixture
+def logs(caplog):
+    caplog.set_level(logging.DEBUG)
+    saved = {name: logging.getLogger(name).level for name in ("ppinfra", "urllib3", "requests")}
+    for name in saved:
+        logging.getLogger(name).setLevel(logging.DEBUG)
+    yield caplog
+    for name, level in saved.items():
+        logging.getLogger(name).setLevel(level)
+
+
+# --------------------------------------------------------------------------- nothing sent (bad inputs)
+
+@pytest.fixture
+def quiet(env):
+    """The sandbox must stay untouched: checked after every test of this file that uses it."""
+    yield env
+    assert env.requests == [], f"the sandbox received {len(env.requests)} request(s): {env.requests[:2]}"
+
+
+@pytest.fixture
+def validated(monkeypatch, quiet):
+    """Replace the client with a marker: reaching it proves every check passed, and nothing is sent."""
+
+    class Reached(Exception):
+        pass
+
+    def make_client():
+        raise Reached()
+
+    monkeypatch.setattr(pack_module("nodes.img2img"), "make_client", make_client)
+    return Reached
+
+
+# --------------------------------------------------------------------------- model-cache reads (input types at scale)
+
+@pytest.fixture
+def counted_reads(isolated_env, monkeypatch):
+    monkeypatch.setattr(pack_module("nodes.catalog"), "refresh_soon", lambda: None)
+    monkeypatch.setattr(pack_module("nodes.widgets"), "refresh_soon", lambda: None)
+    cat = pack_module("nodes.catalog").catalog()
+    reads = []
+    real = cat._read_cache
+    monkeypatch.setattr(cat, "_read_cache", lambda: reads.append(threading.current_thread().name) or real())
+    return reads

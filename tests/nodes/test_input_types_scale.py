@@ -14,7 +14,6 @@ import os
 import threading
 import time
 
-import pytest
 
 from helpers import PACK_NAME, load_pack
 from tools.node_driver import pack_module
@@ -47,17 +46,6 @@ def write_cache(counts, extra=()):
     with open(tmp, "w", encoding="utf-8") as fh:
         json.dump(data, fh)
     os.replace(tmp, path)  # as the catalog writes it: a new file (new inode), never a half-written one
-
-
-@pytest.fixture
-def counted_reads(isolated_env, monkeypatch):
-    monkeypatch.setattr(catalog, "refresh_soon", lambda: None)
-    monkeypatch.setattr(options, "refresh_soon", lambda: None)
-    cat = catalog.catalog()
-    reads = []
-    real = cat._read_cache
-    monkeypatch.setattr(cat, "_read_cache", lambda: reads.append(threading.current_thread().name) or real())
-    return reads
 
 
 def all_specs():

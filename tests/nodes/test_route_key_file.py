@@ -8,7 +8,6 @@ import json
 import logging
 import os
 
-import pytest
 
 from helpers import PACK_NAME, SANDBOX_KEY
 
@@ -17,18 +16,7 @@ def pack(name: str):
     return importlib.import_module(f"{PACK_NAME}.{name}")
 
 
-@pytest.fixture
-def server(route_server):
-    return route_server()
-
-
-@pytest.fixture
-def env(sandbox, isolated_env, monkeypatch):
-    monkeypatch.setenv("PPINFRA_BASE_URL", sandbox.base_url)
-    return sandbox
-
-
-def test_a_folder_the_panel_cannot_write_is_a_json_error_naming_it(server, env, monkeypatch, tmp_path):
+def test_a_folder_the_panel_cannot_write_is_a_json_error_naming_it(server, keyless_env, monkeypatch, tmp_path):
     # Tests run as root, where chmod 0500 stops nothing: a path under a regular file fails for everyone.
     blocker = tmp_path / "blocker"
     blocker.write_text("")
@@ -46,7 +34,7 @@ def test_a_folder_the_panel_cannot_write_is_a_json_error_naming_it(server, env, 
     assert settings.status_code == 200 and settings.json()["configured"] is False
 
 
-def test_a_corrupt_key_file_is_logged_once_and_the_panel_replaces_it(server, env, caplog):
+def test_a_corrupt_key_file_is_logged_once_and_the_panel_replaces_it(server, keyless_env, caplog):
     path = os.environ["PPINFRA_CONFIG"]
     with open(path, "w", encoding="utf-8") as fh:
         fh.write('{"api_key": "sk-half-written')

@@ -16,11 +16,8 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import os
-import sys
 import traceback
-import types
 
 import pytest
 from PIL import Image
@@ -29,32 +26,6 @@ from PIL.PngImagePlugin import PngInfo
 from tools.node_driver import defaults, pack_module, photo, run_node
 
 NODE_ID = "7"
-
-
-@pytest.fixture
-def status_texts(env, monkeypatch):
-    """Every status line that reaches the editor: ComfyUI's ``PromptServer.instance.send_progress_text``."""
-    seen = []
-
-    class Instance:
-        def send_progress_text(self, text, node_id, client_id=None):
-            seen.append(str(text))
-
-    server = types.ModuleType("server")
-    server.PromptServer = type("PromptServer", (), {"instance": Instance()})
-    monkeypatch.setitem(sys.modules, "server", server)
-    return seen
-
-
-@pytest.fixture
-def logs(caplog):
-    caplog.set_level(logging.DEBUG)
-    saved = {name: logging.getLogger(name).level for name in ("ppinfra", "urllib3", "requests")}
-    for name in saved:
-        logging.getLogger(name).setLevel(logging.DEBUG)
-    yield caplog
-    for name, level in saved.items():
-        logging.getLogger(name).setLevel(level)
 
 
 def exception_texts(exc: BaseException) -> str:

@@ -18,7 +18,6 @@ import shutil
 import struct
 import subprocess
 import sys
-import tomllib
 import zipfile
 
 import pytest
@@ -38,12 +37,6 @@ DROPPED_DIRS = ["tests", "bench", "tools", ".ci", ".github"]
 def read(path: str) -> str:
     with open(os.path.join(ROOT, path), encoding="utf-8") as fh:
         return fh.read()
-
-
-@pytest.fixture(scope="module")
-def pyproject() -> dict:
-    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as fh:
-        return tomllib.load(fh)
 
 
 # ---------------------------------------------------------------- pyproject.toml

@@ -58,10 +58,6 @@ def test_provider_can_change_while_running_and_is_checked(make_sandbox):
 
 # ---------------------------------------------------------------- the provider's own SDK
 
-@pytest.fixture
-def novita_client():
-    return pytest.importorskip("novita_client")
-
 
 def test_provider_sdk_lists_and_filters_models(make_sandbox, novita_client):
     srv = make_sandbox(strict=False)  # the SDK builds c_<offset> cursors and sends True/False: lenient, as the service
