@@ -11,10 +11,12 @@ import os
 import shutil
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler
 from typing import Callable, List
 
 import numpy as np
+import requests
 from PIL import Image
 
 from tools.node_driver import photo_like  # noqa: F401 - one definition, shared with the node driver
@@ -141,3 +143,105 @@ class RedirectLoop(BaseHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
+
+
+# --------------------------------------------------------------------------- sibling endpoints on the sandbox
+
+SANDBOX_AUTH = {"Authorization": f"Bearer {SANDBOX_KEY}"}
+
+
+def encode_image(arr, fmt="PNG"):
+    """An image array as base64 in ``fmt``."""
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, fmt)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def picture(width=80, height=60):
+    """A smooth RGB test picture (uint8)."""
+    y, x = np.mgrid[0:height, 0:width]
+    return np.stack([x * 255 // width, y * 255 // height, (x * 7 + y * 3) % 256], -1).astype(np.uint8)
+
+
+def half_mask(width=80, height=60, fill=255):
+    """A mask whose right half is ``fill``."""
+    mask = np.zeros((height, width), np.uint8)
+    mask[:, width // 2:] = fill  # the right half is white: repaint it
+    return mask
+
+
+def inpainting_checkpoint(srv):
+    """An available inpainting checkpoint, found the way a client finds one."""
+    r = requests.get(srv.base_url + "/v3/model", headers=SANDBOX_AUTH, timeout=10, params={
+        "filter.types": "checkpoint", "filter.is_inpainting": "true", "pagination.limit": 100})
+    return next(m.get("sd_name") or m["model_name"] for m in r.json()["models"] if m["status"] == 1)
+
+
+def txt2img_body(**req):
+    """A documented txt2img body; ``req`` overrides request fields."""
+    fields = dict(model_name="dreamshaper_8_93211.safetensors", prompt="a lighthouse", width=128, height=160,
+                  image_num=1, steps=20,
+                  guidance_scale=7.5, sampler_name="Euler a", seed=42)
+    fields.update(req)
+    return {"extra": {"response_image_type": "png"}, "request": fields}
+
+
+def inpainting_body(srv, image=None, mask=None, **req):
+    """A documented inpainting body on one of ``srv``'s inpainting checkpoints."""
+    fields = dict(model_name=inpainting_checkpoint(srv),
+                  image_base64=encode_image(picture() if image is None else image),
+                  mask_image_base64=encode_image(half_mask() if mask is None else mask), prompt="a red door",
+                  image_num=1, steps=20, guidance_scale=7.5, sampler_name="Euler a", seed=7)
+    fields.update(req)
+    return {"extra": {"response_image_type": "png"}, "request": fields}
+
+
+def upscale_body(image=None, **req):
+    """A documented upscale body."""
+    fields = dict(model_name="RealESRGAN_x4plus_anime_6B",
+                  image_base64=encode_image(picture() if image is None else image),
+                  scale_factor=2)
+    fields.update(req)
+    return {"extra": {"response_image_type": "png"}, "request": fields}
+
+
+def sibling_body(srv, name, change):
+    """The documented body of endpoint ``name`` with ``change`` applied to its request fields."""
+    body = {"txt2img": lambda: txt2img_body(), "inpainting": lambda: inpainting_body(srv),
+            "upscale": lambda: upscale_body()}[name]()
+    body["request"].update(change)
+    return body
+
+
+def submit_to(srv, name, body, headers=SANDBOX_AUTH):
+    """POST ``body`` to endpoint ``name`` of the sandbox ``srv``."""
+    from ppinfra.endpoints import ENDPOINTS
+
+    return requests.post(srv.base_url + ENDPOINTS[name].path, json=body, headers=headers, timeout=10)
+
+
+def run_to_success(srv, name, body, timeout=15.0):
+    """Submit, poll to SUCCEED (every poll kept), download the images with no auth header."""
+    r = submit_to(srv, name, body)
+    assert r.status_code == 200, r.text
+    task_id, polls = r.json()["task_id"], []
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        data = requests.get(srv.base_url + "/v3/async/task-result", params={"task_id": task_id},
+                            headers=SANDBOX_AUTH, timeout=10).json()
+        polls.append(data)
+        if data["task"]["status"] == "TASK_STATUS_SUCCEED":
+            images = [Image.open(io.BytesIO(requests.get(i["image_url"], timeout=10).content))
+                      for i in data["images"]]
+            return data, images, polls
+        assert data["task"]["status"] != "TASK_STATUS_FAILED", data
+        time.sleep(0.03)
+    raise AssertionError(f"task {task_id} did not finish")
+
+
+def refusal(r):
+    """A 400 answer's (reason, message), checking its shape."""
+    assert r.status_code == 400, r.text
+    data = r.json()
+    assert data["code"] == 400 and data["metadata"] == {}
+    return data["reason"], data["message"]
