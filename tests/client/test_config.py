@@ -31,7 +31,7 @@ def test_an_unknown_short_name_is_refused_as_a_url(isolated_env):
         load_settings(api_key="sk-test-123456", base_url="novitaa")
 
 
-# --------------------------------------------------------------------------- README promises: settings (from tests/test_readme_promises.py)
+# --------------------------------------------------------------------------- README promises: settings
 
 def test_the_base_url_variable_wins_over_the_config_file(isolated_env, monkeypatch):
     """docs/settings.md, "The API key": "The environment variable wins over the file." (the host as well as the key).

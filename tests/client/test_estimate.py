@@ -231,17 +231,11 @@ def test_reported_sandbox_progress_wins(sandbox, api_key, tmp_path):
 
 # ---------------------------------------------------------------- where it is shown: the node and the CLI
 
-def test_node_bar_and_text_move_on_an_estimate(sandbox, api_key, isolated_env, monkeypatch):
-    from tools.node_driver import FakeComfy, solid, RED, widget_defaults
+def test_node_bar_and_text_move_on_an_estimate(env, isolated_env, comfy, no_background_refresh):
+    from tools.node_driver import RED, solid, widget_defaults
 
-    import sys
-    fake = FakeComfy(str(isolated_env / "user"))
-    for name, module in fake.modules.items():
-        monkeypatch.setitem(sys.modules, name, module)
-    monkeypatch.setenv("PPINFRA_BASE_URL", sandbox.base_url)
-    monkeypatch.setenv("PPINFRA_API_KEY", api_key)
+    sandbox, fake = env, comfy
     pack = load_pack()
-    monkeypatch.setattr(sys.modules[pack.__name__ + ".nodes.widgets"], "refresh_soon", lambda: None)
     sandbox.configure(progress="silent", queue_seconds=0.1, task_seconds=1.5)
     cls = pack.NODE_CLASS_MAPPINGS["PPInfraImg2Img"]
     inputs = {**widget_defaults(cls), "image": solid(RED), "model_name": "dreamshaper_8_93211.safetensors",

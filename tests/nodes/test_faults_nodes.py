@@ -290,7 +290,7 @@ def test_an_unexpected_failure_inside_a_run_still_reaches_comfyui_as_a_ppinfra_e
                                                                                       monkeypatch):
     """docs/troubleshooting.md: "Every error the pack raises is a subclass of `PPInfraError`".
 
-    tests/test_nodes.py proves it for a failed task (already a PPInfraError); here the
+    tests/nodes/test_nodes.py proves it for a failed task (already a PPInfraError); here the
     client fails with something no code path expects (a bug), which must still arrive as a
     PPInfraError saying what it was, with the original as its cause.
     Break: runner.as_ppinfra_error passes every exception through unwrapped.
@@ -320,7 +320,7 @@ def test_a_corrupt_result_file_is_fetched_again_the_last_time_from_a_freshly_sig
     up to three times, the last time from a freshly signed URL)".
 
     Two corrupt answers, then a good one: the node returns the image, and between the second
-    and the third download it polled the task again for its links (tests/test_retry_engine.py
+    and the third download it polled the task again for its links (tests/client/test_retry_engine.py
     counts the downloads; a count cannot tell where the third URL came from).
     Break: ppinfra/client.py never raises ExpiredURL after the second corrupt file.
     """

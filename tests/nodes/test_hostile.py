@@ -160,7 +160,7 @@ def test_a_redirect_to_another_host_stops_the_node_naming_that_host(node_client,
     """docs/settings.md, "Which host": "if it ever answers with a redirect to another host, the pack stops with an
     error naming the new host instead of sending the key there".
 
-    tests/test_retry_engine.py checks the key stays home; this checks the user is told where
+    tests/client/test_retry_engine.py checks the key stays home; this checks the user is told where
     the service pointed (so they can set it themselves) and that nothing went there at all.
     Break: the error says "another host" without naming it.
     """

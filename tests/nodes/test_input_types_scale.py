@@ -121,7 +121,7 @@ def test_a_background_refresh_indexes_the_new_list_itself(counted_reads, sandbox
     assert len(catalog.names("lora")) > 50
 
 
-# --------------------------------------------------------------------------- README promise: stale model lists refresh in the background (from tests/test_readme_promises.py)
+# --------------------------------------------------------------------------- README promise: stale lists refresh in the background
 
 _last_mtime = [0.0]
 

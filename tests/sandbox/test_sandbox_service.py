@@ -261,7 +261,7 @@ def test_cli_modes_and_flags(strict):
 def test_the_sandbox_keeps_the_last_10000_requests_and_tasks_by_default():
     """docs/sandbox.md: "As a long-running server it keeps the last 10,000 requests and tasks."
 
-    tests/test_sandbox_service.py proves the dropping with small caps; this holds the number
+    The tests above prove the dropping with small caps; this holds the number
     the README gives (``python -m ppinfra.sandbox`` passes the same defaults).
     Break: DEFAULT_MAX_REQUESTS / DEFAULT_MAX_TASKS = 1,000.
     """
