@@ -295,6 +295,13 @@ def examples_load_with_their_own_values(editor: Editor) -> None:
         workflow = json.load(open(path, encoding="utf-8"))
         ours = [n for n in workflow["nodes"] if n["type"].startswith("PPInfra")]
         editor.load_workflow(workflow)
+        # A node type the server does not know loads as a placeholder that keeps
+        # its widgets_values untouched: that would pass the comparison below vacuously.
+        unknown = editor.js("return arguments[0].filter(t => !LiteGraph.registered_node_types[t])",
+                            sorted({n["type"] for n in workflow["nodes"]}))
+        assert not unknown, (os.path.basename(path), unknown)
+        for node in ours:
+            assert editor.widget_names(node["id"]), (os.path.basename(path), node["type"], "no widgets")
         for when in ("loaded", "after the remote lists arrived"):
             if when != "loaded":
                 for node in ours:
