@@ -10,7 +10,14 @@ Chromium, chromedriver and selenium are installed (Debian: ``chromium``,
 The tests follow one user's first minutes, in order: set the key and see the
 balance, refresh a list and find a LoRA with the model browser, run the graph,
 reload and see the selection kept, then look for the key everywhere it must
-not be. ``PPINFRA_SCREENSHOTS=<dir>`` also saves the README's screenshots there.
+not be, and finally do it again with Nodes 2.0. ``PPINFRA_SCREENSHOTS=<dir>``
+also saves the README's screenshots there.
+
+Two frontends: the one the ComfyUI checkout pins (``COMFYUI_FRONTEND_ROOT``
+unset) and any other served with ``--front-end-root`` (``COMFYUI_FRONTEND_ROOT=
+<wheel>/comfyui_frontend_package/static``; tools/setup_comfyui.sh fetches one).
+tests/editor_driver.py works through the editor's public surfaces so that both
+pass; what differs between 1.27.10 and 1.58.1 is noted where it is handled.
 """
 from __future__ import annotations
 
