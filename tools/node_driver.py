@@ -225,11 +225,13 @@ def dominant(im_or_array) -> int:
 
 def write_fresh_model_cache(cache_dir: str, base_url: str) -> None:
     """A fresh model cache, so building dropdowns starts no background refresh against the sandbox."""
-    from ppinfra.models import FALLBACK_MODELS, ModelCatalog, ModelInfo
+    from ppinfra.models import FALLBACK_MODELS, FILTERED_TYPES, ModelCatalog, ModelInfo
 
     cat = ModelCatalog(None, cache_dir=cache_dir, base_url=base_url)
     for model_type, entries in FALLBACK_MODELS.items():
         cat._write_cache(model_type, [ModelInfo(n, model_type, x) for n, x in entries])
+    for listed, (model_type, _) in FILTERED_TYPES.items():  # the filtered lists (inpainting checkpoints) too
+        cat._write_cache(listed, [ModelInfo(n, model_type, x) for n, x in FALLBACK_MODELS.get(listed, [])])
 
 
 # --------------------------------------------------------------------------- ComfyUI stand-ins

@@ -109,7 +109,8 @@ def test_each_extension_has_a_ppinfra_name_and_imports_resolve():
             assert os.path.isfile(os.path.join(WEB, target)), f"{name} imports missing {target}"
         for target in re.findall(r"from\s+\"(\.\./\.\./scripts/[^\"]+)\"", text):
             assert target in ("../../scripts/app.js", "../../scripts/api.js"), target
-    assert sorted(names) == ["ppinfra.keyHint", "ppinfra.modelBrowser", "ppinfra.savedSelection", "ppinfra.settings"]
+    assert sorted(names) == ["ppinfra.keyHint", "ppinfra.modelBrowser", "ppinfra.price", "ppinfra.savedSelection",
+                            "ppinfra.settings"]
 
 
 def test_every_style_rule_is_scoped_under_one_class():
