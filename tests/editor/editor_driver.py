@@ -1,4 +1,4 @@
-"""Drives ComfyUI's real editor in headless Chromium for tests/test_real_editor.py (and by hand).
+"""Drives ComfyUI's real editor in headless Chromium for tests/editor/test_real_editor*.py (and by hand).
 
 It acts through the editor's stable, public surfaces, so one driver serves the
 frontend a ComfyUI release pins (1.27.x) and the newest one (1.58.x), with
