@@ -161,13 +161,15 @@ _inpainting_memo: Dict[int, Tuple[List[str], List[str]]] = {}
 
 
 def inpainting_names() -> List[str]:
-    """Inpainting checkpoints: the provider's ``filter.is_inpainting`` list once fetched, else the cached
-    checkpoints whose name says "inpaint" (the usual naming; the filter may be unavailable on a host).
+    """Inpainting checkpoints: the provider's ``filter.is_inpainting`` list once fetched and not empty, else
+    the cached checkpoints whose name says "inpaint" (the usual naming; the filter may be unavailable on a host).
 
     The same list object while its source list is unchanged (see :func:`names`).
     """
     if has_list(INPAINTING):
-        return names(INPAINTING)
+        filtered = names(INPAINTING)
+        if filtered:  # an empty answer (a host without the filter) falls back to the names
+            return filtered
     listed = names("checkpoint")
     hit = _inpainting_memo.get(id(listed))
     if hit is None or hit[0] is not listed:

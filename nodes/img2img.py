@@ -10,7 +10,8 @@ from typing import Any, Dict, List
 from ..ppinfra.config import load_settings
 from ..ppinfra.errors import ValidationError
 from ..ppinfra.limits import LIMITS
-from ..ppinfra.request import ControlNetUnit, Embedding, Img2ImgRequest, IPAdapter, Lora
+from ..ppinfra.request import Embedding, Lora
+from ..ppinfra.img2img_request import ControlNetUnit, Img2ImgRequest, IPAdapter
 from ..ppinfra.redaction import redact
 
 from . import comfy_bridge

@@ -17,7 +17,8 @@ from .endpoints import ENDPOINTS
 from .errors import CorruptResultError, DownloadError, ResponseFormatError, TaskFailedError
 from .limits import MODEL_PAGE_MAX, STATUS_FAILED, STATUS_SUCCEED
 from .pacing import budget_for_settings
-from .request import Img2ImgRequest, TaskRequest
+from .request import TaskRequest
+from .img2img_request import Img2ImgRequest
 from .retry import CORRUPT, MALFORMED, Retrier, RetryPolicy, WaitCallback
 from .transport import MAX_MODEL_PAGE_BYTES, ExpiredURL, Transport
 from .waiting import Call, CancelCheck, Deadline, PollSchedule

@@ -70,7 +70,7 @@ class Endpoint:
 
 
 ENDPOINTS: Dict[str, Endpoint] = {e.name: e for e in (
-    Endpoint("img2img", "/v3/async/img2img", ".request.Img2ImgRequest", "img2img",
+    Endpoint("img2img", "/v3/async/img2img", ".img2img_request.Img2ImgRequest", "img2img",
              images_per_minute={"novita": 10, "ppinfra": 10, "ppio": 10},
              side_inputs=(CONTROLNET, LORAS, EMBEDDINGS, IP_ADAPTER)),
     Endpoint("txt2img", "/v3/async/txt2img", ".txt2img_request.Txt2ImgRequest", "txt2img",

@@ -19,7 +19,7 @@ from PIL import Image
 from .errors import CorruptResultError, DownloadError, ImageInputError
 from .limits import IMAGE_MAX_SIDE, LIMITS, REQUEST_BODY_MAX_BYTES, RESULT_MAX_PIXELS
 from .request import EncodedImage
-from .request import match_input_size as _match_input_size
+from .img2img_request import match_input_size as _match_input_size
 
 log = logging.getLogger("ppinfra")
 

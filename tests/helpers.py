@@ -39,7 +39,7 @@ def png_b64(width: int = 64, height: int = 48, seed: int = 0) -> str:
 
 
 def base_request(**overrides):
-    from ppinfra.request import Img2ImgRequest
+    from ppinfra.img2img_request import Img2ImgRequest
 
     fields = dict(model_name="dreamshaper_8_93211.safetensors", image_base64=png_b64(), prompt="a cat",
                   width=512, height=512)

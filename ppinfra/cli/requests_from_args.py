@@ -16,7 +16,8 @@ from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Tuple
 
 from ..errors import ValidationError
 from ..limits import LIMITS
-from ..request import ControlNetUnit, Img2ImgRequest, IPAdapter, Lora, TaskRequest
+from ..request import Lora, TaskRequest
+from ..img2img_request import ControlNetUnit, Img2ImgRequest, IPAdapter
 from .options import chains, named, optional_text
 
 # The keys each side-image option takes after MODEL=IMAGE, with their type and default.

@@ -9,7 +9,7 @@ import ppinfra.request as request_mod
 from ppinfra import errors
 from ppinfra.binding import Binder, bind_batch
 from ppinfra.inpainting_request import InpaintingRequest
-from ppinfra.request import ControlNetUnit, Img2ImgRequest
+from ppinfra.img2img_request import ControlNetUnit, Img2ImgRequest
 from ppinfra.txt2img_request import Txt2ImgRequest
 
 

@@ -14,7 +14,8 @@ from helpers import base_request, png_b64
 from ppinfra import errors
 from ppinfra.client import PPInfraClient
 from ppinfra.models import ModelCatalog
-from ppinfra.request import ControlNetUnit, Embedding, IPAdapter, Lora
+from ppinfra.request import Embedding, Lora
+from ppinfra.img2img_request import ControlNetUnit, IPAdapter
 
 
 def _full_request():

@@ -19,7 +19,7 @@ from ppinfra.client import PPInfraClient, PollUpdate
 from ppinfra.estimate import (CAP, HISTORY_FILE, MAX_KINDS, SAMPLES_PER_KIND, Estimator, TaskKind, default_seconds,
                               estimated_percent)
 from ppinfra.progress_view import TaskProgress
-from ppinfra.request import Img2ImgRequest
+from ppinfra.img2img_request import Img2ImgRequest
 
 from helpers import png_b64
 

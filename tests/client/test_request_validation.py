@@ -8,7 +8,8 @@ import pytest
 from helpers import base_request, png_b64
 from ppinfra.errors import ValidationError
 from ppinfra.limits import LIMITS, PREPROCESSORS, SAMPLERS
-from ppinfra.request import ControlNetUnit, Embedding, IPAdapter, Lora
+from ppinfra.request import Embedding, Lora
+from ppinfra.img2img_request import ControlNetUnit, IPAdapter
 
 
 def _unit(**kw):

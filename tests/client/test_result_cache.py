@@ -19,7 +19,7 @@ from PIL import Image
 from helpers import ROOT, load_pack
 from helpers import base_request, photo_like, png_b64
 from ppinfra import result_cache
-from ppinfra.request import ControlNetUnit
+from ppinfra.img2img_request import ControlNetUnit
 
 OTHER_CHECKPOINT = "realisticVisionV51_v51VAE_94301.safetensors"
 
@@ -47,7 +47,7 @@ sys.path.insert(0, sys.argv[1])
 from PIL import Image
 from ppinfra.client import PPInfraClient
 from ppinfra.images import encode_uploads
-from ppinfra.request import Img2ImgRequest
+from ppinfra.img2img_request import Img2ImgRequest
 
 (b64,) = encode_uploads([("request.image_base64", Image.open(sys.argv[2]).convert("RGB"))])
 req = Img2ImgRequest(model_name="dreamshaper_8_93211.safetensors", image_base64=b64, prompt="a harbour at dusk",
