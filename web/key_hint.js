@@ -2,7 +2,7 @@
 // nodes that call PPInfra while no key is configured, and a menu entry on every
 // node of the pack that opens the account panel.
 import { app } from "../../scripts/app.js";
-import { account, fetchAccount, isPackNode, loadStrings, modelInputsOf, removeWidget, t } from "./common.js";
+import { account, fetchAccount, isPackNode, loadStrings, removeWidget, t } from "./common.js";
 import { openAccountDialog } from "./settings.js";
 
 const HINT = "ppinfra_key_hint";
@@ -12,13 +12,24 @@ function graphNodes() {
   return graph?._nodes ?? graph?.nodes ?? [];
 }
 
-function callsApi(nodeType) {
+/**
+ * Whether one of the pack's node definitions calls the API (and so needs the key):
+ * the nodes that make images (Img2Img, Txt2Img, Inpaint, Upscale) have an IMAGE
+ * output; the side nodes (LoRA Stack, ControlNet Unit, ...) only feed them. A rule,
+ * not a list, so a new image node gets the hint without an edit here.
+ */
+export function callsApi(nodeData) {
+  return isPackNode(nodeData) && String(nodeData.category ?? "").startsWith("PPInfra")
+    && (nodeData.output ?? []).includes("IMAGE");
+}
+
+function needsKey(nodeType) {
   return nodeType?.__ppinfraCallsApi === true;
 }
 
 /** Show or hide the hint widget; it is never saved (serialize: false, last in the list). */
 function updateHint(node) {
-  if (!callsApi(node.constructor)) return;
+  if (!needsKey(node.constructor)) return;
   const missing = account.summary ? !account.summary.configured : false;
   const widget = node.widgets?.find((w) => w.name === HINT);
   if (missing && !widget) {
@@ -42,8 +53,7 @@ app.registerExtension({
   },
   async beforeRegisterNodeDef(nodeType, nodeData) {
     if (!isPackNode(nodeData)) return;
-    // The node that sends requests is the one with a checkpoint input.
-    nodeType.__ppinfraCallsApi = Object.values(modelInputsOf(nodeData)).includes("checkpoint");
+    nodeType.__ppinfraCallsApi = callsApi(nodeData);
 
     const created = nodeType.prototype.onNodeCreated;
     nodeType.prototype.onNodeCreated = function () {

@@ -251,6 +251,25 @@ class Editor:
                 "c.setDirty(true, true); c.draw?.(true, true)", node_id)
         time.sleep(0.4)
 
+    def widget_text(self, node_id: int, name: str) -> Optional[str]:
+        """The text a DOM widget shows (None: no such widget, or not on screen).
+
+        Selenium's ``.text`` is the *rendered* text: empty for an element that is
+        hidden or clipped away, so this reads what a user sees, on the canvas
+        overlay (classic nodes) and inside the Vue node (Nodes 2.0) alike.
+        """
+        element = self.js("return app.graph.getNodeById(arguments[0])?.widgets?.find(w => w.name === arguments[1])"
+                          "?.element ?? null", node_id, name)
+        if element is None or not element.is_displayed():
+            return None
+        return element.text.strip()
+
+    def set_widget(self, node_id: int, name: str, value: Any) -> None:
+        """Change a widget as an edit on the node does: the new value, then the widget's ``callback``."""
+        self.js("const n = app.graph.getNodeById(arguments[0]); const w = n.widgets.find(w => w.name === arguments[1]);"
+                "w.value = arguments[2]; w.callback?.(w.value, app.canvas, n); n.onWidgetChanged?.(w.name, w.value, null, w);"
+                "app.canvas.setDirty(true, true)", node_id, name, value)
+
     def click_widget(self, node_id: int, name: str) -> None:
         """Press one of a node's button widgets.
 

@@ -6,9 +6,12 @@ proves them inside ComfyUI's frontend). Skips when ``node`` is not installed.
 """
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
+
+from helpers import load_pack
 
 
 NODE = shutil.which("node") or shutil.which("nodejs")
@@ -124,3 +127,16 @@ def test_strings_follow_the_editor_language_with_english_as_fallback(run_js):
     """)
     assert out["zh"] == ["你好 X", "English only", "a.missing"]
     assert out["en"] == "Hello Y"
+
+
+def test_the_key_hint_goes_on_every_node_that_calls_the_api(run_js):
+    # The pack's own node definitions, as /object_info gives them to the editor.
+    pack = load_pack().NODE_CLASS_MAPPINGS
+    defs = [{"name": name, "category": cls.CATEGORY, "output": list(cls.RETURN_TYPES)} for name, cls in pack.items()]
+    out = run_js("""
+    globalThis.document = { getElementById: () => null, head: { append() {} }, createElement: () => ({}) };
+    const { callsApi } = await import("./key_hint.js");
+    const defs = %s;
+    console.log(JSON.stringify(defs.filter(callsApi).map((d) => d.name).sort()));
+    """ % json.dumps(defs))
+    assert out == sorted(["PPInfraImg2Img", "PPInfraTxt2Img", "PPInfraInpaint", "PPInfraUpscale"])
