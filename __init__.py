@@ -4,6 +4,7 @@ ComfyUI imports this folder as a package. Everything inside is imported
 relatively (``from .nodes import ...``): absolute ``nodes``/``server``/``utils``
 would hit ComfyUI's own modules. No network and no heavy work happen here.
 """
+
 if __package__:
     from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS, comfy_bridge
 

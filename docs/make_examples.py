@@ -9,6 +9,7 @@ loaded the way ComfyUI loads the pack, so a list here can never shift against
 the nodes; ``tests/test_examples.py`` checks the result independently. The
 thumbnails are diagrams of the graph drawn with Pillow, not screenshots.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,8 +39,12 @@ CORE = {
     "PreviewImage": ([("images", "IMAGE")], [], []),
     "ImageBatch": ([("image1", "IMAGE"), ("image2", "IMAGE")], [], [("IMAGE", "IMAGE")]),
 }
-TITLES = {"LoadImage": "Load Image", "SaveImage": "Save Image", "PreviewImage": "Preview Image",
-          "ImageBatch": "Batch Images"}
+TITLES = {
+    "LoadImage": "Load Image",
+    "SaveImage": "Save Image",
+    "PreviewImage": "Preview Image",
+    "ImageBatch": "Batch Images",
+}
 
 
 def _kind(spec: Any) -> str:
@@ -85,7 +90,9 @@ class Graph:
         self.nodes: List[Dict[str, Any]] = []
         self.links: List[list] = []
 
-    def add(self, node_type: str, pos, values: Dict[str, Any] = None, width: int = None, title: str = None) -> int:
+    def add(
+        self, node_type: str, pos, values: Dict[str, Any] = None, width: int = None, title: str = None
+    ) -> int:
         nid = len(self.nodes) + 1
         sockets, widgets, outputs, opts = schema(node_type)
         values = dict(values or {})
@@ -115,11 +122,17 @@ class Graph:
         if node_type == "LoadImage":
             height = 320
         node = {
-            "id": nid, "type": node_type, "pos": list(pos),
+            "id": nid,
+            "type": node_type,
+            "pos": list(pos),
             "size": [width or (400 if node_type == "PPInfraImg2Img" else 320), height],
-            "flags": {}, "order": 0, "mode": 0,
+            "flags": {},
+            "order": 0,
+            "mode": 0,
             "inputs": [{"name": n, "type": t, "link": None} for n, t in sockets],
-            "outputs": [{"name": n, "type": t, "links": [], "slot_index": i} for i, (n, t) in enumerate(outputs)],
+            "outputs": [
+                {"name": n, "type": t, "links": [], "slot_index": i} for i, (n, t) in enumerate(outputs)
+            ],
             "properties": {"Node name for S&R": node_type},
             "widgets_values": wv,
         }
@@ -137,7 +150,9 @@ class Graph:
         slot = [i["name"] for i in d["inputs"]].index(input_name)
         inp = d["inputs"][slot]
         if out["type"] != inp["type"]:
-            raise TypeError(f"{s['type']}.{out['name']} ({out['type']}) -> {d['type']}.{input_name} ({inp['type']})")
+            raise TypeError(
+                f"{s['type']}.{out['name']} ({out['type']}) -> {d['type']}.{input_name} ({inp['type']})"
+            )
         out["links"].append(lid)
         inp["link"] = lid
         self.links.append([lid, src, out_slot, dst, slot, out["type"]])
@@ -163,8 +178,12 @@ class Graph:
             # The editor's schema wants a string id (null is refused as "Invalid workflow"); stable per example.
             "id": str(uuid.uuid5(uuid.NAMESPACE_URL, "comfyui-ppinfra/example_workflows/" + self.name)),
             "revision": 0,
-            "last_node_id": len(self.nodes), "last_link_id": len(self.links),
-            "nodes": self.nodes, "links": self.links, "groups": [], "config": {},
+            "last_node_id": len(self.nodes),
+            "last_link_id": len(self.links),
+            "nodes": self.nodes,
+            "links": self.links,
+            "groups": [],
+            "config": {},
             "extra": {"ds": {"scale": 0.75, "offset": [40, 40]}, "ppinfra_note": self.note},
             "version": 0.4,
         }
@@ -182,8 +201,11 @@ class Graph:
                 if inp["link"] is not None:
                     l = next(l for l in self.links if l[0] == inp["link"])
                     inputs[inp["name"]] = [str(l[1]), l[2]]
-            out[str(n["id"])] = {"class_type": n["type"], "inputs": inputs,
-                                 "_meta": {"title": n.get("title") or display_name(n["type"])}}
+            out[str(n["id"])] = {
+                "class_type": n["type"],
+                "inputs": inputs,
+                "_meta": {"title": n.get("title") or display_name(n["type"])},
+            }
         return out
 
 
@@ -198,12 +220,28 @@ NEG = "blurry, low quality, deformed, watermark, text"
 
 
 def img2img_basic() -> Graph:
-    g = Graph("img2img_basic", "Plain img2img: one photo in, a watercolor version out. Copy example_workflows/input/*.png into ComfyUI/input/.")
+    g = Graph(
+        "img2img_basic",
+        "Plain img2img: one photo in, a watercolor version out. Copy example_workflows/input/*.png into ComfyUI/input/.",
+    )
     li = g.add("LoadImage", (40, 120), {"image": "ppinfra_portrait.png"})
-    ii = g.add("PPInfraImg2Img", (400, 80), {
-        "model_name": SD15, "prompt": "a watercolor portrait of a young woman, soft light, paper texture",
-        "negative_prompt": NEG, "width": 0, "height": 0, "image_num": 1, "steps": 20,
-        "guidance_scale": 7.5, "sampler_name": "Euler a", "seed": 42, "strength": 0.6})
+    ii = g.add(
+        "PPInfraImg2Img",
+        (400, 80),
+        {
+            "model_name": SD15,
+            "prompt": "a watercolor portrait of a young woman, soft light, paper texture",
+            "negative_prompt": NEG,
+            "width": 0,
+            "height": 0,
+            "image_num": 1,
+            "steps": 20,
+            "guidance_scale": 7.5,
+            "sampler_name": "Euler a",
+            "seed": 42,
+            "strength": 0.6,
+        },
+    )
     sv = g.add("SaveImage", (860, 120), {"filename_prefix": "PPInfra"}, width=360)
     g.link(li, 0, ii, "image")
     g.link(ii, 0, sv, "images")
@@ -211,18 +249,49 @@ def img2img_basic() -> Graph:
 
 
 def controlnet_canny_depth() -> Graph:
-    g = Graph("controlnet_canny_depth", "Two chained SDXL ControlNet units (canny for the lines, depth for the space) on the SDXL base checkpoint at 1024x1024; the server runs the preprocessors.")
+    g = Graph(
+        "controlnet_canny_depth",
+        "Two chained SDXL ControlNet units (canny for the lines, depth for the space) on the SDXL base checkpoint at 1024x1024; the server runs the preprocessors.",
+    )
     li = g.add("LoadImage", (40, 160), {"image": "ppinfra_street.png"})
-    c1 = g.add("PPInfraControlNetUnit", (400, 40), {
-        "model_name": "controlnet-canny-sdxl-1.0", "strength": 1.0, "preprocessor": "canny",
-        "guidance_start": 0.0, "guidance_end": 1.0})
-    c2 = g.add("PPInfraControlNetUnit", (400, 300), {
-        "model_name": "controlnet-depth-sdxl-1.0", "strength": 0.6, "preprocessor": "depth_midas",
-        "guidance_start": 0.0, "guidance_end": 0.8})
-    ii = g.add("PPInfraImg2Img", (760, 80), {
-        "model_name": SDXL, "prompt": "a rainy city street at dusk, neon signs, wet asphalt, photo",
-        "negative_prompt": NEG, "width": 1024, "height": 1024, "steps": 25, "guidance_scale": 7.0,
-        "sampler_name": "DPM++ 2M Karras", "seed": 1234, "strength": 0.75})
+    c1 = g.add(
+        "PPInfraControlNetUnit",
+        (400, 40),
+        {
+            "model_name": "controlnet-canny-sdxl-1.0",
+            "strength": 1.0,
+            "preprocessor": "canny",
+            "guidance_start": 0.0,
+            "guidance_end": 1.0,
+        },
+    )
+    c2 = g.add(
+        "PPInfraControlNetUnit",
+        (400, 300),
+        {
+            "model_name": "controlnet-depth-sdxl-1.0",
+            "strength": 0.6,
+            "preprocessor": "depth_midas",
+            "guidance_start": 0.0,
+            "guidance_end": 0.8,
+        },
+    )
+    ii = g.add(
+        "PPInfraImg2Img",
+        (760, 80),
+        {
+            "model_name": SDXL,
+            "prompt": "a rainy city street at dusk, neon signs, wet asphalt, photo",
+            "negative_prompt": NEG,
+            "width": 1024,
+            "height": 1024,
+            "steps": 25,
+            "guidance_scale": 7.0,
+            "sampler_name": "DPM++ 2M Karras",
+            "seed": 1234,
+            "strength": 0.75,
+        },
+    )
     sv = g.add("SaveImage", (1220, 120), {"filename_prefix": "PPInfra"}, width=360)
     g.link(li, 0, c1, "image")
     g.link(li, 0, c2, "image")
@@ -234,14 +303,28 @@ def controlnet_canny_depth() -> Graph:
 
 
 def lora_embeddings() -> Graph:
-    g = Graph("lora_embeddings", "A LoRA Stack (add_detail_44319, the LoRA the provider's docs show) on an SD 1.5 checkpoint. "
-              "No embedding name is documented: add a PPInfra Embedding node and pick one from your list, then link it to 'embeddings'.")
+    g = Graph(
+        "lora_embeddings",
+        "A LoRA Stack (add_detail_44319, the LoRA the provider's docs show) on an SD 1.5 checkpoint. "
+        "No embedding name is documented: add a PPInfra Embedding node and pick one from your list, then link it to 'embeddings'.",
+    )
     li = g.add("LoadImage", (40, 80), {"image": "ppinfra_portrait.png"})
     ls = g.add("PPInfraLoraStack", (40, 440), {"lora_1": "add_detail_44319", "strength_1": 0.7})
-    ii = g.add("PPInfraImg2Img", (760, 80), {
-        "model_name": SD15, "prompt": "a detailed oil painting portrait, dramatic rim light",
-        "negative_prompt": NEG, "steps": 28, "guidance_scale": 7.0,
-        "sampler_name": "DPM++ 2M Karras", "seed": 777, "strength": 0.65, "clip_skip": 2})
+    ii = g.add(
+        "PPInfraImg2Img",
+        (760, 80),
+        {
+            "model_name": SD15,
+            "prompt": "a detailed oil painting portrait, dramatic rim light",
+            "negative_prompt": NEG,
+            "steps": 28,
+            "guidance_scale": 7.0,
+            "sampler_name": "DPM++ 2M Karras",
+            "seed": 777,
+            "strength": 0.65,
+            "clip_skip": 2,
+        },
+    )
     sv = g.add("SaveImage", (1220, 120), {"filename_prefix": "PPInfra"}, width=360)
     g.link(li, 0, ii, "image")
     g.link(ls, 0, ii, "loras")
@@ -250,13 +333,25 @@ def lora_embeddings() -> Graph:
 
 
 def ip_adapter_style() -> Graph:
-    g = Graph("ip_adapter_style", "IP-Adapter style transfer: the second image gives the style, the first the content.")
+    g = Graph(
+        "ip_adapter_style",
+        "IP-Adapter style transfer: the second image gives the style, the first the content.",
+    )
     li = g.add("LoadImage", (40, 60), {"image": "ppinfra_room.png"})
     ls = g.add("LoadImage", (40, 420), {"image": "ppinfra_style.png"}, title="Load Image (style)")
     ip = g.add("PPInfraIPAdapter", (400, 460), {"model_name": "ip-adapter_sd15.bin", "strength": 0.6})
-    ii = g.add("PPInfraImg2Img", (760, 60), {
-        "model_name": SD15, "prompt": "a cozy living room painted with swirling expressive brush strokes",
-        "negative_prompt": NEG, "steps": 25, "seed": 2024, "strength": 0.7})
+    ii = g.add(
+        "PPInfraImg2Img",
+        (760, 60),
+        {
+            "model_name": SD15,
+            "prompt": "a cozy living room painted with swirling expressive brush strokes",
+            "negative_prompt": NEG,
+            "steps": 25,
+            "seed": 2024,
+            "strength": 0.7,
+        },
+    )
     sv = g.add("SaveImage", (1220, 100), {"filename_prefix": "PPInfra"}, width=360)
     g.link(li, 0, ii, "image")
     g.link(ls, 0, ip, "image")
@@ -266,17 +361,40 @@ def ip_adapter_style() -> Graph:
 
 
 def sdxl() -> Graph:
-    g = Graph("sdxl", "SDXL: the SDXL base checkpoint with an SDXL ControlNet (soft edges) at 1024x1024. "
-              "sd_vae stays 'None' (the checkpoint's own VAE).")
+    g = Graph(
+        "sdxl",
+        "SDXL: the SDXL base checkpoint with an SDXL ControlNet (soft edges) at 1024x1024. "
+        "sd_vae stays 'None' (the checkpoint's own VAE).",
+    )
     li = g.add("LoadImage", (40, 100), {"image": "ppinfra_landscape.png"})
-    cn = g.add("PPInfraControlNetUnit", (400, 40), {
-        "model_name": "controlnet-softedge-sdxl-1.0", "strength": 0.5, "preprocessor": "softedge_pidinet",
-        "guidance_start": 0.0, "guidance_end": 1.0})
-    ii = g.add("PPInfraImg2Img", (760, 60), {
-        "model_name": SDXL, "prompt": "an alpine lake at golden hour, dramatic clouds, 35mm photo",
-        "negative_prompt": NEG, "width": 1024, "height": 1024, "steps": 30,
-        "guidance_scale": 6.0, "sampler_name": "DPM++ 2M Karras", "seed": 31337, "strength": 0.7,
-        "response_image_type": "webp"})
+    cn = g.add(
+        "PPInfraControlNetUnit",
+        (400, 40),
+        {
+            "model_name": "controlnet-softedge-sdxl-1.0",
+            "strength": 0.5,
+            "preprocessor": "softedge_pidinet",
+            "guidance_start": 0.0,
+            "guidance_end": 1.0,
+        },
+    )
+    ii = g.add(
+        "PPInfraImg2Img",
+        (760, 60),
+        {
+            "model_name": SDXL,
+            "prompt": "an alpine lake at golden hour, dramatic clouds, 35mm photo",
+            "negative_prompt": NEG,
+            "width": 1024,
+            "height": 1024,
+            "steps": 30,
+            "guidance_scale": 6.0,
+            "sampler_name": "DPM++ 2M Karras",
+            "seed": 31337,
+            "strength": 0.7,
+            "response_image_type": "webp",
+        },
+    )
     sv = g.add("SaveImage", (1220, 100), {"filename_prefix": "PPInfra"}, width=360)
     g.link(li, 0, cn, "image")
     g.link(li, 0, ii, "image")
@@ -286,13 +404,27 @@ def sdxl() -> Graph:
 
 
 def batch() -> Graph:
-    g = Graph("batch", "An input batch of two images: two tasks run at the same time; the output holds 2 x image_num images in input order.")
+    g = Graph(
+        "batch",
+        "An input batch of two images: two tasks run at the same time; the output holds 2 x image_num images in input order.",
+    )
     l1 = g.add("LoadImage", (40, 40), {"image": "ppinfra_portrait.png"})
     l2 = g.add("LoadImage", (40, 400), {"image": "ppinfra_room.png"})
     bt = g.add("ImageBatch", (400, 300), {}, width=220)
-    ii = g.add("PPInfraImg2Img", (680, 60), {
-        "model_name": SD15, "prompt": "a pencil sketch, cross hatching, white paper",
-        "negative_prompt": NEG, "width": 512, "height": 512, "image_num": 2, "seed": 5, "strength": 0.7})
+    ii = g.add(
+        "PPInfraImg2Img",
+        (680, 60),
+        {
+            "model_name": SD15,
+            "prompt": "a pencil sketch, cross hatching, white paper",
+            "negative_prompt": NEG,
+            "width": 512,
+            "height": 512,
+            "image_num": 2,
+            "seed": 5,
+            "strength": 0.7,
+        },
+    )
     sv = g.add("PreviewImage", (1140, 100), {}, width=360)
     g.link(l1, 0, bt, "image1")
     g.link(l2, 0, bt, "image2")
@@ -302,24 +434,57 @@ def batch() -> Graph:
 
 
 def everything_at_once() -> Graph:
-    g = Graph("everything_at_once", "SDXL with two ControlNet units, a LoRA Stack and an IP-Adapter. The stack is empty: "
-              "the only documented LoRA is SD 1.5, so pick an SDXL LoRA from your list. No embedding name is "
-              "documented: add a PPInfra Embedding node with one from your list.")
+    g = Graph(
+        "everything_at_once",
+        "SDXL with two ControlNet units, a LoRA Stack and an IP-Adapter. The stack is empty: "
+        "the only documented LoRA is SD 1.5, so pick an SDXL LoRA from your list. No embedding name is "
+        "documented: add a PPInfra Embedding node with one from your list.",
+    )
     li = g.add("LoadImage", (40, 60), {"image": "ppinfra_portrait.png"})
     ls_img = g.add("LoadImage", (40, 440), {"image": "ppinfra_style.png"}, title="Load Image (style)")
-    c1 = g.add("PPInfraControlNetUnit", (400, 20), {
-        "model_name": "controlnet-openpose-sdxl-1.0", "strength": 0.8, "preprocessor": "openpose_full",
-        "guidance_start": 0.0, "guidance_end": 1.0})
-    c2 = g.add("PPInfraControlNetUnit", (400, 250), {
-        "model_name": "controlnet-depth-sdxl-1.0", "strength": 0.5, "preprocessor": "depth_midas",
-        "guidance_start": 0.1, "guidance_end": 0.9})
+    c1 = g.add(
+        "PPInfraControlNetUnit",
+        (400, 20),
+        {
+            "model_name": "controlnet-openpose-sdxl-1.0",
+            "strength": 0.8,
+            "preprocessor": "openpose_full",
+            "guidance_start": 0.0,
+            "guidance_end": 1.0,
+        },
+    )
+    c2 = g.add(
+        "PPInfraControlNetUnit",
+        (400, 250),
+        {
+            "model_name": "controlnet-depth-sdxl-1.0",
+            "strength": 0.5,
+            "preprocessor": "depth_midas",
+            "guidance_start": 0.1,
+            "guidance_end": 0.9,
+        },
+    )
     lo = g.add("PPInfraLoraStack", (400, 480), {})
     ip = g.add("PPInfraIPAdapter", (400, 820), {"model_name": "ip-adapter_sdxl.bin", "strength": 0.4})
-    ii = g.add("PPInfraImg2Img", (780, 60), {
-        "model_name": SDXL, "prompt": "a portrait in the style of a post-impressionist painting, vivid colors",
-        "negative_prompt": NEG, "width": 896, "height": 1120, "image_num": 2, "steps": 30,
-        "guidance_scale": 7.0, "sampler_name": "DPM++ 2M Karras", "seed": 99, "strength": 0.8,
-        "clip_skip": 2, "response_image_type": "png"})
+    ii = g.add(
+        "PPInfraImg2Img",
+        (780, 60),
+        {
+            "model_name": SDXL,
+            "prompt": "a portrait in the style of a post-impressionist painting, vivid colors",
+            "negative_prompt": NEG,
+            "width": 896,
+            "height": 1120,
+            "image_num": 2,
+            "steps": 30,
+            "guidance_scale": 7.0,
+            "sampler_name": "DPM++ 2M Karras",
+            "seed": 99,
+            "strength": 0.8,
+            "clip_skip": 2,
+            "response_image_type": "png",
+        },
+    )
     sv = g.add("SaveImage", (1240, 100), {"filename_prefix": "PPInfra"}, width=360)
     g.link(li, 0, c1, "image")
     g.link(li, 0, c2, "image")
@@ -334,13 +499,29 @@ def everything_at_once() -> Graph:
 
 
 def txt2img_lora() -> Graph:
-    g = Graph("txt2img_lora", "Text to image with a LoRA Stack (add_detail_44319, the LoRA the provider's docs show) "
-              "on an SD 1.5 checkpoint: one task, image_num images. No input image.")
+    g = Graph(
+        "txt2img_lora",
+        "Text to image with a LoRA Stack (add_detail_44319, the LoRA the provider's docs show) "
+        "on an SD 1.5 checkpoint: one task, image_num images. No input image.",
+    )
     ls = g.add("PPInfraLoraStack", (40, 80), {"lora_1": "add_detail_44319", "strength_1": 0.6})
-    ti = g.add("PPInfraTxt2Img", (400, 60), {
-        "model_name": SD15, "prompt": "a lighthouse on a cliff at dawn, soft light, detailed, photo",
-        "negative_prompt": NEG, "width": 512, "height": 768, "image_num": 2, "steps": 25, "guidance_scale": 7.0,
-        "sampler_name": "DPM++ 2M Karras", "seed": 4242}, width=400)
+    ti = g.add(
+        "PPInfraTxt2Img",
+        (400, 60),
+        {
+            "model_name": SD15,
+            "prompt": "a lighthouse on a cliff at dawn, soft light, detailed, photo",
+            "negative_prompt": NEG,
+            "width": 512,
+            "height": 768,
+            "image_num": 2,
+            "steps": 25,
+            "guidance_scale": 7.0,
+            "sampler_name": "DPM++ 2M Karras",
+            "seed": 4242,
+        },
+        width=400,
+    )
     sv = g.add("SaveImage", (860, 100), {"filename_prefix": "PPInfra"}, width=360)
     g.link(ls, 0, ti, "loras")
     g.link(ti, 0, sv, "images")
@@ -348,14 +529,28 @@ def txt2img_lora() -> Graph:
 
 
 def inpainting_mask() -> Graph:
-    g = Graph("inpainting_mask", "Inpainting with a mask drawn in ComfyUI: LoadImage's MASK is the transparent area "
-              "of the PNG (right-click the image > Open in MaskEditor to paint your own). White/1.0 = repaint. "
-              "Pick an inpainting checkpoint for model_name: the list shows those of your account "
-              "(filter.is_inpainting); no name is documented, so the example leaves it empty.")
+    g = Graph(
+        "inpainting_mask",
+        "Inpainting with a mask drawn in ComfyUI: LoadImage's MASK is the transparent area "
+        "of the PNG (right-click the image > Open in MaskEditor to paint your own). White/1.0 = repaint. "
+        "Pick an inpainting checkpoint for model_name: the list shows those of your account "
+        "(filter.is_inpainting); no name is documented, so the example leaves it empty.",
+    )
     li = g.add("LoadImage", (40, 100), {"image": "ppinfra_room_hole.png"})
-    ip = g.add("PPInfraInpaint", (400, 60), {
-        "model_name": "", "prompt": "a large potted monstera plant, soft daylight", "negative_prompt": NEG,
-        "steps": 25, "seed": 77, "strength": 1.0, "mask_blur": 4}, width=400)
+    ip = g.add(
+        "PPInfraInpaint",
+        (400, 60),
+        {
+            "model_name": "",
+            "prompt": "a large potted monstera plant, soft daylight",
+            "negative_prompt": NEG,
+            "steps": 25,
+            "seed": 77,
+            "strength": 1.0,
+            "mask_blur": 4,
+        },
+        width=400,
+    )
     sv = g.add("SaveImage", (860, 100), {"filename_prefix": "PPInfra"}, width=360)
     g.link(li, 0, ip, "image")
     g.link(li, 1, ip, "mask")
@@ -364,12 +559,26 @@ def inpainting_mask() -> Graph:
 
 
 def img2img_upscale() -> Graph:
-    g = Graph("img2img_upscale", "Img2img, then the result made twice as large by the upscale endpoint (Novita's "
-              "host offers it; on PPInfra/PPIO the Upscale node says the host does not).")
+    g = Graph(
+        "img2img_upscale",
+        "Img2img, then the result made twice as large by the upscale endpoint (Novita's "
+        "host offers it; on PPInfra/PPIO the Upscale node says the host does not).",
+    )
     li = g.add("LoadImage", (40, 120), {"image": "ppinfra_portrait.png"})
-    ii = g.add("PPInfraImg2Img", (400, 80), {
-        "model_name": SD15, "prompt": "a watercolor portrait of a young woman, soft light, paper texture",
-        "negative_prompt": NEG, "width": 512, "height": 640, "steps": 20, "seed": 42, "strength": 0.6})
+    ii = g.add(
+        "PPInfraImg2Img",
+        (400, 80),
+        {
+            "model_name": SD15,
+            "prompt": "a watercolor portrait of a young woman, soft light, paper texture",
+            "negative_prompt": NEG,
+            "width": 512,
+            "height": 640,
+            "steps": 20,
+            "seed": 42,
+            "strength": 0.6,
+        },
+    )
     up = g.add("PPInfraUpscale", (860, 120), {"model_name": "RealESRNet_x4plus", "scale_factor": 2.0})
     sv = g.add("SaveImage", (1220, 120), {"filename_prefix": "PPInfra"}, width=360)
     g.link(li, 0, ii, "image")
@@ -378,8 +587,18 @@ def img2img_upscale() -> Graph:
     return g
 
 
-ALL = [img2img_basic, controlnet_canny_depth, lora_embeddings, ip_adapter_style, sdxl, batch, everything_at_once,
-       txt2img_lora, inpainting_mask, img2img_upscale]
+ALL = [
+    img2img_basic,
+    controlnet_canny_depth,
+    lora_embeddings,
+    ip_adapter_style,
+    sdxl,
+    batch,
+    everything_at_once,
+    txt2img_lora,
+    inpainting_mask,
+    img2img_upscale,
+]
 
 
 def main() -> None:
@@ -399,9 +618,19 @@ def main() -> None:
         with open(os.path.join(EXAMPLES, "api", g.name + ".json"), "w", encoding="utf-8") as fh:
             json.dump(g.api(), fh, indent=2, ensure_ascii=False)
             fh.write("\n")
-        render(ui, os.path.join(EXAMPLES, g.name + ".jpg"), schema, display_name, INPUTS, scale=0.5, thumb=(640, 400))
+        render(
+            ui,
+            os.path.join(EXAMPLES, g.name + ".jpg"),
+            schema,
+            display_name,
+            INPUTS,
+            scale=0.5,
+            thumb=(640, 400),
+        )
         if args.docs and g.name in ("everything_at_once", "controlnet_canny_depth"):
-            render(ui, os.path.join(ROOT, "docs", f"graph_{g.name}.png"), schema, display_name, INPUTS, scale=1.0)
+            render(
+                ui, os.path.join(ROOT, "docs", f"graph_{g.name}.png"), schema, display_name, INPUTS, scale=1.0
+            )
         print("wrote", g.name)
 
 

@@ -3,6 +3,7 @@
 Import cost matters (ComfyUI imports every pack at start): the client, the image
 codec and ``requests`` are imported only when a node runs.
 """
+
 from .img2img import PPInfraImg2Img
 from .inpaint import PPInfraInpaint
 from .txt2img import PPInfraTxt2Img

@@ -4,6 +4,7 @@ shown under a node after a run.
 The logic (storage, key check, balance) is :mod:`ppinfra.account`'s; this module
 only decides where the key file lives (:func:`comfy_bridge.key_store_paths`).
 """
+
 from __future__ import annotations
 
 import logging
@@ -44,7 +45,9 @@ def account() -> Account:
     return found
 
 
-def show_balance_after_run(settings: Any, text: str, send: Callable[[str], None]) -> Optional[threading.Thread]:
+def show_balance_after_run(
+    settings: Any, text: str, send: Callable[[str], None]
+) -> Optional[threading.Thread]:
     """After a successful run: fetch the balance in the background and ``send(text + balance)``.
 
     Never fails the node and never delays it: the fetch has a short deadline,

@@ -7,6 +7,7 @@ re-reads the cache per call, and the lists handed out are the same objects
 until the file changes (ComfyUI asks for them on every call). A stale cache is refreshed in a background thread;
 the routes can also refresh one type while a user waits, with a deadline.
 """
+
 from __future__ import annotations
 
 import logging
@@ -65,15 +66,21 @@ def catalog() -> ModelCatalog:
         if cat is None:
             from ..ppinfra.models import ModelCatalog
 
-            cat = ModelCatalog(client_factory=_client_factory, cache_dir=key[0], ttl=REFRESH_AFTER_SECONDS,
-                               config_path=key[1] or None)
+            cat = ModelCatalog(
+                client_factory=_client_factory,
+                cache_dir=key[0],
+                ttl=REFRESH_AFTER_SECONDS,
+                config_path=key[1] or None,
+            )
             _catalogs[key] = cat
         return cat
 
 
 def key_configured() -> bool:
     """Whether a key could be found (variable or key file), without keeping it."""
-    from .account_panel import account  # deferred: ComfyUI imports every pack at start, nodes need it only later
+    from .account_panel import (
+        account,
+    )  # deferred: ComfyUI imports every pack at start, nodes need it only later
 
     return account().key()[0] is not None
 
@@ -98,8 +105,9 @@ def refresh_soon() -> None:
         log.debug("model list refresh not started: %s", exc)
 
 
-def refresh_now(model_type: str, timeout: float = ROUTE_REFRESH_TIMEOUT, *,
-                max_age: Optional[float] = None) -> bool:
+def refresh_now(
+    model_type: str, timeout: float = ROUTE_REFRESH_TIMEOUT, *, max_age: Optional[float] = None
+) -> bool:
     """Fetch ``model_type`` from PPInfra, waiting at most ``timeout`` s; ``True`` when the list is current.
 
     With ``max_age``, nothing is fetched when the cached list is younger than
@@ -116,6 +124,7 @@ def refresh_now(model_type: str, timeout: float = ROUTE_REFRESH_TIMEOUT, *,
     with _catalogs_lock:
         thread = _refreshes.get(slot)
         if thread is None or not thread.is_alive():
+
             def run() -> None:
                 try:
                     cat.list(model_type, refresh=True)
@@ -179,8 +188,9 @@ def inpainting_names() -> List[str]:
     return hit[1]
 
 
-def search(model_type: str, query: str = "", family: Optional[str] = None, limit: int = 50,
-           offset: int = 0) -> Tuple[int, List[Any]]:
+def search(
+    model_type: str, query: str = "", family: Optional[str] = None, limit: int = 50, offset: int = 0
+) -> Tuple[int, List[Any]]:
     """``(total, page of ModelInfo)`` matching every word of ``query`` in name, ``sd_name``, display name, tags."""
     return catalog().search(model_type, query, family=family, limit=limit, offset=offset)
 
@@ -193,8 +203,7 @@ def has_list(model_type: str) -> bool:
         return False
 
 
-def search_provider(model_type: str, query: str, family: Optional[str] = None,
-                    limit: int = 50) -> List[Any]:
+def search_provider(model_type: str, query: str, family: Optional[str] = None, limit: int = 50) -> List[Any]:
     """One page of PPInfra's own search (``filter.query``): for a type whose full list is not cached yet.
 
     The key stays on this server; the answer is not cached (the full list is
@@ -204,9 +213,13 @@ def search_provider(model_type: str, query: str, family: Optional[str] = None,
 
     client = _client_factory()
     try:
-        page = client.model_page(model_type, query=query, page_size=max(1, min(limit, 100)),
-                                 is_sdxl=None if family is None else family == "sdxl",
-                                 timeout=SEARCH_TIMEOUT)
+        page = client.model_page(
+            model_type,
+            query=query,
+            page_size=max(1, min(limit, 100)),
+            is_sdxl=None if family is None else family == "sdxl",
+            timeout=SEARCH_TIMEOUT,
+        )
     finally:
         client.close()
     found = [to_model_info(m, model_type) for m in page.models]

@@ -14,6 +14,7 @@ Two ComfyUI gotchas decide the shape of this module:
   which calls that clearing function. :class:`Progress` therefore looks at the
   flag itself first and skips the hook once a cancel is pending.
 """
+
 from __future__ import annotations
 
 import logging
@@ -36,8 +37,11 @@ def _warn_cancel_broken(why: str) -> None:
     global _cancel_warned
     if not _cancel_warned:
         _cancel_warned = True
-        log.warning("PPInfra cannot read ComfyUI's cancel flag (%s): the Cancel button will not stop a PPInfra "
-                    "wait until the deadline. Please report this with your ComfyUI version.", why)
+        log.warning(
+            "PPInfra cannot read ComfyUI's cancel flag (%s): the Cancel button will not stop a PPInfra "
+            "wait until the deadline. Please report this with your ComfyUI version.",
+            why,
+        )
 
 
 def _model_management() -> Any:
@@ -73,6 +77,7 @@ def interrupt_exception(message: str = "Interrupted while waiting for PPInfra.")
     if exc_type is not None:
         return exc_type()
     from ..ppinfra.errors import CancelledError
+
     return CancelledError(message)
 
 
@@ -91,10 +96,12 @@ class NodeProgressBar:
         self._bar = None
         try:
             import comfy.utils  # type: ignore[import-not-found]
+
             self._bar = comfy.utils.ProgressBar(total, node_id=node_id)
         except TypeError:  # older ComfyUI without node_id
             try:
                 import comfy.utils  # type: ignore[import-not-found]
+
                 self._bar = comfy.utils.ProgressBar(total)
             except Exception:
                 self._bar = None
@@ -150,6 +157,7 @@ def user_dir() -> Optional[str]:
     """ComfyUI's user directory, or ``None`` outside ComfyUI."""
     try:
         import folder_paths  # type: ignore[import-not-found]
+
         return folder_paths.get_user_directory()
     except Exception:
         return None
@@ -162,6 +170,7 @@ def system_user_dir(name: str = USER_SUBDIR) -> Optional[str]:
     """
     try:
         import folder_paths  # type: ignore[import-not-found]
+
         lookup = getattr(folder_paths, "get_system_user_directory", None)
         return lookup(name) if lookup is not None else None
     except Exception:
@@ -208,4 +217,3 @@ def listen_addresses() -> Tuple[str, ...]:
     args = getattr(sys.modules.get("comfy.cli_args"), "args", None)
     listen = getattr(args, "listen", None)
     return tuple(n.strip() for n in listen.split(",") if n.strip()) if isinstance(listen, str) else ()
-

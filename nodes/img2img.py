@@ -1,4 +1,5 @@
 """PPInfra Img2Img: the node that turns its inputs into img2img requests and returns the result images."""
+
 from __future__ import annotations
 
 import hashlib
@@ -16,8 +17,18 @@ from ..ppinfra.redaction import redact
 
 from . import comfy_bridge
 from . import widgets as options
-from .links import (CATEGORY, CONTROLNET, EMBEDDINGS, IP_ADAPTER, LORAS, MATCH_INPUT, ControlNetSpec,
-                      IPAdapterSpec, as_chain, check_total)
+from .links import (
+    CATEGORY,
+    CONTROLNET,
+    EMBEDDINGS,
+    IP_ADAPTER,
+    LORAS,
+    MATCH_INPUT,
+    ControlNetSpec,
+    IPAdapterSpec,
+    as_chain,
+    check_total,
+)
 
 log = logging.getLogger("ppinfra")
 
@@ -27,11 +38,13 @@ _IP_FAMILY = {"ip-adapter_sd15.bin": "sd15", "ip-adapter_sdxl.bin": "sdxl"}
 
 
 class PPInfraImg2Img:
-    DESCRIPTION = ("Image-to-image on PPInfra: sends each image of the input batch, with the prompt and the "
-                   "optional ControlNet units, LoRAs, embeddings and IP-Adapter, to the PPInfra img2img API, "
-                   "and returns image_num results per input image in input order. The API key is pasted in the "
-                   "editor's settings (Settings > PPInfra) or comes from the PPINFRA_API_KEY environment "
-                   "variable; never from a widget.")
+    DESCRIPTION = (
+        "Image-to-image on PPInfra: sends each image of the input batch, with the prompt and the "
+        "optional ControlNet units, LoRAs, embeddings and IP-Adapter, to the PPInfra img2img API, "
+        "and returns image_num results per input image in input order. The API key is pasted in the "
+        "editor's settings (Settings > PPInfra) or comes from the PPINFRA_API_KEY environment "
+        "variable; never from a widget."
+    )
     CATEGORY = CATEGORY
     FUNCTION = "generate"
     RETURN_TYPES = ("IMAGE", "INT", "STRING")
@@ -48,37 +61,80 @@ class PPInfraImg2Img:
         R = "request."
         return {
             "required": {
-                "image": ("IMAGE", {"tooltip": "Input image(s). A batch of B images runs B tasks, up to 4 at a time within the images-per-minute budget."}),
+                "image": (
+                    "IMAGE",
+                    {
+                        "tooltip": "Input image(s). A batch of B images runs B tasks, up to 4 at a time within the images-per-minute budget."
+                    },
+                ),
                 "model_name": options.model_input(
-                    "checkpoint", LIMITS[R + "model_name"].doc, preferred=("dreamshaper_8_93211.safetensors",)),
-                "prompt": ("STRING", {"multiline": True, "default": "",
-                                      "tooltip": f"{LIMITS[R + 'prompt'].doc} {LIMITS[R + 'prompt'].describe()}."}),
-                "negative_prompt": ("STRING", {"multiline": True, "default": "",
-                                               "tooltip": f"{LIMITS[R + 'negative_prompt'].doc} May be empty."}),
-                "width": options.int_input(R + "width", "Result width in pixels; 0 = the input image's size "
-                                           "(scaled to fit 2048, snapped to 8, at least 128).",
-                                           min=MATCH_INPUT, default=MATCH_INPUT),
-                "height": options.int_input(R + "height", "Result height in pixels; 0 = the input image's size "
-                                            "(scaled to fit 2048, snapped to 8, at least 128).",
-                                            min=MATCH_INPUT, default=MATCH_INPUT),
+                    "checkpoint", LIMITS[R + "model_name"].doc, preferred=("dreamshaper_8_93211.safetensors",)
+                ),
+                "prompt": (
+                    "STRING",
+                    {
+                        "multiline": True,
+                        "default": "",
+                        "tooltip": f"{LIMITS[R + 'prompt'].doc} {LIMITS[R + 'prompt'].describe()}.",
+                    },
+                ),
+                "negative_prompt": (
+                    "STRING",
+                    {
+                        "multiline": True,
+                        "default": "",
+                        "tooltip": f"{LIMITS[R + 'negative_prompt'].doc} May be empty.",
+                    },
+                ),
+                "width": options.int_input(
+                    R + "width",
+                    "Result width in pixels; 0 = the input image's size "
+                    "(scaled to fit 2048, snapped to 8, at least 128).",
+                    min=MATCH_INPUT,
+                    default=MATCH_INPUT,
+                ),
+                "height": options.int_input(
+                    R + "height",
+                    "Result height in pixels; 0 = the input image's size "
+                    "(scaled to fit 2048, snapped to 8, at least 128).",
+                    min=MATCH_INPUT,
+                    default=MATCH_INPUT,
+                ),
                 "image_num": options.int_input(R + "image_num"),
                 "steps": options.int_input(R + "steps"),
                 "guidance_scale": options.float_input(R + "guidance_scale", step=0.1),
                 "sampler_name": options.enum_input(R + "sampler_name"),
-                "seed": options.int_input(R + "seed", "Noise seed; -1 lets the server pick (and re-runs on every "
-                                          "queue). A fixed seed lets ComfyUI reuse the cached result.",
-                                          control_after_generate=True),
+                "seed": options.int_input(
+                    R + "seed",
+                    "Noise seed; -1 lets the server pick (and re-runs on every "
+                    "queue). A fixed seed lets ComfyUI reuse the cached result.",
+                    control_after_generate=True,
+                ),
                 "strength": options.float_input(R + "strength"),
-                "clip_skip": options.int_input(R + "clip_skip", "CLIP layers to skip; 0 leaves it to the server.",
-                                               min=CLIP_SKIP_SERVER, default=CLIP_SKIP_SERVER),
-                "sd_vae": options.model_input("vae", "VAE; 'None' leaves it to the server (the checkpoint's own).",
-                                              with_none=True, preferred=(options.NONE,)),
+                "clip_skip": options.int_input(
+                    R + "clip_skip",
+                    "CLIP layers to skip; 0 leaves it to the server.",
+                    min=CLIP_SKIP_SERVER,
+                    default=CLIP_SKIP_SERVER,
+                ),
+                "sd_vae": options.model_input(
+                    "vae",
+                    "VAE; 'None' leaves it to the server (the checkpoint's own).",
+                    with_none=True,
+                    preferred=(options.NONE,),
+                ),
                 "response_image_type": options.enum_input("extra.response_image_type"),
             },
             "optional": {
-                "controlnet": (CONTROLNET, {"tooltip": "ControlNet units from PPInfra ControlNet Unit nodes."}),
+                "controlnet": (
+                    CONTROLNET,
+                    {"tooltip": "ControlNet units from PPInfra ControlNet Unit nodes."},
+                ),
                 "loras": (LORAS, {"tooltip": "LoRAs from PPInfra LoRA Stack nodes (at most 5 in total)."}),
-                "embeddings": (EMBEDDINGS, {"tooltip": "Embeddings from PPInfra Embedding nodes (at most 5)."}),
+                "embeddings": (
+                    EMBEDDINGS,
+                    {"tooltip": "Embeddings from PPInfra Embedding nodes (at most 5)."},
+                ),
                 "ip_adapter": (IP_ADAPTER, {"tooltip": "The IP-Adapter from a PPInfra IP-Adapter node."}),
             },
             "hidden": {"unique_id": "UNIQUE_ID"},
@@ -105,28 +161,76 @@ class PPInfraImg2Img:
         plain["seed"] = "linked" if seed is None else seed
         return hashlib.sha256(json.dumps(plain, sort_keys=True, default=str).encode("utf-8")).hexdigest()
 
-    async def generate(self, image, model_name, prompt, negative_prompt, width, height, image_num, steps,
-                       guidance_scale, sampler_name, seed, strength, clip_skip, sd_vae, response_image_type,
-                       controlnet=None, loras=None, embeddings=None, ip_adapter=None, unique_id=None):
+    async def generate(
+        self,
+        image,
+        model_name,
+        prompt,
+        negative_prompt,
+        width,
+        height,
+        image_num,
+        steps,
+        guidance_scale,
+        sampler_name,
+        seed,
+        strength,
+        clip_skip,
+        sd_vae,
+        response_image_type,
+        controlnet=None,
+        loras=None,
+        embeddings=None,
+        ip_adapter=None,
+        unique_id=None,
+    ):
         from . import runner
 
         node_id = None if unique_id is None else str(unique_id)
-        template = build_template(model_name=model_name, prompt=prompt, negative_prompt=negative_prompt,
-                                  width=width, height=height, image_num=image_num, steps=steps,
-                                  guidance_scale=guidance_scale, sampler_name=sampler_name, seed=seed,
-                                  strength=strength, clip_skip=clip_skip, sd_vae=sd_vae,
-                                  response_image_type=response_image_type, loras=loras, embeddings=embeddings)
+        template = build_template(
+            model_name=model_name,
+            prompt=prompt,
+            negative_prompt=negative_prompt,
+            width=width,
+            height=height,
+            image_num=image_num,
+            steps=steps,
+            guidance_scale=guidance_scale,
+            sampler_name=sampler_name,
+            seed=seed,
+            strength=strength,
+            clip_skip=clip_skip,
+            sd_vae=sd_vae,
+            response_image_type=response_image_type,
+            loras=loras,
+            embeddings=embeddings,
+        )
         units = as_chain(controlnet, ControlNetSpec, "controlnet")
         if ip_adapter is not None and not isinstance(ip_adapter, IPAdapterSpec):
-            raise ValidationError("ip_adapter", "the output of a PPInfra IP-Adapter node", type(ip_adapter).__name__)
+            raise ValidationError(
+                "ip_adapter", "the output of a PPInfra IP-Adapter node", type(ip_adapter).__name__
+            )
         if image is None:
             raise ValidationError("image", "an IMAGE", None)
-        template = replace(template, controlnet_units=tuple(
-            ControlNetUnit(model_name=u.model_name, image_base64=None, strength=u.strength,
-                           preprocessor=u.preprocessor, guidance_start=u.guidance_start,
-                           guidance_end=u.guidance_end) for u in units),
-            ip_adapters=() if ip_adapter is None else (
-                IPAdapter(model_name=ip_adapter.model_name, image_base64=None, strength=ip_adapter.strength),))
+        template = replace(
+            template,
+            controlnet_units=tuple(
+                ControlNetUnit(
+                    model_name=u.model_name,
+                    image_base64=None,
+                    strength=u.strength,
+                    preprocessor=u.preprocessor,
+                    guidance_start=u.guidance_start,
+                    guidance_end=u.guidance_end,
+                )
+                for u in units
+            ),
+            ip_adapters=()
+            if ip_adapter is None
+            else (
+                IPAdapter(model_name=ip_adapter.model_name, image_base64=None, strength=ip_adapter.strength),
+            ),
+        )
         images = {"request.image_base64": image}
         images.update({f"request.controlnet.units[{k}].image_base64": u.image for k, u in enumerate(units)})
         if ip_adapter is not None:
@@ -152,6 +256,7 @@ class PPInfraImg2Img:
 
 # --------------------------------------------------------------------------- helpers
 
+
 def make_client() -> Any:
     """A client from the environment or the config file in ComfyUI's user directory (never a widget)."""
     from ..ppinfra.client import PPInfraClient
@@ -159,9 +264,25 @@ def make_client() -> Any:
     return PPInfraClient(settings=load_settings(config_path=comfy_bridge.user_config_path()))
 
 
-def build_template(*, model_name, prompt, negative_prompt, width, height, image_num, steps, guidance_scale,
-                   sampler_name, seed, strength, clip_skip, sd_vae, response_image_type, loras=None,
-                   embeddings=None) -> Img2ImgRequest:
+def build_template(
+    *,
+    model_name,
+    prompt,
+    negative_prompt,
+    width,
+    height,
+    image_num,
+    steps,
+    guidance_scale,
+    sampler_name,
+    seed,
+    strength,
+    clip_skip,
+    sd_vae,
+    response_image_type,
+    loras=None,
+    embeddings=None,
+) -> Img2ImgRequest:
     """The request without images, every widget checked against its limit (nothing is sent yet).
 
     ``VALIDATE_INPUTS`` names model inputs (so ComfyUI skips its own checks for
@@ -174,11 +295,24 @@ def build_template(*, model_name, prompt, negative_prompt, width, height, image_
     check_total("request.embeddings", len(emb_chain), "Embedding")
     vae = None if sd_vae in (None, "", options.NONE) else sd_vae
     template = Img2ImgRequest(
-        model_name=model_name, image_base64=None, prompt=prompt, width=width, height=height,
-        image_num=image_num, steps=steps, guidance_scale=guidance_scale, sampler_name=sampler_name,
-        negative_prompt=negative_prompt, sd_vae=vae, seed=seed, loras=lora_chain, embeddings=emb_chain,
-        clip_skip=None if clip_skip == CLIP_SKIP_SERVER else clip_skip, strength=strength,
-        response_image_type=response_image_type)
+        model_name=model_name,
+        image_base64=None,
+        prompt=prompt,
+        width=width,
+        height=height,
+        image_num=image_num,
+        steps=steps,
+        guidance_scale=guidance_scale,
+        sampler_name=sampler_name,
+        negative_prompt=negative_prompt,
+        sd_vae=vae,
+        seed=seed,
+        loras=lora_chain,
+        embeddings=emb_chain,
+        clip_skip=None if clip_skip == CLIP_SKIP_SERVER else clip_skip,
+        strength=strength,
+        response_image_type=response_image_type,
+    )
     return template  # checked once, with its side units, by the binder (ppinfra/binding.py)
 
 
@@ -199,8 +333,10 @@ def family_warnings(model_name: str, loras, embeddings, units, ip_adapter) -> Li
     if ip_adapter is not None:
         fam = _IP_FAMILY.get(ip_adapter.model_name)
         if fam is not None and fam != base:
-            out.append(f"IP-Adapter {ip_adapter.model_name} is for {label[fam]} but the checkpoint "
-                       f"{model_name} is {label[base]}")
+            out.append(
+                f"IP-Adapter {ip_adapter.model_name} is for {label[fam]} but the checkpoint "
+                f"{model_name} is {label[base]}"
+            )
     return out
 
 

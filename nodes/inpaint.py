@@ -1,4 +1,5 @@
 """PPInfra Inpaint: an image batch and a ComfyUI MASK in, the masked part repainted (one inpainting task per image)."""
+
 from __future__ import annotations
 
 import logging
@@ -21,16 +22,21 @@ LIMITS = ENDPOINT_LIMITS[ENDPOINT]
 
 def _flag_input(field: str, tooltip: str) -> tuple:
     """A 0/1 integer field of the API as a toggle (sent as the integer 0 or 1, the page's type)."""
-    return ("BOOLEAN", {"default": bool(LIMITS[field].default), "tooltip": f"{tooltip} Sent as the integer 0 or 1."})
+    return (
+        "BOOLEAN",
+        {"default": bool(LIMITS[field].default), "tooltip": f"{tooltip} Sent as the integer 0 or 1."},
+    )
 
 
 class PPInfraInpaint:
-    DESCRIPTION = ("Inpainting on PPInfra: repaints the part of each input image that the mask marks (a ComfyUI "
-                   "MASK, 1.0 = repaint, sent as white on black; LoadImage's mask is the transparent area of "
-                   "the PNG) with an inpainting checkpoint. A batch of B images runs B tasks and returns "
-                   "image_num results per image, each the input's size. One mask serves every image, or give one "
-                   "per image. The mask polarity (white = repaint) is inferred from the provider's tools; "
-                   "inpainting_mask_invert flips it. The API key comes from Settings > PPInfra or PPINFRA_API_KEY.")
+    DESCRIPTION = (
+        "Inpainting on PPInfra: repaints the part of each input image that the mask marks (a ComfyUI "
+        "MASK, 1.0 = repaint, sent as white on black; LoadImage's mask is the transparent area of "
+        "the PNG) with an inpainting checkpoint. A batch of B images runs B tasks and returns "
+        "image_num results per image, each the input's size. One mask serves every image, or give one "
+        "per image. The mask polarity (white = repaint) is inferred from the provider's tools; "
+        "inpainting_mask_invert flips it. The API key comes from Settings > PPInfra or PPINFRA_API_KEY."
+    )
     CATEGORY = CATEGORY
     FUNCTION = "generate"
     RETURN_TYPES = ("IMAGE", "INT", "STRING")
@@ -47,38 +53,77 @@ class PPInfraInpaint:
         R, E = "request.", {"endpoint": ENDPOINT}
         return {
             "required": {
-                "image": ("IMAGE", {"tooltip": "Input image(s). A batch of B images runs B tasks, up to 4 at a "
-                                               "time within the images-per-minute budget."}),
-                "mask": ("MASK", {"tooltip": "Where to repaint: 1.0 (white) = repaint, 0 = keep. One mask for "
-                                             "every image or one per image; another size is resized to the image."}),
-                "model_name": options.model_input("checkpoint", LIMITS[R + "model_name"].doc, inpainting=True),
-                "prompt": ("STRING", {"multiline": True, "default": "",
-                                      "tooltip": f"{LIMITS[R + 'prompt'].doc} {LIMITS[R + 'prompt'].describe()}."}),
-                "negative_prompt": ("STRING", {"multiline": True, "default": "",
-                                               "tooltip": LIMITS[R + "negative_prompt"].doc}),
+                "image": (
+                    "IMAGE",
+                    {
+                        "tooltip": "Input image(s). A batch of B images runs B tasks, up to 4 at a "
+                        "time within the images-per-minute budget."
+                    },
+                ),
+                "mask": (
+                    "MASK",
+                    {
+                        "tooltip": "Where to repaint: 1.0 (white) = repaint, 0 = keep. One mask for "
+                        "every image or one per image; another size is resized to the image."
+                    },
+                ),
+                "model_name": options.model_input(
+                    "checkpoint", LIMITS[R + "model_name"].doc, inpainting=True
+                ),
+                "prompt": (
+                    "STRING",
+                    {
+                        "multiline": True,
+                        "default": "",
+                        "tooltip": f"{LIMITS[R + 'prompt'].doc} {LIMITS[R + 'prompt'].describe()}.",
+                    },
+                ),
+                "negative_prompt": (
+                    "STRING",
+                    {"multiline": True, "default": "", "tooltip": LIMITS[R + "negative_prompt"].doc},
+                ),
                 "image_num": options.int_input(R + "image_num", **E),
                 "steps": options.int_input(R + "steps", **E),
                 "guidance_scale": options.float_input(R + "guidance_scale", step=0.1, **E),
                 "sampler_name": options.enum_input(R + "sampler_name", **E),
-                "seed": options.int_input(R + "seed", "Noise seed; -1 lets the server pick (and re-runs on every "
-                                          "queue). A fixed seed lets ComfyUI reuse the cached result.",
-                                          control_after_generate=True, **E),
+                "seed": options.int_input(
+                    R + "seed",
+                    "Noise seed; -1 lets the server pick (and re-runs on every "
+                    "queue). A fixed seed lets ComfyUI reuse the cached result.",
+                    control_after_generate=True,
+                    **E,
+                ),
                 "strength": options.float_input(R + "strength", **E),
                 "mask_blur": options.int_input(R + "mask_blur", **E),
-                "inpainting_full_res": _flag_input(R + "inpainting_full_res", LIMITS[R + "inpainting_full_res"].doc),
+                "inpainting_full_res": _flag_input(
+                    R + "inpainting_full_res", LIMITS[R + "inpainting_full_res"].doc
+                ),
                 "inpainting_full_res_padding": options.int_input(R + "inpainting_full_res_padding", **E),
-                "inpainting_mask_invert": _flag_input(R + "inpainting_mask_invert",
-                                                      LIMITS[R + "inpainting_mask_invert"].doc),
+                "inpainting_mask_invert": _flag_input(
+                    R + "inpainting_mask_invert", LIMITS[R + "inpainting_mask_invert"].doc
+                ),
                 "initial_noise_multiplier": options.float_input(R + "initial_noise_multiplier", **E),
-                "clip_skip": options.int_input(R + "clip_skip", "CLIP layers to skip; 0 leaves it to the server.",
-                                               min=i2i.CLIP_SKIP_SERVER, default=i2i.CLIP_SKIP_SERVER, **E),
-                "sd_vae": options.model_input("vae", "VAE; 'None' leaves it to the server (the checkpoint's own).",
-                                              with_none=True, preferred=(options.NONE,)),
+                "clip_skip": options.int_input(
+                    R + "clip_skip",
+                    "CLIP layers to skip; 0 leaves it to the server.",
+                    min=i2i.CLIP_SKIP_SERVER,
+                    default=i2i.CLIP_SKIP_SERVER,
+                    **E,
+                ),
+                "sd_vae": options.model_input(
+                    "vae",
+                    "VAE; 'None' leaves it to the server (the checkpoint's own).",
+                    with_none=True,
+                    preferred=(options.NONE,),
+                ),
                 "response_image_type": options.enum_input("extra.response_image_type", **E),
             },
             "optional": {
                 "loras": (LORAS, {"tooltip": "LoRAs from PPInfra LoRA Stack nodes (at most 5 in total)."}),
-                "embeddings": (EMBEDDINGS, {"tooltip": "Embeddings from PPInfra Embedding nodes (at most 5)."}),
+                "embeddings": (
+                    EMBEDDINGS,
+                    {"tooltip": "Embeddings from PPInfra Embedding nodes (at most 5)."},
+                ),
             },
             "hidden": {"unique_id": "UNIQUE_ID"},
         }
@@ -94,10 +139,31 @@ class PPInfraInpaint:
     def IS_CHANGED(cls, seed=None, unique_id=None, **inputs):
         return i2i.PPInfraImg2Img.IS_CHANGED(seed=seed, unique_id=unique_id, **inputs)
 
-    async def generate(self, image, mask, model_name, prompt, negative_prompt, image_num, steps, guidance_scale,
-                       sampler_name, seed, strength, mask_blur, inpainting_full_res, inpainting_full_res_padding,
-                       inpainting_mask_invert, initial_noise_multiplier, clip_skip, sd_vae, response_image_type,
-                       loras=None, embeddings=None, unique_id=None):
+    async def generate(
+        self,
+        image,
+        mask,
+        model_name,
+        prompt,
+        negative_prompt,
+        image_num,
+        steps,
+        guidance_scale,
+        sampler_name,
+        seed,
+        strength,
+        mask_blur,
+        inpainting_full_res,
+        inpainting_full_res_padding,
+        inpainting_mask_invert,
+        initial_noise_multiplier,
+        clip_skip,
+        sd_vae,
+        response_image_type,
+        loras=None,
+        embeddings=None,
+        unique_id=None,
+    ):
         from . import runner
         from .masks import to_pil_masks
 
@@ -108,15 +174,28 @@ class PPInfraInpaint:
         check_total("request.embeddings", len(emb_chain), "Embedding")
         vae = None if sd_vae in (None, "", options.NONE) else sd_vae
         template = InpaintingRequest(
-            model_name=model_name, image_base64=None, mask_image_base64=None, prompt=prompt,
-            image_num=image_num, steps=steps, guidance_scale=guidance_scale, sampler_name=sampler_name,
+            model_name=model_name,
+            image_base64=None,
+            mask_image_base64=None,
+            prompt=prompt,
+            image_num=image_num,
+            steps=steps,
+            guidance_scale=guidance_scale,
+            sampler_name=sampler_name,
             negative_prompt=negative_prompt or None,  # the page wants 1-1024 characters: omit when empty
-            sd_vae=vae, seed=seed, loras=lora_chain, embeddings=emb_chain,
-            clip_skip=None if clip_skip == i2i.CLIP_SKIP_SERVER else clip_skip, strength=strength,
-            mask_blur=mask_blur, inpainting_full_res=_as_int(inpainting_full_res),
+            sd_vae=vae,
+            seed=seed,
+            loras=lora_chain,
+            embeddings=emb_chain,
+            clip_skip=None if clip_skip == i2i.CLIP_SKIP_SERVER else clip_skip,
+            strength=strength,
+            mask_blur=mask_blur,
+            inpainting_full_res=_as_int(inpainting_full_res),
             inpainting_full_res_padding=inpainting_full_res_padding,
             inpainting_mask_invert=_as_int(inpainting_mask_invert),
-            initial_noise_multiplier=initial_noise_multiplier, response_image_type=response_image_type)
+            initial_noise_multiplier=initial_noise_multiplier,
+            response_image_type=response_image_type,
+        )
         template.validate_fields(template=True)  # every field before the masks are touched
         if image is None:
             raise ValidationError("image", "an IMAGE", None)

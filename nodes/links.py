@@ -5,6 +5,7 @@ Each side node outputs an immutable chain value (a tuple of frozen dataclasses)
 and never changes what it received: chaining builds a new tuple. Images stay
 tensors here; they are paired with the main batch and encoded by the runner.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -68,5 +69,9 @@ def check_total(field: str, n: int, socket: str) -> None:
     """
     lim = LIMITS[field]
     if n > lim.max:
-        raise ValidationError(field, lim.describe(), f"{n} entries",
-                              f"remove some from the chained {socket} nodes (the API takes {int(lim.max)} in total)")
+        raise ValidationError(
+            field,
+            lim.describe(),
+            f"{n} entries",
+            f"remove some from the chained {socket} nodes (the API takes {int(lim.max)} in total)",
+        )

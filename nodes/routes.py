@@ -40,6 +40,7 @@ same-origin with itself), the ``Host`` header must be an IP address,
 ``PPINFRA_ALLOWED_HOSTS`` (comma-separated, e.g. ``comfy.mylan,my-box``).
 The key is never part of any answer.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -100,6 +101,7 @@ class _TooSlow(Exception):
 
 # --------------------------------------------------------------------------- blocking work
 
+
 def in_flight() -> int:
     """Blocking route calls running or queued on the pack's pool now."""
     return _in_flight
@@ -136,6 +138,7 @@ async def blocking(fn: Callable[..., Any], *args: Any, budget: Optional[float] =
 
 
 # --------------------------------------------------------------------------- request checks
+
 
 def same_origin(headers: Any) -> bool:
     """False for a request a browser sent on behalf of another site.
@@ -215,16 +218,24 @@ def guarded(handler: Handler, *, changes_state: bool = False) -> Handler:
     async def run(request: Any) -> Any:
         host = refused_host(request.headers)
         if host is not None:
-            return _json({"ok": False, "error": (
-                f"Request for host {host[:100]!r} refused: the PPInfra routes answer only to an IP address, "
-                f"localhost, or a name listed in the {ENV_ALLOWED_HOSTS} environment variable (comma-separated, "
-                f"e.g. {ENV_ALLOWED_HOSTS}=comfy.mylan,my-box). Open the editor by address, or add this name "
-                "there and restart ComfyUI. This keeps other web sites (DNS rebinding) away from your key.")}, 403)
+            return _json(
+                {
+                    "ok": False,
+                    "error": (
+                        f"Request for host {host[:100]!r} refused: the PPInfra routes answer only to an IP address, "
+                        f"localhost, or a name listed in the {ENV_ALLOWED_HOSTS} environment variable (comma-separated, "
+                        f"e.g. {ENV_ALLOWED_HOSTS}=comfy.mylan,my-box). Open the editor by address, or add this name "
+                        "there and restart ComfyUI. This keeps other web sites (DNS rebinding) away from your key."
+                    ),
+                },
+                403,
+            )
         if not same_origin(request.headers):
             return _json({"error": "Cross-origin request refused: open the ComfyUI editor itself."}, 403)
         if changes_state and request.content_type != "application/json":
-            return _json({"ok": False, "error": "Send the request body as JSON (Content-Type: application/json)."},
-                         415)
+            return _json(
+                {"ok": False, "error": "Send the request body as JSON (Content-Type: application/json)."}, 415
+            )
         try:
             return await handler(request)
         except _BadRequest as exc:
@@ -234,15 +245,32 @@ def guarded(handler: Handler, *, changes_state: bool = False) -> Handler:
         except PPInfraError as exc:  # bad input the client layer refused (key format, host name)
             return _json({"ok": False, "error": str(exc)}, 400)
         except _Busy as exc:
-            return _json({"ok": False, "error": f"PPInfra is busy with {exc.args[0]} slow calls; try again in "
-                                                "a few seconds."}, 503)
+            return _json(
+                {
+                    "ok": False,
+                    "error": f"PPInfra is busy with {exc.args[0]} slow calls; try again in a few seconds.",
+                },
+                503,
+            )
         except _TooSlow:
-            return _json({"ok": False, "error": f"PPInfra did not answer within {ROUTE_BUDGET:g} s; try again, "
-                                                "or check your network and the host in Settings > PPInfra."}, 504)
+            return _json(
+                {
+                    "ok": False,
+                    "error": f"PPInfra did not answer within {ROUTE_BUDGET:g} s; try again, "
+                    "or check your network and the host in Settings > PPInfra.",
+                },
+                504,
+            )
         except Exception as exc:  # an answer the panel can show, not a bare 500 with a traceback
             log.exception("PPInfra route %s failed", request.path)
-            return _json({"ok": False, "error": f"PPInfra: {request.path} failed ({exc.__class__.__name__}: "
-                                                f"{exc}); see the ComfyUI log."}, 500)
+            return _json(
+                {
+                    "ok": False,
+                    "error": f"PPInfra: {request.path} failed ({exc.__class__.__name__}: "
+                    f"{exc}); see the ComfyUI log.",
+                },
+                500,
+            )
 
     run.__name__ = handler.__name__
     return run
@@ -291,6 +319,7 @@ def _model_type(raw: str) -> str:
 
 
 # --------------------------------------------------------------------------- handlers
+
 
 async def get_settings(request: Any) -> Any:
     refresh = _flag(request, "refresh")
@@ -372,8 +401,11 @@ async def get_search(request: Any) -> Any:
     def run() -> Dict[str, Any]:
         # Nothing cached for this type yet: fetch the whole list in the background and,
         # unless that is quick, answer this search with PPInfra's own (server side: the key stays here).
-        if not catalog.has_list(model_type) and catalog.key_configured() \
-                and not catalog.refresh_now(model_type, FIRST_SEARCH_WAIT):
+        if (
+            not catalog.has_list(model_type)
+            and catalog.key_configured()
+            and not catalog.refresh_now(model_type, FIRST_SEARCH_WAIT)
+        ):
             try:
                 page = catalog.search_provider(model_type, query, family, limit) if offset == 0 else []
                 return {"total": len(page), "items": [_item(m, model_type) for m in page], "partial": True}
@@ -386,9 +418,16 @@ async def get_search(request: Any) -> Any:
 
 
 def _item(info: Any, model_type: str) -> Dict[str, Any]:
-    return {"name": info.name, "display_name": info.display_name or info.name, "sd_name": info.sd_name or info.name,
-            "tags": list(info.tags), "base_model": info.base_model, "family": info.family,
-            "cover_url": info.cover_url or None, "type": model_type}
+    return {
+        "name": info.name,
+        "display_name": info.display_name or info.name,
+        "sd_name": info.sd_name or info.name,
+        "tags": list(info.tags),
+        "base_model": info.base_model,
+        "family": info.family,
+        "cover_url": info.cover_url or None,
+        "type": model_type,
+    }
 
 
 def _names_json(model_type: str, with_none: bool, family: str) -> bytes:
@@ -407,10 +446,22 @@ def _names_json(model_type: str, with_none: bool, family: str) -> bytes:
 
 
 # The nodes that show a price estimate, and the endpoint each one calls.
-PRICED_NODES = {"PPInfraImg2Img": "img2img", "PPInfraTxt2Img": "txt2img", "PPInfraInpaint": "inpainting",
-                "PPInfraUpscale": "upscale"}
-PRICE_INPUTS = ("width", "height", "steps", "image_num", "scale_factor", "hires_fix", "hires_target_width",
-                "hires_target_height")
+PRICED_NODES = {
+    "PPInfraImg2Img": "img2img",
+    "PPInfraTxt2Img": "txt2img",
+    "PPInfraInpaint": "inpainting",
+    "PPInfraUpscale": "upscale",
+}
+PRICE_INPUTS = (
+    "width",
+    "height",
+    "steps",
+    "image_num",
+    "scale_factor",
+    "hires_fix",
+    "hires_target_width",
+    "hires_target_height",
+)
 
 
 async def get_price(request: Any) -> Any:

@@ -9,6 +9,7 @@ checks the futures. On cancel it tells the workers to stop (they look at the
 same flag and at an event every 50 ms) and raises ComfyUI's interrupt
 exception at once, without joining them.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -72,6 +73,7 @@ class RunResult:
 
 # --------------------------------------------------------------------------- batches
 
+
 def batch_size(image: Any) -> int:
     if isinstance(image, (list, tuple)):
         return len(image)
@@ -87,9 +89,12 @@ def check_pairing(b: int, sides: Mapping[str, Any]) -> None:
         n = batch_size(image)
         if n not in (1, b):
             field = path[: -len("_base64")] if path.endswith("_base64") else path
-            raise ValidationError(field, f"a batch of 1 image (used for every input) or {b} (one per input image)",
-                                  f"a batch of {n}",
-                                  "make the control/reference batch match the input batch, or use one image")
+            raise ValidationError(
+                field,
+                f"a batch of 1 image (used for every input) or {b} (one per input image)",
+                f"a batch of {n}",
+                "make the control/reference batch match the input batch, or use one image",
+            )
 
 
 def prepare_requests(job: Job, should_stop: Callable[[], bool]) -> List[TaskRequest]:
@@ -97,8 +102,10 @@ def prepare_requests(job: Job, should_stop: Callable[[], bool]) -> List[TaskRequ
     from ..ppinfra.binding import bind_batch
     from ..ppinfra.images import tensor_to_pils
 
-    inputs = {path: (list(img) if isinstance(img, (list, tuple)) else tensor_to_pils(img, field=_field(path)))
-              for path, img in job.images.items()}
+    inputs = {
+        path: (list(img) if isinstance(img, (list, tuple)) else tensor_to_pils(img, field=_field(path)))
+        for path, img in job.images.items()
+    }
     if should_stop():
         raise CancelledError("Cancelled before sending.")
     requests = bind_batch(job.template, inputs, should_stop=should_stop, lossless=job.lossless)
@@ -106,10 +113,17 @@ def prepare_requests(job: Job, should_stop: Callable[[], bool]) -> List[TaskRequ
 
 
 def _field(path: str) -> str:
-    return "image" if path == "request.image_base64" else path[: -len("_base64")] if path.endswith("_base64") else path
+    return (
+        "image"
+        if path == "request.image_base64"
+        else path[: -len("_base64")]
+        if path.endswith("_base64")
+        else path
+    )
 
 
 # --------------------------------------------------------------------------- progress
+
 
 class _Tracker:
     """Per-item phase and percent, written by worker threads, read by the coroutine."""
@@ -140,13 +154,16 @@ class _Tracker:
                 self.phase[i] = "downloading" if p.status == SUCCEED else (p.status or "waiting")
                 self.percent[i] = max(self.percent[i], float(p.percent or 0.0))
                 self.eta[i] = p.eta
+
         return on_progress
 
     def on_wait(self, i: int) -> Callable[[Any], None]:
         """The client's ``on_wait`` for item ``i``: a wait (``delay`` s, ``describe()``) shows in the status."""
+
         def told(wait: Any) -> None:
             with self._lock:
                 self.waits[i] = (wait, time.monotonic()) if wait.delay > 0 else None
+
         return told
 
     def overall(self) -> float:
@@ -162,8 +179,11 @@ class _Tracker:
             phases, etas, pct = list(self.phase), list(self.eta), list(self.percent)
             guessed = {i for i, v in enumerate(self.views) if v is not None and v.estimated}
             now = time.monotonic()
-            waits = {i: replace(w, delay=w.delay - (now - at)) for i, (w, at) in
-                     ((i, e) for i, e in enumerate(self.waits) if e is not None) if w.delay - (now - at) > 0}
+            waits = {
+                i: replace(w, delay=w.delay - (now - at))
+                for i, (w, at) in ((i, e) for i, e in enumerate(self.waits) if e is not None)
+                if w.delay - (now - at) > 0
+            }
         n = len(phases)
         for i in waits:
             phases[i] = "told"  # shown with what it waits for, not as "submitting"
@@ -174,7 +194,10 @@ class _Tracker:
         waiting = [i for i, p in enumerate(phases) if p == QUEUED]
         if queued:
             estimate = [pct[i] for i in waiting if i in guessed]
-            parts.append(f"{queued} queued" + (f" ~{sum(estimate) / len(estimate):.0f}% (estimated)" if estimate else ""))
+            parts.append(
+                f"{queued} queued"
+                + (f" ~{sum(estimate) / len(estimate):.0f}% (estimated)" if estimate else "")
+            )
         if running:
             mean = sum(pct[i] for i in running) / len(running)
             guess = any(i in guessed for i in running)
@@ -183,8 +206,11 @@ class _Tracker:
             if known:
                 text += f", eta {max(known):.0f} s"
             parts.append(text)
-        for phase, label in (("encoding", "preparing"), ("waiting", "waiting for a slot"),
-                             ("submitting", "submitting")):
+        for phase, label in (
+            ("encoding", "preparing"),
+            ("waiting", "waiting for a slot"),
+            ("submitting", "submitting"),
+        ):
             if phase in phases:
                 parts.append(f"{phases.count(phase)} {label}")
         if "downloading" in phases:
@@ -198,18 +224,26 @@ class _Tracker:
 
 # --------------------------------------------------------------------------- the run
 
+
 class BatchRun:
     """One node execution: owns the executor and the client, and closes both however the run ends."""
 
-    def __init__(self, client: Any, node_id: Optional[str], n: int, max_concurrency: int = MAX_CONCURRENCY,
-                 notes: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        client: Any,
+        node_id: Optional[str],
+        n: int,
+        max_concurrency: int = MAX_CONCURRENCY,
+        notes: Sequence[str] = (),
+    ) -> None:
         self.client = client
         self.notes = tuple(notes)
         self.node_id = node_id
         self.n = n
         self.cancel = threading.Event()
-        self.pool = ThreadPoolExecutor(max_workers=max(1, min(n, max_concurrency)),
-                                       thread_name_prefix="ppinfra-node")
+        self.pool = ThreadPoolExecutor(
+            max_workers=max(1, min(n, max_concurrency)), thread_name_prefix="ppinfra-node"
+        )
         self.tracker = _Tracker(n)
         self.bar = comfy_bridge.NodeProgressBar(100, node_id)
         self.started = time.monotonic()
@@ -243,8 +277,10 @@ class BatchRun:
 
     def _interrupted(self) -> BaseException:
         self.cancel.set()
-        log.info("PPInfra node %s: cancelled; tasks already submitted may still run and be billed",
-                 self.node_id or "")
+        log.info(
+            "PPInfra node %s: cancelled; tasks already submitted may still run and be billed",
+            self.node_id or "",
+        )
         self.send("PPInfra: cancelled")
         return comfy_bridge.interrupt_exception()
 
@@ -275,7 +311,9 @@ class BatchRun:
                 self.tracker.set(i, "waiting")  # for a free worker: at most max_concurrency run at once
             decoder = result_decoder(requests)
             offsets = [sum(r.images_expected for r in requests[:i]) for i in range(len(requests))]
-            runs = [self.pool.submit(self._one, i, req, decoder, offsets[i]) for i, req in enumerate(requests)]
+            runs = [
+                self.pool.submit(self._one, i, req, decoder, offsets[i]) for i, req in enumerate(requests)
+            ]
             results = await self.wait_all(runs)
             total = sum(len(r.images) for r in results)
             done = f"PPInfra: {total} image(s) in {time.monotonic() - self.started:.1f} s"
@@ -283,10 +321,17 @@ class BatchRun:
             if cached:
                 done += f" ({'all' if cached == len(results) else f'{cached} of {len(results)}'} from cache, no charge)"
             self.send(done)
-            from .account_panel import show_balance_after_run  # the balance follows in the background, never fails a run
+            from .account_panel import (
+                show_balance_after_run,
+            )  # the balance follows in the background, never fails a run
+
             show_balance_after_run(getattr(self.client, "settings", None), done, self.send)
-            return RunResult(images=decoder.array, results=results, requests=requests,
-                             elapsed=time.monotonic() - self.started)
+            return RunResult(
+                images=decoder.array,
+                results=results,
+                requests=requests,
+                elapsed=time.monotonic() - self.started,
+            )
         finally:
             self.close()
 
@@ -299,11 +344,18 @@ class BatchRun:
 
         from ..ppinfra.progress_view import TaskProgress
         from .widgets import family_of
+
         family = None if req.endpoint == "upscale" else family_of("checkpoint", req.model_name)
-        view = TaskProgress.for_request(req, family=family,
-                                        base_url=getattr(getattr(self.client, "settings", None), "base_url", ""))
-        result = self.client.run(req, on_progress=self.tracker.callback(i, view), should_cancel=self.should_cancel,
-                                 on_image=decode, on_wait=self.tracker.on_wait(i))
+        view = TaskProgress.for_request(
+            req, family=family, base_url=getattr(getattr(self.client, "settings", None), "base_url", "")
+        )
+        result = self.client.run(
+            req,
+            on_progress=self.tracker.callback(i, view),
+            should_cancel=self.should_cancel,
+            on_image=decode,
+            on_wait=self.tracker.on_wait(i),
+        )
         self.tracker.set(i, "done", 100.0)
         return result
 
@@ -339,14 +391,21 @@ def as_ppinfra_error(exc: BaseException) -> BaseException:
     """Errors reach ComfyUI as PPInfraError; anything else is a bug, wrapped with its type for the report."""
     if isinstance(exc, PPInfraError) or comfy_bridge.is_interrupt(exc):
         return exc
-    wrapped = PPInfraError(f"Unexpected {exc.__class__.__name__} in the PPInfra node: {exc}. "
-                           "Please report it with the console log.")
+    wrapped = PPInfraError(
+        f"Unexpected {exc.__class__.__name__} in the PPInfra node: {exc}. "
+        "Please report it with the console log."
+    )
     wrapped.__cause__ = exc
     return wrapped
 
 
-async def run_job(job: Job, client: Any, node_id: Optional[str] = None,
-                  max_concurrency: int = MAX_CONCURRENCY, notes: Sequence[str] = ()) -> RunResult:
+async def run_job(
+    job: Job,
+    client: Any,
+    node_id: Optional[str] = None,
+    max_concurrency: int = MAX_CONCURRENCY,
+    notes: Sequence[str] = (),
+) -> RunResult:
     """Run ``job`` for every item of its input batch; the client is closed afterwards.
 
     ``notes`` (e.g. family warnings) stay visible under every status line.

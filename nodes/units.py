@@ -4,6 +4,7 @@ Each builds one value for the Img2Img node (the types are in ``links.py``).
 Totals (at most 5 LoRAs, 5 embeddings) are checked when a node runs, because
 ComfyUI's validation sees linked chains only as ``None``.
 """
+
 from __future__ import annotations
 
 from ..ppinfra.errors import ValidationError
@@ -11,8 +12,20 @@ from ..ppinfra.limits import LIMITS
 from ..ppinfra.request import Embedding, Lora, check_value
 
 from . import widgets as options
-from .links import (CATEGORY, CONTROLNET, EMBEDDINGS, IP_ADAPTER, LORAS, ControlNetChain, ControlNetSpec,
-                      EmbeddingChain, IPAdapterSpec, LoraChain, as_chain, check_total)
+from .links import (
+    CATEGORY,
+    CONTROLNET,
+    EMBEDDINGS,
+    IP_ADAPTER,
+    LORAS,
+    ControlNetChain,
+    ControlNetSpec,
+    EmbeddingChain,
+    IPAdapterSpec,
+    LoraChain,
+    as_chain,
+    check_total,
+)
 
 PREPROCESSOR_NONE = "none"
 LORA_SLOTS = 5
@@ -20,10 +33,13 @@ LORA_SLOTS = 5
 
 # --------------------------------------------------------------------------- ControlNet
 
+
 class PPInfraControlNetUnit:
-    DESCRIPTION = ("One ControlNet unit for PPInfra Img2Img: a control image (a batch of 1 applies to every "
-                   "input image; a batch of the same size pairs item by item), the ControlNet model and how "
-                   "strongly and when it acts. Chain units through the 'controlnet' input.")
+    DESCRIPTION = (
+        "One ControlNet unit for PPInfra Img2Img: a control image (a batch of 1 applies to every "
+        "input image; a batch of the same size pairs item by item), the ControlNet model and how "
+        "strongly and when it acts. Chain units through the 'controlnet' input."
+    )
     CATEGORY = CATEGORY
     FUNCTION = "build"
     RETURN_TYPES = (CONTROLNET,)
@@ -36,21 +52,34 @@ class PPInfraControlNetUnit:
         P = "request.controlnet.units[]."
         return {
             "required": {
-                "image": ("IMAGE", {"tooltip": "Control image (edges, depth map, pose...), or a photo for the "
-                                               "preprocessor to turn into one."}),
+                "image": (
+                    "IMAGE",
+                    {
+                        "tooltip": "Control image (edges, depth map, pose...), or a photo for the "
+                        "preprocessor to turn into one."
+                    },
+                ),
                 "model_name": options.model_input(
-                    "controlnet", "ControlNet model. Use one of the checkpoint's family (SD 1.5 or SDXL).",
-                    preferred=("control_v11p_sd15_canny",)),
+                    "controlnet",
+                    "ControlNet model. Use one of the checkpoint's family (SD 1.5 or SDXL).",
+                    preferred=("control_v11p_sd15_canny",),
+                ),
                 "strength": options.float_input(P + "strength"),
                 "preprocessor": options.enum_input(
-                    P + "preprocessor", "Preprocessor the server applies to the control image; 'none' sends "
-                                        "the image as it is (use it for a ready-made edge or depth map).",
-                    first=(PREPROCESSOR_NONE,), default=PREPROCESSOR_NONE),
+                    P + "preprocessor",
+                    "Preprocessor the server applies to the control image; 'none' sends "
+                    "the image as it is (use it for a ready-made edge or depth map).",
+                    first=(PREPROCESSOR_NONE,),
+                    default=PREPROCESSOR_NONE,
+                ),
                 "guidance_start": options.float_input(P + "guidance_start"),
                 "guidance_end": options.float_input(P + "guidance_end"),
             },
             "optional": {
-                "controlnet": (CONTROLNET, {"tooltip": "Units from other ControlNet Unit nodes to send together."}),
+                "controlnet": (
+                    CONTROLNET,
+                    {"tooltip": "Units from other ControlNet Unit nodes to send together."},
+                ),
             },
         }
 
@@ -85,20 +114,31 @@ class PPInfraControlNetUnit:
         check_value(P + "guidance_start", guidance_start, LIMITS[L + "guidance_start"])
         check_value(P + "guidance_end", guidance_end, LIMITS[L + "guidance_end"])
         if not guidance_start < guidance_end:
-            raise ValidationError(P + "guidance_start", f"below {P}guidance_end ({guidance_end})", guidance_start)
+            raise ValidationError(
+                P + "guidance_start", f"below {P}guidance_end ({guidance_end})", guidance_start
+            )
         if image is None:
             raise ValidationError(P + "image", "an IMAGE", None)
-        unit = ControlNetSpec(model_name=model_name, image=image, strength=float(strength), preprocessor=pre,
-                              guidance_start=float(guidance_start), guidance_end=float(guidance_end))
+        unit = ControlNetSpec(
+            model_name=model_name,
+            image=image,
+            strength=float(strength),
+            preprocessor=pre,
+            guidance_start=float(guidance_start),
+            guidance_end=float(guidance_end),
+        )
         return (chain + (unit,),)
 
 
 # --------------------------------------------------------------------------- LoRA
 
+
 class PPInfraLoraStack:
-    DESCRIPTION = (f"Up to {LORA_SLOTS} LoRAs for PPInfra Img2Img, each with its strength; 'None' leaves a slot "
-                   "empty. Chain stacks through the 'loras' input; the API takes at most "
-                   f"{int(LIMITS['request.loras'].max)} in total.")
+    DESCRIPTION = (
+        f"Up to {LORA_SLOTS} LoRAs for PPInfra Img2Img, each with its strength; 'None' leaves a slot "
+        "empty. Chain stacks through the 'loras' input; the API takes at most "
+        f"{int(LIMITS['request.loras'].max)} in total."
+    )
     CATEGORY = CATEGORY
     FUNCTION = "build"
     RETURN_TYPES = (LORAS,)
@@ -111,11 +151,18 @@ class PPInfraLoraStack:
         required = {}
         for i in range(1, LORA_SLOTS + 1):
             required[f"lora_{i}"] = options.model_input(
-                "lora", f"LoRA {i}; 'None' leaves the slot empty. Use one of the checkpoint's family.",
-                with_none=True, preferred=(options.NONE,))
-            required[f"strength_{i}"] = options.float_input("request.loras[].strength", f"Weight of LoRA {i}.")
-        return {"required": required,
-                "optional": {"loras": (LORAS, {"tooltip": "LoRAs from another LoRA Stack node, sent first."})}}
+                "lora",
+                f"LoRA {i}; 'None' leaves the slot empty. Use one of the checkpoint's family.",
+                with_none=True,
+                preferred=(options.NONE,),
+            )
+            required[f"strength_{i}"] = options.float_input(
+                "request.loras[].strength", f"Weight of LoRA {i}."
+            )
+        return {
+            "required": required,
+            "optional": {"loras": (LORAS, {"tooltip": "LoRAs from another LoRA Stack node, sent first."})},
+        }
 
     @classmethod
     def VALIDATE_INPUTS(cls, lora_1=None, lora_2=None, lora_3=None, lora_4=None, lora_5=None):
@@ -143,10 +190,13 @@ class PPInfraLoraStack:
 
 # --------------------------------------------------------------------------- Embedding
 
+
 class PPInfraEmbedding:
-    DESCRIPTION = ("A textual-inversion embedding for PPInfra Img2Img (write its trigger word in the prompt or "
-                   "negative prompt). Chain through the 'embeddings' input; the API takes at most "
-                   f"{int(LIMITS['request.embeddings'].max)} in total.")
+    DESCRIPTION = (
+        "A textual-inversion embedding for PPInfra Img2Img (write its trigger word in the prompt or "
+        "negative prompt). Chain through the 'embeddings' input; the API takes at most "
+        f"{int(LIMITS['request.embeddings'].max)} in total."
+    )
     CATEGORY = CATEGORY
     FUNCTION = "build"
     RETURN_TYPES = (EMBEDDINGS,)
@@ -157,10 +207,16 @@ class PPInfraEmbedding:
     def INPUT_TYPES(cls) -> dict:
         options.refresh_soon()
         return {
-            "required": {"model_name": options.model_input(
-                "textualinversion", "Textual-inversion embedding. Use one of the checkpoint's family.",
-                preferred=("EasyNegative",))},
-            "optional": {"embeddings": (EMBEDDINGS, {"tooltip": "Embeddings from other Embedding nodes, sent first."})},
+            "required": {
+                "model_name": options.model_input(
+                    "textualinversion",
+                    "Textual-inversion embedding. Use one of the checkpoint's family.",
+                    preferred=("EasyNegative",),
+                )
+            },
+            "optional": {
+                "embeddings": (EMBEDDINGS, {"tooltip": "Embeddings from other Embedding nodes, sent first."})
+            },
         }
 
     @classmethod
@@ -170,17 +226,22 @@ class PPInfraEmbedding:
     def build(self, model_name, embeddings=None):
         chain: EmbeddingChain = as_chain(embeddings, Embedding, "embeddings")
         k = len(chain)
-        check_value(f"request.embeddings[{k}].model_name", model_name, LIMITS["request.embeddings[].model_name"])
+        check_value(
+            f"request.embeddings[{k}].model_name", model_name, LIMITS["request.embeddings[].model_name"]
+        )
         check_total("request.embeddings", k + 1, "Embedding")
         return (chain + (Embedding(model_name=model_name),),)
 
 
 # --------------------------------------------------------------------------- IP-Adapter
 
+
 class PPInfraIPAdapter:
-    DESCRIPTION = ("The IP-Adapter for PPInfra Img2Img: a reference image whose style or subject guides the "
-                   "result. ip-adapter_sd15.bin for SD 1.x checkpoints, ip-adapter_sdxl.bin for SDXL. "
-                   f"The API takes at most {int(LIMITS['request.ip_adapters'].max)}.")
+    DESCRIPTION = (
+        "The IP-Adapter for PPInfra Img2Img: a reference image whose style or subject guides the "
+        "result. ip-adapter_sd15.bin for SD 1.x checkpoints, ip-adapter_sdxl.bin for SDXL. "
+        f"The API takes at most {int(LIMITS['request.ip_adapters'].max)}."
+    )
     CATEGORY = CATEGORY
     FUNCTION = "build"
     RETURN_TYPES = (IP_ADAPTER,)
@@ -191,8 +252,13 @@ class PPInfraIPAdapter:
     def INPUT_TYPES(cls) -> dict:
         return {
             "required": {
-                "image": ("IMAGE", {"tooltip": "Reference image (a batch of 1 applies to every input image; a batch "
-                                               "of the same size pairs item by item)."}),
+                "image": (
+                    "IMAGE",
+                    {
+                        "tooltip": "Reference image (a batch of 1 applies to every input image; a batch "
+                        "of the same size pairs item by item)."
+                    },
+                ),
                 "model_name": options.enum_input("request.ip_adapters[].model_name"),
                 "strength": options.float_input("request.ip_adapters[].strength"),
             },

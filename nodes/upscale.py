@@ -1,4 +1,5 @@
 """PPInfra Upscale: each image of the batch made ``scale_factor`` times larger by one upscale task (Novita's host)."""
+
 from __future__ import annotations
 
 import logging
@@ -18,10 +19,12 @@ LIMITS = ENDPOINT_LIMITS[ENDPOINT]
 
 
 class PPInfraUpscale:
-    DESCRIPTION = ("Upscale on PPInfra: sends each image of the input batch (each side at most 2048 px) to the "
-                   "upscale API and returns it scale_factor times larger, in input order. No prompt and no seed. "
-                   "Novita's host offers this endpoint; PPInfra's and PPIO's pages do not list it, and a 404 there "
-                   "says so. The API key comes from Settings > PPInfra or PPINFRA_API_KEY.")
+    DESCRIPTION = (
+        "Upscale on PPInfra: sends each image of the input batch (each side at most 2048 px) to the "
+        "upscale API and returns it scale_factor times larger, in input order. No prompt and no seed. "
+        "Novita's host offers this endpoint; PPInfra's and PPIO's pages do not list it, and a 404 there "
+        "says so. The API key comes from Settings > PPInfra or PPINFRA_API_KEY."
+    )
     CATEGORY = CATEGORY
     FUNCTION = "upscale"
     # No seed output: the endpoint has no seed (a constant -1 would only look like one).
@@ -37,8 +40,13 @@ class PPInfraUpscale:
         R, E = "request.", {"endpoint": ENDPOINT}
         return {
             "required": {
-                "image": ("IMAGE", {"tooltip": f"Input image(s), each side at most {IMAGE_MAX_SIDE} px. A batch of "
-                                               "B images runs B tasks."}),
+                "image": (
+                    "IMAGE",
+                    {
+                        "tooltip": f"Input image(s), each side at most {IMAGE_MAX_SIDE} px. A batch of "
+                        "B images runs B tasks."
+                    },
+                ),
                 "model_name": options.enum_input(R + "model_name", **E),
                 "scale_factor": options.float_input(R + "scale_factor", step=0.1, **E),
                 "response_image_type": options.enum_input("extra.response_image_type", **E),
@@ -50,8 +58,12 @@ class PPInfraUpscale:
         from . import runner
 
         node_id = None if unique_id is None else str(unique_id)
-        template = UpscaleRequest(model_name=model_name, image_base64=None, scale_factor=scale_factor,
-                                  response_image_type=response_image_type)
+        template = UpscaleRequest(
+            model_name=model_name,
+            image_base64=None,
+            scale_factor=scale_factor,
+            response_image_type=response_image_type,
+        )
         template.validate_fields(template=True)  # a linked scale_factor or model skipped ComfyUI's own checks
         check_input_size(image)
         job = runner.Job(template=template, images={IMAGE: image})
@@ -68,5 +80,9 @@ def check_input_size(image) -> None:
         raise ValidationError("image", "an IMAGE tensor [B, H, W, C]", type(image).__name__)
     h, w = int(shape[1]), int(shape[2])
     if w > IMAGE_MAX_SIDE or h > IMAGE_MAX_SIDE:
-        raise ValidationError(IMAGE, f"an image with each side <= {IMAGE_MAX_SIDE} px", f"{w}x{h}",
-                              "scale the image down first (e.g. ImageScale), or upscale a crop")
+        raise ValidationError(
+            IMAGE,
+            f"an image with each side <= {IMAGE_MAX_SIDE} px",
+            f"{w}x{h}",
+            "scale the image down first (e.g. ImageScale), or upscale a crop",
+        )

@@ -7,6 +7,7 @@ queued prompt, so a model input carries at most ``INLINE_LIMIT`` names and
 names the pack's route as a remote combo: the editor fetches the full list from
 there (see :func:`model_input`).
 """
+
 from __future__ import annotations
 
 import threading
@@ -45,6 +46,7 @@ def check_model_name(field: str, value: Any) -> Any:
 
 # --------------------------------------------------------------------------- widgets
 
+
 def _limit(field: str, endpoint: str) -> Any:
     """The limit of ``field`` in ``endpoint``'s table (img2img's, ``LIMITS``, by default)."""
     return (LIMITS if endpoint == "img2img" else ENDPOINT_LIMITS[endpoint])[field]
@@ -54,35 +56,63 @@ def _tip(field: str, tooltip: str, endpoint: str = "img2img") -> str:
     return tooltip or _limit(field, endpoint).doc
 
 
-def int_input(field: str, tooltip: str = "", *, min: Optional[int] = None, default: Any = None,
-              endpoint: str = "img2img", **extra: Any) -> Tuple[str, Dict[str, Any]]:
+def int_input(
+    field: str,
+    tooltip: str = "",
+    *,
+    min: Optional[int] = None,
+    default: Any = None,
+    endpoint: str = "img2img",
+    **extra: Any,
+) -> Tuple[str, Dict[str, Any]]:
     """An INT widget whose range and default come from the limit of ``field`` (``min``/``default`` override)."""
     lim = _limit(field, endpoint)
-    spec: Dict[str, Any] = {"default": lim.default if default is None else default,
-                            "min": int(lim.widget_min()) if min is None else min,
-                            "max": int(lim.widget_max()), "step": 1, "tooltip": _tip(field, tooltip, endpoint)}
+    spec: Dict[str, Any] = {
+        "default": lim.default if default is None else default,
+        "min": int(lim.widget_min()) if min is None else min,
+        "max": int(lim.widget_max()),
+        "step": 1,
+        "tooltip": _tip(field, tooltip, endpoint),
+    }
     spec.update(extra)
     return ("INT", spec)
 
 
-def float_input(field: str, tooltip: str = "", *, step: float = 0.01, endpoint: str = "img2img",
-                **extra: Any) -> Tuple[str, Dict[str, Any]]:
+def float_input(
+    field: str, tooltip: str = "", *, step: float = 0.01, endpoint: str = "img2img", **extra: Any
+) -> Tuple[str, Dict[str, Any]]:
     """A FLOAT widget whose range and default come from the limit of ``field``."""
     lim = _limit(field, endpoint)
-    spec: Dict[str, Any] = {"default": float(lim.default), "min": float(lim.widget_min()),
-                            "max": float(lim.widget_max()), "step": step, "round": 0.01,
-                            "tooltip": _tip(field, tooltip, endpoint)}
+    spec: Dict[str, Any] = {
+        "default": float(lim.default),
+        "min": float(lim.widget_min()),
+        "max": float(lim.widget_max()),
+        "step": step,
+        "round": 0.01,
+        "tooltip": _tip(field, tooltip, endpoint),
+    }
     spec.update(extra)
     return ("FLOAT", spec)
 
 
-def enum_input(field: str, tooltip: str = "", *, first: Tuple[str, ...] = (), default: Any = None,
-               endpoint: str = "img2img") -> Tuple[List[str], Dict[str, Any]]:
+def enum_input(
+    field: str,
+    tooltip: str = "",
+    *,
+    first: Tuple[str, ...] = (),
+    default: Any = None,
+    endpoint: str = "img2img",
+) -> Tuple[List[str], Dict[str, Any]]:
     """A dropdown of the documented values of ``field`` (``first`` entries prepended, e.g. ``none``)."""
     lim = _limit(field, endpoint)
     options = [*first, *lim.options]
-    return (options, {"default": default if default is not None else (lim.default or options[0]),
-                      "tooltip": _tip(field, tooltip, endpoint)})
+    return (
+        options,
+        {
+            "default": default if default is not None else (lim.default or options[0]),
+            "tooltip": _tip(field, tooltip, endpoint),
+        },
+    )
 
 
 def bool_input(field: str, tooltip: str = "", *, endpoint: str) -> Tuple[str, Dict[str, Any]]:
@@ -91,8 +121,14 @@ def bool_input(field: str, tooltip: str = "", *, endpoint: str) -> Tuple[str, Di
     return ("BOOLEAN", {"default": bool(lim.default), "tooltip": _tip(field, tooltip, endpoint)})
 
 
-def model_input(model_type: str, tooltip: str, *, with_none: bool = False,
-                preferred: Tuple[str, ...] = (), inpainting: bool = False) -> Tuple[List[str], Dict[str, Any]]:
+def model_input(
+    model_type: str,
+    tooltip: str,
+    *,
+    with_none: bool = False,
+    preferred: Tuple[str, ...] = (),
+    inpainting: bool = False,
+) -> Tuple[List[str], Dict[str, Any]]:
     """A model dropdown: a list (old frontends show it as is) plus the route the editor fetches the full list from.
 
     Up to ``INLINE_LIMIT`` names the list is complete. Past it, it holds
@@ -118,12 +154,15 @@ def model_input(model_type: str, tooltip: str, *, with_none: bool = False,
             _inline_memo[slot] = hit
     query = "&".join(q for q, on in (("inpainting=1", inpainting), ("with_none=1", with_none)) if on)
     route = ROUTE + model_type + ("?" + query if query else "")
-    return (list(hit[1]), {"default": hit[2], "tooltip": tooltip,
-                           "remote": {"route": route, "refresh_button": True}})
+    return (
+        list(hit[1]),
+        {"default": hit[2], "tooltip": tooltip, "remote": {"route": route, "refresh_button": True}},
+    )
 
 
-def _inline(model_type: str, listed: List[str], with_none: bool,
-            preferred: Tuple[str, ...]) -> Tuple[List[str], str]:
+def _inline(
+    model_type: str, listed: List[str], with_none: bool, preferred: Tuple[str, ...]
+) -> Tuple[List[str], str]:
     names = [n for n in listed if n != NONE]
     if len(names) > INLINE_LIMIT:
         from ..ppinfra.models import FALLBACK_MODELS

@@ -15,6 +15,7 @@ Every endpoint is described once in :mod:`ppinfra.endpoints`; its request type
 is listed below. Everything else in the package is internal. Names load on
 first use, so ``import ppinfra`` stays cheap for ComfyUI's start-up.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -26,20 +27,53 @@ from . import logs as _logs
 _logs.install(__name__)
 
 _PUBLIC = {
-    "PPInfraClient": ".client", "TaskOutcome": ".client", "TaskResult": ".client", "PollUpdate": ".client",
-    "Settings": ".config", "load_settings": ".config",
-    "ENDPOINTS": ".endpoints", "Endpoint": ".endpoints",
-    "TaskRequest": ".request", "Lora": ".request", "Embedding": ".request",
-    "Img2ImgRequest": ".img2img_request", "ControlNetUnit": ".img2img_request", "IPAdapter": ".img2img_request",
-    "Txt2ImgRequest": ".txt2img_request", "HiresFix": ".txt2img_request", "Refiner": ".txt2img_request",
-    "InpaintingRequest": ".inpainting_request", "UpscaleRequest": ".upscale_request",
-    "Binder": ".binding", "bind_batch": ".binding",
-    "Call": ".waiting", "Deadline": ".waiting",
+    "PPInfraClient": ".client",
+    "TaskOutcome": ".client",
+    "TaskResult": ".client",
+    "PollUpdate": ".client",
+    "Settings": ".config",
+    "load_settings": ".config",
+    "ENDPOINTS": ".endpoints",
+    "Endpoint": ".endpoints",
+    "TaskRequest": ".request",
+    "Lora": ".request",
+    "Embedding": ".request",
+    "Img2ImgRequest": ".img2img_request",
+    "ControlNetUnit": ".img2img_request",
+    "IPAdapter": ".img2img_request",
+    "Txt2ImgRequest": ".txt2img_request",
+    "HiresFix": ".txt2img_request",
+    "Refiner": ".txt2img_request",
+    "InpaintingRequest": ".inpainting_request",
+    "UpscaleRequest": ".upscale_request",
+    "Binder": ".binding",
+    "bind_batch": ".binding",
+    "Call": ".waiting",
+    "Deadline": ".waiting",
 }
-_ERRORS = ("PPInfraError", "ConfigError", "ValidationError", "ImageInputError", "APIError", "AuthenticationError",
-           "PermissionDeniedError", "InsufficientBalanceError", "RateLimitError", "BadRequestError", "NotFoundError",
-           "ServerError", "EndpointNotOfferedError", "AnswerTooLargeError", "ResponseFormatError", "TaskFailedError",
-           "TaskTimeoutError", "NetworkError", "DownloadError", "CorruptResultError", "CancelledError")
+_ERRORS = (
+    "PPInfraError",
+    "ConfigError",
+    "ValidationError",
+    "ImageInputError",
+    "APIError",
+    "AuthenticationError",
+    "PermissionDeniedError",
+    "InsufficientBalanceError",
+    "RateLimitError",
+    "BadRequestError",
+    "NotFoundError",
+    "ServerError",
+    "EndpointNotOfferedError",
+    "AnswerTooLargeError",
+    "ResponseFormatError",
+    "TaskFailedError",
+    "TaskTimeoutError",
+    "NetworkError",
+    "DownloadError",
+    "CorruptResultError",
+    "CancelledError",
+)
 _PUBLIC.update({name: ".errors" for name in _ERRORS})
 
 __all__ = sorted(_PUBLIC)

@@ -10,6 +10,7 @@ The key file is changed under one lock (a lock per path in this process, and
 written atomically with mode 0600. A file that is not valid JSON is kept as
 ``<name>.corrupt-<time>`` when the panel writes a new one.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -26,8 +27,17 @@ from dataclasses import dataclass
 from typing import Any, Dict, Iterator, Mapping, Optional, Sequence, Tuple
 
 from .errors import AuthenticationError, ConfigError, NetworkError, PPInfraError, ValidationError
-from .hosts import (CUSTOM, ENV_BASE_URL, ENV_KEY, KNOWN_HOSTS, Resolved, host_name,  # noqa: F401 - re-exported
-                    read_config_file, resolve, strip_quotes)
+from .hosts import (
+    CUSTOM,
+    ENV_BASE_URL,
+    ENV_KEY,
+    KNOWN_HOSTS,
+    Resolved,
+    host_name,  # noqa: F401 - re-exported
+    read_config_file,
+    resolve,
+    strip_quotes,
+)
 from .redaction import remember_secret
 
 try:  # POSIX: a lock other processes (the CLI, a second ComfyUI) respect too
@@ -39,13 +49,15 @@ log = logging.getLogger("ppinfra")
 
 # The hosts that serve the same API (a Novita key works only on Novita, and so on).
 HOSTS: Dict[str, str] = KNOWN_HOSTS
-KEY_PAGES: Dict[str, str] = {"ppinfra": "https://ppinfra.com/settings/key-management",
-                             "ppio": "https://ppio.com/settings/key-management",
-                             "novita": "https://novita.ai/settings/key-management"}
+KEY_PAGES: Dict[str, str] = {
+    "ppinfra": "https://ppinfra.com/settings/key-management",
+    "ppio": "https://ppio.com/settings/key-management",
+    "novita": "https://novita.ai/settings/key-management",
+}
 # Seconds a key check or balance read may take, all of it (a slowly dripping answer too):
 # a settings panel is waiting, and the editor's route gives up soon after (nodes/routes.py ROUTE_BUDGET).
 CHECK_TIMEOUT = 5.0
-BALANCE_TTL = 30.0    # the balance changes only when a task runs: no need to ask on every panel open
+BALANCE_TTL = 30.0  # the balance changes only when a task runs: no need to ask on every panel open
 _KEY_MIN, _KEY_MAX = 8, 256
 
 
@@ -81,8 +93,10 @@ def clean_key(api_key: Any) -> str:
     if not key:
         raise ConfigError("api_key is empty: paste the key from the PPInfra console.")
     if not _KEY_MIN <= len(key) <= _KEY_MAX:
-        raise ConfigError(f"api_key must be {_KEY_MIN} to {_KEY_MAX} characters long, got {len(key)}: "
-                          "paste the whole key, nothing else.")
+        raise ConfigError(
+            f"api_key must be {_KEY_MIN} to {_KEY_MAX} characters long, got {len(key)}: "
+            "paste the whole key, nothing else."
+        )
     if any(c.isspace() or not c.isprintable() or ord(c) > 126 for c in key):
         raise ConfigError("api_key holds a space, line break or non-ASCII character: paste the key alone.")
     return key
@@ -95,6 +109,7 @@ def _no_choice(host: Any) -> bool:
 
 # --------------------------------------------------------------------------- storage
 
+
 class KeyFileError(ConfigError):
     """The key file could not be written (read-only folder, full disk, ...): the message says what to do."""
 
@@ -103,16 +118,24 @@ _path_locks: Dict[str, threading.Lock] = {}
 _path_locks_guard = threading.Lock()
 
 # Why a write failed, in the words a user acts on.
-_WRITE_PROBLEMS = {errno.EROFS: "read-only file system", errno.EACCES: "permission denied",
-                   errno.EPERM: "permission denied", errno.ENOSPC: "disk full",
-                   getattr(errno, "EDQUOT", -1): "disk quota exceeded", errno.ENOTDIR: "part of the path is a file, not a folder",
-                   errno.EEXIST: "part of the path is a file, not a folder", errno.EISDIR: "the path is a folder"}
+_WRITE_PROBLEMS = {
+    errno.EROFS: "read-only file system",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.ENOSPC: "disk full",
+    getattr(errno, "EDQUOT", -1): "disk quota exceeded",
+    errno.ENOTDIR: "part of the path is a file, not a folder",
+    errno.EEXIST: "part of the path is a file, not a folder",
+    errno.EISDIR: "the path is a folder",
+}
 
 
 def _cannot_write(path: str, exc: OSError) -> KeyFileError:
     why = _WRITE_PROBLEMS.get(exc.errno or 0) or exc.strerror or exc.__class__.__name__
-    return KeyFileError(f"Cannot write {path} ({why}): make its folder writable (or free some space), "
-                        f"or set the {ENV_KEY} environment variable instead and restart ComfyUI.")
+    return KeyFileError(
+        f"Cannot write {path} ({why}): make its folder writable (or free some space), "
+        f"or set the {ENV_KEY} environment variable instead and restart ComfyUI."
+    )
 
 
 @contextlib.contextmanager
@@ -179,8 +202,10 @@ class KeyStore:
         except ConfigError as exc:
             if not _unparsable(path):
                 raise
-            raise ConfigError(f"{exc} Saving a key or host in Settings > PPInfra replaces it "
-                              f"(the old file is kept beside it as {os.path.basename(path)}.corrupt-<time>).") from None
+            raise ConfigError(
+                f"{exc} Saving a key or host in Settings > PPInfra replaces it "
+                f"(the old file is kept beside it as {os.path.basename(path)}.corrupt-<time>)."
+            ) from None
 
     def problem(self) -> Optional[str]:
         """Why the file cannot be read, or ``None``: for a warning at start-up."""
@@ -269,6 +294,7 @@ def _write_private(path: str, data: Dict[str, Any]) -> None:
 
 # --------------------------------------------------------------------------- the provider
 
+
 def fetch_balance(client: Any, timeout: float = CHECK_TIMEOUT) -> Balance:
     """``GET /v3/user`` with ``client``, all of it within ``timeout`` s: the balance, or the client's error."""
     return Balance(client.balance(timeout=timeout))
@@ -283,9 +309,17 @@ def check_key(api_key: str, base_url: str, timeout: float = CHECK_TIMEOUT) -> Ba
     remember_secret(api_key)
     # A panel is waiting: one retry at most, and the whole check within `timeout`. Built from the
     # arguments alone: the key file may be the very thing being replaced (corrupt, unwritable).
-    client = PPInfraClient(settings=Settings(api_key=Secret(api_key), base_url=check_base_url(base_url),
-                                             max_retries=1, rate_limit_retries=0, deadline=timeout,
-                                             read_timeout=timeout, result_cache=False))
+    client = PPInfraClient(
+        settings=Settings(
+            api_key=Secret(api_key),
+            base_url=check_base_url(base_url),
+            max_retries=1,
+            rate_limit_retries=0,
+            deadline=timeout,
+            read_timeout=timeout,
+            result_cache=False,
+        )
+    )
     try:
         return fetch_balance(client, timeout)
     finally:
@@ -297,14 +331,17 @@ def explain(exc: PPInfraError, base_url: str) -> str:
     where = base_url.split("://", 1)[-1]
     page = KEY_PAGES.get(host_name(base_url), KEY_PAGES["ppinfra"])
     if isinstance(exc, AuthenticationError):
-        return (f"{where} refused this key ({exc.reason or 'INVALID_API_KEY'}): check that you copied the whole "
-                f"key from {page} and that it belongs to this host.")
+        return (
+            f"{where} refused this key ({exc.reason or 'INVALID_API_KEY'}): check that you copied the whole "
+            f"key from {page} and that it belongs to this host."
+        )
     if isinstance(exc, NetworkError):
         return f"Could not reach {where} to check the key: {exc}"
     return f"Checking the key with {where} failed: {exc}"
 
 
 # --------------------------------------------------------------------------- the account
+
 
 def _slot(key: str, url: str) -> Tuple[str, str]:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:16], url
@@ -313,8 +350,14 @@ def _slot(key: str, url: str) -> Tuple[str, str]:
 class Account:
     """Key, host and balance for one key file. Blocking; thread-safe; never returns the key."""
 
-    def __init__(self, store: KeyStore, *, environ: Optional[Mapping[str, str]] = None,
-                 check_timeout: float = CHECK_TIMEOUT, balance_ttl: float = BALANCE_TTL) -> None:
+    def __init__(
+        self,
+        store: KeyStore,
+        *,
+        environ: Optional[Mapping[str, str]] = None,
+        check_timeout: float = CHECK_TIMEOUT,
+        balance_ttl: float = BALANCE_TTL,
+    ) -> None:
         self.store = store
         self._environ = environ
         self.check_timeout = check_timeout
@@ -357,8 +400,9 @@ class Account:
         return found.base_url if found.host_source == "env" or chosen is None else chosen
 
     # -- balance -------------------------------------------------------------
-    def balance(self, refresh: bool = False, *, asked_at: Optional[float] = None,
-                resolved: Optional[Resolved] = None) -> Tuple[Optional[Balance], Optional[str]]:
+    def balance(
+        self, refresh: bool = False, *, asked_at: Optional[float] = None, resolved: Optional[Resolved] = None
+    ) -> Tuple[Optional[Balance], Optional[str]]:
         """The configured key's balance (cached ``balance_ttl`` s) and an error text, never raises.
 
         ``refresh`` wants an answer newer than ``asked_at`` (``time.monotonic()``,
@@ -374,7 +418,9 @@ class Account:
         asked = time.monotonic() if asked_at is None else asked_at
         with self._lock:
             hit = self._balances.get(slot)
-            if hit is not None and (hit[0] >= asked if refresh else time.monotonic() - hit[0] < self.balance_ttl):
+            if hit is not None and (
+                hit[0] >= asked if refresh else time.monotonic() - hit[0] < self.balance_ttl
+            ):
                 return hit[1], hit[2]
             flight = self._flights.get(slot)
             leader = flight is None
@@ -386,8 +432,10 @@ class Account:
                 hit = self._balances.get(slot)
             if hit is not None and hit[0] >= asked:
                 return hit[1], hit[2]
-            return None, (f"{url.split('://', 1)[-1]} has not answered the balance check within "
-                          f"{self.check_timeout:g} s; try again in a moment.")
+            return None, (
+                f"{url.split('://', 1)[-1]} has not answered the balance check within "
+                f"{self.check_timeout:g} s; try again in a moment."
+            )
         try:
             try:
                 balance, error = check_key(key, url, self.check_timeout), None
@@ -400,23 +448,35 @@ class Account:
             flight.set()
         return balance, error
 
-    def remember_balance(self, key: str, url: str, found: Optional[Balance], error: Optional[str] = None) -> None:
+    def remember_balance(
+        self, key: str, url: str, found: Optional[Balance], error: Optional[str] = None
+    ) -> None:
         with self._lock:
             self._balances[_slot(key, url)] = (time.monotonic(), found, error)
 
     # -- what a panel shows and does -------------------------------------------
-    def status(self, *, with_balance: bool = True, refresh: bool = False,
-               asked_at: Optional[float] = None) -> Dict[str, Any]:
+    def status(
+        self, *, with_balance: bool = True, refresh: bool = False, asked_at: Optional[float] = None
+    ) -> Dict[str, Any]:
         """What a settings panel may show: never the key, only its source and last 4 characters."""
         resolved = self._resolved()
         key, url = resolved.api_key, resolved.base_url
-        found, error = self.balance(refresh, asked_at=asked_at, resolved=resolved) if with_balance else (None, None)
-        return {"configured": bool(key), "source": resolved.key_source, "host": host_name(url), "base_url": url,
-                "base_url_source": resolved.host_source, "hosts": dict(HOSTS),
-                "last4": key[-4:] if key and len(key) >= _KEY_MIN else None,
-                "env_overrides": bool(strip_quotes(self.environ.get(ENV_KEY))),
-                "storage": self.store.path, "balance": found.to_json() if found else None,
-                "balance_error": error}
+        found, error = (
+            self.balance(refresh, asked_at=asked_at, resolved=resolved) if with_balance else (None, None)
+        )
+        return {
+            "configured": bool(key),
+            "source": resolved.key_source,
+            "host": host_name(url),
+            "base_url": url,
+            "base_url_source": resolved.host_source,
+            "hosts": dict(HOSTS),
+            "last4": key[-4:] if key and len(key) >= _KEY_MIN else None,
+            "env_overrides": bool(strip_quotes(self.environ.get(ENV_KEY))),
+            "storage": self.store.path,
+            "balance": found.to_json() if found else None,
+            "balance_error": error,
+        }
 
     def test(self, api_key: Optional[str] = None, host: Optional[str] = None) -> Dict[str, Any]:
         """Check a key (default: the configured one) without saving anything."""

@@ -1,4 +1,5 @@
 """Error answers of the API mapped onto the exception hierarchy, with advice a user can act on."""
+
 from __future__ import annotations
 
 import json
@@ -6,8 +7,17 @@ from typing import Optional
 
 import requests
 
-from .errors import (APIError, AuthenticationError, BadRequestError, InsufficientBalanceError, NotFoundError,
-                     PermissionDeniedError, RateLimitError, ServerError, TaskFailedError)
+from .errors import (
+    APIError,
+    AuthenticationError,
+    BadRequestError,
+    InsufficientBalanceError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServerError,
+    TaskFailedError,
+)
 
 TOP_UP_URL = "https://ppinfra.com/billing"
 
@@ -26,22 +36,23 @@ _REASON_CLASSES = {
 
 _ADVICE = {
     AuthenticationError: "Check the API key (PPINFRA_API_KEY, the PPInfra settings in the editor, or the config "
-                         "file): it is wrong, revoked or missing.",
+    "file): it is wrong, revoked or missing.",
     InsufficientBalanceError: f"Top up your balance at {TOP_UP_URL} (PPIO: ppio.com billing; Novita: "
-                              "novita.ai billing), then queue again.",
+    "novita.ai billing), then queue again.",
     PermissionDeniedError: "Your account may not use this API yet (NEED_REAL_NAME_VERIFY: finish the identity "
-                           "verification in the PPInfra console).",
+    "verification in the PPInfra console).",
     RateLimitError: "You hit the images-per-minute limit of your plan: lower image_num or the batch size, or "
-                    "wait a minute.",
+    "wait a minute.",
     NotFoundError: "The server does not know this task or path (an expired task, another account's task, or a "
-                   "base URL that is not the PPInfra API).",
+    "base URL that is not the PPInfra API).",
     BadRequestError: "The server refused the request: fix the field it names.",
     ServerError: "The service had an internal error or is overloaded: try again in a few minutes.",
 }
 
 
-def error_from_response(resp: requests.Response, endpoint: str, task_id: Optional[str] = None,
-                        body: Optional[bytes] = None) -> Exception:
+def error_from_response(
+    resp: requests.Response, endpoint: str, task_id: Optional[str] = None, body: Optional[bytes] = None
+) -> Exception:
     """Map an error answer to the hierarchy, keeping the provider's reason and message.
 
     ``TASK_FAILED`` (documented as an HTTP 500 on a poll) is the end of the
@@ -58,9 +69,13 @@ def error_from_response(resp: requests.Response, endpoint: str, task_id: Optiona
     status = resp.status_code
     if reason == "TASK_FAILED":
         why = message or "no reason given"
-        return TaskFailedError(f"The PPInfra task failed: {why}. Nothing was returned; change the inputs it "
-                               "names before queueing again.", task_id=task_id, reason=reason,
-                               provider_message=message)
+        return TaskFailedError(
+            f"The PPInfra task failed: {why}. Nothing was returned; change the inputs it "
+            "names before queueing again.",
+            task_id=task_id,
+            reason=reason,
+            provider_message=message,
+        )
     cls = _REASON_CLASSES.get(reason)
     if cls is None:
         if status == 401:
@@ -85,5 +100,6 @@ def error_from_response(resp: requests.Response, endpoint: str, task_id: Optiona
     advice = _ADVICE.get(cls, "")
     if advice:
         text += f". {advice}"
-    return cls(text, task_id=task_id, reason=reason, provider_message=message, status_code=status,
-               endpoint=endpoint)
+    return cls(
+        text, task_id=task_id, reason=reason, provider_message=message, status_code=status, endpoint=endpoint
+    )

@@ -6,6 +6,7 @@ by every item once, and :meth:`Binder.bind` adds one item's own images: each
 upload is encoded once, its size comes from the encoder, and only the image
 checks run per item. There is no stand-in image anywhere.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
@@ -25,8 +26,13 @@ def _label(path: str) -> str:
 class Binder:
     """``template`` with its fields checked and its ``shared`` images (field path -> PIL image) encoded."""
 
-    def __init__(self, template: TaskRequest, shared: Optional[Mapping[str, Any]] = None, *,
-                 lossless: Optional[bool] = None) -> None:
+    def __init__(
+        self,
+        template: TaskRequest,
+        shared: Optional[Mapping[str, Any]] = None,
+        *,
+        lossless: Optional[bool] = None,
+    ) -> None:
         from .images import BODY_OVERHEAD
 
         template.validate_fields(template=True)
@@ -51,8 +57,9 @@ class Binder:
 
         if not images:
             return {}
-        encoded = encode_uploads(list(images.items()), body_limit=self.share * len(images) + BODY_OVERHEAD,
-                                 lossless=self.lossless)
+        encoded = encode_uploads(
+            list(images.items()), body_limit=self.share * len(images) + BODY_OVERHEAD, lossless=self.lossless
+        )
         return dict(zip(images, encoded))
 
     def assemble(self, own: Mapping[str, str]) -> TaskRequest:
@@ -72,8 +79,13 @@ class Binder:
         return self.assemble(self.encode(own))
 
 
-def bind_batch(template: TaskRequest, inputs: Mapping[str, Sequence[Any]], *, should_stop: StopCheck = None,
-               lossless: Optional[bool] = None) -> List[TaskRequest]:
+def bind_batch(
+    template: TaskRequest,
+    inputs: Mapping[str, Sequence[Any]],
+    *,
+    should_stop: StopCheck = None,
+    lossless: Optional[bool] = None,
+) -> List[TaskRequest]:
     """One checked request per item of a batch.
 
     ``inputs`` maps each upload's field path to its images: the first path's
@@ -81,6 +93,7 @@ def bind_batch(template: TaskRequest, inputs: Mapping[str, Sequence[Any]], *, sh
     item, encoded once) or B (paired item by item). An endpoint without uploads
     gives one request.
     """
+
     def stop_check() -> None:
         if should_stop is not None and should_stop():
             raise CancelledError("Cancelled before sending.")
@@ -96,9 +109,12 @@ def bind_batch(template: TaskRequest, inputs: Mapping[str, Sequence[Any]], *, sh
         raise ValidationError(_label(main), "an image", None, "connect an image to this input")
     for path, images in inputs.items():
         if len(images) not in (1, b):
-            raise ValidationError(_label(path), f"a batch of 1 image (used for every input) or {b} (one per input "
-                                  "image)", f"a batch of {len(images)}",
-                                  "make the side batch match the input batch, or use one image")
+            raise ValidationError(
+                _label(path),
+                f"a batch of 1 image (used for every input) or {b} (one per input image)",
+                f"a batch of {len(images)}",
+                "make the side batch match the input batch, or use one image",
+            )
     shared = {p: imgs[0] for p, imgs in inputs.items() if len(imgs) == 1 and (b == 1 or p != main)}
     stop_check()
     binder = Binder(template, shared, lossless=lossless)

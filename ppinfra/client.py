@@ -2,6 +2,7 @@
 
 ComfyUI nodes run it in worker threads; the CLI and tests call it directly.
 """
+
 from __future__ import annotations
 
 import io
@@ -65,16 +66,25 @@ class TaskResult:
     @classmethod
     def parse(cls, data: Any, task_id: str) -> "TaskResult":
         if not isinstance(data, dict) or not isinstance(data.get("task"), dict):
-            raise ResponseFormatError("task-result answered JSON without the documented \"task\" object "
-                                      f"(got {type(data).__name__}).", task_id=task_id, endpoint="task-result")
+            raise ResponseFormatError(
+                "task-result answered JSON without the documented \"task\" object "
+                f"(got {type(data).__name__}).",
+                task_id=task_id,
+                endpoint="task-result",
+            )
         task = data["task"]
         extra = data.get("extra") if isinstance(data.get("extra"), dict) else {}
         images = []
         for item in data.get("images") or []:
             if isinstance(item, dict) and item.get("image_url"):
-                images.append(ResultImage(url=str(item["image_url"]), ttl=_number(item.get("image_url_ttl")),
-                                          image_type=str(item.get("image_type") or ""),
-                                          nsfw=item.get("nsfw_detection_result")))
+                images.append(
+                    ResultImage(
+                        url=str(item["image_url"]),
+                        ttl=_number(item.get("image_url_ttl")),
+                        image_type=str(item.get("image_type") or ""),
+                        nsfw=item.get("nsfw_detection_result"),
+                    )
+                )
         seed = _number(extra.get("seed"))
         if seed is not None and not math.isfinite(seed):
             seed = None  # "nan"/"inf" parse as floats but are no seed
@@ -148,14 +158,22 @@ class PPInfraClient:
     ``PPINFRA_BASE_URL``, else the JSON config file (see :mod:`ppinfra.config`).
     """
 
-    def __init__(self, api_key: Optional[str] = None, base_url: Optional[str] = None, *,
-                 config_path: Optional[str] = None, settings: Optional[Settings] = None,
-                 poll_schedule: Optional[Callable[[], PollSchedule]] = None, **overrides: Any) -> None:
+    def __init__(
+        self,
+        api_key: Optional[str] = None,
+        base_url: Optional[str] = None,
+        *,
+        config_path: Optional[str] = None,
+        settings: Optional[Settings] = None,
+        poll_schedule: Optional[Callable[[], PollSchedule]] = None,
+        **overrides: Any,
+    ) -> None:
         self.settings = settings or load_settings(api_key, base_url, config_path, **overrides)
         self.transport = Transport(self.settings)
         self._poll_schedule = poll_schedule or PollSchedule
-        self._pool = ThreadPoolExecutor(max_workers=self.settings.download_workers,
-                                        thread_name_prefix="ppinfra-download")
+        self._pool = ThreadPoolExecutor(
+            max_workers=self.settings.download_workers, thread_name_prefix="ppinfra-download"
+        )
         st = self.settings
         # Polls and downloads of a task that was accepted (and will be billed) are retried
         # for as long as the deadline allows; a corrupt file only a few times.
@@ -176,8 +194,13 @@ class PPInfraClient:
 
     # ------------------------------------------------------------------ steps
 
-    def _call(self, call: Optional[Call], deadline: Any = None, should_cancel: CancelCheck = None,
-              on_wait: WaitCallback = None) -> Call:
+    def _call(
+        self,
+        call: Optional[Call],
+        deadline: Any = None,
+        should_cancel: CancelCheck = None,
+        on_wait: WaitCallback = None,
+    ) -> Call:
         """The call context: the one given, else one made from the keyword arguments and the settings."""
         if call is not None:
             return call
@@ -185,7 +208,9 @@ class PPInfraClient:
             deadline = Deadline(self.settings.deadline if deadline is None else deadline)
         return Call(deadline, should_cancel, on_wait)
 
-    def submit(self, request: TaskRequest, call: Optional[Call] = None, *, body: Optional[bytes] = None) -> str:
+    def submit(
+        self, request: TaskRequest, call: Optional[Call] = None, *, body: Optional[bytes] = None
+    ) -> str:
         """Validate (unless a binder did) and submit ``request`` to its endpoint; return the ``task_id``.
 
         Re-sent only when the task surely did not start. Waits for room in the
@@ -200,25 +225,48 @@ class PPInfraClient:
         # pacing: the slot is dated by the answer, or given back if the server refused the submit
         pacer = budget_for_settings(self.settings, ep.name)
         with pacer.acquire(request.images_expected, call):
-            data = self.transport.call("POST", ep.path, call, endpoint=what, body=body, idempotent=False,
-                                       on_rate_limited=pacer.on_rate_limited)
+            data = self.transport.call(
+                "POST",
+                ep.path,
+                call,
+                endpoint=what,
+                body=body,
+                idempotent=False,
+                on_rate_limited=pacer.on_rate_limited,
+            )
         # One Novita example wraps the answer as {"code":0,"data":{"task_id":...}}.
         if isinstance(data, dict) and isinstance(data.get("data"), dict) and "task_id" not in data:
             data = data["data"]
         task_id = data.get("task_id") if isinstance(data, dict) else None
         if not task_id or not isinstance(task_id, str):
-            raise ResponseFormatError(f"{what} answered without a task_id: the task may have been "
-                                      "created; check your task list before retrying.", endpoint=what)
+            raise ResponseFormatError(
+                f"{what} answered without a task_id: the task may have been "
+                "created; check your task list before retrying.",
+                endpoint=what,
+            )
         log.debug("submitted %s task %s", ep.name, task_id)
         return task_id
 
-    def submit_img2img(self, request: Img2ImgRequest, *, deadline: Optional[Deadline] = None,
-                       should_cancel: CancelCheck = None, on_wait: WaitCallback = None) -> str:
+    def submit_img2img(
+        self,
+        request: Img2ImgRequest,
+        *,
+        deadline: Optional[Deadline] = None,
+        should_cancel: CancelCheck = None,
+        on_wait: WaitCallback = None,
+    ) -> str:
         """:meth:`submit` for an img2img request (the name earlier releases had)."""
         return self.submit(request, self._call(None, deadline, should_cancel, on_wait))
 
-    def get_task_result(self, task_id: str, call: Optional[Call] = None, *, deadline: Optional[Deadline] = None,
-                        should_cancel: CancelCheck = None, on_wait: WaitCallback = None) -> TaskResult:
+    def get_task_result(
+        self,
+        task_id: str,
+        call: Optional[Call] = None,
+        *,
+        deadline: Optional[Deadline] = None,
+        should_cancel: CancelCheck = None,
+        on_wait: WaitCallback = None,
+    ) -> TaskResult:
         """One poll, retried until the deadline on 5xx, broken connections and malformed answers.
 
         The task was accepted and will be billed: no fixed retry count gives it
@@ -228,9 +276,15 @@ class PPInfraClient:
         call = self._call(call, deadline, should_cancel, on_wait).for_task(task_id)
         retrier = Retrier(self.poll_policy, call, what="task-result")
         while True:
-            data = self.transport.call("GET", "/v3/async/task-result", call, endpoint="task-result",
-                                       params={"task_id": task_id}, read_timeout=self.settings.poll_read_timeout,
-                                       retrier=retrier)
+            data = self.transport.call(
+                "GET",
+                "/v3/async/task-result",
+                call,
+                endpoint="task-result",
+                params={"task_id": task_id},
+                read_timeout=self.settings.poll_read_timeout,
+                retrier=retrier,
+            )
             try:
                 return TaskResult.parse(data, task_id)
             except ResponseFormatError as exc:
@@ -238,9 +292,16 @@ class PPInfraClient:
                     raise exc from None
                 call.check(f"polling task-result (last problem: {retrier.last_problem})")
 
-    def wait_for_task(self, task_id: str, call: Optional[Call] = None, *, deadline: Optional[Deadline] = None,
-                      on_progress: ProgressCallback = None, should_cancel: CancelCheck = None,
-                      on_wait: WaitCallback = None) -> TaskResult:
+    def wait_for_task(
+        self,
+        task_id: str,
+        call: Optional[Call] = None,
+        *,
+        deadline: Optional[Deadline] = None,
+        on_progress: ProgressCallback = None,
+        should_cancel: CancelCheck = None,
+        on_wait: WaitCallback = None,
+    ) -> TaskResult:
         """Poll until SUCCEED (returned) or FAILED (raised), within the call's deadline."""
         call = self._call(call, deadline, should_cancel, on_wait).for_task(task_id)
         schedule = self._poll_schedule()
@@ -253,16 +314,28 @@ class PPInfraClient:
                 return result
             if result.status == STATUS_FAILED:
                 why = result.reason or "no reason given"
-                raise TaskFailedError(f"The PPInfra task failed: {why}. Nothing was returned; change the inputs "
-                                      "it names before queueing again.", task_id=task_id, reason=why)
+                raise TaskFailedError(
+                    f"The PPInfra task failed: {why}. Nothing was returned; change the inputs "
+                    "it names before queueing again.",
+                    task_id=task_id,
+                    reason=why,
+                )
             waiting = f"waiting for the task (last status {result.status or 'unknown'})"
             call.check(waiting)
             call.sleep(schedule.next_delay(result.eta))
             call.check(waiting)
 
-    def download_images(self, result: TaskResult, call: Optional[Call] = None, *, expected: int,
-                        deadline: Optional[Deadline] = None, should_cancel: CancelCheck = None,
-                        on_image: Optional["ImageCallback"] = None, on_wait: WaitCallback = None) -> List[bytes]:
+    def download_images(
+        self,
+        result: TaskResult,
+        call: Optional[Call] = None,
+        *,
+        expected: int,
+        deadline: Optional[Deadline] = None,
+        should_cancel: CancelCheck = None,
+        on_image: Optional["ImageCallback"] = None,
+        on_wait: WaitCallback = None,
+    ) -> List[bytes]:
         """Download every result image concurrently; re-poll for fresh URLs when they expire or break.
 
         A file that is short or does not decode (``on_image`` raising
@@ -277,12 +350,20 @@ class PPInfraClient:
         refreshes = 0
         while True:
             if len(result.images) < expected:
-                raise TaskFailedError(f"The task succeeded but returned {len(result.images)} of {expected} "
-                                      "images; nothing was kept. Queue again.", task_id=task_id)
+                raise TaskFailedError(
+                    f"The task succeeded but returned {len(result.images)} of {expected} "
+                    "images; nothing was kept. Queue again.",
+                    task_id=task_id,
+                )
             if len(result.images) > expected:
                 # Never let extra files shift into another item's place: keep the ones asked for.
-                log.warning("task %s returned %d images for image_num %d: keeping the first %d",
-                            task_id, len(result.images), expected, expected)
+                log.warning(
+                    "task %s returned %d images for image_num %d: keeping the first %d",
+                    task_id,
+                    len(result.images),
+                    expected,
+                    expected,
+                )
             urls = [img.url for img in result.images[:expected]]
             todo = [i for i, b in enumerate(blobs) if b is None]
             futures = {i: self._pool.submit(self._fetch_one, urls[i], i, retriers[i], on_image) for i in todo}
@@ -300,9 +381,13 @@ class PPInfraClient:
             if not stale:
                 return [b for b in blobs if b is not None]
             if refreshes >= MAX_URL_REFRESHES:
-                raise DownloadError("The result image links kept expiring or breaking before they could be "
-                                    f"downloaded (refreshed {MAX_URL_REFRESHES} times). Check the machine's clock "
-                                    "and network speed.", task_id=task_id, endpoint="download")
+                raise DownloadError(
+                    "The result image links kept expiring or breaking before they could be "
+                    f"downloaded (refreshed {MAX_URL_REFRESHES} times). Check the machine's clock "
+                    "and network speed.",
+                    task_id=task_id,
+                    endpoint="download",
+                )
             refreshes += 1
             log.info("result URLs of task %s expired or broke; polling again for fresh ones", task_id)
             result = self.get_task_result(task_id, call)
@@ -323,19 +408,31 @@ class PPInfraClient:
                 except CorruptResultError as exc:
                     problem = str(exc).replace(f" (task_id {task_id})", "")  # named once, below
             if not retrier.retry(CORRUPT, problem):
-                raise DownloadError(f"Result image {i + 1} of task {task_id} is corrupt after "
-                                    f"{retrier.tries(CORRUPT)} downloads ({problem}). The task succeeded and was "
-                                    "billed; its images may still be fetched from your PPInfra task list.",
-                                    task_id=task_id, endpoint="download")
-            log.info("task %s: result image %d is corrupt (%s); downloading it again", task_id, i + 1, problem)
+                raise DownloadError(
+                    f"Result image {i + 1} of task {task_id} is corrupt after "
+                    f"{retrier.tries(CORRUPT)} downloads ({problem}). The task succeeded and was "
+                    "billed; its images may still be fetched from your PPInfra task list.",
+                    task_id=task_id,
+                    endpoint="download",
+                )
+            log.info(
+                "task %s: result image %d is corrupt (%s); downloading it again", task_id, i + 1, problem
+            )
             if retrier.attempts.get(CORRUPT, 0) >= 2:
                 raise ExpiredURL(url)  # the same link served it twice: ask for a freshly signed one
 
     # ------------------------------------------------------------------ whole job
 
-    def run(self, request: TaskRequest, *, on_progress: ProgressCallback = None, should_cancel: CancelCheck = None,
-            deadline: Optional[float] = None, on_image: Optional["ImageCallback"] = None,
-            on_wait: WaitCallback = None) -> TaskOutcome:
+    def run(
+        self,
+        request: TaskRequest,
+        *,
+        on_progress: ProgressCallback = None,
+        should_cancel: CancelCheck = None,
+        deadline: Optional[float] = None,
+        on_image: Optional["ImageCallback"] = None,
+        on_wait: WaitCallback = None,
+    ) -> TaskOutcome:
         """Run one job of any endpoint end to end and return the encoded result images.
 
         Validates before sending (once: a request a binder checked is not
@@ -351,21 +448,36 @@ class PPInfraClient:
         body = request.to_json_bytes()
         # result cache: a fixed-seed request answered before (even before a restart) runs no new task
         from .result_cache import lookup_for
+
         cache = lookup_for(self.settings, request, body=body)
         hit = cache.load(on_image) if cache is not None else None
         if hit is not None:
-            return TaskOutcome(task_id=hit.task_id, images=hit.images, seed=hit.seed, image_type=hit.image_type,
-                               timings={"total": time.monotonic() - t0}, from_cache=True)
+            return TaskOutcome(
+                task_id=hit.task_id,
+                images=hit.images,
+                seed=hit.seed,
+                image_type=hit.image_type,
+                timings={"total": time.monotonic() - t0},
+                from_cache=True,
+            )
         task_id = self.submit(request, call, body=body)
         t_submit = time.monotonic()
         result = self.wait_for_task(task_id, call, on_progress=on_progress)
         t_done = time.monotonic()
         blobs = self.download_images(result, call, expected=request.images_expected, on_image=on_image)
         t_dl = time.monotonic()
-        out = TaskOutcome(task_id=task_id, images=blobs, seed=result.seed,
-                          timings={"submit": t_submit - t0, "wait": t_done - t_submit,
-                                   "download": t_dl - t_done, "total": t_dl - t0},
-                          image_type=result.images[0].image_type if result.images else "")
+        out = TaskOutcome(
+            task_id=task_id,
+            images=blobs,
+            seed=result.seed,
+            timings={
+                "submit": t_submit - t0,
+                "wait": t_done - t_submit,
+                "download": t_dl - t_done,
+                "total": t_dl - t0,
+            },
+            image_type=result.images[0].image_type if result.images else "",
+        )
         if cache is not None:  # result cache
             cache.store(out)
         return out
@@ -390,12 +502,24 @@ class PPInfraClient:
             raise ResponseFormatError("user answered without a numeric credit_balance.", endpoint="user")
         return value
 
-    def model_page(self, model_type: str, *, cursor: str = "", page_size: int = MODEL_PAGE_MAX,
-                   is_sdxl: Optional[bool] = None, visibility: Optional[str] = None, query: Optional[str] = None,
-                   is_inpainting: Optional[bool] = None, timeout: Optional[float] = None) -> ModelPage:
+    def model_page(
+        self,
+        model_type: str,
+        *,
+        cursor: str = "",
+        page_size: int = MODEL_PAGE_MAX,
+        is_sdxl: Optional[bool] = None,
+        visibility: Optional[str] = None,
+        query: Optional[str] = None,
+        is_inpainting: Optional[bool] = None,
+        timeout: Optional[float] = None,
+    ) -> ModelPage:
         """One page of ``GET /v3/model``: the raw model dicts and the next cursor (``""`` at the end)."""
-        params: Dict[str, Any] = {"filter.types": model_type, "pagination.limit": page_size,
-                                  "pagination.cursor": cursor}
+        params: Dict[str, Any] = {
+            "filter.types": model_type,
+            "pagination.limit": page_size,
+            "pagination.cursor": cursor,
+        }
         for name, flag in (("filter.is_sdxl", is_sdxl), ("filter.is_inpainting", is_inpainting)):
             if flag is not None:
                 params[name] = "true" if flag else "false"
@@ -403,30 +527,56 @@ class PPInfraClient:
             params["filter.visibility"] = visibility
         if query:
             params["filter.query"] = query
-        data = self.transport.call("GET", "/v3/model", self._call(None, timeout), endpoint="model list",
-                                   params=params, max_bytes=MAX_MODEL_PAGE_BYTES, read_timeout=timeout)
+        data = self.transport.call(
+            "GET",
+            "/v3/model",
+            self._call(None, timeout),
+            endpoint="model list",
+            params=params,
+            max_bytes=MAX_MODEL_PAGE_BYTES,
+            read_timeout=timeout,
+        )
         if not isinstance(data, dict) or not isinstance(data.get("models", []), list):
-            raise ResponseFormatError("model list answered JSON without a \"models\" list.", endpoint="model list")
+            raise ResponseFormatError(
+                "model list answered JSON without a \"models\" list.", endpoint="model list"
+            )
         pagination = data.get("pagination") if isinstance(data.get("pagination"), dict) else {}
-        return ModelPage([m for m in data.get("models") or [] if isinstance(m, dict)],
-                         str(pagination.get("next_cursor") or ""))
+        return ModelPage(
+            [m for m in data.get("models") or [] if isinstance(m, dict)],
+            str(pagination.get("next_cursor") or ""),
+        )
 
-    def search_models(self, model_type: str, query: str, *, limit: int = MODEL_PAGE_MAX,
-                      timeout: Optional[float] = None) -> List[Dict[str, Any]]:
+    def search_models(
+        self, model_type: str, query: str, *, limit: int = MODEL_PAGE_MAX, timeout: Optional[float] = None
+    ) -> List[Dict[str, Any]]:
         """The provider's own search (``filter.query``): one page of raw model dicts."""
-        return self.model_page(model_type, query=query, page_size=max(1, min(MODEL_PAGE_MAX, limit)),
-                               timeout=timeout).models
+        return self.model_page(
+            model_type, query=query, page_size=max(1, min(MODEL_PAGE_MAX, limit)), timeout=timeout
+        ).models
 
-    def list_models_raw(self, model_type: str, *, is_sdxl: Optional[bool] = None,
-                        visibility: Optional[str] = None, page_size: int = MODEL_PAGE_MAX,
-                        max_pages: int = 1000, is_inpainting: Optional[bool] = None) -> List[Dict[str, Any]]:
+    def list_models_raw(
+        self,
+        model_type: str,
+        *,
+        is_sdxl: Optional[bool] = None,
+        visibility: Optional[str] = None,
+        page_size: int = MODEL_PAGE_MAX,
+        max_pages: int = 1000,
+        is_inpainting: Optional[bool] = None,
+    ) -> List[Dict[str, Any]]:
         """Every model of a type, following ``next_cursor`` to the end (raw dicts)."""
         models: List[Dict[str, Any]] = []
         cursor = ""
         seen = set()
         for _ in range(max_pages):
-            page = self.model_page(model_type, cursor=cursor, page_size=page_size, is_sdxl=is_sdxl,
-                                   visibility=visibility, is_inpainting=is_inpainting)
+            page = self.model_page(
+                model_type,
+                cursor=cursor,
+                page_size=page_size,
+                is_sdxl=is_sdxl,
+                visibility=visibility,
+                is_inpainting=is_inpainting,
+            )
             models.extend(page.models)
             cursor = page.next_cursor
             if not page.models or not cursor or cursor in seen:

@@ -2,6 +2,7 @@
 
 The API key is wrapped so that no repr, log line or exception can show it.
 """
+
 from __future__ import annotations
 
 import os
@@ -9,8 +10,17 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Optional
 
 from .errors import ConfigError
-from .hosts import (DEFAULT_BASE_URL, ENV_BASE_URL, ENV_CONFIG, ENV_KEY, KNOWN_HOSTS,  # noqa: F401 - re-exported
-                    check_base_url, default_config_path, read_config_file, resolve)
+from .hosts import (
+    DEFAULT_BASE_URL,
+    ENV_BASE_URL,
+    ENV_CONFIG,
+    ENV_KEY,
+    KNOWN_HOSTS,  # noqa: F401 - re-exported
+    check_base_url,
+    default_config_path,
+    read_config_file,
+    resolve,
+)
 from .redaction import remember_secret
 
 ENV_CACHE_DIR = "PPINFRA_CACHE_DIR"
@@ -61,8 +71,12 @@ def default_cache_dir() -> str:
     return os.environ.get(ENV_CACHE_DIR) or os.path.join(os.path.expanduser("~"), ".cache", "ppinfra")
 
 
-def load_settings(api_key: Optional[str] = None, base_url: Optional[str] = None,
-                  config_path: Optional[str] = None, **overrides: Any) -> Settings:
+def load_settings(
+    api_key: Optional[str] = None,
+    base_url: Optional[str] = None,
+    config_path: Optional[str] = None,
+    **overrides: Any,
+) -> Settings:
     """Resolve the settings: explicit argument, else environment, else the config file.
 
     Raises :class:`ConfigError` that says where to put a key when none is found.
@@ -77,7 +91,8 @@ def load_settings(api_key: Optional[str] = None, base_url: Optional[str] = None,
             "or set the environment variable PPINFRA_API_KEY (then restart ComfyUI), "
             f'or write {{"api_key": "sk-..."}} to {path}. '
             "Get a key at https://ppinfra.com/settings/key-management. Never put the key in a node widget: "
-            "workflows and PNG metadata are shared.")
+            "workflows and PNG metadata are shared."
+        )
     url = check_base_url(resolved.base_url)
     file_data: Optional[Dict[str, Any]] = None
 
@@ -97,8 +112,10 @@ def load_settings(api_key: Optional[str] = None, base_url: Optional[str] = None,
         if not overrides["deadline"] > 0:
             raise ConfigError(f"{ENV_DEADLINE} must be above 0 seconds, got {raw!r}.")
     # Pacing: the plan's limit may also sit in the config file, next to the key.
-    pacing = ((ENV_IMAGES_PER_MINUTE, "images_per_minute", int, "a whole number, 0 or more (0 = no pacing)"),
-              (ENV_RATE_WINDOW, "rate_window", float, "a number of seconds above 0"))
+    pacing = (
+        (ENV_IMAGES_PER_MINUTE, "images_per_minute", int, "a whole number, 0 or more (0 = no pacing)"),
+        (ENV_RATE_WINDOW, "rate_window", float, "a number of seconds above 0"),
+    )
     for env, name, kind, rule in pacing:
         raw = os.environ.get(env, "").strip() or (from_file(name) if kind is int else None)
         if name in overrides or not raw:

@@ -10,6 +10,7 @@ result cache, pacing and the progress estimate look the endpoint up here.
 Adding an endpoint: one :class:`Endpoint` entry below, one request type
 (a :class:`~ppinfra.request.TaskRequest`), one node file.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -24,8 +25,10 @@ CONTROLNET, LORAS, EMBEDDINGS, IP_ADAPTER = "controlnet", "loras", "embeddings",
 
 def _per_image(rate: float, floor: float) -> Callable[[int, int, float], float]:
     """A price per image: max(pixels x work x rate, floor) in USD (SIBLINGS.md, "Prices", [3P])."""
+
     def price(width: int, height: int, work: float) -> float:
         return max(width * height * work * rate, floor)
+
     return price
 
 
@@ -69,20 +72,47 @@ class Endpoint:
         return not self.offered_by or host in self.offered_by
 
 
-ENDPOINTS: Dict[str, Endpoint] = {e.name: e for e in (
-    Endpoint("img2img", "/v3/async/img2img", ".img2img_request.Img2ImgRequest", "img2img",
-             images_per_minute={"novita": 10, "ppinfra": 10, "ppio": 10},
-             side_inputs=(CONTROLNET, LORAS, EMBEDDINGS, IP_ADAPTER)),
-    Endpoint("txt2img", "/v3/async/txt2img", ".txt2img_request.Txt2ImgRequest", "txt2img",
-             images_per_minute={"novita": 20, "ppinfra": 10, "ppio": 10},
-             side_inputs=(LORAS, EMBEDDINGS)),
-    Endpoint("inpainting", "/v3/async/inpainting", ".inpainting_request.InpaintingRequest", "inpainting",
-             images_per_minute={"novita": 10, "ppinfra": 10, "ppio": 10},
-             side_inputs=(LORAS, EMBEDDINGS), reports_progress=False, price=_per_image(4e-10, 0.0015)),
-    Endpoint("upscale", "/v3/async/upscale", ".upscale_request.UpscaleRequest", "upscale",
-             images_per_minute={"novita": 20}, reports_progress=False, offered_by=("novita",),
-             price=_per_image(4e-9, 0.0015)),
-)}
+ENDPOINTS: Dict[str, Endpoint] = {
+    e.name: e
+    for e in (
+        Endpoint(
+            "img2img",
+            "/v3/async/img2img",
+            ".img2img_request.Img2ImgRequest",
+            "img2img",
+            images_per_minute={"novita": 10, "ppinfra": 10, "ppio": 10},
+            side_inputs=(CONTROLNET, LORAS, EMBEDDINGS, IP_ADAPTER),
+        ),
+        Endpoint(
+            "txt2img",
+            "/v3/async/txt2img",
+            ".txt2img_request.Txt2ImgRequest",
+            "txt2img",
+            images_per_minute={"novita": 20, "ppinfra": 10, "ppio": 10},
+            side_inputs=(LORAS, EMBEDDINGS),
+        ),
+        Endpoint(
+            "inpainting",
+            "/v3/async/inpainting",
+            ".inpainting_request.InpaintingRequest",
+            "inpainting",
+            images_per_minute={"novita": 10, "ppinfra": 10, "ppio": 10},
+            side_inputs=(LORAS, EMBEDDINGS),
+            reports_progress=False,
+            price=_per_image(4e-10, 0.0015),
+        ),
+        Endpoint(
+            "upscale",
+            "/v3/async/upscale",
+            ".upscale_request.UpscaleRequest",
+            "upscale",
+            images_per_minute={"novita": 20},
+            reports_progress=False,
+            offered_by=("novita",),
+            price=_per_image(4e-9, 0.0015),
+        ),
+    )
+}
 
 
 def endpoint(name: str) -> Endpoint:

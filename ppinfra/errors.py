@@ -22,6 +22,7 @@ ComfyUI names an error in its dialog and ``/history`` by the class's module, whi
 for a custom node is the pack's folder path: every class here therefore reads as
 ``ppinfra.<Name>``.
 """
+
 from __future__ import annotations
 
 from typing import Any, Optional
@@ -32,9 +33,16 @@ from .redaction import redact
 class PPInfraError(Exception):
     """Base of every error this pack raises."""
 
-    def __init__(self, message: str, *, task_id: Optional[str] = None, reason: str = "",
-                 provider_message: str = "", status_code: Optional[int] = None,
-                 endpoint: str = "") -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        task_id: Optional[str] = None,
+        reason: str = "",
+        provider_message: str = "",
+        status_code: Optional[int] = None,
+        endpoint: str = "",
+    ) -> None:
         # Messages may quote what a server sent back: a server that echoes the key must not leak it.
         message, reason, provider_message = redact(message), redact(reason), redact(provider_message)
         self.task_id = task_id

@@ -8,6 +8,7 @@ image_num), else a formula scaled by how this install's tasks compared with
 it so far, else the bare formula. The history is a small JSON file next to the
 model cache, written atomically; a broken file counts as no history.
 """
+
 from __future__ import annotations
 
 import json
@@ -66,17 +67,30 @@ class TaskKind:
         from .hosts import host_label
 
         width, height = request.output_size()
-        return cls(family, int(width or 0), int(height or 0), int(getattr(request, "steps", 1) or 1),
-                   int(request.images_expected), host_label(base_url), request.endpoint)
+        return cls(
+            family,
+            int(width or 0),
+            int(height or 0),
+            int(getattr(request, "steps", 1) or 1),
+            int(request.images_expected),
+            host_label(base_url),
+            request.endpoint,
+        )
 
     def key(self) -> str:
         """The history bucket: tasks with the same key are expected to take about as long."""
         host = self.host or "default"
         if self.endpoint != "img2img":  # img2img keeps the keys of the histories recorded before endpoints
             host = f"{host}/{self.endpoint}"
-        return "|".join((host, self.family or "unsure",
-                         f"px{_bucket(self.width * self.height, PIXEL_BUCKETS)}",
-                         f"st{_bucket(self.steps, STEP_BUCKETS)}", f"n{self.image_num}"))
+        return "|".join(
+            (
+                host,
+                self.family or "unsure",
+                f"px{_bucket(self.width * self.height, PIXEL_BUCKETS)}",
+                f"st{_bucket(self.steps, STEP_BUCKETS)}",
+                f"n{self.image_num}",
+            )
+        )
 
 
 def _bucket(value: int, bounds: tuple) -> int:
@@ -90,7 +104,9 @@ def default_seconds(kind: TaskKind) -> float:
     """The expected duration before any history: base plus megapixels x steps x images x a family factor."""
     megapixels = max(kind.width * kind.height, 128 * 128) / 1e6
     work = megapixels * max(kind.steps, 1) * max(kind.image_num, 1)
-    return BASE_SECONDS + SECONDS_PER_MEGAPIXEL_STEP * work * FAMILY_FACTOR.get(kind.family, FAMILY_FACTOR[None])
+    return BASE_SECONDS + SECONDS_PER_MEGAPIXEL_STEP * work * FAMILY_FACTOR.get(
+        kind.family, FAMILY_FACTOR[None]
+    )
 
 
 def estimated_percent(elapsed: float, expected: float) -> float:
@@ -193,8 +209,9 @@ def _newest(entries: Dict[str, Dict[str, Any]], limit: int) -> Dict[str, Dict[st
 def _numbers(value: Any, limit: int) -> List[float]:
     if not isinstance(value, list):
         return []
-    return [float(v) for v in value if isinstance(v, (int, float)) and not isinstance(v, bool)
-            and 0 < v < 86400][-limit:]
+    return [
+        float(v) for v in value if isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 86400
+    ][-limit:]
 
 
 def _clean(data: Any) -> Dict[str, Any]:
@@ -209,8 +226,12 @@ def _clean(data: Any) -> Dict[str, Any]:
                 values = _numbers(entry.get(field), limit)
                 updated = entry.get("updated")
                 if values:
-                    out[section][key] = {field: values, "updated": float(updated)
-                                         if isinstance(updated, (int, float)) and not isinstance(updated, bool) else 0.0}
+                    out[section][key] = {
+                        field: values,
+                        "updated": float(updated)
+                        if isinstance(updated, (int, float)) and not isinstance(updated, bool)
+                        else 0.0,
+                    }
     return out
 
 

@@ -7,6 +7,7 @@ progress estimate and the result cache all key on :func:`normalise_base_url`
 and :func:`host_label` from here, so two spellings of one host
 (``ppio``, ``HTTPS://API.PPIO.COM/``) never split a budget, a cache or a history.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -19,8 +20,11 @@ from urllib.parse import urlsplit
 from .errors import ConfigError
 
 # The hosts that serve this API (docs/api.md, "Hosts"): a short name may stand for the URL.
-KNOWN_HOSTS: Dict[str, str] = {"ppinfra": "https://api.ppinfra.com", "ppio": "https://api.ppio.com",
-                               "novita": "https://api.novita.ai"}
+KNOWN_HOSTS: Dict[str, str] = {
+    "ppinfra": "https://api.ppinfra.com",
+    "ppio": "https://api.ppio.com",
+    "novita": "https://api.novita.ai",
+}
 DEFAULT_BASE_URL = KNOWN_HOSTS["ppinfra"]
 ENV_KEY = "PPINFRA_API_KEY"
 ENV_BASE_URL = "PPINFRA_BASE_URL"
@@ -31,7 +35,9 @@ LOOPBACK_NAMES = ("localhost",)
 
 
 def default_config_path() -> str:
-    return os.environ.get(ENV_CONFIG) or os.path.join(os.path.expanduser("~"), ".config", "ppinfra", "config.json")
+    return os.environ.get(ENV_CONFIG) or os.path.join(
+        os.path.expanduser("~"), ".config", "ppinfra", "config.json"
+    )
 
 
 def strip_quotes(value: Any) -> str:
@@ -71,9 +77,13 @@ def check_base_url(url: str) -> str:
     url = normalise_base_url(url)
     parts = urlsplit(url)
     # The key travels in a header: plain http only to this machine.
-    if not (parts.scheme == "https" or (parts.scheme == "http" and is_loopback(parts.hostname))) or not parts.netloc:
-        raise ConfigError(f"base_url must be an https:// URL (http:// only for a sandbox on this machine), "
-                          f"got {url!r}.")
+    if (
+        not (parts.scheme == "https" or (parts.scheme == "http" and is_loopback(parts.hostname)))
+        or not parts.netloc
+    ):
+        raise ConfigError(
+            f"base_url must be an https:// URL (http:// only for a sandbox on this machine), got {url!r}."
+        )
     return url
 
 
@@ -107,10 +117,14 @@ def read_config_file(path: str) -> Dict[str, Any]:
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"Cannot read the PPInfra config file {path}: {exc.__class__.__name__}. "
-                          'It must be JSON like {"api_key": "sk-...", "base_url": "https://api.ppinfra.com"}.') from None
+        raise ConfigError(
+            f"Cannot read the PPInfra config file {path}: {exc.__class__.__name__}. "
+            'It must be JSON like {"api_key": "sk-...", "base_url": "https://api.ppinfra.com"}.'
+        ) from None
     if not isinstance(data, dict):
-        raise ConfigError(f"The PPInfra config file {path} must hold a JSON object with an \"api_key\" entry.")
+        raise ConfigError(
+            f"The PPInfra config file {path} must hold a JSON object with an \"api_key\" entry."
+        )
     return data
 
 
@@ -128,9 +142,15 @@ class Resolved:
         return host_label(self.base_url)
 
 
-def resolve(api_key: Optional[str] = None, base_url: Optional[str] = None, *,
-            config_path: Optional[str] = None, environ: Optional[Mapping[str, str]] = None,
-            file_data: Optional[Mapping[str, Any]] = None, lenient_file: bool = False) -> Resolved:
+def resolve(
+    api_key: Optional[str] = None,
+    base_url: Optional[str] = None,
+    *,
+    config_path: Optional[str] = None,
+    environ: Optional[Mapping[str, str]] = None,
+    file_data: Optional[Mapping[str, Any]] = None,
+    lenient_file: bool = False,
+) -> Resolved:
     """Key and host in the pack's one order: argument, environment, config file, default.
 
     The file is read only when the argument and the environment leave a
@@ -166,5 +186,9 @@ def resolve(api_key: Optional[str] = None, base_url: Optional[str] = None, *,
         url, host_source = from_file("base_url"), "file"
     if not url:
         url, host_source = DEFAULT_BASE_URL, "default"
-    return Resolved(api_key=key, key_source=key_source if key else None,
-                    base_url=normalise_base_url(url), host_source=host_source)
+    return Resolved(
+        api_key=key,
+        key_source=key_source if key else None,
+        base_url=normalise_base_url(url),
+        host_source=host_source,
+    )

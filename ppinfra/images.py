@@ -3,6 +3,7 @@
 torch is imported only inside the functions that need it, so the CLI and the
 sandbox run without it.
 """
+
 from __future__ import annotations
 
 import base64
@@ -32,6 +33,7 @@ _JPEG_QUALITIES = (95, 90, 85, 75)
 
 # --------------------------------------------------------------------------- inputs
 
+
 def tensor_to_pils(image: Any, field: str = "image") -> List[Image.Image]:
     """A ComfyUI ``IMAGE`` ([B,H,W,C] float 0..1, also a numpy array or one [H,W,C]) to RGB PIL images.
 
@@ -42,14 +44,19 @@ def tensor_to_pils(image: Any, field: str = "image") -> List[Image.Image]:
     if arr.ndim == 3:
         arr = arr[None]
     if arr.ndim != 4 or arr.shape[0] < 1 or arr.shape[-1] not in (1, 3, 4) or min(arr.shape[1:3]) < 1:
-        raise ImageInputError(field, "an IMAGE tensor [batch, height, width, channels] with 1, 3 or 4 channels",
-                              f"shape {tuple(arr.shape)}")
+        raise ImageInputError(
+            field,
+            "an IMAGE tensor [batch, height, width, channels] with 1, 3 or 4 channels",
+            f"shape {tuple(arr.shape)}",
+        )
 
     def convert(item: np.ndarray) -> Image.Image:
         if item.dtype == np.uint8:
             u8 = item
         else:
-            u8 = (np.fmin(np.fmax(item.astype(np.float32, copy=False), 0.0), 1.0) * 255.0 + 0.5).astype(np.uint8)
+            u8 = (np.fmin(np.fmax(item.astype(np.float32, copy=False), 0.0), 1.0) * 255.0 + 0.5).astype(
+                np.uint8
+            )
         if u8.shape[-1] == 4:
             u8 = u8[..., :3]
         elif u8.shape[-1] == 1:
@@ -70,8 +77,15 @@ def fit_within(img: Image.Image, field: str, max_side: int = IMAGE_MAX_SIDE) -> 
         return img
     scale = max_side / max(w, h)
     nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
-    log.warning("%s is %dx%d, over the %d px limit per side: downscaled to %dx%d before upload",
-                field, w, h, max_side, nw, nh)
+    log.warning(
+        "%s is %dx%d, over the %d px limit per side: downscaled to %dx%d before upload",
+        field,
+        w,
+        h,
+        max_side,
+        nw,
+        nh,
+    )
     return img.resize((nw, nh), Image.LANCZOS)
 
 
@@ -116,7 +130,9 @@ def is_photo_like(img: Image.Image) -> bool:
     step = max(1.0, ((w * h) / SAMPLE_PIXELS) ** 0.5)
     sw, sh = max(1, int(w / step)), max(1, int(h / step))
     sample = np.asarray(img.resize((sw, sh), Image.NEAREST) if (sw, sh) != (w, h) else img, dtype=np.uint8)
-    packed = (sample[..., 0].astype(np.uint32) << 16) | (sample[..., 1].astype(np.uint32) << 8) | sample[..., 2]
+    packed = (
+        (sample[..., 0].astype(np.uint32) << 16) | (sample[..., 1].astype(np.uint32) << 8) | sample[..., 2]
+    )
     return len(np.unique(packed)) >= min(PHOTO_MIN_COLOURS, sw * sh // 8)
 
 
@@ -165,24 +181,36 @@ def _encode_one(img: Image.Image, field: str, budget: int, lossless: Optional[bo
     # A photo-like PNG rarely compresses below half its raw size: skip PNG when it cannot fit.
     elif w * h * 3 // 2 <= budget:
         buf = io.BytesIO()
-        img.save(buf, format="PNG", compress_level=1, compress_type=3)  # zlib Z_RLE: faster and smaller on photos
+        img.save(
+            buf, format="PNG", compress_level=1, compress_type=3
+        )  # zlib Z_RLE: faster and smaller on photos
         if buf.tell() <= budget:
             return _b64(buf, (w, h))
     for quality in _JPEG_QUALITIES:
         buf = io.BytesIO()
         img.save(buf, format="JPEG", quality=quality, subsampling=0 if quality >= 90 else 2)
         if buf.tell() <= budget:
-            log.info("%s sent as JPEG quality %d (%d bytes) to stay under the request size limit",
-                     field, quality, buf.tell())
+            log.info(
+                "%s sent as JPEG quality %d (%d bytes) to stay under the request size limit",
+                field,
+                quality,
+                buf.tell(),
+            )
             return _b64(buf, (w, h))
-    raise ImageInputError(field, f"an image that encodes to at most {budget} bytes",
-                          f"{w}x{h} that needs {buf.tell()} bytes even as JPEG quality {_JPEG_QUALITIES[-1]}",
-                          "send a smaller image or fewer images in one request")
+    raise ImageInputError(
+        field,
+        f"an image that encodes to at most {budget} bytes",
+        f"{w}x{h} that needs {buf.tell()} bytes even as JPEG quality {_JPEG_QUALITIES[-1]}",
+        "send a smaller image or fewer images in one request",
+    )
 
 
-def encode_uploads(items: Sequence[Tuple[str, Image.Image]],
-                   body_limit: int = REQUEST_BODY_MAX_BYTES, *,
-                   lossless: Optional[bool] = None) -> List[EncodedImage]:
+def encode_uploads(
+    items: Sequence[Tuple[str, Image.Image]],
+    body_limit: int = REQUEST_BODY_MAX_BYTES,
+    *,
+    lossless: Optional[bool] = None,
+) -> List[EncodedImage]:
     """Encode images for one request (field path, image) to raw base64 with their sizes, concurrently.
 
     The format follows :func:`upload_format` (the field path tells a control
@@ -204,20 +232,31 @@ def encode_uploads(items: Sequence[Tuple[str, Image.Image]],
 
 # --------------------------------------------------------------------------- results
 
-def _open_checked(blob: bytes, index: int, task_id: Optional[str],
-                  max_pixels: int = RESULT_MAX_PIXELS) -> Image.Image:
+
+def _open_checked(
+    blob: bytes, index: int, task_id: Optional[str], max_pixels: int = RESULT_MAX_PIXELS
+) -> Image.Image:
     """``index`` counts from 0; messages count from 1, as the client's do."""
     try:
         im = Image.open(io.BytesIO(blob))
     except Exception:
-        raise CorruptResultError(f"Result image {index + 1} is not a readable image ({len(blob)} bytes).",
-                            endpoint="download", task_id=task_id) from None
+        raise CorruptResultError(
+            f"Result image {index + 1} is not a readable image ({len(blob)} bytes).",
+            endpoint="download",
+            task_id=task_id,
+        ) from None
     w, h = im.size
     if w * h > max_pixels:
-        most = (f"the documented maximum of {IMAGE_MAX_SIDE}x{IMAGE_MAX_SIDE}" if max_pixels == RESULT_MAX_PIXELS
-                else f"the {max_pixels} pixels this request can produce")
-        raise DownloadError(f"Result image {index + 1} is {w}x{h}, more than {most} pixels: refused.",
-                            endpoint="download", task_id=task_id)
+        most = (
+            f"the documented maximum of {IMAGE_MAX_SIDE}x{IMAGE_MAX_SIDE}"
+            if max_pixels == RESULT_MAX_PIXELS
+            else f"the {max_pixels} pixels this request can produce"
+        )
+        raise DownloadError(
+            f"Result image {index + 1} is {w}x{h}, more than {most} pixels: refused.",
+            endpoint="download",
+            task_id=task_id,
+        )
     return im
 
 
@@ -243,18 +282,26 @@ class ResultDecoder:
 
     def _put(self, slot: int, blob: bytes, task_id: Optional[str], index: int) -> None:
         if not 0 <= slot < len(self.array):
-            raise DownloadError(f"Result image {index + 1} has no place among the {len(self.array)} expected.",
-                                endpoint="download", task_id=task_id)
+            raise DownloadError(
+                f"Result image {index + 1} has no place among the {len(self.array)} expected.",
+                endpoint="download",
+                task_id=task_id,
+            )
         im = _open_checked(blob, index, task_id, self.max_pixels)
         try:
             im.load()
         except Exception as exc:
-            raise CorruptResultError(f"Result image {index + 1} is truncated or corrupt ({exc.__class__.__name__}).",
-                                endpoint="download", task_id=task_id) from None
+            raise CorruptResultError(
+                f"Result image {index + 1} is truncated or corrupt ({exc.__class__.__name__}).",
+                endpoint="download",
+                task_id=task_id,
+            ) from None
         if im.mode != "RGB":
             im = im.convert("RGB")
         if im.size != self.size:
-            log.warning("result image %d is %dx%d, expected %dx%d: resized to match", index + 1, *im.size, *self.size)
+            log.warning(
+                "result image %d is %dx%d, expected %dx%d: resized to match", index + 1, *im.size, *self.size
+            )
             im = im.resize(self.size, Image.LANCZOS)
         np.multiply(np.asarray(im), _SCALE, out=self.array[slot])
 

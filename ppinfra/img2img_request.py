@@ -1,4 +1,5 @@
 """The img2img request: ``POST /v3/async/img2img`` (an input image, optional ControlNet units and IP-Adapter)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -6,8 +7,18 @@ from typing import Any, ClassVar, Dict, Mapping, Optional, Tuple
 
 from .errors import ValidationError
 from .limits import Limit
-from .request import (MATCH_INPUT, EncodedImage, Embedding, ImageSlots, Lora, TaskRequest, check_chains,
-                      check_common, check_count, common_body)
+from .request import (
+    MATCH_INPUT,
+    EncodedImage,
+    Embedding,
+    ImageSlots,
+    Lora,
+    TaskRequest,
+    check_chains,
+    check_common,
+    check_count,
+    common_body,
+)
 
 
 @dataclass(frozen=True)
@@ -65,9 +76,24 @@ class Img2ImgRequest(TaskRequest):
 
     def validate_fields(self, *, template: bool = False) -> None:
         sized = [n for n in ("width", "height") if not (template and getattr(self, n) == MATCH_INPUT)]
-        check_common(self, ["response_image_type", "model_name", "prompt", "negative_prompt", *sized,
-                            "image_num", "steps", "guidance_scale", "sampler_name", "sd_vae", "seed",
-                            "clip_skip", "strength"])
+        check_common(
+            self,
+            [
+                "response_image_type",
+                "model_name",
+                "prompt",
+                "negative_prompt",
+                *sized,
+                "image_num",
+                "steps",
+                "guidance_scale",
+                "sampler_name",
+                "sd_vae",
+                "seed",
+                "clip_skip",
+                "strength",
+            ],
+        )
         check_chains(self)
         check_count("request.ip_adapters", self.ip_adapters, self.limits["request.ip_adapters"])
         for i, ad in enumerate(self.ip_adapters):
@@ -78,33 +104,43 @@ class Img2ImgRequest(TaskRequest):
             for name in ("model_name", "strength", "preprocessor", "guidance_start", "guidance_end"):
                 self.check(f"{p}.{name}", getattr(u, name))
             if not u.guidance_start < u.guidance_end:
-                raise ValidationError(f"{p}.guidance_start", f"below {p}.guidance_end ({u.guidance_end})",
-                                      u.guidance_start)
+                raise ValidationError(
+                    f"{p}.guidance_start", f"below {p}.guidance_end ({u.guidance_end})", u.guidance_start
+                )
 
     def image_slots(self) -> ImageSlots:
         slots: ImageSlots = [("request.image_base64", self.image_base64)]
-        slots += [(f"request.controlnet.units[{i}].image_base64", u.image_base64)
-                  for i, u in enumerate(self.controlnet_units)]
-        slots += [(f"request.ip_adapters[{i}].image_base64", a.image_base64) for i, a in enumerate(self.ip_adapters)]
+        slots += [
+            (f"request.controlnet.units[{i}].image_base64", u.image_base64)
+            for i, u in enumerate(self.controlnet_units)
+        ]
+        slots += [
+            (f"request.ip_adapters[{i}].image_base64", a.image_base64) for i, a in enumerate(self.ip_adapters)
+        ]
         return slots
 
     def with_images(self, images: Mapping[str, str]) -> "Img2ImgRequest":
         """Uploads filled in; a 0 width/height becomes the input image's size (:func:`match_input_size`)."""
         main = images.get("request.image_base64", self.image_base64)
-        units = tuple(replace(u, image_base64=images.get(f"request.controlnet.units[{i}].image_base64",
-                                                         u.image_base64))
-                      for i, u in enumerate(self.controlnet_units))
-        ips = tuple(replace(a, image_base64=images.get(f"request.ip_adapters[{i}].image_base64", a.image_base64))
-                    for i, a in enumerate(self.ip_adapters))
+        units = tuple(
+            replace(u, image_base64=images.get(f"request.controlnet.units[{i}].image_base64", u.image_base64))
+            for i, u in enumerate(self.controlnet_units)
+        )
+        ips = tuple(
+            replace(a, image_base64=images.get(f"request.ip_adapters[{i}].image_base64", a.image_base64))
+            for i, a in enumerate(self.ip_adapters)
+        )
         width, height = self.width, self.height
         if MATCH_INPUT in (width, height):
             if not isinstance(main, EncodedImage):
-                raise ValidationError("request.width", "set (0 = the input's size needs an encoded input image)",
-                                      width)
+                raise ValidationError(
+                    "request.width", "set (0 = the input's size needs an encoded input image)", width
+                )
             mw, mh = match_input_size(main.width, main.height, self.limits["request.width"])
             width, height = width or mw, height or mh
-        return replace(self, image_base64=main, controlnet_units=units, ip_adapters=ips, width=width,
-                       height=height)
+        return replace(
+            self, image_base64=main, controlnet_units=units, ip_adapters=ips, width=width, height=height
+        )
 
     def validate_images(self) -> Dict[str, Tuple[int, int]]:
         self.check("request.width", self.width)  # a template's 0 resolved by with_images
@@ -113,8 +149,22 @@ class Img2ImgRequest(TaskRequest):
 
     def to_body(self) -> Dict[str, Any]:
         """The JSON body as the API expects it: ``{"extra": {...}, "request": {...}}``."""
-        req = common_body(self, ("model_name", "image_base64", "prompt", "width", "height", "image_num", "steps",
-                                 "guidance_scale", "sampler_name", "negative_prompt", "sd_vae"))
+        req = common_body(
+            self,
+            (
+                "model_name",
+                "image_base64",
+                "prompt",
+                "width",
+                "height",
+                "image_num",
+                "steps",
+                "guidance_scale",
+                "sampler_name",
+                "negative_prompt",
+                "sd_vae",
+            ),
+        )
         loras = req.pop("loras", None)
         embeddings = req.pop("embeddings", None)
         if self.controlnet_units:
@@ -151,7 +201,11 @@ def match_input_size(width: int, height: int, lim: Limit) -> Tuple[int, int]:
 
 
 def _unit_body(u: ControlNetUnit) -> Dict[str, Any]:
-    body: Dict[str, Any] = {"model_name": u.model_name, "image_base64": u.image_base64, "strength": u.strength}
+    body: Dict[str, Any] = {
+        "model_name": u.model_name,
+        "image_base64": u.image_base64,
+        "strength": u.strength,
+    }
     if u.preprocessor is not None:
         body["preprocessor"] = u.preprocessor
     body["guidance_start"] = u.guidance_start

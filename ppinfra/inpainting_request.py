@@ -1,4 +1,5 @@
 """The inpainting request: ``POST /v3/async/inpainting`` (an image and a same-size mask, white = repaint)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -6,8 +7,17 @@ from typing import Any, ClassVar, Dict, Mapping, Optional, Tuple
 
 from .errors import ValidationError
 from .limits import INPAINT_MAX_PIXELS
-from .request import (EncodedImage, Embedding, ImageSlots, Lora, TaskRequest, check_chains, check_common,
-                      common_body, image_size_of_base64)
+from .request import (
+    EncodedImage,
+    Embedding,
+    ImageSlots,
+    Lora,
+    TaskRequest,
+    check_chains,
+    check_common,
+    common_body,
+    image_size_of_base64,
+)
 
 IMAGE, MASK = "request.image_base64", "request.mask_image_base64"
 
@@ -46,28 +56,55 @@ class InpaintingRequest(TaskRequest):
     initial_noise_multiplier: Optional[float] = None
     response_image_type: Optional[str] = None
 
-    _OPTIONAL: ClassVar[Tuple[str, ...]] = ("strength", "mask_blur", "inpainting_full_res",
-                                            "inpainting_full_res_padding", "inpainting_mask_invert",
-                                            "initial_noise_multiplier")
+    _OPTIONAL: ClassVar[Tuple[str, ...]] = (
+        "strength",
+        "mask_blur",
+        "inpainting_full_res",
+        "inpainting_full_res_padding",
+        "inpainting_mask_invert",
+        "initial_noise_multiplier",
+    )
 
     def validate_fields(self, *, template: bool = False) -> None:
-        check_common(self, ["response_image_type", "model_name", "prompt", "negative_prompt", "image_num", "steps",
-                            "guidance_scale", "sampler_name", "sd_vae", "seed", "clip_skip", *self._OPTIONAL])
+        check_common(
+            self,
+            [
+                "response_image_type",
+                "model_name",
+                "prompt",
+                "negative_prompt",
+                "image_num",
+                "steps",
+                "guidance_scale",
+                "sampler_name",
+                "sd_vae",
+                "seed",
+                "clip_skip",
+                *self._OPTIONAL,
+            ],
+        )
         check_chains(self)
 
     def image_slots(self) -> ImageSlots:
         return [(IMAGE, self.image_base64), (MASK, self.mask_image_base64)]
 
     def with_images(self, images: Mapping[str, str]) -> "InpaintingRequest":
-        return replace(self, image_base64=images.get(IMAGE, self.image_base64),
-                       mask_image_base64=images.get(MASK, self.mask_image_base64))
+        return replace(
+            self,
+            image_base64=images.get(IMAGE, self.image_base64),
+            mask_image_base64=images.get(MASK, self.mask_image_base64),
+        )
 
     def validate_images(self) -> Dict[str, Tuple[int, int]]:
         sizes = super().validate_images()
         if sizes[MASK] != sizes[IMAGE]:
             mw, mh = sizes[MASK]
-            raise ValidationError(MASK, "the same size as request.image_base64 ({}x{})".format(*sizes[IMAGE]),
-                                  f"{mw}x{mh}", "resize the mask to the image")
+            raise ValidationError(
+                MASK,
+                "the same size as request.image_base64 ({}x{})".format(*sizes[IMAGE]),
+                f"{mw}x{mh}",
+                "resize the mask to the image",
+            )
         return sizes
 
     def output_size(self) -> Tuple[int, int]:
@@ -78,7 +115,22 @@ class InpaintingRequest(TaskRequest):
         return w, h
 
     def to_body(self) -> Dict[str, Any]:
-        req = common_body(self, ("model_name", "image_base64", "mask_image_base64", "prompt", "image_num", "steps",
-                                 "guidance_scale", "sampler_name", "negative_prompt", "sd_vae", "seed",
-                                 "clip_skip", *self._OPTIONAL))
+        req = common_body(
+            self,
+            (
+                "model_name",
+                "image_base64",
+                "mask_image_base64",
+                "prompt",
+                "image_num",
+                "steps",
+                "guidance_scale",
+                "sampler_name",
+                "negative_prompt",
+                "sd_vae",
+                "seed",
+                "clip_skip",
+                *self._OPTIONAL,
+            ),
+        )
         return {"extra": self.extra_body(), "request": req}

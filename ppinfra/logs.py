@@ -13,6 +13,7 @@ It fails closed: a record whose message cannot be formatted (``log.info("%d",
 key)``, a wrong argument count) is replaced by a fixed message naming its
 logger, because logging's own fallback prints the raw arguments.
 """
+
 from __future__ import annotations
 
 import io
@@ -27,8 +28,10 @@ LOGGER_NAME = "ppinfra"
 
 
 def _unformattable(record: logging.LogRecord, exc: BaseException) -> str:
-    return (f"[a log record from {record.name} at {record.pathname}:{record.lineno} could not be formatted "
-            f"({exc.__class__.__name__}); its text is withheld because it may hold a secret]")
+    return (
+        f"[a log record from {record.name} at {record.pathname}:{record.lineno} could not be formatted "
+        f"({exc.__class__.__name__}); its text is withheld because it may hold a secret]"
+    )
 
 
 def redacted_copy(record: logging.LogRecord) -> logging.LogRecord:
@@ -89,7 +92,12 @@ class RedactingHandler(logging.Handler):
             raise
         except Exception:  # noqa: BLE001 - whatever went wrong, the raw record must not be shown
             record.msg, record.args, record.exc_info, record.exc_text, record.stack_info = (
-                f"[a log record from {record.name} could not be scrubbed; withheld]", None, None, None, None)
+                f"[a log record from {record.name} could not be scrubbed; withheld]",
+                None,
+                None,
+                None,
+                None,
+            )
             self.handleError(record)
             return
         root = logging.getLogger()

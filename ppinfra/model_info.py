@@ -7,6 +7,7 @@ sample has ``model_name`` instead of ``sd_name`` and no ``is_sdxl`` or
 ``Flux.1 D``, ...); ``type.name`` can be ``locon``; ``status`` 0 and ``.zip``
 archives cannot be used by a request at all.
 """
+
 from __future__ import annotations
 
 import re
@@ -24,22 +25,31 @@ SDXL = "sdxl"
 # nothing else, so nothing this pack ships names a model that may not exist.
 # The bool says SDXL. No VAE and no embedding name is documented: both stay empty.
 DOCUMENTED_MODELS: Dict[str, List[Tuple[str, bool]]] = {
-    "checkpoint": [("dreamshaper_8_93211.safetensors", False),
-                   ("realisticVisionV51_v51VAE_94301.safetensors", False),
-                   ("epicrealism_naturalSin_121250.safetensors", False),
-                   ("darkSushiMixMix_225D_64380.safetensors", False),
-                   ("sd_xl_base_1.0.safetensors", True)],
+    "checkpoint": [
+        ("dreamshaper_8_93211.safetensors", False),
+        ("realisticVisionV51_v51VAE_94301.safetensors", False),
+        ("epicrealism_naturalSin_121250.safetensors", False),
+        ("darkSushiMixMix_225D_64380.safetensors", False),
+        ("sd_xl_base_1.0.safetensors", True),
+    ],
     "vae": [],
     "lora": [("add_detail_44319", False)],
-    "controlnet": [("controlnet-canny-sdxl-1.0", True), ("controlnet-depth-sdxl-1.0", True),
-                   ("controlnet-openpose-sdxl-1.0", True), ("controlnet-softedge-sdxl-1.0", True)],
+    "controlnet": [
+        ("controlnet-canny-sdxl-1.0", True),
+        ("controlnet-depth-sdxl-1.0", True),
+        ("controlnet-openpose-sdxl-1.0", True),
+        ("controlnet-softedge-sdxl-1.0", True),
+    ],
     "textualinversion": [],
 }
-DOCUMENTED_NAMES: Dict[str, FrozenSet[str]] = {t: frozenset(n for n, _ in items)
-                                               for t, items in DOCUMENTED_MODELS.items()}
+DOCUMENTED_NAMES: Dict[str, FrozenSet[str]] = {
+    t: frozenset(n for n, _ in items) for t, items in DOCUMENTED_MODELS.items()
+}
 
 # Used only when there is neither a cache nor a key (dropdowns before the first refresh).
-FALLBACK_MODELS: Dict[str, List[Tuple[str, bool]]] = {t: list(items) for t, items in DOCUMENTED_MODELS.items()}
+FALLBACK_MODELS: Dict[str, List[Tuple[str, bool]]] = {
+    t: list(items) for t, items in DOCUMENTED_MODELS.items()
+}
 
 # type.name values that are another name for a listed type: a LoCon is a LoRA variant, sent as one.
 _TYPE_ALIASES = {"locon": "lora", "lycoris": "lora"}
@@ -206,17 +216,30 @@ def to_model_info(raw: Dict[str, Any], model_type: str) -> Optional[ModelInfo]:
     name = name_to_send(raw, model_type)
     if not name or not usable(raw, model_type):
         return None
-    sd_name = next((str(raw[k]).strip() for k in ("sd_name", "model_name", "sd_name_in_api")
-                    if isinstance(raw.get(k), str) and raw[k].strip()), name)
+    sd_name = next(
+        (
+            str(raw[k]).strip()
+            for k in ("sd_name", "model_name", "sd_name_in_api")
+            if isinstance(raw.get(k), str) and raw[k].strip()
+        ),
+        name,
+    )
     cover = raw.get("cover_url")
-    return ModelInfo(name=name, model_type=model_type, is_sdxl=is_sdxl_of(raw),
-                     base_model=str(raw.get("base_model") or "").strip(),
-                     display_name=_display(name, sd_name, str(raw.get("name") or "").strip()),
-                     sd_name=sd_name, tags=_tags(raw.get("tags")),
-                     cover_url=cover.strip() if isinstance(cover, str) else "")
+    return ModelInfo(
+        name=name,
+        model_type=model_type,
+        is_sdxl=is_sdxl_of(raw),
+        base_model=str(raw.get("base_model") or "").strip(),
+        display_name=_display(name, sd_name, str(raw.get("name") or "").strip()),
+        sd_name=sd_name,
+        tags=_tags(raw.get("tags")),
+        cover_url=cover.strip() if isinstance(cover, str) else "",
+    )
 
 
 def fallback_infos(model_type: str) -> List[ModelInfo]:
     """The bundled list of a type as :class:`ModelInfo` (with a base model, so the family is known)."""
-    return [ModelInfo(n, model_type, x, base_model="SDXL 1.0" if x else "SD 1.5", display_name=n, sd_name=n)
-            for n, x in FALLBACK_MODELS.get(model_type, [])]
+    return [
+        ModelInfo(n, model_type, x, base_model="SDXL 1.0" if x else "SD 1.5", display_name=n, sd_name=n)
+        for n, x in FALLBACK_MODELS.get(model_type, [])
+    ]

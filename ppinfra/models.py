@@ -6,6 +6,7 @@ holds tens of thousands of names, so the cache file is parsed once per change
 (its identity and size are checked on each call) and every lookup after that
 reads an in-memory index.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -20,8 +21,19 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 from .config import default_cache_dir
 from .errors import ConfigError
 from .hosts import default_config_path, normalise_base_url, read_config_file, resolve  # noqa: F401 - re-exported
-from .model_info import (DOCUMENTED_MODELS, DOCUMENTED_NAMES, FALLBACK_MODELS, SD15, SDXL, ModelInfo,  # noqa: F401
-                         fallback_infos, family_of_base, is_sdxl_of, name_to_send, to_model_info)
+from .model_info import (
+    DOCUMENTED_MODELS,
+    DOCUMENTED_NAMES,
+    FALLBACK_MODELS,
+    SD15,
+    SDXL,
+    ModelInfo,  # noqa: F401
+    fallback_infos,
+    family_of_base,
+    is_sdxl_of,
+    name_to_send,
+    to_model_info,
+)
 
 log = logging.getLogger("ppinfra")
 
@@ -75,9 +87,15 @@ class ModelCatalog:
     memory only (a throwaway sandbox must not leave a cache file per port).
     """
 
-    def __init__(self, client_factory: Optional[Callable[[], Any]] = None, cache_dir: Optional[str] = None,
-                 ttl: float = 6 * 3600.0, base_url: str = "", config_path: Optional[str] = None,
-                 persist: bool = True) -> None:
+    def __init__(
+        self,
+        client_factory: Optional[Callable[[], Any]] = None,
+        cache_dir: Optional[str] = None,
+        ttl: float = 6 * 3600.0,
+        base_url: str = "",
+        config_path: Optional[str] = None,
+        persist: bool = True,
+    ) -> None:
         self.client_factory = client_factory
         self.cache_dir = cache_dir or default_cache_dir()
         self.ttl = ttl
@@ -112,8 +130,9 @@ class ModelCatalog:
 
     def host(self) -> str:
         """The API host whose list this catalog reads and writes (resolved as the client resolves it)."""
-        return resolve(base_url=self.base_url or None, config_path=self.config_path,
-                       file_data=self._config_data()).base_url
+        return resolve(
+            base_url=self.base_url or None, config_path=self.config_path, file_data=self._config_data()
+        ).base_url
 
     def cache_path(self) -> str:
         tag = hashlib.sha1(self.host().encode("utf-8")).hexdigest()[:10]
@@ -218,8 +237,9 @@ class ModelCatalog:
         found = index.by_name.get(name) if index is not None else None
         return found or _fallback_index(model_type).by_name.get(name)
 
-    def search(self, model_type: str, query: str = "", family: Optional[str] = None, limit: int = 50,
-               offset: int = 0) -> Tuple[int, List[ModelInfo]]:
+    def search(
+        self, model_type: str, query: str = "", family: Optional[str] = None, limit: int = 50, offset: int = 0
+    ) -> Tuple[int, List[ModelInfo]]:
         """``(total, page)`` of the models whose name, ``sd_name``, display name or tags hold every word of ``query``.
 
         Case-insensitive. The exact name comes first, then names starting with the
@@ -237,11 +257,15 @@ class ModelCatalog:
             if family is not None and m.family not in (None, family):
                 continue
             low = m.name.lower()
-            rank = (0 if low == whole else 1 if low.startswith(whole) else 2 if whole in low else 3) if whole else 0
+            rank = (
+                (0 if low == whole else 1 if low.startswith(whole) else 2 if whole in low else 3)
+                if whole
+                else 0
+            )
             hits.append((rank, i))
         hits.sort()
         offset, limit = max(0, int(offset)), max(0, int(limit))
-        return len(hits), [index.sorted[i] for _, i in hits[offset:offset + limit]]
+        return len(hits), [index.sorted[i] for _, i in hits[offset : offset + limit]]
 
     def cached_names(self, model_type: str, is_sdxl: Optional[bool] = None) -> List[str]:
         """Names for a dropdown (cache, else fallback); with ``is_sdxl``, models of unsure family stay in."""
@@ -291,7 +315,9 @@ class ModelCatalog:
         want = SDXL if is_sdxl else SD15
         return [m for m in models if m.family == want]
 
-    def refresh_in_background(self, types: Iterable[str] = tuple(FALLBACK_MODELS), force: bool = False) -> bool:
+    def refresh_in_background(
+        self, types: Iterable[str] = tuple(FALLBACK_MODELS), force: bool = False
+    ) -> bool:
         """Refresh stale types in a daemon thread; returns False when one is already running."""
         with self._lock:
             if self._refreshing:
@@ -303,7 +329,9 @@ class ModelCatalog:
             try:
                 for t in todo:
                     self.list(t, refresh=True)
-                    self.names(t)  # index the new list here, not in the next dropdown build (seconds at 50,000)
+                    self.names(
+                        t
+                    )  # index the new list here, not in the next dropdown build (seconds at 50,000)
             except Exception as exc:  # a missing key or network problem must not break ComfyUI
                 log.info("model list refresh skipped: %s", exc)
             finally:

@@ -13,6 +13,7 @@ certainly created no task (the server refused it) gives its slot back.
 When a 429 arrives anyway (another machine on the same key, a smaller plan),
 the budget halves, then grows back by a tenth of the limit per quiet window.
 """
+
 from __future__ import annotations
 
 import logging
@@ -74,7 +75,9 @@ def plan_limit(images_per_minute: Optional[int], base_url: str, endpoint: str) -
     ep = ENDPOINTS[endpoint]
     host = host_name(base_url)
     # A custom https host (a proxy in front of the provider): the strictest default of the known hosts.
-    return ep.plan_limit(host) if host in ep.images_per_minute else min(ep.images_per_minute.values(), default=0)
+    return (
+        ep.plan_limit(host) if host in ep.images_per_minute else min(ep.images_per_minute.values(), default=0)
+    )
 
 
 class Slot:
@@ -193,7 +196,8 @@ class Pacer:
                         f"{images} more image(s) only in {left:.0f} s, after the deadline "
                         f"({max(0.0, deadline.remaining()):.0f} s left). Nothing was sent: raise the deadline, "
                         "send fewer images at once, or set PPINFRA_IMAGES_PER_MINUTE to your plan's limit.",
-                        endpoint=self.name)
+                        endpoint=self.name,
+                    )
                 if on_wait is not None:
                     on_wait(BudgetWait(self.name, images, effective, self.window, left))
                     waited = True
@@ -248,8 +252,12 @@ class Pacer:
                 return self.effective
             self.effective = max(1, self.effective // 2)
             self._last_decrease = self._last_change = now
-            log.info("PPInfra %s: 429 although the budget had room; pacing at %d images per %g s for now",
-                     self.name, self.effective, self.window)
+            log.info(
+                "PPInfra %s: 429 although the budget had room; pacing at %d images per %g s for now",
+                self.name,
+                self.effective,
+                self.window,
+            )
             return self.effective
 
     def _recover(self, now: float) -> None:
@@ -305,8 +313,9 @@ _registry: Dict[Tuple[str, str], Pacer] = {}
 _registry_lock = threading.Lock()
 
 
-def budget_for(base_url: str, endpoint: str, *, images_per_minute: Optional[int] = None,
-               window: float = 60.0) -> Pacer:
+def budget_for(
+    base_url: str, endpoint: str, *, images_per_minute: Optional[int] = None, window: float = 60.0
+) -> Pacer:
     """The process's one budget for ``endpoint`` at ``base_url``, created on first use.
 
     ``images_per_minute`` as in :func:`plan_limit`. The latest caller's
@@ -328,8 +337,9 @@ def budget_for(base_url: str, endpoint: str, *, images_per_minute: Optional[int]
 
 def budget_for_settings(settings: Any, endpoint: str) -> Pacer:
     """:func:`budget_for` with a client's :class:`~ppinfra.config.Settings`."""
-    return budget_for(settings.base_url, endpoint, images_per_minute=settings.images_per_minute,
-                      window=settings.rate_window)
+    return budget_for(
+        settings.base_url, endpoint, images_per_minute=settings.images_per_minute, window=settings.rate_window
+    )
 
 
 def minimum_seconds(images: int, limit: int, window: float) -> float:

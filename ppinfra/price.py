@@ -9,6 +9,7 @@ account balance (``GET /v3/user``) is the truth.
 One function serves the editor (``GET /ppinfra/price``) and anything else that
 wants a figure: :func:`estimate_price`.
 """
+
 from __future__ import annotations
 
 import math
@@ -22,8 +23,10 @@ from .limits import HIRES_MAX_SIDE
 # The input's size is unknown until the graph runs (img2img at width/height 0, inpainting, upscale):
 # the estimate is then given for an input of this size, and says so.
 ASSUMED_INPUT: Tuple[int, int] = (512, 512)
-SOURCE = ("Estimate from a third-party copy of Novita's website pricing code (the API pages state no per-call "
-          "price); your balance is the truth.")
+SOURCE = (
+    "Estimate from a third-party copy of Novita's website pricing code (the API pages state no per-call "
+    "price); your balance is the truth."
+)
 _TRUE = ("1", "true", "yes", "on")
 
 
@@ -45,8 +48,9 @@ class PriceEstimate:
         return asdict(self)
 
 
-def _number(values: Mapping[str, Any], name: str, default: float, low: float, high: float,
-            integer: bool = True) -> float:
+def _number(
+    values: Mapping[str, Any], name: str, default: float, low: float, high: float, integer: bool = True
+) -> float:
     raw = values.get(name)
     if raw is None or raw == "":
         return default
@@ -108,5 +112,13 @@ def estimate_price(endpoint: str, values: Mapping[str, Any]) -> PriceEstimate:
     if assumed:
         width, height = ASSUMED_INPUT
     usd = ep.price(int(width), int(height), float(work)) * int(images)
-    return PriceEstimate(endpoint=endpoint, usd=usd, per="input image" if takes_image else "run", width=int(width),
-                         height=int(height), work=float(work), images=int(images), assumed_input=assumed)
+    return PriceEstimate(
+        endpoint=endpoint,
+        usd=usd,
+        per="input image" if takes_image else "run",
+        width=int(width),
+        height=int(height),
+        work=float(work),
+        images=int(images),
+        assumed_input=assumed,
+    )

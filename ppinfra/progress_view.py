@@ -12,6 +12,7 @@ polls: an estimate moves with the clock, not with the polls.
   (:mod:`ppinfra.estimate`), shown as ``~40% (estimated)`` and never 100.
 - SUCCEED: 100, and the task's duration joins the history.
 """
+
 from __future__ import annotations
 
 import threading
@@ -28,8 +29,12 @@ LOOK_UP = object()  # for_request: find the checkpoint's family in the model lis
 class TaskProgress:
     """Display percent and text for one task, from its PollUpdate callbacks. Thread-safe."""
 
-    def __init__(self, kind: TaskKind, estimator: Optional[Estimator] = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        kind: TaskKind,
+        estimator: Optional[Estimator] = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.kind = kind
         self.estimator = estimator
         self.expected = estimator.expected(kind) if estimator is not None else default_seconds(kind)
@@ -40,8 +45,9 @@ class TaskProgress:
         self._done = False
 
     @classmethod
-    def for_request(cls, request: Any, cache_dir: Optional[str] = None, family: Any = LOOK_UP,
-                    base_url: str = "") -> "TaskProgress":
+    def for_request(
+        cls, request: Any, cache_dir: Optional[str] = None, family: Any = LOOK_UP, base_url: str = ""
+    ) -> "TaskProgress":
         """A view for an img2img request sent to ``base_url``, learning in ``cache_dir`` (default: the model cache's).
 
         ``family`` of the checkpoint (``"sd15"``, ``"sdxl"``, ``None`` = unsure);
@@ -54,8 +60,9 @@ class TaskProgress:
             from .models import ModelCatalog
 
             try:
-                family = ModelCatalog(None, cache_dir=cache_dir, base_url=base_url).family("checkpoint",
-                                                                                          request.model_name)
+                family = ModelCatalog(None, cache_dir=cache_dir, base_url=base_url).family(
+                    "checkpoint", request.model_name
+                )
             except Exception:  # a progress figure must never fail a task
                 family = None
         return cls(TaskKind.of(request, family, base_url), estimator_for(cache_dir))

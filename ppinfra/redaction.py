@@ -4,6 +4,7 @@ It imports nothing from the package, so the error hierarchy, the config and the
 log handler (``logs.py``) can all use it: a key echoed back by a hostile or
 broken server is removed from every exception message and log line.
 """
+
 from __future__ import annotations
 
 import sys

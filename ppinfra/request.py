@@ -11,6 +11,7 @@ checks its fields once; :func:`ppinfra.binding.bind_batch` then fills in each
 item's images, which the encoder hands over as :class:`EncodedImage` with their
 size known, so no upload is decoded again to learn it.
 """
+
 from __future__ import annotations
 
 import base64
@@ -123,8 +124,11 @@ class TaskRequest:
         data = json.dumps(self.to_body(), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         if len(data) > REQUEST_BODY_MAX_BYTES:
             raise ValidationError(
-                "request body", f"at most {REQUEST_BODY_MAX_BYTES} bytes", f"{len(data)} bytes",
-                "send smaller or fewer images (each side <= 2048 px), or JPEG instead of PNG")
+                "request body",
+                f"at most {REQUEST_BODY_MAX_BYTES} bytes",
+                f"{len(data)} bytes",
+                "send smaller or fewer images (each side <= 2048 px), or JPEG instead of PNG",
+            )
         return data
 
     def redacted(self) -> Dict[str, Any]:
@@ -205,14 +209,21 @@ class Embedding:
 
 def _redact_images(obj: Any) -> Any:
     if isinstance(obj, dict):
-        return {k: (f"<{len(v)} base64 chars>" if k.endswith("image_base64") and isinstance(v, str)
-                    else _redact_images(v)) for k, v in obj.items()}
+        return {
+            k: (
+                f"<{len(v)} base64 chars>"
+                if k.endswith("image_base64") and isinstance(v, str)
+                else _redact_images(v)
+            )
+            for k, v in obj.items()
+        }
     if isinstance(obj, list):
         return [_redact_images(v) for v in obj]
     return obj
 
 
 # --------------------------------------------------------------------------- validation
+
 
 def check_value(path: str, value: Any, lim: Limit) -> None:
     """Check one value against its limit; ``path`` is the concrete path (``request.loras[2].strength``)."""
@@ -236,7 +247,9 @@ def check_value(path: str, value: Any, lim: Limit) -> None:
         n = len(value)
         if (lim.min is not None and n < lim.min) or (lim.max is not None and n > lim.max):
             # Long texts are shown by their length: the message must stay readable.
-            raise ValidationError(path, f"a string of {lim.describe()}", value if n <= 40 else f"<{n} characters>")
+            raise ValidationError(
+                path, f"a string of {lim.describe()}", value if n <= 40 else f"<{n} characters>"
+            )
         return
     if lim.kind == "int":
         if isinstance(value, bool) or not isinstance(value, int):
@@ -263,13 +276,17 @@ def check_encodable(path: str, text: str) -> None:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
         bad = text[exc.start]
-        raise ValidationError(path, "text that can be sent as UTF-8",
-                              f"a lone surrogate U+{ord(bad):04X} at position {exc.start}",
-                              "remove or retype that character") from None
+        raise ValidationError(
+            path,
+            "text that can be sent as UTF-8",
+            f"a lone surrogate U+{ord(bad):04X} at position {exc.start}",
+            "remove or retype that character",
+        ) from None
 
 
-def image_size_of_base64(path: str, data: Optional[str], max_side: Optional[int] = IMAGE_MAX_SIDE,
-                         max_pixels: Optional[int] = None) -> Tuple[int, int, int]:
+def image_size_of_base64(
+    path: str, data: Optional[str], max_side: Optional[int] = IMAGE_MAX_SIDE, max_pixels: Optional[int] = None
+) -> Tuple[int, int, int]:
     """(width, height, file bytes) of an upload; rejects bad base64, bad images and oversize ones.
 
     An :class:`EncodedImage` carries its size: nothing is decoded. Raw base64
@@ -282,7 +299,9 @@ def image_size_of_base64(path: str, data: Optional[str], max_side: Optional[int]
     else:
         w, h, nbytes = _decode_size(path, data)
     if nbytes > IMAGE_MAX_FILE_BYTES:
-        raise ValidationError(path, f"an image file of at most {IMAGE_MAX_FILE_BYTES} bytes", f"{nbytes} bytes")
+        raise ValidationError(
+            path, f"an image file of at most {IMAGE_MAX_FILE_BYTES} bytes", f"{nbytes} bytes"
+        )
     if max_side is not None and (w > max_side or h > max_side):
         raise ValidationError(path, f"an image with each side <= {max_side} px", f"{w}x{h}")
     if max_pixels is not None and w * h > max_pixels:
@@ -292,13 +311,17 @@ def image_size_of_base64(path: str, data: Optional[str], max_side: Optional[int]
 
 def _decode_size(path: str, data: str) -> Tuple[int, int, int]:
     if not isinstance(data, str) or not data:
-        raise ValidationError(path, "raw base64 of an image file", "<empty>" if data == "" else type(data).__name__)
+        raise ValidationError(
+            path, "raw base64 of an image file", "<empty>" if data == "" else type(data).__name__
+        )
     if data.startswith("data:"):
         raise ValidationError(path, "raw base64 without a 'data:' prefix", data[:30])
     # The decoded size is known from the length: check it before decoding anything.
     approx = len(data) * 3 // 4
     if approx > IMAGE_MAX_FILE_BYTES + 3:
-        raise ValidationError(path, f"an image file of at most {IMAGE_MAX_FILE_BYTES} bytes", f"{approx} bytes")
+        raise ValidationError(
+            path, f"an image file of at most {IMAGE_MAX_FILE_BYTES} bytes", f"{approx} bytes"
+        )
     try:
         raw = base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError):
@@ -309,7 +332,9 @@ def _decode_size(path: str, data: str) -> Tuple[int, int, int]:
         with Image.open(io.BytesIO(raw)) as im:
             w, h = im.size
     except Exception:
-        raise ValidationError(path, "a PNG, JPEG or WebP image", f"<{len(raw)} bytes that are not an image>") from None
+        raise ValidationError(
+            path, "a PNG, JPEG or WebP image", f"<{len(raw)} bytes that are not an image>"
+        ) from None
     return w, h, len(raw)
 
 

@@ -14,6 +14,7 @@ writers and readers in other processes only ever see whole entries); the
 modification time is the least-recently-used clock (touched on every hit).
 Anything unreadable is a miss and is deleted, never an error.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -36,7 +37,7 @@ log = logging.getLogger("ppinfra")
 
 ENV_ENABLED = "PPINFRA_RESULT_CACHE"
 ENV_MAX_BYTES = "PPINFRA_RESULT_CACHE_MAX_BYTES"
-DEFAULT_MAX_BYTES = 2 * 1024 ** 3
+DEFAULT_MAX_BYTES = 2 * 1024**3
 SUBDIR = "results"
 SUFFIX = ".ppr"
 MAGIC = b"PPINFRA-RESULT-1\n"
@@ -45,7 +46,7 @@ _HEADER_MAX = 1 << 20
 # A temp file this old belongs to a writer that died: removed on the next eviction pass.
 _STALE_TEMP_SECONDS = 3600.0
 _OFF = ("0", "false", "no", "off")
-_UNITS = {"": 1, "K": 1024, "M": 1024 ** 2, "G": 1024 ** 3, "T": 1024 ** 4}
+_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 
 
 @dataclass(frozen=True)
@@ -139,12 +140,20 @@ class ResultCache:
         return entry
 
     # ------------------------------------------------------------------ write
-    def put(self, key: str, *, task_id: str, images: List[bytes], seed: Optional[int], image_type: str) -> bool:
+    def put(
+        self, key: str, *, task_id: str, images: List[bytes], seed: Optional[int], image_type: str
+    ) -> bool:
         """Store atomically, then evict down to the cap. False when the entry alone exceeds the cap."""
-        header = json.dumps({
-            "task_id": task_id, "seed": seed, "image_type": image_type, "created": time.time(),
-            "images": [{"bytes": len(b), "sha256": hashlib.sha256(b).hexdigest()} for b in images],
-        }, separators=(",", ":")).encode("utf-8")
+        header = json.dumps(
+            {
+                "task_id": task_id,
+                "seed": seed,
+                "image_type": image_type,
+                "created": time.time(),
+                "images": [{"bytes": len(b), "sha256": hashlib.sha256(b).hexdigest()} for b in images],
+            },
+            separators=(",", ":"),
+        ).encode("utf-8")
         size = len(MAGIC) + 8 + len(header) + sum(len(b) for b in images)
         if size > self.max_bytes:
             log.info("result cache: a %d-byte result is over the %d-byte cap; not kept", size, self.max_bytes)
@@ -182,7 +191,12 @@ class ResultCache:
     # ------------------------------------------------------------------ command line
     def info(self) -> Dict[str, Any]:
         entries, total = self._scan()
-        return {"directory": self.directory, "entries": len(entries), "bytes": total, "max_bytes": self.max_bytes}
+        return {
+            "directory": self.directory,
+            "entries": len(entries),
+            "bytes": total,
+            "max_bytes": self.max_bytes,
+        }
 
     def clear(self) -> Tuple[int, int]:
         """Delete every entry (and leftover temp file); returns (entries, bytes) removed."""
@@ -190,7 +204,9 @@ class ResultCache:
         count = sum(1 for _, _, path in entries if _remove(path))
         return count, total
 
-    def _scan(self, clean_temps: bool = False, all_temps: bool = False) -> Tuple[List[Tuple[float, int, str]], int]:
+    def _scan(
+        self, clean_temps: bool = False, all_temps: bool = False
+    ) -> Tuple[List[Tuple[float, int, str]], int]:
         out: List[Tuple[float, int, str]] = []
         try:
             listing = list(os.scandir(self.directory))
@@ -219,7 +235,7 @@ def _read_entry(fh: Any) -> Optional[CachedResult]:
         lead = fh.read(len(MAGIC) + 8)
         if len(lead) != len(MAGIC) + 8 or not lead.startswith(MAGIC):
             return None
-        (hlen,) = struct.unpack(">Q", lead[len(MAGIC):])
+        (hlen,) = struct.unpack(">Q", lead[len(MAGIC) :])
         if hlen > _HEADER_MAX:
             return None
         head = json.loads(fh.read(hlen).decode("utf-8"))
@@ -233,9 +249,13 @@ def _read_entry(fh: Any) -> Optional[CachedResult]:
         if fh.read(1) or not images or not all(_looks_like_image(b) for b in images):
             return None
         seed = head.get("seed")
-        return CachedResult(task_id=str(head.get("task_id") or ""), images=images,
-                            seed=None if seed is None else int(seed), image_type=str(head.get("image_type") or ""),
-                            created=float(head.get("created") or 0.0))
+        return CachedResult(
+            task_id=str(head.get("task_id") or ""),
+            images=images,
+            seed=None if seed is None else int(seed),
+            image_type=str(head.get("image_type") or ""),
+            created=float(head.get("created") or 0.0),
+        )
     except (ValueError, KeyError, TypeError, AttributeError):
         return None
 
@@ -260,6 +280,7 @@ def _remove(path: str) -> bool:
 
 # --------------------------------------------------------------------------- the client's hook
 
+
 class Lookup:
     """One cacheable request's place in the cache: :meth:`load` before the task, :meth:`store` after it."""
 
@@ -277,7 +298,9 @@ class Lookup:
             log.info("result cache hit for task %s: no new task, no charge", hit.task_id)
             if on_image is not None:
                 # As downloads would: each file to the callback (the node decodes there), side by side.
-                with ThreadPoolExecutor(max_workers=max(1, min(len(hit.images), os.cpu_count() or 2))) as pool:
+                with ThreadPoolExecutor(
+                    max_workers=max(1, min(len(hit.images), os.cpu_count() or 2))
+                ) as pool:
                     list(pool.map(lambda i: on_image(hit.task_id, i, hit.images[i]), range(len(hit.images))))
         return hit
 
@@ -294,16 +317,18 @@ class Lookup:
             log.warning("result cache: could not store task %s (%s)", task_id, exc.__class__.__name__)
 
 
-def lookup_for(settings: Any, request: Any, endpoint: Optional[str] = None,
-               body: Optional[bytes] = None) -> Optional[Lookup]:
+def lookup_for(
+    settings: Any, request: Any, endpoint: Optional[str] = None, body: Optional[bytes] = None
+) -> Optional[Lookup]:
     """The cache slot for ``request`` under ``settings``, or None (cache off, or seed -1/unset).
 
     ``body`` is ``request.to_json_bytes()`` when the caller has it already (it is several MB).
     """
     if not enabled(getattr(settings, "result_cache", None)) or not is_cacheable(request):
         return None
-    cache = ResultCache.for_cache_dir(getattr(settings, "cache_dir", ""),
-                                      getattr(settings, "result_cache_max_bytes", None))
+    cache = ResultCache.for_cache_dir(
+        getattr(settings, "cache_dir", ""), getattr(settings, "result_cache_max_bytes", None)
+    )
     try:
         body = request.to_json_bytes() if body is None else body
     except ValidationError:
@@ -321,6 +346,8 @@ def main(action: str) -> int:
     else:
         i = cache.info()
         state = "on" if enabled() else f"off ({ENV_ENABLED}=0)"
-        print(f"{i['directory']}: {i['entries']} result(s), {i['bytes'] / 1e6:.1f} MB of "
-              f"{i['max_bytes'] / 1e6:.0f} MB; cache {state}")
+        print(
+            f"{i['directory']}: {i['entries']} result(s), {i['bytes'] / 1e6:.1f} MB of "
+            f"{i['max_bytes'] / 1e6:.0f} MB; cache {state}"
+        )
     return 0

@@ -9,6 +9,7 @@ it reached the server (see :func:`reached_server`); this module only decides
 how long to wait and whether the allowance permits another try. (The word
 "budget" belongs to pacing: images per minute.)
 """
+
 from __future__ import annotations
 
 import random
@@ -21,11 +22,11 @@ import urllib3
 from .waiting import Call, Deadline
 
 # Kinds of failure, each with a backoff of its own.
-RATE_LIMITED = "rate_limited"   # HTTP 429
-SERVER = "server"               # 5xx: overloaded or an internal error worth another try
-NETWORK = "network"             # no connection, a broken one, or no answer in time
-MALFORMED = "malformed"         # an answer that is not the documented JSON
-CORRUPT = "corrupt"             # a result file that is short or does not decode
+RATE_LIMITED = "rate_limited"  # HTTP 429
+SERVER = "server"  # 5xx: overloaded or an internal error worth another try
+NETWORK = "network"  # no connection, a broken one, or no answer in time
+MALFORMED = "malformed"  # an answer that is not the documented JSON
+CORRUPT = "corrupt"  # a result file that is short or does not decode
 KINDS = (RATE_LIMITED, SERVER, NETWORK, MALFORMED, CORRUPT)
 
 _LABELS = {
@@ -73,8 +74,11 @@ class RetryPolicy:
         table = {
             # Limits are counted in images per minute and no Retry-After is documented:
             # a 429 gets more attempts and longer waits so a retry can outlast the window.
-            RATE_LIMITED: Backoff(None if until_deadline else getattr(st, "rate_limit_retries"),
-                                 getattr(st, "rate_limit_backoff"), getattr(st, "rate_limit_backoff_max")),
+            RATE_LIMITED: Backoff(
+                None if until_deadline else getattr(st, "rate_limit_retries"),
+                getattr(st, "rate_limit_backoff"),
+                getattr(st, "rate_limit_backoff_max"),
+            ),
             SERVER: Backoff(count, base, cap),
             NETWORK: Backoff(count, base, cap),
             MALFORMED: Backoff(count, base, cap),
@@ -118,9 +122,16 @@ class Retrier:
     budget there), so no caller has to watch the waits for it.
     """
 
-    def __init__(self, policy: RetryPolicy, call: Call, *, what: str,
-                 on_rate_limited: Optional[Callable[[], object]] = None,
-                 sleep: Sleeper = _call_sleep, rng: Callable[[], float] = random.random) -> None:
+    def __init__(
+        self,
+        policy: RetryPolicy,
+        call: Call,
+        *,
+        what: str,
+        on_rate_limited: Optional[Callable[[], object]] = None,
+        sleep: Sleeper = _call_sleep,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
         if isinstance(call, Deadline):  # a bare deadline: no cancel, nobody told
             call = Call(call)
         self.policy = policy

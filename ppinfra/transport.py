@@ -4,6 +4,7 @@ Two sessions: ``api`` carries the key and talks only to the API host;
 ``files`` never carries any auth header and fetches the pre-signed result URLs
 on the object store.
 """
+
 from __future__ import annotations
 
 import email.utils
@@ -23,8 +24,15 @@ from requests.adapters import HTTPAdapter
 
 from .api_errors import error_from_response
 from .config import Settings
-from .errors import (AnswerTooLargeError, APIError, DownloadError, EndpointNotOfferedError, NetworkError,
-                     NotFoundError, ResponseFormatError)
+from .errors import (
+    AnswerTooLargeError,
+    APIError,
+    DownloadError,
+    EndpointNotOfferedError,
+    NetworkError,
+    NotFoundError,
+    ResponseFormatError,
+)
 from .hosts import is_loopback
 from .retry import MALFORMED, NETWORK, RATE_LIMITED, SERVER, Retrier, RetryPolicy, reached_server
 from .waiting import Call, CancelCheck
@@ -77,7 +85,7 @@ class _CancellableBody:
         if size is None or size < 0:
             size = len(self._data) - self._pos
         size = min(size, _BODY_BLOCK)
-        chunk = self._data[self._pos:self._pos + size]
+        chunk = self._data[self._pos : self._pos + size]
         self._pos += len(chunk)
         return bytes(chunk)
 
@@ -118,7 +126,9 @@ class Transport:
         kinds = (RATE_LIMITED, SERVER, NETWORK, MALFORMED) if idempotent else (RATE_LIMITED, SERVER, NETWORK)
         return RetryPolicy.from_settings(self.settings, until_deadline=until_deadline, kinds=kinds)
 
-    def _send(self, session: requests.Session, call: Call, method: str, url: str, **kwargs: Any) -> requests.Response:
+    def _send(
+        self, session: requests.Session, call: Call, method: str, url: str, **kwargs: Any
+    ) -> requests.Response:
         """``session.request`` that gives up waiting (and closes the late answer) at cancel or the deadline.
 
         The request runs in this transport's own pool while the caller waits in
@@ -136,7 +146,9 @@ class Transport:
                 call.check("uploading the request")
                 raise
 
-    def _read_capped(self, resp: requests.Response, call: Call, cap: int, what: str, endpoint: str) -> bytearray:
+    def _read_capped(
+        self, resp: requests.Response, call: Call, cap: int, what: str, endpoint: str
+    ) -> bytearray:
         """The whole body, read as it arrives, within ``cap`` bytes, the deadline and cancel.
 
         ``read1`` returns whatever has arrived, so a server that drips one byte
@@ -145,9 +157,12 @@ class Transport:
         """
         declared = resp.headers.get("Content-Length")
         if declared and declared.isdigit() and int(declared) > cap:
-            raise AnswerTooLargeError(f"{what} is {int(declared)} bytes, over the {cap}-byte cap for {endpoint}: "
-                                      "refused unread.", task_id=call.task_id, endpoint=endpoint,
-                                      status_code=resp.status_code)
+            raise AnswerTooLargeError(
+                f"{what} is {int(declared)} bytes, over the {cap}-byte cap for {endpoint}: refused unread.",
+                task_id=call.task_id,
+                endpoint=endpoint,
+                status_code=resp.status_code,
+            )
         data = bytearray()
         read = getattr(resp.raw, "read1", None) or resp.raw.read
         while True:
@@ -158,16 +173,31 @@ class Transport:
             data += chunk
             del chunk
             if len(data) > cap:
-                raise AnswerTooLargeError(f"{what} grew past the {cap}-byte cap for {endpoint}: reading stopped.",
-                                          task_id=call.task_id, endpoint=endpoint, status_code=resp.status_code)
+                raise AnswerTooLargeError(
+                    f"{what} grew past the {cap}-byte cap for {endpoint}: reading stopped.",
+                    task_id=call.task_id,
+                    endpoint=endpoint,
+                    status_code=resp.status_code,
+                )
             call.check(f"reading {what}")
 
     # ------------------------------------------------------------------ API calls
 
-    def call(self, method: str, path: str, call: Call, *, endpoint: str, params: Optional[Dict[str, Any]] = None,
-             body: Optional[bytes] = None, idempotent: bool = True, read_timeout: Optional[float] = None,
-             retrier: Optional[Retrier] = None, max_bytes: int = MAX_ANSWER_BYTES,
-             on_rate_limited: Optional[Callable[[], object]] = None) -> Any:
+    def call(
+        self,
+        method: str,
+        path: str,
+        call: Call,
+        *,
+        endpoint: str,
+        params: Optional[Dict[str, Any]] = None,
+        body: Optional[bytes] = None,
+        idempotent: bool = True,
+        read_timeout: Optional[float] = None,
+        retrier: Optional[Retrier] = None,
+        max_bytes: int = MAX_ANSWER_BYTES,
+        on_rate_limited: Optional[Callable[[], object]] = None,
+    ) -> Any:
         """One API call with retries; returns the parsed JSON.
 
         ``idempotent=False`` (a submit) is re-sent only when the server
@@ -178,21 +208,37 @@ class Transport:
         ``max_bytes`` is an :class:`AnswerTooLargeError`.
         """
         st = self.settings
-        retrier = retrier or Retrier(self.policy(idempotent=idempotent), call, what=endpoint,
-                                     on_rate_limited=on_rate_limited)
+        retrier = retrier or Retrier(
+            self.policy(idempotent=idempotent), call, what=endpoint, on_rate_limited=on_rate_limited
+        )
         url = st.base_url + path
         headers = {"Authorization": f"Bearer {st.api_key}", "Accept": "application/json"}
         if body is not None:
             headers["Content-Type"] = "application/json"
         redirects = 0
         while True:
-            call.check(f"calling {endpoint}" + (f" (last problem: {retrier.last_problem})"
-                                                if retrier.last_problem else ""))
-            timeout = (st.connect_timeout, max(0.5, min(read_timeout or st.read_timeout, call.deadline.remaining())))
+            call.check(
+                f"calling {endpoint}"
+                + (f" (last problem: {retrier.last_problem})" if retrier.last_problem else "")
+            )
+            timeout = (
+                st.connect_timeout,
+                max(0.5, min(read_timeout or st.read_timeout, call.deadline.remaining())),
+            )
             data = None if body is None else _CancellableBody(body, call.should_cancel)
             try:
-                resp = self._send(self.api, call, method, url, params=params, data=data, headers=headers,
-                                  timeout=timeout, allow_redirects=False, stream=True)
+                resp = self._send(
+                    self.api,
+                    call,
+                    method,
+                    url,
+                    params=params,
+                    data=data,
+                    headers=headers,
+                    timeout=timeout,
+                    allow_redirects=False,
+                    stream=True,
+                )
                 with resp:
                     status = resp.status_code
                     if 300 <= status < 400:
@@ -210,10 +256,17 @@ class Transport:
                     raise NetworkError(
                         f"{endpoint}: {problem} after the request was sent, so the task may have started and "
                         "may be billed; it was not resubmitted. Check your PPInfra task list before queueing again.",
-                        task_id=call.task_id, endpoint=endpoint, sent=True) from None
-                raise NetworkError(f"{endpoint}: {problem} (after {retrier.tries(NETWORK)} attempts). Check your "
-                                   "network, proxy (HTTPS_PROXY) and the base URL.", task_id=call.task_id,
-                                   endpoint=endpoint, sent=sent) from None
+                        task_id=call.task_id,
+                        endpoint=endpoint,
+                        sent=True,
+                    ) from None
+                raise NetworkError(
+                    f"{endpoint}: {problem} (after {retrier.tries(NETWORK)} attempts). Check your "
+                    "network, proxy (HTTPS_PROXY) and the base URL.",
+                    task_id=call.task_id,
+                    endpoint=endpoint,
+                    sent=sent,
+                ) from None
 
             if status >= 400:
                 err = error_from_response(resp, endpoint, call.task_id, body=bytes(raw))
@@ -232,10 +285,16 @@ class Transport:
                 snippet = bytes(raw[:80]).decode("utf-8", "replace")
                 if idempotent and retrier.retry(MALFORMED, f"not JSON: {snippet!r}"):
                     continue
-                extra = "" if idempotent else " The task may have been created: check your task list before retrying."
-                raise ResponseFormatError(f"{endpoint} answered HTTP {status} with a body that is not "
-                                          f"JSON: {snippet!r}.{extra}", task_id=call.task_id,
-                                          endpoint=endpoint) from None
+                extra = (
+                    ""
+                    if idempotent
+                    else " The task may have been created: check your task list before retrying."
+                )
+                raise ResponseFormatError(
+                    f"{endpoint} answered HTTP {status} with a body that is not JSON: {snippet!r}.{extra}",
+                    task_id=call.task_id,
+                    endpoint=endpoint,
+                ) from None
 
     def _not_offered(self, err: APIError, endpoint: str) -> Optional[APIError]:
         """A 404 on a submit of an endpoint this host is not known to serve: say so, and name who does."""
@@ -250,11 +309,22 @@ class Transport:
         where = ", ".join(f"{h} ({KNOWN_HOSTS[h]})" for h in ep.offered_by)
         return EndpointNotOfferedError(
             f"{self.settings.base_url} does not offer {ep.label} (HTTP 404 {err.reason or 'API_NOT_FOUND'}). "
-            f"It is served by {where}: use a key of that host and set it as the host.", status_code=404,
-            reason=err.reason, provider_message=err.provider_message, endpoint=endpoint)
+            f"It is served by {where}: use a key of that host and set it as the host.",
+            status_code=404,
+            reason=err.reason,
+            provider_message=err.provider_message,
+            endpoint=endpoint,
+        )
 
-    def _redirect_target(self, resp: requests.Response, url: str, endpoint: str, idempotent: bool,
-                         redirects: int, task_id: Optional[str]) -> str:
+    def _redirect_target(
+        self,
+        resp: requests.Response,
+        url: str,
+        endpoint: str,
+        idempotent: bool,
+        redirects: int,
+        task_id: Optional[str],
+    ) -> str:
         """Where to go next, only on the same scheme, host and port; anything else is an error.
 
         The key travels in a header: following a redirect to another host (or
@@ -265,14 +335,22 @@ class Transport:
         here, there = urlsplit(url), urlsplit(target)
         same = (here.scheme, here.hostname, here.port) == (there.scheme, there.hostname, there.port)
         if not same:
-            raise APIError(f"{endpoint}: the API answered HTTP {resp.status_code} redirecting to another host "
-                           f"({there.scheme}://{there.netloc}). The key was not sent there. If that host is the "
-                           "provider's new address, set it as the base URL yourself.", task_id=task_id,
-                           status_code=resp.status_code, endpoint=endpoint)
+            raise APIError(
+                f"{endpoint}: the API answered HTTP {resp.status_code} redirecting to another host "
+                f"({there.scheme}://{there.netloc}). The key was not sent there. If that host is the "
+                "provider's new address, set it as the base URL yourself.",
+                task_id=task_id,
+                status_code=resp.status_code,
+                endpoint=endpoint,
+            )
         if not idempotent or redirects >= MAX_REDIRECTS:
-            raise APIError(f"{endpoint}: the API answered HTTP {resp.status_code} (a redirect to {there.path}); "
-                           "not followed for this request. Check the base URL.", task_id=task_id,
-                           status_code=resp.status_code, endpoint=endpoint)
+            raise APIError(
+                f"{endpoint}: the API answered HTTP {resp.status_code} (a redirect to {there.path}); "
+                "not followed for this request. Check the base URL.",
+                task_id=task_id,
+                status_code=resp.status_code,
+                endpoint=endpoint,
+            )
         return target
 
     # ------------------------------------------------------------------ downloads
@@ -289,25 +367,40 @@ class Transport:
         self._check_result_url(url, call)
         retrier = retrier or Retrier(self.policy(idempotent=True, until_deadline=True), call, what="download")
         while True:
-            call.check("downloading the result images" + (f" (last problem: {retrier.last_problem})"
-                                                          if retrier.last_problem else ""))
+            call.check(
+                "downloading the result images"
+                + (f" (last problem: {retrier.last_problem})" if retrier.last_problem else "")
+            )
             try:
                 return self._download_once(url, call)
             except _Retryable as exc:
                 if not retrier.retry(exc.kind, str(exc), exc.retry_after):
-                    raise DownloadError(f"Could not download a result image: {exc} (after "
-                                        f"{retrier.tries(exc.kind)} attempts).", task_id=call.task_id,
-                                        endpoint="download") from None
+                    raise DownloadError(
+                        f"Could not download a result image: {exc} (after "
+                        f"{retrier.tries(exc.kind)} attempts).",
+                        task_id=call.task_id,
+                        endpoint="download",
+                    ) from None
 
     def _check_result_url(self, url: str, call: Call) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise DownloadError(f"Refused to download a result image from {parts.scheme or '?'}:// "
-                                "(only http and https URLs are accepted).", task_id=call.task_id, endpoint="download")
-        if internal_address(parts.hostname) and not internal_address(urlsplit(self.settings.base_url).hostname):
-            raise DownloadError(f"Refused to download a result image from {parts.hostname}, an address on this "
-                                "machine or a private network: the provider's results live on public object "
-                                "storage.", task_id=call.task_id, endpoint="download")
+            raise DownloadError(
+                f"Refused to download a result image from {parts.scheme or '?'}:// "
+                "(only http and https URLs are accepted).",
+                task_id=call.task_id,
+                endpoint="download",
+            )
+        if internal_address(parts.hostname) and not internal_address(
+            urlsplit(self.settings.base_url).hostname
+        ):
+            raise DownloadError(
+                f"Refused to download a result image from {parts.hostname}, an address on this "
+                "machine or a private network: the provider's results live on public object "
+                "storage.",
+                task_id=call.task_id,
+                endpoint="download",
+            )
 
     def _download_once(self, url: str, call: Call) -> bytearray:
         st = self.settings
@@ -318,14 +411,18 @@ class Transport:
             try:
                 # `files` carries no auth: object stores refuse a second auth mechanism,
                 # and the key must never reach another host.
-                with self._send(self.files, call, "GET", url, stream=True, timeout=timeout,
-                                allow_redirects=False) as resp:
+                with self._send(
+                    self.files, call, "GET", url, stream=True, timeout=timeout, allow_redirects=False
+                ) as resp:
                     if resp.is_redirect:
                         nxt = urljoin(url, resp.headers.get("Location", ""))
                         if nxt in seen:
-                            raise DownloadError(f"The image host redirects in a loop ({url} -> {nxt}): "
-                                                "the link cannot be fetched.", task_id=call.task_id,
-                                                endpoint="download")
+                            raise DownloadError(
+                                f"The image host redirects in a loop ({url} -> {nxt}): "
+                                "the link cannot be fetched.",
+                                task_id=call.task_id,
+                                endpoint="download",
+                            )
                         seen.add(nxt)
                         self._check_result_url(nxt, call)
                         url = nxt
@@ -335,10 +432,15 @@ class Transport:
                 raise _Retryable(NETWORK, describe_network_error(exc)) from None
             except (requests.exceptions.ChunkedEncodingError, urllib3.exceptions.HTTPError, OSError) as exc:
                 # Raw reads raise urllib3's own errors: a connection cut mid-body, a read timeout.
-                raise _Retryable(NETWORK, "truncated image: the connection broke off mid-download "
-                                          f"({exc.__class__.__name__})") from None
-        raise DownloadError(f"The image host redirected more than {MAX_REDIRECTS} times: refused.",
-                            task_id=call.task_id, endpoint="download")
+                raise _Retryable(
+                    NETWORK,
+                    f"truncated image: the connection broke off mid-download ({exc.__class__.__name__})",
+                ) from None
+        raise DownloadError(
+            f"The image host redirected more than {MAX_REDIRECTS} times: refused.",
+            task_id=call.task_id,
+            endpoint="download",
+        )
 
     def _download_body(self, resp: requests.Response, call: Call, cap: int) -> bytearray:
         if resp.status_code in (401, 403) and _looks_expired(resp):
@@ -347,13 +449,17 @@ class Transport:
             kind = RATE_LIMITED if resp.status_code == 429 else SERVER
             raise _Retryable(kind, f"HTTP {resp.status_code} from the image host", retry_after_seconds(resp))
         if resp.status_code != 200:
-            raise DownloadError(f"The image host refused a result image with HTTP {resp.status_code}.",
-                                task_id=call.task_id, endpoint="download")
+            raise DownloadError(
+                f"The image host refused a result image with HTTP {resp.status_code}.",
+                task_id=call.task_id,
+                endpoint="download",
+            )
         try:
             data = self._read_capped(resp, call, cap, "a result image", "download")
         except AnswerTooLargeError as exc:
-            raise DownloadError(str(exc).replace(f" (task_id {call.task_id})", ""), task_id=call.task_id,
-                                endpoint="download") from None
+            raise DownloadError(
+                str(exc).replace(f" (task_id {call.task_id})", ""), task_id=call.task_id, endpoint="download"
+            ) from None
         declared = resp.headers.get("Content-Length")
         # Content-Length counts the bytes on the wire, before any Content-Encoding.
         wire = resp.raw.tell() if resp.headers.get("Content-Encoding") else len(data)
@@ -372,7 +478,9 @@ def internal_address(hostname: Optional[str]) -> bool:
         ips = [ipaddress.ip_address(hostname.strip("[]"))]
     except ValueError:
         try:
-            ips = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in socket.getaddrinfo(hostname, None)]
+            ips = [
+                ipaddress.ip_address(info[4][0].split("%")[0]) for info in socket.getaddrinfo(hostname, None)
+            ]
         except (OSError, ValueError):
             return False  # unresolvable: the download itself reports it
     return any(ip.is_loopback or ip.is_private or ip.is_link_local or ip.is_unspecified for ip in ips)

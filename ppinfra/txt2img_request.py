@@ -1,4 +1,5 @@
 """The txt2img request: ``POST /v3/async/txt2img`` (no upload; hires fix and the SDXL refiner optional)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -52,8 +53,24 @@ class Txt2ImgRequest(TaskRequest):
     response_image_type: Optional[str] = None
 
     def validate_fields(self, *, template: bool = False) -> None:
-        check_common(self, ["response_image_type", "model_name", "prompt", "negative_prompt", "width", "height",
-                            "image_num", "steps", "guidance_scale", "sampler_name", "sd_vae", "seed", "clip_skip"])
+        check_common(
+            self,
+            [
+                "response_image_type",
+                "model_name",
+                "prompt",
+                "negative_prompt",
+                "width",
+                "height",
+                "image_num",
+                "steps",
+                "guidance_scale",
+                "sampler_name",
+                "sd_vae",
+                "seed",
+                "clip_skip",
+            ],
+        )
         check_chains(self)
         h = self.hires_fix
         if h is not None:
@@ -62,16 +79,24 @@ class Txt2ImgRequest(TaskRequest):
             for name, base in (("target_width", self.width), ("target_height", self.height)):
                 if getattr(h, name) < base:
                     side = name.split("_")[1]
-                    raise ValidationError(f"request.hires_fix.{name}", f"at least request.{side} ({base})",
-                                          getattr(h, name), "hires fix enlarges the first image")
+                    raise ValidationError(
+                        f"request.hires_fix.{name}",
+                        f"at least request.{side} ({base})",
+                        getattr(h, name),
+                        "hires fix enlarges the first image",
+                    )
         if self.refiner is not None:
             self.check("request.refiner.switch_at", self.refiner.switch_at)
         for name in ("enable_transparent_background", "restore_faces"):
             if getattr(self, name) is not None:
                 self.check(f"request.{name}", getattr(self, name))
         if self.enable_transparent_background and self.response_image_type not in (None, "png"):
-            raise ValidationError("extra.response_image_type", "'png' with request.enable_transparent_background",
-                                  self.response_image_type, "only PNG carries transparency")
+            raise ValidationError(
+                "extra.response_image_type",
+                "'png' with request.enable_transparent_background",
+                self.response_image_type,
+                "only PNG carries transparency",
+            )
 
     def output_size(self) -> Tuple[int, int]:
         if self.hires_fix is not None:
@@ -79,12 +104,31 @@ class Txt2ImgRequest(TaskRequest):
         return self.width, self.height
 
     def to_body(self) -> Dict[str, Any]:
-        req = common_body(self, ("model_name", "prompt", "width", "height", "image_num", "steps", "guidance_scale",
-                                 "sampler_name", "negative_prompt", "sd_vae", "seed", "clip_skip"))
+        req = common_body(
+            self,
+            (
+                "model_name",
+                "prompt",
+                "width",
+                "height",
+                "image_num",
+                "steps",
+                "guidance_scale",
+                "sampler_name",
+                "negative_prompt",
+                "sd_vae",
+                "seed",
+                "clip_skip",
+            ),
+        )
         if self.hires_fix is not None:
             h = self.hires_fix
-            req["hires_fix"] = {"target_width": h.target_width, "target_height": h.target_height,
-                                "strength": h.strength, "upscaler": h.upscaler}
+            req["hires_fix"] = {
+                "target_width": h.target_width,
+                "target_height": h.target_height,
+                "strength": h.strength,
+                "upscaler": h.upscaler,
+            }
         if self.refiner is not None:
             req["refiner"] = {"switch_at": self.refiner.switch_at}
         for name in ("enable_transparent_background", "restore_faces"):

@@ -1,4 +1,5 @@
 """The upscale request: ``POST /v3/async/upscale`` (one image in, one image ``scale_factor`` times larger out)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -39,5 +40,9 @@ class UpscaleRequest(TaskRequest):
         return round(w * self.scale_factor), round(h * self.scale_factor)
 
     def to_body(self) -> Dict[str, Any]:
-        req = {"model_name": self.model_name, "image_base64": self.image_base64, "scale_factor": self.scale_factor}
+        req = {
+            "model_name": self.model_name,
+            "image_base64": self.image_base64,
+            "scale_factor": self.scale_factor,
+        }
         return {"extra": self.extra_body(), "request": req}

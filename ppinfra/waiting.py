@@ -3,6 +3,7 @@
 Every wait in the client goes through :func:`sleep`, which wakes at least every
 50 ms to look at the cancel check and never sleeps past the deadline.
 """
+
 from __future__ import annotations
 
 import time
@@ -36,7 +37,9 @@ class Deadline:
         if self.expired():
             raise TaskTimeoutError(
                 f"Gave up {what} after {self.seconds:.0f} s (the overall deadline, queue time included). "
-                "The service may be busy: try again later or raise the deadline.", task_id=task_id)
+                "The service may be busy: try again later or raise the deadline.",
+                task_id=task_id,
+            )
 
 
 @dataclass(frozen=True)
@@ -54,8 +57,12 @@ class Call:
     task_id: Optional[str] = None
 
     @classmethod
-    def within(cls, seconds: Optional[float], should_cancel: CancelCheck = None,
-               on_wait: Optional[Callable[[Any], None]] = None) -> "Call":
+    def within(
+        cls,
+        seconds: Optional[float],
+        should_cancel: CancelCheck = None,
+        on_wait: Optional[Callable[[Any], None]] = None,
+    ) -> "Call":
         return cls(Deadline(seconds), should_cancel, on_wait)
 
     def for_task(self, task_id: Optional[str]) -> "Call":
@@ -75,12 +82,19 @@ class Call:
 
 def check_cancel(should_cancel: CancelCheck, task_id: Optional[str] = None) -> None:
     if should_cancel is not None and should_cancel():
-        raise CancelledError("Cancelled while waiting for PPInfra. A task already submitted may still run "
-                             "and be billed on the server.", task_id=task_id)
+        raise CancelledError(
+            "Cancelled while waiting for PPInfra. A task already submitted may still run "
+            "and be billed on the server.",
+            task_id=task_id,
+        )
 
 
-def sleep(seconds: float, should_cancel: CancelCheck = None, deadline: Optional[Deadline] = None,
-          task_id: Optional[str] = None) -> None:
+def sleep(
+    seconds: float,
+    should_cancel: CancelCheck = None,
+    deadline: Optional[Deadline] = None,
+    task_id: Optional[str] = None,
+) -> None:
     """Sleep up to ``seconds``, waking every 50 ms to honour cancel; stop early at the deadline."""
     end = time.monotonic() + max(0.0, seconds)
     if deadline is not None and deadline.at is not None:

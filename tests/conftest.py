@@ -4,6 +4,7 @@ a fresh in-process sandbox per test, and the nodes run against it (``env``, ``co
 Fixtures live here and in ``tests/<layer>/conftest.py`` only; plain helpers are in
 ``tests/helpers.py`` and the node driver in ``tools/node_driver.py``.
 """
+
 from __future__ import annotations
 
 import os
@@ -30,8 +31,11 @@ SANDBOX_DEFAULTS = {"api_keys": [SANDBOX_KEY], "queue_seconds": 0.05, "task_seco
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "sandbox(**kwargs): SandboxServer arguments for the `sandbox` fixture, "
-                                       "e.g. @pytest.mark.sandbox(strict=False)")
+    config.addinivalue_line(
+        "markers",
+        "sandbox(**kwargs): SandboxServer arguments for the `sandbox` fixture, "
+        "e.g. @pytest.mark.sandbox(strict=False)",
+    )
 
 
 @pytest.fixture
@@ -75,7 +79,6 @@ def isolated_env(tmp_path, monkeypatch):
 # --------------------------------------------------------------------------- the nodes against the sandbox
 
 
-
 @pytest.fixture
 def env(sandbox, api_key, isolated_env, monkeypatch):
     """The key and host as a user sets them (environment), a fresh model cache, the pack loaded."""
@@ -102,13 +105,21 @@ def node_client(env, monkeypatch):
     bridge = pack_module("nodes.comfy_bridge")
 
     def use(**overrides):
-        settings = dict(deadline=NODE_DEADLINE, backoff_base=0.05, backoff_max=0.2, max_retries=3,
-                        rate_limit_retries=3, rate_limit_backoff=0.05, rate_limit_backoff_max=0.2)
+        settings = dict(
+            deadline=NODE_DEADLINE,
+            backoff_base=0.05,
+            backoff_max=0.2,
+            max_retries=3,
+            rate_limit_retries=3,
+            rate_limit_backoff=0.05,
+            rate_limit_backoff_max=0.2,
+        )
         settings.update(overrides)
 
         def make_client():
-            return client_mod.PPInfraClient(settings=config_mod.load_settings(
-                config_path=bridge.user_config_path(), **settings))
+            return client_mod.PPInfraClient(
+                settings=config_mod.load_settings(config_path=bridge.user_config_path(), **settings)
+            )
 
         monkeypatch.setattr(img2img_mod, "make_client", make_client)
 
@@ -151,8 +162,16 @@ def client(sandbox, api_key, isolated_env):
     """A client on the sandbox with short backoffs and a 20 s deadline, closed after the test."""
     from ppinfra.client import PPInfraClient
 
-    c = PPInfraClient(api_key=api_key, base_url=sandbox.base_url, deadline=20.0, backoff_base=0.05,
-                      backoff_max=0.2, max_retries=3, rate_limit_retries=3, rate_limit_backoff=0.05,
-                      rate_limit_backoff_max=0.2)
+    c = PPInfraClient(
+        api_key=api_key,
+        base_url=sandbox.base_url,
+        deadline=20.0,
+        backoff_base=0.05,
+        backoff_max=0.2,
+        max_retries=3,
+        rate_limit_retries=3,
+        rate_limit_backoff=0.05,
+        rate_limit_backoff_max=0.2,
+    )
     yield c
     c.close()

@@ -3,6 +3,7 @@
 Node-level helpers (running a node, IMAGE tensors, ComfyUI stand-ins) are in the
 one driver, ``tools/node_driver.py``, shared with the benchmark.
 """
+
 from __future__ import annotations
 
 import base64
@@ -41,15 +42,26 @@ def png_b64(width: int = 64, height: int = 48, seed: int = 0) -> str:
 def base_request(**overrides):
     from ppinfra.img2img_request import Img2ImgRequest
 
-    fields = dict(model_name="dreamshaper_8_93211.safetensors", image_base64=png_b64(), prompt="a cat",
-                  width=512, height=512)
+    fields = dict(
+        model_name="dreamshaper_8_93211.safetensors",
+        image_base64=png_b64(),
+        prompt="a cat",
+        width=512,
+        height=512,
+    )
     fields.update(overrides)
     return Img2ImgRequest(**fields)
 
 
 # Short retry budgets for the client tests of retries and rate limits.
-FAST_RETRIES = dict(backoff_base=0.02, backoff_max=0.05, max_retries=2, rate_limit_retries=5,
-                    rate_limit_backoff=0.02, rate_limit_backoff_max=0.08)
+FAST_RETRIES = dict(
+    backoff_base=0.02,
+    backoff_max=0.05,
+    max_retries=2,
+    rate_limit_retries=5,
+    rate_limit_backoff=0.02,
+    rate_limit_backoff_max=0.08,
+)
 
 
 def fast_client(sandbox, api_key, **kw):
@@ -77,13 +89,23 @@ def gradient_png(width=64, height=48):
 
 def documented(**req):
     """An img2img body exactly as the provider's docs show it; ``req`` overrides request fields."""
-    fields = dict(model_name="dreamshaper_8_93211.safetensors", image_base64=gradient_png(), prompt="a cat",
-                  width=128, height=128, image_num=1, steps=20, guidance_scale=7.5, sampler_name="Euler a")
+    fields = dict(
+        model_name="dreamshaper_8_93211.safetensors",
+        image_base64=gradient_png(),
+        prompt="a cat",
+        width=128,
+        height=128,
+        image_num=1,
+        steps=20,
+        guidance_scale=7.5,
+        sampler_name="Euler a",
+    )
     fields.update(req)
     return {"extra": {"response_image_type": "png"}, "request": fields}
 
 
 # --------------------------------------------------------------------------- raw loopback servers (bounded answers)
+
 
 class RawServer:
     """A loopback server that answers every request with ``respond(conn)`` (raw socket writes)."""
@@ -129,6 +151,7 @@ def endless(conn: socket.socket, block: int = 1 << 20, total: int = 500 * (1 << 
 
 # --------------------------------------------------------------------------- a host that redirects to itself
 
+
 class RedirectLoop(BaseHTTPRequestHandler):
     """Answers every GET with a redirect to the other of /a and /b, counting the hits."""
 
@@ -166,49 +189,73 @@ def picture(width=80, height=60):
 def half_mask(width=80, height=60, fill=255):
     """A mask whose right half is ``fill``."""
     mask = np.zeros((height, width), np.uint8)
-    mask[:, width // 2:] = fill  # the right half is white: repaint it
+    mask[:, width // 2 :] = fill  # the right half is white: repaint it
     return mask
 
 
 def inpainting_checkpoint(srv):
     """An available inpainting checkpoint, found the way a client finds one."""
-    r = requests.get(srv.base_url + "/v3/model", headers=SANDBOX_AUTH, timeout=10, params={
-        "filter.types": "checkpoint", "filter.is_inpainting": "true", "pagination.limit": 100})
+    r = requests.get(
+        srv.base_url + "/v3/model",
+        headers=SANDBOX_AUTH,
+        timeout=10,
+        params={"filter.types": "checkpoint", "filter.is_inpainting": "true", "pagination.limit": 100},
+    )
     return next(m.get("sd_name") or m["model_name"] for m in r.json()["models"] if m["status"] == 1)
 
 
 def txt2img_body(**req):
     """A documented txt2img body; ``req`` overrides request fields."""
-    fields = dict(model_name="dreamshaper_8_93211.safetensors", prompt="a lighthouse", width=128, height=160,
-                  image_num=1, steps=20,
-                  guidance_scale=7.5, sampler_name="Euler a", seed=42)
+    fields = dict(
+        model_name="dreamshaper_8_93211.safetensors",
+        prompt="a lighthouse",
+        width=128,
+        height=160,
+        image_num=1,
+        steps=20,
+        guidance_scale=7.5,
+        sampler_name="Euler a",
+        seed=42,
+    )
     fields.update(req)
     return {"extra": {"response_image_type": "png"}, "request": fields}
 
 
 def inpainting_body(srv, image=None, mask=None, **req):
     """A documented inpainting body on one of ``srv``'s inpainting checkpoints."""
-    fields = dict(model_name=inpainting_checkpoint(srv),
-                  image_base64=encode_image(picture() if image is None else image),
-                  mask_image_base64=encode_image(half_mask() if mask is None else mask), prompt="a red door",
-                  image_num=1, steps=20, guidance_scale=7.5, sampler_name="Euler a", seed=7)
+    fields = dict(
+        model_name=inpainting_checkpoint(srv),
+        image_base64=encode_image(picture() if image is None else image),
+        mask_image_base64=encode_image(half_mask() if mask is None else mask),
+        prompt="a red door",
+        image_num=1,
+        steps=20,
+        guidance_scale=7.5,
+        sampler_name="Euler a",
+        seed=7,
+    )
     fields.update(req)
     return {"extra": {"response_image_type": "png"}, "request": fields}
 
 
 def upscale_body(image=None, **req):
     """A documented upscale body."""
-    fields = dict(model_name="RealESRGAN_x4plus_anime_6B",
-                  image_base64=encode_image(picture() if image is None else image),
-                  scale_factor=2)
+    fields = dict(
+        model_name="RealESRGAN_x4plus_anime_6B",
+        image_base64=encode_image(picture() if image is None else image),
+        scale_factor=2,
+    )
     fields.update(req)
     return {"extra": {"response_image_type": "png"}, "request": fields}
 
 
 def sibling_body(srv, name, change):
     """The documented body of endpoint ``name`` with ``change`` applied to its request fields."""
-    body = {"txt2img": lambda: txt2img_body(), "inpainting": lambda: inpainting_body(srv),
-            "upscale": lambda: upscale_body()}[name]()
+    body = {
+        "txt2img": lambda: txt2img_body(),
+        "inpainting": lambda: inpainting_body(srv),
+        "upscale": lambda: upscale_body(),
+    }[name]()
     body["request"].update(change)
     return body
 
@@ -227,12 +274,18 @@ def run_to_success(srv, name, body, timeout=15.0):
     task_id, polls = r.json()["task_id"], []
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        data = requests.get(srv.base_url + "/v3/async/task-result", params={"task_id": task_id},
-                            headers=SANDBOX_AUTH, timeout=10).json()
+        data = requests.get(
+            srv.base_url + "/v3/async/task-result",
+            params={"task_id": task_id},
+            headers=SANDBOX_AUTH,
+            timeout=10,
+        ).json()
         polls.append(data)
         if data["task"]["status"] == "TASK_STATUS_SUCCEED":
-            images = [Image.open(io.BytesIO(requests.get(i["image_url"], timeout=10).content))
-                      for i in data["images"]]
+            images = [
+                Image.open(io.BytesIO(requests.get(i["image_url"], timeout=10).content))
+                for i in data["images"]
+            ]
             return data, images, polls
         assert data["task"]["status"] != "TASK_STATUS_FAILED", data
         time.sleep(0.03)

@@ -9,6 +9,7 @@ Pack nodes are read from ``load_pack().NODE_CLASS_MAPPINGS`` (the pack loaded
 as ComfyUI loads it); the few ComfyUI core nodes the examples use are described
 literally below.
 """
+
 from __future__ import annotations
 
 import copy
@@ -23,13 +24,34 @@ from conftest import ROOT, load_pack
 
 EXAMPLES = os.path.join(ROOT, "example_workflows")
 INPUTS = os.path.join(EXAMPLES, "input")
-REQUIRED_EXAMPLES = {"img2img_basic", "controlnet_canny_depth", "lora_embeddings", "ip_adapter_style",
-                     "sdxl", "batch", "everything_at_once", "txt2img_lora", "inpainting_mask", "img2img_upscale"}
+REQUIRED_EXAMPLES = {
+    "img2img_basic",
+    "controlnet_canny_depth",
+    "lora_embeddings",
+    "ip_adapter_style",
+    "sdxl",
+    "batch",
+    "everything_at_once",
+    "txt2img_lora",
+    "inpainting_mask",
+    "img2img_upscale",
+}
 # Nodes that take no image: a graph made of them alone starts without a LoadImage.
 IMAGELESS = ("PPInfraTxt2Img",)
 TOP_KEYS = ("last_node_id", "last_link_id", "nodes", "links", "groups", "config", "extra", "version")
-NODE_KEYS = ("id", "type", "pos", "size", "flags", "order", "mode", "inputs", "outputs", "properties",
-             "widgets_values")
+NODE_KEYS = (
+    "id",
+    "type",
+    "pos",
+    "size",
+    "flags",
+    "order",
+    "mode",
+    "inputs",
+    "outputs",
+    "properties",
+    "widgets_values",
+)
 WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
 CONTROL_VALUES = ("fixed", "increment", "decrement", "randomize")
 OUTPUT_NODES = ("SaveImage", "PreviewImage")
@@ -38,14 +60,27 @@ OUTPUT_NODES = ("SaveImage", "PreviewImage")
 # widgets [(name, kind, options)], outputs [type]. LoadImage's second widget
 # slot is its upload button, saved as the constant "image".
 CORE: Dict[str, Dict[str, Any]] = {
-    "LoadImage": {"sockets": [], "widgets": [("image", "FILE", None), ("upload", "CONST", "image")],
-                  "outputs": ["IMAGE", "MASK"]},
-    "SaveImage": {"sockets": [("images", "IMAGE")], "widgets": [("filename_prefix", "STRING", None)],
-                  "outputs": []},
+    "LoadImage": {
+        "sockets": [],
+        "widgets": [("image", "FILE", None), ("upload", "CONST", "image")],
+        "outputs": ["IMAGE", "MASK"],
+    },
+    "SaveImage": {
+        "sockets": [("images", "IMAGE")],
+        "widgets": [("filename_prefix", "STRING", None)],
+        "outputs": [],
+    },
     "PreviewImage": {"sockets": [("images", "IMAGE")], "widgets": [], "outputs": []},
-    "ImageBatch": {"sockets": [("image1", "IMAGE"), ("image2", "IMAGE")], "widgets": [], "outputs": ["IMAGE"]},
-    "RepeatImageBatch": {"sockets": [("image", "IMAGE")], "widgets": [("amount", "INT", {"min": 1, "max": 4096})],
-                         "outputs": ["IMAGE"]},
+    "ImageBatch": {
+        "sockets": [("image1", "IMAGE"), ("image2", "IMAGE")],
+        "widgets": [],
+        "outputs": ["IMAGE"],
+    },
+    "RepeatImageBatch": {
+        "sockets": [("image", "IMAGE")],
+        "widgets": [("amount", "INT", {"min": 1, "max": 4096})],
+        "outputs": ["IMAGE"],
+    },
 }
 
 # Which dropdowns name a model from the provider's list, and of which type. A
@@ -82,6 +117,7 @@ def pack():
 
 def well_known() -> Dict[str, List[str]]:
     from ppinfra.sandbox.catalog import WELL_KNOWN
+
     return WELL_KNOWN
 
 
@@ -127,7 +163,11 @@ def _is_int(v: Any) -> bool:
 def _check_widget(node_type: str, name: str, kind: str, opts: Any, value: Any) -> Optional[str]:
     where = f"{node_type}.{name}"
     if kind == "CONTROL":
-        return None if value in CONTROL_VALUES else f"{where}: control_after_generate {value!r} not in {CONTROL_VALUES}"
+        return (
+            None
+            if value in CONTROL_VALUES
+            else f"{where}: control_after_generate {value!r} not in {CONTROL_VALUES}"
+        )
     if kind == "CONST":
         return None if value == opts else f"{where}: expected {opts!r}, got {value!r}"
     if kind == "FILE":
@@ -139,7 +179,11 @@ def _check_widget(node_type: str, name: str, kind: str, opts: Any, value: Any) -
     if kind == "BOOLEAN":
         return None if isinstance(value, bool) else f"{where}: {value!r} is not a boolean"
     if kind in ("INT", "FLOAT"):
-        ok = _is_int(value) if kind == "INT" else (isinstance(value, (int, float)) and not isinstance(value, bool))
+        ok = (
+            _is_int(value)
+            if kind == "INT"
+            else (isinstance(value, (int, float)) and not isinstance(value, bool))
+        )
         if not ok or (isinstance(value, float) and not math.isfinite(value)):
             return f"{where}: {value!r} is not a {kind}"
         lo, hi = opts.get("min"), opts.get("max")
@@ -154,7 +198,9 @@ def _check_widget(node_type: str, name: str, kind: str, opts: Any, value: Any) -
         model_type = MODEL_INPUTS.get((node_type, name))
         if model_type and value in well_known().get(model_type, []):
             return None
-        return f"{where}: {value!r} is not one of its options" + (f" nor a well-known {model_type}" if model_type else "")
+        return f"{where}: {value!r} is not one of its options" + (
+            f" nor a well-known {model_type}" if model_type else ""
+        )
     return f"{where}: unknown widget kind {kind}"
 
 
@@ -192,8 +238,10 @@ def check_workflow(pack, wf: Dict[str, Any]) -> List[str]:
         # Widgets, by position.
         widgets, values = schema["widgets"], node["widgets_values"]
         if len(values) != len(widgets):
-            problems.append(f"node {nid} {ntype}: {len(values)} widgets_values for {len(widgets)} widget slots "
-                            f"{[w[0] + ('(control)' if w[1] == 'CONTROL' else '') for w in widgets]}")
+            problems.append(
+                f"node {nid} {ntype}: {len(values)} widgets_values for {len(widgets)} widget slots "
+                f"{[w[0] + ('(control)' if w[1] == 'CONTROL' else '') for w in widgets]}"
+            )
         for (name, kind, opts), value in zip(widgets, values):
             err = _check_widget(ntype, name, kind, opts, value)
             if err:
@@ -209,19 +257,25 @@ def check_workflow(pack, wf: Dict[str, Any]) -> List[str]:
                 problems.append(f"node {nid} {ntype}: required input {name!r} is not linked")
         outs = [o.get("type") for o in node["outputs"]]
         if outs != schema["outputs"]:
-            problems.append(f"node {nid} {ntype}: outputs {outs} differ from the definition {schema['outputs']}")
+            problems.append(
+                f"node {nid} {ntype}: outputs {outs} differ from the definition {schema['outputs']}"
+            )
         # Both ends of every link the node claims must exist.
         for slot, inp in enumerate(node["inputs"]):
             lid = inp.get("link")
             if lid is not None:
                 l = links.get(lid)
                 if l is None or l[3] != nid or l[4] != slot:
-                    problems.append(f"node {nid} input {inp.get('name')!r} claims link {lid}, which does not end there")
+                    problems.append(
+                        f"node {nid} input {inp.get('name')!r} claims link {lid}, which does not end there"
+                    )
         for slot, out in enumerate(node["outputs"]):
             for lid in out.get("links") or []:
                 l = links.get(lid)
                 if l is None or l[1] != nid or l[2] != slot:
-                    problems.append(f"node {nid} output {out.get('name')!r} claims link {lid}, which does not start there")
+                    problems.append(
+                        f"node {nid} output {out.get('name')!r} claims link {lid}, which does not start there"
+                    )
 
     for lid, l in links.items():
         if len(l) != 6:
@@ -237,16 +291,25 @@ def check_workflow(pack, wf: Dict[str, Any]) -> List[str]:
             continue
         out, inp = a["outputs"][sslot], b["inputs"][dslot]
         if not (out.get("type") == inp.get("type") == ltype):
-            problems.append(f"link {lid}: {a['type']}.{out.get('name')} ({out.get('type')}) -> "
-                            f"{b['type']}.{inp.get('name')} ({inp.get('type')}) as {ltype}")
+            problems.append(
+                f"link {lid}: {a['type']}.{out.get('name')} ({out.get('type')}) -> "
+                f"{b['type']}.{inp.get('name')} ({inp.get('type')}) as {ltype}"
+            )
         if lid not in (out.get("links") or []) or inp.get("link") != lid:
             problems.append(f"link {lid}: not recorded on both nodes")
 
     types = [n.get("type") for n in nodes.values()]
-    takes_image = [t for t in types if t.startswith("PPInfra") and t not in IMAGELESS
-                   and "IMAGE" in [kind for _, kind in (node_schema(pack, t) or {}).get("sockets", [])]]
+    takes_image = [
+        t
+        for t in types
+        if t.startswith("PPInfra")
+        and t not in IMAGELESS
+        and "IMAGE" in [kind for _, kind in (node_schema(pack, t) or {}).get("sockets", [])]
+    ]
     if takes_image and "LoadImage" not in types:
-        problems.append("no LoadImage: every example whose nodes take an image starts from ComfyUI's own LoadImage")
+        problems.append(
+            "no LoadImage: every example whose nodes take an image starts from ComfyUI's own LoadImage"
+        )
     if not any(t in OUTPUT_NODES for t in types):
         problems.append("no SaveImage or PreviewImage at the end")
     text = json.dumps(wf)
@@ -284,14 +347,20 @@ def api_problems(pack, wf: Dict[str, Any], api: Dict[str, Any]) -> List[str]:
 def family_problems(wf: Dict[str, Any]) -> List[str]:
     """SD 1.5 and SDXL models mixed in one example (the server would refuse or produce noise)."""
     from ppinfra.sandbox import catalog
-    sdxl = {name for items in getattr(catalog, "_WELL_KNOWN_SDXL", {}).values() for name, is_xl in items if is_xl}
+
+    sdxl = {
+        name for items in getattr(catalog, "_WELL_KNOWN_SDXL", {}).values() for name, is_xl in items if is_xl
+    }
     sdxl.add("ip-adapter_sdxl.bin")
     used = []
     for node in wf["nodes"]:
         if node["type"].startswith("PPInfra"):
             used += [v for v in node["widgets_values"] if isinstance(v, str)]
-    known = [v for v in used if v in sdxl or any(v in names for names in well_known().values())
-             or v == "ip-adapter_sd15.bin"]
+    known = [
+        v
+        for v in used
+        if v in sdxl or any(v in names for names in well_known().values()) or v == "ip-adapter_sd15.bin"
+    ]
     families = {v in sdxl for v in known}
     return [] if len(families) <= 1 else [f"mixes SD 1.5 and SDXL models: {known}"]
 
@@ -310,6 +379,7 @@ def test_example_matches_node_definitions(pack, name):
 @pytest.mark.parametrize("name", example_names())
 def test_example_has_thumbnail(name):
     from PIL import Image
+
     path = os.path.join(EXAMPLES, name + ".jpg")
     assert os.path.isfile(path), f"ComfyUI's template browser asks for exactly {name}.jpg"
     with Image.open(path) as im:
@@ -332,6 +402,7 @@ def test_example_keeps_one_model_family(name):
 
 def test_sdxl_example_uses_sdxl_checkpoint():
     from ppinfra.sandbox import catalog
+
     wf = read(os.path.join(EXAMPLES, "sdxl.json"))
     sdxl = {n for n, x in getattr(catalog, "_WELL_KNOWN_SDXL", {}).get("checkpoint", []) if x}
     ckpts = [n["widgets_values"][0] for n in wf["nodes"] if n["type"] == "PPInfraImg2Img"]
@@ -356,27 +427,46 @@ def _mutations(wf):
     def shift(w):
         n = next(n for n in w["nodes"] if n["type"] == "PPInfraImg2Img")
         n["widgets_values"].insert(3, 512)
+
     def drop_control(w):
         n = next(n for n in w["nodes"] if n["type"] == "PPInfraImg2Img")
         n["widgets_values"].remove("fixed")
+
     def out_of_range(w):
         n = next(n for n in w["nodes"] if n["type"] == "PPInfraImg2Img")
         i = next(i for i, v in enumerate(n["widgets_values"]) if v == "fixed")
         n["widgets_values"][i + 1] = 5.0  # strength
+
     def bad_sampler(w):
         n = next(n for n in w["nodes"] if n["type"] == "PPInfraImg2Img")
         n["widgets_values"][n["widgets_values"].index("Euler a")] = "euler_ancestral"
+
     def bad_type(w):
         w["links"][0][5] = "LATENT"
+
     def dangling(w):
         w["links"].pop()
+
     def missing_key(w):
         del w["nodes"][0]["flags"]
+
     def unknown_node(w):
         w["nodes"][0]["type"] = "PPInfraImg2ImgOld"
+
     def null_id(w):
         w["id"] = None
-    return [shift, drop_control, out_of_range, bad_sampler, bad_type, dangling, missing_key, unknown_node, null_id]
+
+    return [
+        shift,
+        drop_control,
+        out_of_range,
+        bad_sampler,
+        bad_type,
+        dangling,
+        missing_key,
+        unknown_node,
+        null_id,
+    ]
 
 
 @pytest.mark.parametrize("index", range(9))
@@ -400,8 +490,11 @@ def load_image(name: str):
 
     with Image.open(os.path.join(INPUTS, name)) as im:
         rgb = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
-        alpha = (np.asarray(im.getchannel("A"), dtype=np.float32) / 255.0 if "A" in im.getbands()
-                 else np.ones(rgb.shape[:2], np.float32))
+        alpha = (
+            np.asarray(im.getchannel("A"), dtype=np.float32) / 255.0
+            if "A" in im.getbands()
+            else np.ones(rgb.shape[:2], np.float32)
+        )
     return torch.from_numpy(rgb)[None], torch.from_numpy(1.0 - alpha)[None]
 
 
@@ -421,7 +514,9 @@ def test_new_example_runs_against_the_sandbox(env, node_client, name):
             links = {k: v for k, v in entry["inputs"].items() if isinstance(v, list)}
             if any(src not in outputs for src, _ in links.values()):
                 continue
-            inputs = {k: (outputs[v[0]][v[1]] if isinstance(v, list) else v) for k, v in entry["inputs"].items()}
+            inputs = {
+                k: (outputs[v[0]][v[1]] if isinstance(v, list) else v) for k, v in entry["inputs"].items()
+            }
             kind = entry["class_type"]
             if kind == "LoadImage":
                 outputs[nid] = load_image(inputs["image"])
@@ -430,8 +525,12 @@ def test_new_example_runs_against_the_sandbox(env, node_client, name):
                 outputs[nid] = ()
             else:
                 if kind == "PPInfraInpaint" and not inputs["model_name"]:  # left for the user to pick
-                    r = http.get(env.base_url + "/v3/model", headers={"Authorization": f"Bearer {SANDBOX_KEY}"},
-                                 params={"filter.types": "checkpoint", "filter.is_inpainting": "true"}, timeout=10)
+                    r = http.get(
+                        env.base_url + "/v3/model",
+                        headers={"Authorization": f"Bearer {SANDBOX_KEY}"},
+                        params={"filter.types": "checkpoint", "filter.is_inpainting": "true"},
+                        timeout=10,
+                    )
                     inputs["model_name"] = next(m["sd_name"] for m in r.json()["models"] if m["status"] == 1)
                 outputs[nid] = run_node(kind, unique_id=nid, **inputs)
             del pending[nid]

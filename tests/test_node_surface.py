@@ -5,6 +5,7 @@ and names. ComfyUI's editor applies saved widget values by position, so a
 reordered or renamed input silently breaks every saved workflow: change this
 snapshot only together with a migration note in the CHANGELOG.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -60,11 +61,16 @@ SNAPSHOT = {
     "PPInfraLoraStack": {
         "display": "PPInfra LoRA Stack",
         "inputs": [
-            ("required", "lora_1", "COMBO"), ("required", "strength_1", "FLOAT"),
-            ("required", "lora_2", "COMBO"), ("required", "strength_2", "FLOAT"),
-            ("required", "lora_3", "COMBO"), ("required", "strength_3", "FLOAT"),
-            ("required", "lora_4", "COMBO"), ("required", "strength_4", "FLOAT"),
-            ("required", "lora_5", "COMBO"), ("required", "strength_5", "FLOAT"),
+            ("required", "lora_1", "COMBO"),
+            ("required", "strength_1", "FLOAT"),
+            ("required", "lora_2", "COMBO"),
+            ("required", "strength_2", "FLOAT"),
+            ("required", "lora_3", "COMBO"),
+            ("required", "strength_3", "FLOAT"),
+            ("required", "lora_4", "COMBO"),
+            ("required", "strength_4", "FLOAT"),
+            ("required", "lora_5", "COMBO"),
+            ("required", "strength_5", "FLOAT"),
             ("optional", "loras", "PPINFRA_LORAS"),
         ],
         "outputs": [("PPINFRA_LORAS", "loras")],
@@ -197,26 +203,78 @@ WIDGETS = {
     ("PPInfraUpscale", "scale_factor"): {"min": 1.01, "max": 4.0, "default": 2.0},
 }
 
-SAMPLERS = ["Euler a", "Euler", "LMS", "Heun", "DPM2", "DPM2 a", "DPM++ 2S a", "DPM++ 2M", "DPM++ SDE", "DPM fast",
-            "DPM adaptive", "LMS Karras", "DPM2 Karras", "DPM2 a Karras", "DPM++ 2S a Karras", "DPM++ 2M Karras",
-            "DPM++ SDE Karras", "DDIM", "PLMS", "UniPC"]
-PREPROCESSORS = ["scribble_hed", "softedge_hed", "scribble_hedsafe", "softedge_hedsafe", "depth_midas", "mlsd",
-                 "openpose", "openpose_face", "openpose_faceonly", "openpose_full", "openpose_hand", "dwpose",
-                 "scribble_pidinet", "softedge_pidinet", "scribble_pidsafe", "softedge_pidsafe", "normal_bae",
-                 "lineart_coarse", "lineart_realistic", "lineart_anime", "lineart", "depth_zoe", "shuffle",
-                 "mediapipe_face", "canny", "depth", "depth_leres", "depth_leres++"]
+SAMPLERS = [
+    "Euler a",
+    "Euler",
+    "LMS",
+    "Heun",
+    "DPM2",
+    "DPM2 a",
+    "DPM++ 2S a",
+    "DPM++ 2M",
+    "DPM++ SDE",
+    "DPM fast",
+    "DPM adaptive",
+    "LMS Karras",
+    "DPM2 Karras",
+    "DPM2 a Karras",
+    "DPM++ 2S a Karras",
+    "DPM++ 2M Karras",
+    "DPM++ SDE Karras",
+    "DDIM",
+    "PLMS",
+    "UniPC",
+]
+PREPROCESSORS = [
+    "scribble_hed",
+    "softedge_hed",
+    "scribble_hedsafe",
+    "softedge_hedsafe",
+    "depth_midas",
+    "mlsd",
+    "openpose",
+    "openpose_face",
+    "openpose_faceonly",
+    "openpose_full",
+    "openpose_hand",
+    "dwpose",
+    "scribble_pidinet",
+    "softedge_pidinet",
+    "scribble_pidsafe",
+    "softedge_pidsafe",
+    "normal_bae",
+    "lineart_coarse",
+    "lineart_realistic",
+    "lineart_anime",
+    "lineart",
+    "depth_zoe",
+    "shuffle",
+    "mediapipe_face",
+    "canny",
+    "depth",
+    "depth_leres",
+    "depth_leres++",
+]
 FIXED_OPTIONS = {
     ("PPInfraImg2Img", "sampler_name"): (SAMPLERS, "Euler a"),
     ("PPInfraImg2Img", "response_image_type"): (["png", "webp", "jpeg"], "png"),
     ("PPInfraControlNetUnit", "preprocessor"): (["none", *PREPROCESSORS], "none"),
-    ("PPInfraIPAdapter", "model_name"): (["ip-adapter_sd15.bin", "ip-adapter_sdxl.bin"], "ip-adapter_sd15.bin"),
+    ("PPInfraIPAdapter", "model_name"): (
+        ["ip-adapter_sd15.bin", "ip-adapter_sdxl.bin"],
+        "ip-adapter_sd15.bin",
+    ),
     ("PPInfraTxt2Img", "sampler_name"): (SAMPLERS, "Euler a"),
     ("PPInfraTxt2Img", "response_image_type"): (["png", "webp", "jpeg"], "png"),
-    ("PPInfraTxt2Img", "hires_upscaler"): (["Latent", "RealESRGAN_x4plus_anime_6B", "RealESRNet_x4plus"], "Latent"),
+    ("PPInfraTxt2Img", "hires_upscaler"): (
+        ["Latent", "RealESRGAN_x4plus_anime_6B", "RealESRNet_x4plus"],
+        "Latent",
+    ),
     ("PPInfraInpaint", "sampler_name"): (SAMPLERS, "Euler a"),
     ("PPInfraInpaint", "response_image_type"): (["png", "webp", "jpeg"], "png"),
-    ("PPInfraUpscale", "model_name"): (["RealESRGAN_x4plus_anime_6B", "RealESRNet_x4plus", "4x-UltraSharp"],
-                                       "RealESRGAN_x4plus_anime_6B"),
+    ("PPInfraUpscale", "model_name"): (
+        ["RealESRGAN_x4plus_anime_6B", "RealESRNet_x4plus", "4x-UltraSharp"],
+        "RealESRGAN_x4plus_anime_6B",
+    ),
     ("PPInfraUpscale", "response_image_type"): (["png", "webp", "jpeg"], "png"),
 }
 # Dropdowns whose options come from the model list, and the entry they must start with (if any).
@@ -331,8 +389,13 @@ def test_import_is_light_and_offline(tmp_path):
     time the compiler instead).
     """
     copy = tmp_path / "ComfyUI-PPInfra"
-    shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns(".git", "tests", "example_workflows", "docs", "bench",
-                                                              "__pycache__", "*.png", "*.jpg"))
+    shutil.copytree(
+        ROOT,
+        copy,
+        ignore=shutil.ignore_patterns(
+            ".git", "tests", "example_workflows", "docs", "bench", "__pycache__", "*.png", "*.jpg"
+        ),
+    )
     code = (
         "import sys, time, socket\n"
         "import torch\n"
@@ -351,9 +414,17 @@ def test_import_is_light_and_offline(tmp_path):
     )
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     results = []
-    for attempt in range(4):  # the first run writes the .pyc files; then best of three (the machine may be busy)
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(tmp_path),
-                             env=env, timeout=120)
+    for attempt in range(
+        4
+    ):  # the first run writes the .pyc files; then best of three (the machine may be busy)
+        out = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            cwd=str(tmp_path),
+            env=env,
+            timeout=120,
+        )
         assert out.returncode == 0, out.stderr
         took, heavy = out.stdout.strip().split(" ", 1)
         assert heavy == "[]", heavy
@@ -367,6 +438,7 @@ def test_import_is_light_and_offline(tmp_path):
 def test_pack_imports_only_relatively():
     """Absolute `nodes`, `server`, `utils`, `comfy` imports would hit ComfyUI's own modules."""
     import ast
+
     bad = []
     for folder in ("nodes",):
         for fname in os.listdir(os.path.join(ROOT, folder)):

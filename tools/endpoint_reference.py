@@ -8,6 +8,7 @@ Everything in the block comes from :data:`ppinfra.endpoints.ENDPOINTS` and
 side inputs, each field's documented range, and the estimate's price formula.
 Nothing is restated by hand.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,19 +25,44 @@ from ppinfra.limits import INPAINT_MAX_PIXELS, IMAGE_MAX_SIDE  # noqa: E402
 
 START = "<!-- endpoint-reference:start -->"
 END = "<!-- endpoint-reference:end -->"
-PAGES = {"en": os.path.join(ROOT, "docs", "endpoints.md"), "zh": os.path.join(ROOT, "docs", "endpoints.zh.md")}
+PAGES = {
+    "en": os.path.join(ROOT, "docs", "endpoints.md"),
+    "zh": os.path.join(ROOT, "docs", "endpoints.zh.md"),
+}
 HOSTS = ("novita", "ppinfra", "ppio")
 WORDS = {
-    "en": {"path": "Path", "ipm": "Images per minute (base plan)", "sides": "Side inputs", "none": "none",
-           "unlisted": "not listed", "images": "Uploads", "field": "Field", "range": "Documented range",
-           "default": "Default", "price": "Estimate per image (USD)", "work": {"upscale": "scale_factor"},
-           "side": f"each side <= {IMAGE_MAX_SIDE} px", "pixels": f"<= {INPAINT_MAX_PIXELS} pixels",
-           "optional": "omitted when not set"},
-    "zh": {"path": "路径", "ipm": "每分钟图片数（基础套餐）", "sides": "可接的侧输入", "none": "无",
-           "unlisted": "未列出", "images": "上传图片", "field": "字段", "range": "文档范围",
-           "default": "默认值", "price": "每张图估价（美元）", "work": {"upscale": "scale_factor"},
-           "side": f"每边 <= {IMAGE_MAX_SIDE} 像素", "pixels": f"<= {INPAINT_MAX_PIXELS} 像素",
-           "optional": "未设置时不发送"},
+    "en": {
+        "path": "Path",
+        "ipm": "Images per minute (base plan)",
+        "sides": "Side inputs",
+        "none": "none",
+        "unlisted": "not listed",
+        "images": "Uploads",
+        "field": "Field",
+        "range": "Documented range",
+        "default": "Default",
+        "price": "Estimate per image (USD)",
+        "work": {"upscale": "scale_factor"},
+        "side": f"each side <= {IMAGE_MAX_SIDE} px",
+        "pixels": f"<= {INPAINT_MAX_PIXELS} pixels",
+        "optional": "omitted when not set",
+    },
+    "zh": {
+        "path": "路径",
+        "ipm": "每分钟图片数（基础套餐）",
+        "sides": "可接的侧输入",
+        "none": "无",
+        "unlisted": "未列出",
+        "images": "上传图片",
+        "field": "字段",
+        "range": "文档范围",
+        "default": "默认值",
+        "price": "每张图估价（美元）",
+        "work": {"upscale": "scale_factor"},
+        "side": f"每边 <= {IMAGE_MAX_SIDE} 像素",
+        "pixels": f"<= {INPAINT_MAX_PIXELS} 像素",
+        "optional": "未设置时不发送",
+    },
 }
 
 
@@ -48,7 +74,7 @@ def _price_formula(ep, w) -> str:
     # Read the two constants back from the formula itself: price(1, 1, 1) is max(rate, floor) = floor,
     # and price at a huge size is linear in the rate.
     floor = ep.price(1, 1, 1)
-    rate = ep.price(10 ** 6, 10 ** 6, 1) / 10 ** 12
+    rate = ep.price(10**6, 10**6, 1) / 10**12
     work = w["work"].get(ep.name, "steps")
     return f"max(width × height × {work} × {rate:.3g}, {_num(floor)})"
 
@@ -59,15 +85,19 @@ def render(lang: str) -> str:
     for ep in ENDPOINTS.values():
         request_type = ep.request_type
         out.append(f"### {ep.label}\n")
-        ipm = ", ".join(f"{h} {ep.images_per_minute[h]}" if h in ep.images_per_minute else f"{h} {w['unlisted']}"
-                        for h in HOSTS)
+        ipm = ", ".join(
+            f"{h} {ep.images_per_minute[h]}" if h in ep.images_per_minute else f"{h} {w['unlisted']}"
+            for h in HOSTS
+        )
         slots = [p for p, _ in request_type.image_slots(_blank(request_type))]
         limit = w["pixels"] if request_type.image_max_pixels else w["side"]
         out.append(f"- {w['path']}: `POST {ep.path}`")
         out.append(f"- {w['ipm']}: {ipm}")
         out.append(f"- {w['sides']}: {', '.join(ep.side_inputs) or w['none']}")
-        out.append(f"- {w['images']}: {', '.join(f'`{s}`' for s in slots) or w['none']}"
-                   + (f" ({limit})" if slots else ""))
+        out.append(
+            f"- {w['images']}: {', '.join(f'`{s}`' for s in slots) or w['none']}"
+            + (f" ({limit})" if slots else "")
+        )
         out.append(f"- {w['price']}: `{_price_formula(ep, w)}`\n")
         out.append(f"| {w['field']} | {w['range']} | {w['default']} |")
         out.append("|---|---|---|")

@@ -10,6 +10,7 @@ The block sits between ``<!-- node-reference:start -->`` and
 README.zh.md, from ``locales/zh/nodeDefs.json``. Model lists are named, never
 listed: they change with the account and the day.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,61 +31,143 @@ END = "<!-- node-reference:end -->"
 README = {"en": os.path.join(ROOT, "README.md"), "zh": os.path.join(ROOT, "README.zh.md")}
 
 # Which API field each node input feeds: the limits table says the API's range and meaning.
-_I2I = {n: f"request.{n}" for n in ("model_name", "prompt", "negative_prompt", "width", "height", "image_num",
-                                     "steps", "guidance_scale", "sampler_name", "seed", "strength", "clip_skip",
-                                     "sd_vae", "loras", "embeddings")}
+_I2I = {
+    n: f"request.{n}"
+    for n in (
+        "model_name",
+        "prompt",
+        "negative_prompt",
+        "width",
+        "height",
+        "image_num",
+        "steps",
+        "guidance_scale",
+        "sampler_name",
+        "seed",
+        "strength",
+        "clip_skip",
+        "sd_vae",
+        "loras",
+        "embeddings",
+    )
+}
 _I2I.update({"response_image_type": "extra.response_image_type", "ip_adapter": "request.ip_adapters"})
 FIELDS: Dict[str, Dict[str, str]] = {
     "PPInfraImg2Img": _I2I,
-    "PPInfraControlNetUnit": {n: f"request.controlnet.units[].{n}" for n in
-                              ("model_name", "strength", "preprocessor", "guidance_start", "guidance_end")},
-    "PPInfraLoraStack": {**{f"lora_{i}": "request.loras[].model_name" for i in range(1, 6)},
-                         **{f"strength_{i}": "request.loras[].strength" for i in range(1, 6)},
-                         "loras": "request.loras"},
+    "PPInfraControlNetUnit": {
+        n: f"request.controlnet.units[].{n}"
+        for n in ("model_name", "strength", "preprocessor", "guidance_start", "guidance_end")
+    },
+    "PPInfraLoraStack": {
+        **{f"lora_{i}": "request.loras[].model_name" for i in range(1, 6)},
+        **{f"strength_{i}": "request.loras[].strength" for i in range(1, 6)},
+        "loras": "request.loras",
+    },
     "PPInfraEmbedding": {"model_name": "request.embeddings[].model_name", "embeddings": "request.embeddings"},
-    "PPInfraIPAdapter": {"model_name": "request.ip_adapters[].model_name", "strength": "request.ip_adapters[].strength"},
+    "PPInfraIPAdapter": {
+        "model_name": "request.ip_adapters[].model_name",
+        "strength": "request.ip_adapters[].strength",
+    },
 }
 
+
 def _generation(**extra: str) -> Dict[str, str]:
-    names = ("model_name", "prompt", "negative_prompt", "image_num", "steps", "guidance_scale", "sampler_name",
-             "seed", "clip_skip", "sd_vae", "loras", "embeddings")
+    names = (
+        "model_name",
+        "prompt",
+        "negative_prompt",
+        "image_num",
+        "steps",
+        "guidance_scale",
+        "sampler_name",
+        "seed",
+        "clip_skip",
+        "sd_vae",
+        "loras",
+        "embeddings",
+    )
     return {**{n: f"request.{n}" for n in names}, "response_image_type": "extra.response_image_type", **extra}
 
 
-FIELDS.update({
-    "PPInfraTxt2Img": _generation(width="request.width", height="request.height",
-                                  hires_target_width="request.hires_fix.target_width",
-                                  hires_target_height="request.hires_fix.target_height",
-                                  hires_strength="request.hires_fix.strength",
-                                  hires_upscaler="request.hires_fix.upscaler",
-                                  refiner_switch_at="request.refiner.switch_at",
-                                  restore_faces="request.restore_faces",
-                                  enable_transparent_background="request.enable_transparent_background"),
-    "PPInfraInpaint": _generation(**{n: f"request.{n}" for n in (
-        "strength", "mask_blur", "inpainting_full_res", "inpainting_full_res_padding", "inpainting_mask_invert",
-        "initial_noise_multiplier")}, image="request.image_base64", mask="request.mask_image_base64"),
-    "PPInfraUpscale": {"model_name": "request.model_name", "scale_factor": "request.scale_factor",
-                       "response_image_type": "extra.response_image_type"},
-})
+FIELDS.update(
+    {
+        "PPInfraTxt2Img": _generation(
+            width="request.width",
+            height="request.height",
+            hires_target_width="request.hires_fix.target_width",
+            hires_target_height="request.hires_fix.target_height",
+            hires_strength="request.hires_fix.strength",
+            hires_upscaler="request.hires_fix.upscaler",
+            refiner_switch_at="request.refiner.switch_at",
+            restore_faces="request.restore_faces",
+            enable_transparent_background="request.enable_transparent_background",
+        ),
+        "PPInfraInpaint": _generation(
+            **{
+                n: f"request.{n}"
+                for n in (
+                    "strength",
+                    "mask_blur",
+                    "inpainting_full_res",
+                    "inpainting_full_res_padding",
+                    "inpainting_mask_invert",
+                    "initial_noise_multiplier",
+                )
+            },
+            image="request.image_base64",
+            mask="request.mask_image_base64",
+        ),
+        "PPInfraUpscale": {
+            "model_name": "request.model_name",
+            "scale_factor": "request.scale_factor",
+            "response_image_type": "extra.response_image_type",
+        },
+    }
+)
 # Which endpoint's limits table each node's fields are read from (img2img's by default).
 NODE_ENDPOINTS = {"PPInfraTxt2Img": "txt2img", "PPInfraInpaint": "inpainting", "PPInfraUpscale": "upscale"}
 # Dropdowns filled from the provider's model list (type in /v3/model's filter.types).
-MODEL_LISTS = {("PPInfraImg2Img", "model_name"): "checkpoint", ("PPInfraImg2Img", "sd_vae"): "vae",
-               ("PPInfraControlNetUnit", "model_name"): "controlnet",
-               ("PPInfraEmbedding", "model_name"): "textualinversion",
-               **{("PPInfraLoraStack", f"lora_{i}"): "lora" for i in range(1, 6)},
-               ("PPInfraTxt2Img", "model_name"): "checkpoint", ("PPInfraTxt2Img", "sd_vae"): "vae",
-               ("PPInfraInpaint", "model_name"): "checkpoint, filter.is_inpainting", ("PPInfraInpaint", "sd_vae"): "vae"}
+MODEL_LISTS = {
+    ("PPInfraImg2Img", "model_name"): "checkpoint",
+    ("PPInfraImg2Img", "sd_vae"): "vae",
+    ("PPInfraControlNetUnit", "model_name"): "controlnet",
+    ("PPInfraEmbedding", "model_name"): "textualinversion",
+    **{("PPInfraLoraStack", f"lora_{i}"): "lora" for i in range(1, 6)},
+    ("PPInfraTxt2Img", "model_name"): "checkpoint",
+    ("PPInfraTxt2Img", "sd_vae"): "vae",
+    ("PPInfraInpaint", "model_name"): "checkpoint, filter.is_inpainting",
+    ("PPInfraInpaint", "sd_vae"): "vae",
+}
 
 TEXT = {
-    "en": {"inputs": "Input", "type": "Type", "range": "Widget range / options", "api": "API limit",
-           "default": "Default", "meaning": "Meaning", "outputs": "Outputs", "optional": "optional",
-           "link": "link", "models": "model list ({})", "options": "{} options", "generated":
-           "Generated by `python tools/node_reference.py` from the node definitions and `ppinfra/limits.py`; do not edit by hand."},
-    "zh": {"inputs": "输入", "type": "类型", "range": "控件范围 / 选项", "api": "API 限制",
-           "default": "默认值", "meaning": "说明", "outputs": "输出", "optional": "可选",
-           "link": "连线", "models": "模型列表（{}）", "options": "{} 个选项", "generated":
-           "由 `python tools/node_reference.py` 根据节点定义和 `ppinfra/limits.py` 生成，请勿手工编辑。"},
+    "en": {
+        "inputs": "Input",
+        "type": "Type",
+        "range": "Widget range / options",
+        "api": "API limit",
+        "default": "Default",
+        "meaning": "Meaning",
+        "outputs": "Outputs",
+        "optional": "optional",
+        "link": "link",
+        "models": "model list ({})",
+        "options": "{} options",
+        "generated": "Generated by `python tools/node_reference.py` from the node definitions and `ppinfra/limits.py`; do not edit by hand.",
+    },
+    "zh": {
+        "inputs": "输入",
+        "type": "类型",
+        "range": "控件范围 / 选项",
+        "api": "API 限制",
+        "default": "默认值",
+        "meaning": "说明",
+        "outputs": "输出",
+        "optional": "可选",
+        "link": "连线",
+        "models": "模型列表（{}）",
+        "options": "{} 个选项",
+        "generated": "由 `python tools/node_reference.py` 根据节点定义和 `ppinfra/limits.py` 生成，请勿手工编辑。",
+    },
 }
 
 
@@ -130,8 +213,10 @@ def render_node(node_id: str, cls, lang: str, zh: Dict[str, Any], display: str) 
     lines = [f"### {title} (`{node_id}`)", ""]
     if desc:
         lines += [_cell(desc), ""]
-    lines += [f"| {t['inputs']} | {t['type']} | {t['range']} | {t['api']} | {t['default']} | {t['meaning']} |",
-              "|---|---|---|---|---|---|"]
+    lines += [
+        f"| {t['inputs']} | {t['type']} | {t['range']} | {t['api']} | {t['default']} | {t['meaning']} |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, kind, options, extra, optional in _inputs(cls):
         field = FIELDS.get(node_id, {}).get(name)
         table = ENDPOINT_LIMITS[NODE_ENDPOINTS[node_id]] if node_id in NODE_ENDPOINTS else LIMITS
@@ -171,7 +256,9 @@ def render_node(node_id: str, cls, lang: str, zh: Dict[str, Any], display: str) 
             meaning = extra.get("tooltip") or (lim.doc if lim else "")
             shown_name = f"`{name}`"
         typ = kind + (f" ({t['optional']})" if optional else "")
-        lines.append(f"| {shown_name} | {typ} | {_cell(rng)} | {_cell(api)} | {_cell(default)} | {_cell(meaning)} |")
+        lines.append(
+            f"| {shown_name} | {typ} | {_cell(rng)} | {_cell(api)} | {_cell(default)} | {_cell(meaning)} |"
+        )
     names = getattr(cls, "RETURN_NAMES", None) or cls.RETURN_TYPES
     outs = []
     for i, (n, ty) in enumerate(zip(names, cls.RETURN_TYPES)):
@@ -199,7 +286,7 @@ def current_block(text: str) -> Optional[str]:
     s, e = text.find(START), text.find(END)
     if s < 0 or e < 0:
         return None
-    return text[s:e + len(END)]
+    return text[s : e + len(END)]
 
 
 def update(path: str, lang: str, check: bool) -> bool:

@@ -4,6 +4,7 @@ The pack's modules import each other relatively (``from ..ppinfra import ...``),
 so the nodes only load as submodules of a package made from the repo root. The
 tests, the benchmark and the doc generators all load it through this one function.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -19,8 +20,9 @@ def load_pack(root: str = ROOT, name: str = PACK_NAME) -> ModuleType:
     """The pack at ``root`` imported as package ``name``; the module already imported under that name if any."""
     if name in sys.modules:
         return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, os.path.join(root, "__init__.py"),
-                                                  submodule_search_locations=[root])
+    spec = importlib.util.spec_from_file_location(
+        name, os.path.join(root, "__init__.py"), submodule_search_locations=[root]
+    )
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     try:

@@ -6,6 +6,7 @@
 - :mod:`.journal`: the folder run's record, so a rerun never pays twice.
 - :mod:`.progress_bar`: the run's one status line.
 """
+
 from .main import build_parser, main
 
 __all__ = ["build_parser", "main"]

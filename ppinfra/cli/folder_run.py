@@ -8,6 +8,7 @@ once its files are written, so a run started again after an interruption
 submits nothing twice: a finished item is skipped, an accepted one is polled
 and downloaded under its task id (submitting is not idempotent and bills).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -18,9 +19,18 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
-from ..errors import (AuthenticationError, CancelledError, ConfigError, EndpointNotOfferedError,
-                      InsufficientBalanceError, NotFoundError, PermissionDeniedError, PPInfraError, TaskFailedError,
-                      ValidationError)
+from ..errors import (
+    AuthenticationError,
+    CancelledError,
+    ConfigError,
+    EndpointNotOfferedError,
+    InsufficientBalanceError,
+    NotFoundError,
+    PermissionDeniedError,
+    PPInfraError,
+    TaskFailedError,
+    ValidationError,
+)
 from ..logs import eprint
 from ..result_cache import lookup_for
 from ..waiting import Call, Deadline
@@ -32,7 +42,13 @@ JOURNAL_NAME = ".ppinfra-journal.jsonl"
 EXTENSIONS = {"png": "png", "jpeg": "jpg", "jpg": "jpg", "webp": "webp"}
 # Errors about the account, the setup or the host (no upscale there): every other item would fail the
 # same way, so the run stops.
-FATAL = (AuthenticationError, PermissionDeniedError, InsufficientBalanceError, ConfigError, EndpointNotOfferedError)
+FATAL = (
+    AuthenticationError,
+    PermissionDeniedError,
+    InsufficientBalanceError,
+    ConfigError,
+    EndpointNotOfferedError,
+)
 
 
 def collect_inputs(paths: Sequence[str]) -> List[str]:
@@ -40,8 +56,13 @@ def collect_inputs(paths: Sequence[str]) -> List[str]:
     found: List[str] = []
     for path in paths:
         if os.path.isdir(path):
-            names = sorted(n for n in os.listdir(path) if n.lower().endswith(IMAGE_SUFFIXES)
-                           and not n.startswith(".") and os.path.isfile(os.path.join(path, n)))
+            names = sorted(
+                n
+                for n in os.listdir(path)
+                if n.lower().endswith(IMAGE_SUFFIXES)
+                and not n.startswith(".")
+                and os.path.isfile(os.path.join(path, n))
+            )
             if not names:
                 raise ValidationError("--image", f"a folder holding {'/'.join(IMAGE_SUFFIXES)} files", path)
             found.extend(os.path.join(path, n) for n in names)
@@ -65,8 +86,10 @@ def output_stems(inputs: Sequence[str]) -> Dict[str, str]:
     counts: Dict[str, int] = {}
     for s in stems.values():
         counts[s] = counts.get(s, 0) + 1
-    return {p: s if counts[s] == 1 else f"{s}-{hashlib.sha256(os.path.realpath(p).encode()).hexdigest()[:6]}"
-            for p, s in stems.items()}
+    return {
+        p: s if counts[s] == 1 else f"{s}-{hashlib.sha256(os.path.realpath(p).encode()).hexdigest()[:6]}"
+        for p, s in stems.items()
+    }
 
 
 @dataclass
@@ -81,8 +104,10 @@ class Item:
 def counted_items(name: str, count: int, image_num: int) -> List[Item]:
     """``count`` tasks without an input (txt2img), keyed by index; their results run on as
     ``<name>_0`` .. ``<name>_<count x image_num - 1>``."""
-    return [Item(f"{name} task {i + 1} of {count}", name, f"{name}:{i}", source=i, number_from=i * image_num)
-            for i in range(count)]
+    return [
+        Item(f"{name} task {i + 1} of {count}", name, f"{name}:{i}", source=i, number_from=i * image_num)
+        for i in range(count)
+    ]
 
 
 @dataclass
@@ -105,11 +130,21 @@ class FolderRun:
     written for another prompt or model is not taken for this run's.
     """
 
-    def __init__(self, client: Any, inputs: Sequence[Union[str, Item]], out_dir: str,
-                 make_request: Callable[[Any], Any], *, job_key: str, concurrency: int = 4,
-                 deadline: Optional[float] = None, fresh: bool = False, progress: Optional[ProgressBar] = None,
-                 progress_for: Optional[Callable[[Any], Callable[[Any], None]]] = None,
-                 endpoint: str = "img2img") -> None:
+    def __init__(
+        self,
+        client: Any,
+        inputs: Sequence[Union[str, Item]],
+        out_dir: str,
+        make_request: Callable[[Any], Any],
+        *,
+        job_key: str,
+        concurrency: int = 4,
+        deadline: Optional[float] = None,
+        fresh: bool = False,
+        progress: Optional[ProgressBar] = None,
+        progress_for: Optional[Callable[[Any], Callable[[Any], None]]] = None,
+        endpoint: str = "img2img",
+    ) -> None:
         self.client = client
         self.out_dir = out_dir
         self.make_request = make_request
@@ -120,8 +155,9 @@ class FolderRun:
         self.endpoint = endpoint
         paths = [p for p in inputs if isinstance(p, str)]
         stems = output_stems(paths)
-        self.items = [p if isinstance(p, Item) else Item(p, stems[p], f"{stems[p]}:{_file_hash(p)}")
-                      for p in inputs]
+        self.items = [
+            p if isinstance(p, Item) else Item(p, stems[p], f"{stems[p]}:{_file_hash(p)}") for p in inputs
+        ]
         os.makedirs(out_dir, exist_ok=True)
         self.journal = Journal(os.path.join(out_dir, JOURNAL_NAME), job_key, fresh=fresh)
         self.progress = progress
@@ -146,8 +182,9 @@ class FolderRun:
         skipped = len(self.items) - len(todo)
         for it in self.items:
             self._state[it.key] = "done" if it not in todo else "queued"
-        pool = ThreadPoolExecutor(max_workers=min(self.concurrency, max(1, len(todo))),
-                                  thread_name_prefix="ppinfra-folder")
+        pool = ThreadPoolExecutor(
+            max_workers=min(self.concurrency, max(1, len(todo))), thread_name_prefix="ppinfra-folder"
+        )
         futures: List[Future] = [pool.submit(self._one, it, before.get(it.key)) for it in todo]
         try:
             while not all(f.done() for f in futures):
@@ -167,8 +204,14 @@ class FolderRun:
     def _summary(self, skipped: int, cancelled: bool = False) -> Summary:
         done = sum(1 for s in self._state.values() if s == "done") - skipped
         files = [f for it in self.items for f in self._files.get(it.key, [])]
-        return Summary(done=done, skipped=skipped, failed=dict(self._failed), files=files, cancelled=cancelled,
-                       resent=list(self._resent))
+        return Summary(
+            done=done,
+            skipped=skipped,
+            failed=dict(self._failed),
+            files=files,
+            cancelled=cancelled,
+            resent=list(self._resent),
+        )
 
     def _one(self, item: Item, before: Optional[Dict[str, Any]]) -> None:
         if self.cancel.is_set():
@@ -199,16 +242,19 @@ class FolderRun:
                     with self._lock:
                         self._resent.append(item.path)
                 self.journal.sending(item.key)
-                task_id = self.client.submit(request, Call(dl, self.should_cancel,
-                                                           lambda w, it=item: self._on_wait(it, w)))
+                task_id = self.client.submit(
+                    request, Call(dl, self.should_cancel, lambda w, it=item: self._on_wait(it, w))
+                )
                 # Recorded before anything else can fail: a rerun polls this task instead of paying again.
                 self.journal.accepted(item.key, task_id, image_num)
                 t0 = time.monotonic()
             self._set(item, "running")
-            result = self.client.wait_for_task(task_id, deadline=dl, should_cancel=self.should_cancel,
-                                               on_progress=on_progress)
-            blobs = self.client.download_images(result, expected=image_num, deadline=dl,
-                                                should_cancel=self.should_cancel)
+            result = self.client.wait_for_task(
+                task_id, deadline=dl, should_cancel=self.should_cancel, on_progress=on_progress
+            )
+            blobs = self.client.download_images(
+                result, expected=image_num, deadline=dl, should_cancel=self.should_cancel
+            )
             kind = result.images[0].image_type if result.images else ""
             if cache is not None:  # result cache
                 cache.store_images(task_id, blobs, result.seed, kind)
@@ -232,11 +278,20 @@ class FolderRun:
             self._failed[item.path] = text
         self._set(item, "failed")
 
-    def _finish(self, item: Item, task_id: str, blobs: List[bytes], kind: str, seed: Optional[int],
-                t0: Optional[float]) -> None:
+    def _finish(
+        self,
+        item: Item,
+        task_id: str,
+        blobs: List[bytes],
+        kind: str,
+        seed: Optional[int],
+        t0: Optional[float],
+    ) -> None:
         """Write the files and journal the item done; ``t0`` None (a cache hit) keeps it out of the ETA."""
         ext = EXTENSIONS.get(kind or "png", "png")
-        files = [self._write(f"{item.stem}_{item.number_from + k}.{ext}", blob) for k, blob in enumerate(blobs)]
+        files = [
+            self._write(f"{item.stem}_{item.number_from + k}.{ext}", blob) for k, blob in enumerate(blobs)
+        ]
         self.journal.done(item.key, task_id, files, seed)
         with self._lock:
             self._files[item.key] = files
@@ -307,9 +362,16 @@ class FolderRun:
         c = self.counts()
         with self._lock:
             waits = sorted(self._budget_wait.values())
-        self.progress.update(done=c["done"], failed=c["failed"], running=c["running"], sending=c["sending"],
-                             budget_waits=waits, eta=None if final else self.eta(),
-                             elapsed=time.monotonic() - self._started, final=final)
+        self.progress.update(
+            done=c["done"],
+            failed=c["failed"],
+            running=c["running"],
+            sending=c["sending"],
+            budget_waits=waits,
+            eta=None if final else self.eta(),
+            elapsed=time.monotonic() - self._started,
+            final=final,
+        )
 
 
 def _file_hash(path: str) -> str:

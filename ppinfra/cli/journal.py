@@ -8,6 +8,7 @@ most the line being written, and a half-written last line is ignored. Lines
 carry the run's ``job`` key: a journal from another prompt or model in the
 same folder is not taken for this one.
 """
+
 from __future__ import annotations
 
 import json
@@ -66,8 +67,15 @@ class Journal:
         self._append({"state": "accepted", "item": item, "task_id": task_id, "image_num": image_num})
 
     def done(self, item: str, task_id: str, files: List[str], seed: Optional[int]) -> None:
-        self._append({"state": "done", "item": item, "task_id": task_id,
-                      "files": [os.path.basename(f) for f in files], "seed": seed})
+        self._append(
+            {
+                "state": "done",
+                "item": item,
+                "task_id": task_id,
+                "files": [os.path.basename(f) for f in files],
+                "seed": seed,
+            }
+        )
 
     def failed(self, item: str, task_id: Optional[str], error: str) -> None:
         self._append({"state": "failed", "item": item, "task_id": task_id, "error": error[:500]})

@@ -8,6 +8,7 @@ images-per-minute budget, and a journal in the output folder lets an
 interrupted run resume without paying twice. ``--sandbox`` runs against an
 in-process sandbox (synthetic images, no key, no network).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,13 +30,31 @@ HIRES_NOTE = "; default {} when the hires fix is on"
 
 def _add_img2img(sub: Any) -> None:
     p = sub.add_parser("img2img", help="run img2img on one image, many, or folders, and write the results")
-    add_task_options(p, "img2img", inputs=True, model_default=DEFAULT_CHECKPOINT, fields=(
-        ("request.width", {"default": 0, "note": SIZE_NOTE}), ("request.height", {"default": 0, "note": SIZE_NOTE}),
-        "request.strength"))
-    p.add_argument("--controlnet", action="append", default=[], metavar="MODEL=IMAGE[,strength=1,preprocessor=canny,"
-                   "guidance_start=0,guidance_end=1]", help="a ControlNet unit, the same for every input (repeatable)")
-    p.add_argument("--ip-adapter", action="append", default=[], metavar="MODEL=IMAGE[,strength=0.5]",
-                   help="an IP-Adapter (at most 1)")
+    add_task_options(
+        p,
+        "img2img",
+        inputs=True,
+        model_default=DEFAULT_CHECKPOINT,
+        fields=(
+            ("request.width", {"default": 0, "note": SIZE_NOTE}),
+            ("request.height", {"default": 0, "note": SIZE_NOTE}),
+            "request.strength",
+        ),
+    )
+    p.add_argument(
+        "--controlnet",
+        action="append",
+        default=[],
+        metavar="MODEL=IMAGE[,strength=1,preprocessor=canny,guidance_start=0,guidance_end=1]",
+        help="a ControlNet unit, the same for every input (repeatable)",
+    )
+    p.add_argument(
+        "--ip-adapter",
+        action="append",
+        default=[],
+        metavar="MODEL=IMAGE[,strength=0.5]",
+        help="an IP-Adapter (at most 1)",
+    )
 
 
 def _add_txt2img(sub: Any) -> None:
@@ -43,29 +62,68 @@ def _add_txt2img(sub: Any) -> None:
 
     limits = ENDPOINT_LIMITS["txt2img"]
     p = sub.add_parser("txt2img", help="run txt2img --count times and write the results")
-    add_task_options(p, "txt2img", inputs=False, model_default=DEFAULT_CHECKPOINT, fields=(
-        "request.width", "request.height",
-        ("request.hires_fix.target_width", {"default": None, "note": "; both targets turn the hires fix on"}),
-        ("request.hires_fix.target_height", {"default": None}),
-        ("request.hires_fix.strength", {"default": None,
-                                        "note": HIRES_NOTE.format(limits["request.hires_fix.strength"].default)}),
-        ("request.hires_fix.upscaler", {"default": None,
-                                        "note": HIRES_NOTE.format(limits["request.hires_fix.upscaler"].default)}),
-        ("request.refiner.switch_at", {"default": None, "note": "; sends the refiner (SDXL only) when given"}),
-        "request.restore_faces", "request.enable_transparent_background"))
-    p.add_argument("--count", type=int, default=1, help="tasks to run (default 1); each returns --image-num images, "
-                   "and with --seed S task k uses seed S+k")
+    add_task_options(
+        p,
+        "txt2img",
+        inputs=False,
+        model_default=DEFAULT_CHECKPOINT,
+        fields=(
+            "request.width",
+            "request.height",
+            (
+                "request.hires_fix.target_width",
+                {"default": None, "note": "; both targets turn the hires fix on"},
+            ),
+            ("request.hires_fix.target_height", {"default": None}),
+            (
+                "request.hires_fix.strength",
+                {"default": None, "note": HIRES_NOTE.format(limits["request.hires_fix.strength"].default)},
+            ),
+            (
+                "request.hires_fix.upscaler",
+                {"default": None, "note": HIRES_NOTE.format(limits["request.hires_fix.upscaler"].default)},
+            ),
+            (
+                "request.refiner.switch_at",
+                {"default": None, "note": "; sends the refiner (SDXL only) when given"},
+            ),
+            "request.restore_faces",
+            "request.enable_transparent_background",
+        ),
+    )
+    p.add_argument(
+        "--count",
+        type=int,
+        default=1,
+        help="tasks to run (default 1); each returns --image-num images, "
+        "and with --seed S task k uses seed S+k",
+    )
     p.add_argument("--name", default="txt2img", help="the results' stem: <name>_<k>.<ext> (default: txt2img)")
 
 
 def _add_inpaint(sub: Any) -> None:
     p = sub.add_parser("inpaint", help="repaint the white part of --mask on one image, many, or folders")
-    add_task_options(p, "inpainting", inputs=True, model_default=None, fields=(
-        "request.strength", "request.mask_blur", "request.inpainting_full_res", "request.inpainting_full_res_padding",
-        "request.inpainting_mask_invert", "request.initial_noise_multiplier"))
-    p.add_argument("--mask", required=True, metavar="FILE",
-                   help="the mask for every input: white = repaint, black = keep; resized (nearest) to an input of "
-                        "another size, with a note")
+    add_task_options(
+        p,
+        "inpainting",
+        inputs=True,
+        model_default=None,
+        fields=(
+            "request.strength",
+            "request.mask_blur",
+            "request.inpainting_full_res",
+            "request.inpainting_full_res_padding",
+            "request.inpainting_mask_invert",
+            "request.initial_noise_multiplier",
+        ),
+    )
+    p.add_argument(
+        "--mask",
+        required=True,
+        metavar="FILE",
+        help="the mask for every input: white = repaint, black = keep; resized (nearest) to an input of "
+        "another size, with a note",
+    )
 
 
 def _add_upscale(sub: Any) -> None:
@@ -74,8 +132,9 @@ def _add_upscale(sub: Any) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m ppinfra", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m ppinfra", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = p.add_subparsers(dest="command", required=True)
     for add in (_add_img2img, _add_txt2img, _add_inpaint, _add_upscale):
         add(sub)
@@ -179,11 +238,24 @@ def run_tasks(args: argparse.Namespace) -> int:
             concurrency = args.concurrency or default_concurrency(client.settings, endpoint)
             eprint(f"{len(items)} {noun} to {host} ({endpoint}), up to {concurrency} at a time")
             # One item: a line per poll with the task's progress; many: one bar for the run.
-            per_task = (lambda req: _progress_printer(TaskProgress.for_request(req, base_url=host))) if single else None
-            run = FolderRun(client, items, args.out, factory.build, job_key=factory.job_key(host),
-                            concurrency=concurrency, deadline=args.deadline, fresh=args.fresh,
-                            progress=None if single else ProgressBar(len(items)), progress_for=per_task,
-                            endpoint=endpoint)
+            per_task = (
+                (lambda req: _progress_printer(TaskProgress.for_request(req, base_url=host)))
+                if single
+                else None
+            )
+            run = FolderRun(
+                client,
+                items,
+                args.out,
+                factory.build,
+                job_key=factory.job_key(host),
+                concurrency=concurrency,
+                deadline=args.deadline,
+                fresh=args.fresh,
+                progress=None if single else ProgressBar(len(items)),
+                progress_for=per_task,
+                endpoint=endpoint,
+            )
             summary = run.run()
     finally:
         if srv is not None:
@@ -196,16 +268,22 @@ def report(summary: Any, out: str, noun: str) -> int:
     for path in summary.files:
         print(path)
     if summary.skipped:
-        eprint(f"{summary.skipped} {noun} already done by an earlier run (journal in {out}); "
-               "--fresh runs them again")
+        eprint(
+            f"{summary.skipped} {noun} already done by an earlier run (journal in {out}); "
+            "--fresh runs them again"
+        )
     for path in summary.resent:
-        eprint(f"note: {path} was being submitted when an earlier run stopped, before the server answered; "
-               "it was sent again, so that earlier task may also have run and been billed")
+        eprint(
+            f"note: {path} was being submitted when an earlier run stopped, before the server answered; "
+            "it was sent again, so that earlier task may also have run and been billed"
+        )
     for path, error in summary.failed.items():
         eprint(f"failed: {path}: {error}")
     if summary.cancelled:
-        eprint("cancelled: accepted tasks are in the journal; run the same command again to collect "
-               "them without paying twice")
+        eprint(
+            "cancelled: accepted tasks are in the journal; run the same command again to collect "
+            "them without paying twice"
+        )
         return 130
     eprint(f"done: {summary.done} new, {summary.skipped} earlier, {len(summary.failed)} failed")
     return 1 if summary.failed else 0
@@ -221,8 +299,11 @@ def run_models(args: argparse.Namespace) -> int:
         srv, key = _start_sandbox(1.0)
         base_url = srv.base_url
     try:
-        catalog = ModelCatalog(lambda: PPInfraClient(api_key=key, base_url=base_url),
-                               base_url=base_url or "", persist=not args.sandbox)  # no cache file per sandbox port
+        catalog = ModelCatalog(
+            lambda: PPInfraClient(api_key=key, base_url=base_url),
+            base_url=base_url or "",
+            persist=not args.sandbox,
+        )  # no cache file per sandbox port
         family = True if args.sdxl else (False if args.sd15 else None)
         for m in catalog.list(args.type, is_sdxl=family, refresh=args.refresh or args.sandbox):
             fam = m.family or "?"
@@ -235,11 +316,14 @@ def run_models(args: argparse.Namespace) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if getattr(args, "verbose", False) else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if getattr(args, "verbose", False) else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     try:
         if args.command == "cache":  # result cache
             from ..result_cache import main as cache_main
+
             return cache_main(args.action)
         code = run_tasks(args) if args.command in TASK_COMMANDS else run_models(args)
         sys.stdout.flush()  # a closed pipe shows here, inside the handler below, not at exit

@@ -6,6 +6,7 @@ An option is its API field in kebab-case (``request.guidance_scale`` ->
 names the option in an error (:func:`named`), so a refusal reads
 ``--steps (request.steps) must be in [1, 100], got 101``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,9 +23,18 @@ FROM_LIMIT = object()  # the option's default is the limit's (None, "omit", for 
 
 # The fields every generating endpoint takes, in the order --help shows them; an endpoint gets those its
 # limit table has (upscale: the model only).
-GENERATION = ("request.model_name", "request.prompt", "request.negative_prompt", "request.image_num",
-              "request.steps", "request.guidance_scale", "request.sampler_name", "request.seed",
-              "request.clip_skip", "request.sd_vae")
+GENERATION = (
+    "request.model_name",
+    "request.prompt",
+    "request.negative_prompt",
+    "request.image_num",
+    "request.steps",
+    "request.guidance_scale",
+    "request.sampler_name",
+    "request.seed",
+    "request.clip_skip",
+    "request.sd_vae",
+)
 # Fields left out of the body unless given: the server's own default applies.
 OMITTED_UNLESS_SET = ("request.negative_prompt", "extra.response_image_type")
 
@@ -34,16 +44,21 @@ FLAGS: Dict[str, str] = {
     "request.hires_fix.target_height": "--hires-target-height",
     "request.hires_fix.strength": "--hires-strength",
     "request.hires_fix.upscaler": "--hires-upscaler",
-    "request.loras": "--lora", "request.loras[].model_name": "--lora", "request.loras[].strength": "--lora strength",
-    "request.embeddings": "--embedding", "request.embeddings[].model_name": "--embedding",
-    "request.ip_adapters": "--ip-adapter", "request.ip_adapters[].model_name": "--ip-adapter",
+    "request.loras": "--lora",
+    "request.loras[].model_name": "--lora",
+    "request.loras[].strength": "--lora strength",
+    "request.embeddings": "--embedding",
+    "request.embeddings[].model_name": "--embedding",
+    "request.ip_adapters": "--ip-adapter",
+    "request.ip_adapters[].model_name": "--ip-adapter",
     "request.ip_adapters[].strength": "--ip-adapter strength",
     "request.controlnet.units[].model_name": "--controlnet",
     "request.controlnet.units[].strength": "--controlnet strength",
     "request.controlnet.units[].preprocessor": "--controlnet preprocessor",
     "request.controlnet.units[].guidance_start": "--controlnet guidance_start",
     "request.controlnet.units[].guidance_end": "--controlnet guidance_end",
-    "request.image_base64": "--image", "request.mask_image_base64": "--mask",
+    "request.image_base64": "--image",
+    "request.mask_image_base64": "--mask",
 }
 
 
@@ -74,7 +89,7 @@ def named(exc: ValidationError) -> ValidationError:
         out = type(exc)(label, exc.limit, exc.value)
     except TypeError:  # a subclass with another signature
         out = ValidationError(label, exc.limit, exc.value)
-    out.args = (label + str(exc)[len(exc.field):],)
+    out.args = (label + str(exc)[len(exc.field) :],)
     return out
 
 
@@ -93,8 +108,9 @@ def _help(lim: Limit, default: Any, server_default: bool) -> str:
     return text
 
 
-def add_field(group: Any, endpoint: str, path: str, *, default: Any = FROM_LIMIT, required: bool = False,
-              note: str = "") -> None:
+def add_field(
+    group: Any, endpoint: str, path: str, *, default: Any = FROM_LIMIT, required: bool = False, note: str = ""
+) -> None:
     """One option for the field ``path`` of ``endpoint``: its flag, type, choices, default and help."""
     lim = ENDPOINT_LIMITS[endpoint][path]
     from_limit = default is FROM_LIMIT
@@ -112,30 +128,60 @@ def add_field(group: Any, endpoint: str, path: str, *, default: Any = FROM_LIMIT
     group.add_argument(flag(path), **kw)
 
 
-def add_task_options(parser: argparse.ArgumentParser, endpoint: str, *, inputs: bool,
-                     model_default: Any = FROM_LIMIT, fields: Iterable[Any] = ()) -> None:
+def add_task_options(
+    parser: argparse.ArgumentParser,
+    endpoint: str,
+    *,
+    inputs: bool,
+    model_default: Any = FROM_LIMIT,
+    fields: Iterable[Any] = (),
+) -> None:
     """Everything a task subcommand takes: connection, inputs and pacing, the shared generation fields
     that ``endpoint``'s limits list, then ``fields`` (paths, or ``(path, add_field keywords)``)."""
     limits = ENDPOINT_LIMITS[endpoint]
     ep = ENDPOINTS[endpoint]
     conn = parser.add_argument_group("connection")
-    conn.add_argument("--sandbox", action="store_true", help="run against an in-process sandbox (no key, no network)")
-    conn.add_argument("--sandbox-task-seconds", type=float, default=1.0, help="sandbox processing time per task")
+    conn.add_argument(
+        "--sandbox", action="store_true", help="run against an in-process sandbox (no key, no network)"
+    )
+    conn.add_argument(
+        "--sandbox-task-seconds", type=float, default=1.0, help="sandbox processing time per task"
+    )
     conn.add_argument("--base-url", help="API host (default: PPINFRA_BASE_URL or https://api.ppinfra.com)")
-    conn.add_argument("--deadline", type=float, default=None, help="overall seconds to wait per task, queue included")
+    conn.add_argument(
+        "--deadline", type=float, default=None, help="overall seconds to wait per task, queue included"
+    )
     runs = parser.add_argument_group("inputs, results and pacing")
     if inputs:
-        runs.add_argument("--image", required=True, nargs="+", action="extend", metavar="FILE_OR_FOLDER",
-                          help="input image files and/or folders of them (.png .jpg .jpeg .webp); one task each")
+        runs.add_argument(
+            "--image",
+            required=True,
+            nargs="+",
+            action="extend",
+            metavar="FILE_OR_FOLDER",
+            help="input image files and/or folders of them (.png .jpg .jpeg .webp); one task each",
+        )
     named_after = "<input stem>_<k>.<ext>" if inputs else "<name>_<k>.<ext>"
-    runs.add_argument("--out", default="out", help=f"folder for the results, named {named_after} (default: out); "
-                      "its journal lets a rerun resume without paying twice")
-    runs.add_argument("--concurrency", type=int, default=None,
-                      help="tasks in flight at once (default: one window of the budget, 4 to 10)")
+    runs.add_argument(
+        "--out",
+        default="out",
+        help=f"folder for the results, named {named_after} (default: out); "
+        "its journal lets a rerun resume without paying twice",
+    )
+    runs.add_argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        help="tasks in flight at once (default: one window of the budget, 4 to 10)",
+    )
     plans = ", ".join(f"{n} on {host}" for host, n in ep.images_per_minute.items())
-    runs.add_argument("--images-per-minute", type=int, default=None,
-                      help=f"your plan's {ep.name} images per minute, shared by every run in this process "
-                           f"(default: PPINFRA_IMAGES_PER_MINUTE, else the base plan's: {plans}; 0 = no pacing)")
+    runs.add_argument(
+        "--images-per-minute",
+        type=int,
+        default=None,
+        help=f"your plan's {ep.name} images per minute, shared by every run in this process "
+        f"(default: PPINFRA_IMAGES_PER_MINUTE, else the base plan's: {plans}; 0 = no pacing)",
+    )
     runs.add_argument("--fresh", action="store_true", help="ignore the journal: run every task again")
     gen = parser.add_argument_group(f"{ep.name} fields (the API's names)")
     for path in GENERATION:
@@ -149,11 +195,21 @@ def add_task_options(parser: argparse.ArgumentParser, endpoint: str, *, inputs: 
     add_field(gen, endpoint, "extra.response_image_type")
     if "request.loras" in limits:
         strength = limits["request.loras[].strength"]
-        gen.add_argument("--lora", action="append", default=[], metavar="NAME[=STRENGTH]",
-                         help=f"a LoRA, strength {strength.describe()} (default {strength.default}); repeatable, "
-                              f"{limits['request.loras'].describe()}")
-        gen.add_argument("--embedding", action="append", default=[], metavar="NAME",
-                         help=f"an embedding; repeatable, {limits['request.embeddings'].describe()}")
+        gen.add_argument(
+            "--lora",
+            action="append",
+            default=[],
+            metavar="NAME[=STRENGTH]",
+            help=f"a LoRA, strength {strength.describe()} (default {strength.default}); repeatable, "
+            f"{limits['request.loras'].describe()}",
+        )
+        gen.add_argument(
+            "--embedding",
+            action="append",
+            default=[],
+            metavar="NAME",
+            help=f"an embedding; repeatable, {limits['request.embeddings'].describe()}",
+        )
     for item in fields:
         path, kw = item if isinstance(item, tuple) else (item, {})
         add_field(gen, endpoint, path, **kw)

@@ -3,6 +3,7 @@
 On a terminal the line is redrawn in place; piped to a file or another
 program, a line is written only when the counts change or every few seconds.
 """
+
 from __future__ import annotations
 
 import math
@@ -33,8 +34,17 @@ class ProgressBar:
         self._last_counts: Optional[tuple] = None
         self._last_at = 0.0
 
-    def render(self, *, done: int, failed: int, running: int, sending: int, budget_waits: List[float],
-               eta: Optional[float], elapsed: float) -> str:
+    def render(
+        self,
+        *,
+        done: int,
+        failed: int,
+        running: int,
+        sending: int,
+        budget_waits: List[float],
+        eta: Optional[float],
+        elapsed: float,
+    ) -> str:
         filled = int(WIDTH * (done + failed) / max(1, self.total))
         parts = [f"[{'#' * filled}{'.' * (WIDTH - filled)}] {done}/{self.total} done"]
         if failed:
@@ -42,8 +52,10 @@ class ProgressBar:
         if running:
             parts.append(f"{running} running")
         if budget_waits:
-            parts.append(f"{len(budget_waits)} waiting for the images-per-minute budget "
-                         f"(next in {math.ceil(budget_waits[0])}s)")
+            parts.append(
+                f"{len(budget_waits)} waiting for the images-per-minute budget "
+                f"(next in {math.ceil(budget_waits[0])}s)"
+            )
         if sending > len(budget_waits):
             parts.append(f"{sending - len(budget_waits)} sending")
         parts.append(f"{_clock(elapsed)} elapsed")

@@ -6,6 +6,7 @@ request is built or sent (``--lora strength must be a number, got 'abc'``,
 is what every subcommand shares (the binder, the journal's job key);
 :class:`RequestFactory` is img2img's, :mod:`.sibling_requests` the others'.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,8 +23,12 @@ from .options import chains, named, optional_text
 
 # The keys each side-image option takes after MODEL=IMAGE, with their type and default.
 SIDE_KEYS: Dict[str, Dict[str, Tuple[Callable[[str], Any], Any]]] = {
-    "--controlnet": {"strength": (float, 1.0), "preprocessor": (str, None),
-                     "guidance_start": (float, 0.0), "guidance_end": (float, 1.0)},
+    "--controlnet": {
+        "strength": (float, 1.0),
+        "preprocessor": (str, None),
+        "guidance_start": (float, 0.0),
+        "guidance_end": (float, 1.0),
+    },
     "--ip-adapter": {"strength": (float, 0.5)},
 }
 LORA_STRENGTH = LIMITS["request.loras[].strength"].default
@@ -47,7 +52,9 @@ def parse_side(spec: str, option: str) -> Tuple[str, str, Dict[str, Any]]:
     for item in rest:
         key, sep, value = (s.strip() for s in item.partition("="))
         if not sep:
-            raise ValidationError(option, "key=value pairs after the first comma", item, f"in {option} {spec}")
+            raise ValidationError(
+                option, "key=value pairs after the first comma", item, f"in {option} {spec}"
+            )
         if key not in allowed:
             raise ValidationError(f"{option} key", f"one of {', '.join(allowed)}", key, f"in {option} {spec}")
         kind = allowed[key][0]
@@ -60,7 +67,9 @@ def parse_lora(spec: str) -> Lora:
     name, sep, strength = (s.strip() for s in spec.partition("="))
     if not name:
         raise ValidationError("--lora", "NAME[=STRENGTH]", spec)
-    return Lora(model_name=name, strength=_number("--lora", "strength", strength, spec) if sep else LORA_STRENGTH)
+    return Lora(
+        model_name=name, strength=_number("--lora", "strength", strength, spec) if sep else LORA_STRENGTH
+    )
 
 
 @contextmanager
@@ -105,8 +114,13 @@ class TaskFactory:
     def job_key(self, base_url: str) -> str:
         return job_key(self.endpoint, self.binder.template.to_body(), self.binder.shared, base_url)
 
-    def bind(self, template: TaskRequest, shared: Optional[Mapping[str, Any]] = None, *,
-             lossless: Optional[bool] = None) -> None:
+    def bind(
+        self,
+        template: TaskRequest,
+        shared: Optional[Mapping[str, Any]] = None,
+        *,
+        lossless: Optional[bool] = None,
+    ) -> None:
         from ..binding import Binder
 
         with options_named():
@@ -126,25 +140,54 @@ class RequestFactory(TaskFactory):
         units = [parse_side(s, "--controlnet") for s in args.controlnet]
         adapters = [parse_side(s, "--ip-adapter") for s in args.ip_adapter]
         loras, embeddings = chains(args)
-        cn = tuple(ControlNetUnit(model_name=m, image_base64=None, strength=o["strength"],
-                                  preprocessor=None if o["preprocessor"] in (None, "", "none") else o["preprocessor"],
-                                  guidance_start=o["guidance_start"], guidance_end=o["guidance_end"])
-                   for m, _, o in units)
-        ips = tuple(IPAdapter(model_name=m, image_base64=None, strength=o["strength"]) for m, _, o in adapters)
+        cn = tuple(
+            ControlNetUnit(
+                model_name=m,
+                image_base64=None,
+                strength=o["strength"],
+                preprocessor=None if o["preprocessor"] in (None, "", "none") else o["preprocessor"],
+                guidance_start=o["guidance_start"],
+                guidance_end=o["guidance_end"],
+            )
+            for m, _, o in units
+        )
+        ips = tuple(
+            IPAdapter(model_name=m, image_base64=None, strength=o["strength"]) for m, _, o in adapters
+        )
         self.template = Img2ImgRequest(
-            model_name=args.model_name, image_base64=None, prompt=args.prompt, width=args.width,
-            height=args.height, image_num=args.image_num, steps=args.steps, guidance_scale=args.guidance_scale,
-            sampler_name=args.sampler_name, negative_prompt=optional_text(args, "request.negative_prompt"),
-            sd_vae=args.sd_vae, controlnet_units=cn, seed=args.seed, loras=loras, embeddings=embeddings,
-            clip_skip=args.clip_skip, strength=args.strength, ip_adapters=ips,
-            response_image_type=args.response_image_type)
+            model_name=args.model_name,
+            image_base64=None,
+            prompt=args.prompt,
+            width=args.width,
+            height=args.height,
+            image_num=args.image_num,
+            steps=args.steps,
+            guidance_scale=args.guidance_scale,
+            sampler_name=args.sampler_name,
+            negative_prompt=optional_text(args, "request.negative_prompt"),
+            sd_vae=args.sd_vae,
+            controlnet_units=cn,
+            seed=args.seed,
+            loras=loras,
+            embeddings=embeddings,
+            clip_skip=args.clip_skip,
+            strength=args.strength,
+            ip_adapters=ips,
+            response_image_type=args.response_image_type,
+        )
         # Every option error before the side images are read: the fields, checked once.
         with options_named():
             self.template.validate_fields(template=True)
-        shared = {f"request.controlnet.units[{i}].image_base64": read_image(path, f"--controlnet[{i}] image")
-                  for i, (_, path, _) in enumerate(units)}
-        shared.update({f"request.ip_adapters[{i}].image_base64": read_image(path, f"--ip-adapter[{i}] image")
-                       for i, (_, path, _) in enumerate(adapters)})
+        shared = {
+            f"request.controlnet.units[{i}].image_base64": read_image(path, f"--controlnet[{i}] image")
+            for i, (_, path, _) in enumerate(units)
+        }
+        shared.update(
+            {
+                f"request.ip_adapters[{i}].image_base64": read_image(path, f"--ip-adapter[{i}] image")
+                for i, (_, path, _) in enumerate(adapters)
+            }
+        )
         self.bind(self.template, shared)
 
     def build(self, path: str) -> Img2ImgRequest:

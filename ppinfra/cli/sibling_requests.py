@@ -9,6 +9,7 @@
 - upscale refuses an input over the documented side limit instead of
   shrinking it (the upscaled result would silently lose what was asked for).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,19 +28,34 @@ from .requests_from_args import TaskFactory, options_named, read_image
 
 HIRES_TARGETS = ("request.hires_fix.target_width", "request.hires_fix.target_height")
 HIRES_OPTIONAL = ("request.hires_fix.strength", "request.hires_fix.upscaler")
-INPAINT_FIELDS = ("request.strength", "request.mask_blur", "request.inpainting_full_res",
-                  "request.inpainting_full_res_padding", "request.inpainting_mask_invert",
-                  "request.initial_noise_multiplier")
+INPAINT_FIELDS = (
+    "request.strength",
+    "request.mask_blur",
+    "request.inpainting_full_res",
+    "request.inpainting_full_res_padding",
+    "request.inpainting_mask_invert",
+    "request.initial_noise_multiplier",
+)
 
 
 def _generation(args: argparse.Namespace) -> Dict[str, Any]:
     """The fields txt2img and inpainting share, from their options."""
     loras, embeddings = chains(args)
-    return dict(model_name=args.model_name, prompt=args.prompt, image_num=args.image_num, steps=args.steps,
-                guidance_scale=args.guidance_scale, sampler_name=args.sampler_name,
-                negative_prompt=optional_text(args, "request.negative_prompt"), sd_vae=args.sd_vae,
-                seed=args.seed, loras=loras, embeddings=embeddings, clip_skip=args.clip_skip,
-                response_image_type=args.response_image_type)
+    return dict(
+        model_name=args.model_name,
+        prompt=args.prompt,
+        image_num=args.image_num,
+        steps=args.steps,
+        guidance_scale=args.guidance_scale,
+        sampler_name=args.sampler_name,
+        negative_prompt=optional_text(args, "request.negative_prompt"),
+        sd_vae=args.sd_vae,
+        seed=args.seed,
+        loras=loras,
+        embeddings=embeddings,
+        clip_skip=args.clip_skip,
+        response_image_type=args.response_image_type,
+    )
 
 
 def _hires_fix(args: argparse.Namespace) -> Any:
@@ -49,15 +65,21 @@ def _hires_fix(args: argparse.Namespace) -> Any:
     if all(t is None for t in targets):
         for p in HIRES_OPTIONAL:
             if value(args, p) is not None:
-                raise ValidationError(flag(p), "given with --hires-target-width and --hires-target-height",
-                                      value(args, p), "the hires fix is on only with its target size")
+                raise ValidationError(
+                    flag(p),
+                    "given with --hires-target-width and --hires-target-height",
+                    value(args, p),
+                    "the hires fix is on only with its target size",
+                )
         return None
     for path, target in zip(HIRES_TARGETS, targets):
         if target is None:
             other = flag(HIRES_TARGETS[1 - HIRES_TARGETS.index(path)])
             raise ValidationError(flag(path), f"given with {other} (the hires fix needs both sides)", None)
-    opt = {p.rsplit(".", 1)[1]: (value(args, p) if value(args, p) is not None else limits[p].default)
-           for p in HIRES_OPTIONAL}
+    opt = {
+        p.rsplit(".", 1)[1]: (value(args, p) if value(args, p) is not None else limits[p].default)
+        for p in HIRES_OPTIONAL
+    }
     return HiresFix(target_width=targets[0], target_height=targets[1], **opt)
 
 
@@ -72,14 +94,23 @@ class Txt2ImgFactory(TaskFactory):
             raise ValidationError("--count", "1 or more (tasks to run)", self.count)
         with options_named():
             refiner = None if args.refiner_switch_at is None else Refiner(args.refiner_switch_at)
-            template = Txt2ImgRequest(width=args.width, height=args.height, hires_fix=_hires_fix(args),
-                                      refiner=refiner, restore_faces=args.restore_faces,
-                                      enable_transparent_background=args.enable_transparent_background,
-                                      **_generation(args))
+            template = Txt2ImgRequest(
+                width=args.width,
+                height=args.height,
+                hires_fix=_hires_fix(args),
+                refiner=refiner,
+                restore_faces=args.restore_faces,
+                enable_transparent_background=args.enable_transparent_background,
+                **_generation(args),
+            )
         seed = template.seed
         if self.count > 1 and isinstance(seed, int) and seed >= 0 and seed + self.count - 1 > SEED_MAX:
-            raise ValidationError("--seed (request.seed)", f"at most {SEED_MAX - self.count + 1} with --count "
-                                  f"{self.count} (task k uses seed + k, at most {SEED_MAX})", seed)
+            raise ValidationError(
+                "--seed (request.seed)",
+                f"at most {SEED_MAX - self.count + 1} with --count "
+                f"{self.count} (task k uses seed + k, at most {SEED_MAX})",
+                seed,
+            )
         self.bind(template)
 
     def build(self, index: int) -> Txt2ImgRequest:
@@ -113,8 +144,10 @@ class InpaintFactory(TaskFactory):
 
     def _mask_for(self, size: Tuple[int, int], path: str) -> str:
         """The mask encoded at ``size``: resized once per size, with a note per input."""
-        eprint(f"note: the mask {self.mask_path} is {self.mask_size[0]}x{self.mask_size[1]} and {path} is "
-               f"{size[0]}x{size[1]}: the mask is resized to it (nearest neighbour) for that input")
+        eprint(
+            f"note: the mask {self.mask_path} is {self.mask_size[0]}x{self.mask_size[1]} and {path} is "
+            f"{size[0]}x{size[1]}: the mask is resized to it (nearest neighbour) for that input"
+        )
         with self._lock:
             if size not in self._resized:
                 from PIL import Image
@@ -135,8 +168,12 @@ class InpaintFactory(TaskFactory):
 def refuse_oversize(path: str, size: Tuple[int, int]) -> None:
     w, h = size
     if w > IMAGE_MAX_SIDE or h > IMAGE_MAX_SIDE:
-        raise ValidationError(f"--image {path}", f"an image with each side <= {IMAGE_MAX_SIDE} px "
-                              "(upscale's documented input limit; not downscaled for you)", f"{w}x{h}")
+        raise ValidationError(
+            f"--image {path}",
+            f"an image with each side <= {IMAGE_MAX_SIDE} px "
+            "(upscale's documented input limit; not downscaled for you)",
+            f"{w}x{h}",
+        )
 
 
 class UpscaleFactory(TaskFactory):
@@ -145,8 +182,14 @@ class UpscaleFactory(TaskFactory):
     endpoint = "upscale"
 
     def __init__(self, args: argparse.Namespace) -> None:
-        self.bind(UpscaleRequest(model_name=args.model_name, image_base64=None, scale_factor=args.scale_factor,
-                                 response_image_type=args.response_image_type))
+        self.bind(
+            UpscaleRequest(
+                model_name=args.model_name,
+                image_base64=None,
+                scale_factor=args.scale_factor,
+                response_image_type=args.response_image_type,
+            )
+        )
 
     @staticmethod
     def check_sizes(inputs: Sequence[str]) -> None:

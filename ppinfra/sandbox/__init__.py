@@ -37,6 +37,7 @@ handlers), ``shapes.py`` (each endpoint's documented body), ``validation.py``,
 ``imaging.py``, ``catalog.py`` and ``models.py`` (model list), ``faults.py``,
 ``urls.py`` (signed links).
 """
+
 from .httpbase import RecordedRequest
 from .server import SandboxServer
 from .tasks import Task

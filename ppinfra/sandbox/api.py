@@ -11,6 +11,7 @@ an unknown path 404 ``API_NOT_FOUND``. ``Authorization`` works with or
 without ``Bearer `` (the provider's JS SDK sends the bare key) unless the
 sandbox is strict, where the bare form is a 400.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,14 +28,20 @@ from .tasks import FAILED, QUEUED, SUCCEED, Task
 from .validation import validate_submit
 
 _SUBMITS = {e.path: e for e in ENDPOINTS.values()}
-_ROUTES = {("GET", "/v3/async/task-result"): "poll",
-           ("GET", "/v3/model"): "models",
-           ("GET", "/v3/user"): "user",
-           **{("POST", path): "submit" for path in _SUBMITS}}
+_ROUTES = {
+    ("GET", "/v3/async/task-result"): "poll",
+    ("GET", "/v3/model"): "models",
+    ("GET", "/v3/user"): "user",
+    **{("POST", path): "submit" for path in _SUBMITS},
+}
 _PATHS = {path for _, path in _ROUTES}
 _QUERY_KEYS = {"submit": (), "poll": ("task_id",), "user": ()}  # strict mode refuses other query keys
-_500_REASONS = {"submit": "CREATE_TASK_FAILED", "poll": "GET_RESULT_FAILED", "models": "INTERNAL_SERVER_ERROR",
-                "user": "INTERNAL_SERVER_ERROR"}
+_500_REASONS = {
+    "submit": "CREATE_TASK_FAILED",
+    "poll": "GET_RESULT_FAILED",
+    "models": "INTERNAL_SERVER_ERROR",
+    "user": "INTERNAL_SERVER_ERROR",
+}
 _JSON = "application/json"
 
 
@@ -58,8 +65,11 @@ class ApiHandler(BaseHandler):
                 raise SandboxHTTPError(405, "METHOD_NOT_ALLOWED", f"{method} is not allowed on {path}")
             raise SandboxHTTPError(404, "API_NOT_FOUND", f"api not found: {method} {path}")
         if self.takes_faults:
-            fault = self.sandbox.faults.take(endpoint, kinds=("status", "drop", "slow", "malformed", "redirect"),
-                                             api=api.name if api else None)
+            fault = self.sandbox.faults.take(
+                endpoint,
+                kinds=("status", "drop", "slow", "malformed", "redirect"),
+                api=api.name if api else None,
+            )
             if fault is not None and self._act_out(fault, endpoint, body, api):
                 return
         self._authenticate()
@@ -67,8 +77,11 @@ class ApiHandler(BaseHandler):
         if strict and endpoint in _QUERY_KEYS:
             unknown = sorted(set(query) - set(_QUERY_KEYS[endpoint]))
             if unknown:
-                raise SandboxHTTPError(400, "INVALID_REQUEST_BODY",
-                                       f"{unknown[0]} is not a documented query parameter of {method} {path}")
+                raise SandboxHTTPError(
+                    400,
+                    "INVALID_REQUEST_BODY",
+                    f"{unknown[0]} is not a documented query parameter of {method} {path}",
+                )
         if endpoint == "submit":
             data = self._submit(body, api.name)
         elif endpoint == "poll":
@@ -76,8 +89,9 @@ class ApiHandler(BaseHandler):
         elif endpoint == "user":
             data = self.sandbox.account()
         else:
-            data = list_models(self.sandbox.catalog, query, strict=strict,
-                               novita_shape=self.sandbox.provider == "novita")
+            data = list_models(
+                self.sandbox.catalog, query, strict=strict, novita_shape=self.sandbox.provider == "novita"
+            )
         self.answer(200, json.dumps(data).encode(), _JSON)
 
     def _act_out(self, fault: Fault, endpoint: str, body: bytes, api: Any = None) -> bool:
@@ -88,10 +102,17 @@ class ApiHandler(BaseHandler):
             return False
         if fault.kind == "status":
             status = p["status"]
-            default = _500_REASONS[endpoint] if status == 500 else DEFAULT_REASONS.get(status, "INTERNAL_SERVER_ERROR")
-            raise SandboxHTTPError(status, p.get("reason", default),
-                                   p.get("message", f"injected fault: HTTP {status}"),
-                                   retry_after=p.get("retry_after"))
+            default = (
+                _500_REASONS[endpoint]
+                if status == 500
+                else DEFAULT_REASONS.get(status, "INTERNAL_SERVER_ERROR")
+            )
+            raise SandboxHTTPError(
+                status,
+                p.get("reason", default),
+                p.get("message", f"injected fault: HTTP {status}"),
+                retry_after=p.get("retry_after"),
+            )
         if fault.kind == "redirect":
             # The same path and query on another host; the client must not carry the key along.
             self.answer(p["status"], b"", _JSON, {"Location": self.sandbox.other_base_url + self.path})
@@ -114,14 +135,19 @@ class ApiHandler(BaseHandler):
         header = (self.headers.get("Authorization") or "").strip()
         if header in ("", "Bearer"):
             # docs/api.md ("Errors") lists MISSING_API_KEY among the 400s.
-            raise SandboxHTTPError(400, "MISSING_API_KEY", "the Authorization header is missing: send 'Bearer <API key>'")
+            raise SandboxHTTPError(
+                400, "MISSING_API_KEY", "the Authorization header is missing: send 'Bearer <API key>'"
+            )
         scheme, _, rest = header.partition(" ")
         if scheme == "Bearer":
             key = rest.strip()
         elif self.sandbox.strict:
-            raise SandboxHTTPError(400, "MISSING_API_KEY",
-                                   "strict sandbox: the Authorization header must be 'Bearer <API key>', "
-                                   "got a value without the 'Bearer ' prefix")
+            raise SandboxHTTPError(
+                400,
+                "MISSING_API_KEY",
+                "strict sandbox: the Authorization header must be 'Bearer <API key>', "
+                "got a value without the 'Bearer ' prefix",
+            )
         else:
             key = header  # the provider's JS SDK sends the bare key, and the real service takes it
         if key not in self.sandbox.api_keys:
@@ -131,12 +157,15 @@ class ApiHandler(BaseHandler):
     def _submit(self, body: bytes, api: str) -> Dict[str, Any]:
         ctype = self.headers.get("Content-Type", "")
         if ctype.split(";")[0].strip().lower() != "application/json":
-            raise SandboxHTTPError(400, "INVALID_REQUEST_BODY",
-                                   f"Content-Type must be application/json, got {ctype or 'none'!r}")
+            raise SandboxHTTPError(
+                400, "INVALID_REQUEST_BODY", f"Content-Type must be application/json, got {ctype or 'none'!r}"
+            )
         try:
             parsed = json.loads(body.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as exc:
-            raise SandboxHTTPError(400, "INVALID_REQUEST_BODY", f"the body is not valid JSON: {exc}") from None
+            raise SandboxHTTPError(
+                400, "INVALID_REQUEST_BODY", f"the body is not valid JSON: {exc}"
+            ) from None
         valid = validate_submit(parsed, self.sandbox.catalog, strict=self.sandbox.strict, endpoint=api)
         task = self.sandbox._accept(parsed, valid)
         return {"task_id": task.task_id}
@@ -144,7 +173,9 @@ class ApiHandler(BaseHandler):
     def _poll(self, query: Dict[str, str]) -> Dict[str, Any]:
         task_id = query.get("task_id", "")
         if not task_id:
-            raise SandboxHTTPError(400, "INVALID_REQUEST_BODY", "task_id is required: GET /v3/async/task-result?task_id=<id>")
+            raise SandboxHTTPError(
+                400, "INVALID_REQUEST_BODY", "task_id is required: GET /v3/async/task-result?task_id=<id>"
+            )
         task = self.sandbox._store.get(task_id)
         if task is None:
             raise SandboxHTTPError(404, "TASK_NOT_FOUND", f"no task with task_id {task_id!r}")
@@ -163,9 +194,17 @@ class ApiHandler(BaseHandler):
         extra["debug_info"] = _debug_info(task, state.status)  # upscale has no seed: extra holds none
         return {
             "extra": extra,
-            "task": {"task_id": task.task_id, "task_type": task.task_type, "status": state.status,
-                     "reason": state.reason, "eta": state.eta, "progress_percent": state.progress_percent},
-            "images": images, "videos": [], "audios": [],
+            "task": {
+                "task_id": task.task_id,
+                "task_type": task.task_type,
+                "status": state.status,
+                "reason": state.reason,
+                "eta": state.eta,
+                "progress_percent": state.progress_percent,
+            },
+            "images": images,
+            "videos": [],
+            "audios": [],
         }
 
     def _image_entry(self, task: Task, index: int, scheme_fault: Any) -> Dict[str, Any]:
@@ -173,9 +212,13 @@ class ApiHandler(BaseHandler):
         url = self.sandbox.image_url(task, index)
         if scheme_fault is not None:
             scheme = scheme_fault.params.get("scheme") or ("file", "ftp")[index % 2]
-            url = scheme + url[url.index("://"):]
-        return {"image_url": url, "image_url_ttl": str(int(ttl)), "image_type": task.image_type,
-                "nsfw_detection_result": None}
+            url = scheme + url[url.index("://") :]
+        return {
+            "image_url": url,
+            "image_url_ttl": str(int(ttl)),
+            "image_type": task.image_type,
+            "nsfw_detection_result": None,
+        }
 
 
 class OtherHostHandler(ApiHandler):
@@ -197,16 +240,22 @@ class OtherHostHandler(ApiHandler):
 
 def _about(provider: str) -> bytes:
     submits = ", ".join(f"POST {e.path}" for e in ENDPOINTS.values() if e.offered_on(provider))
-    return (f"PPInfra sandbox, speaking as {provider}: a local stand-in for the PPInfra / PPIO / Novita AI image API.\n"
-            "Results are SYNTHETIC images (inputs resized, masked and colour-graded per seed), not diffusion.\n"
-            f"Endpoints: {submits}, GET /v3/async/task-result?task_id=..., GET /v3/model, GET /v3/user\n").encode()
+    return (
+        f"PPInfra sandbox, speaking as {provider}: a local stand-in for the PPInfra / PPIO / Novita AI image API.\n"
+        "Results are SYNTHETIC images (inputs resized, masked and colour-graded per seed), not diffusion.\n"
+        f"Endpoints: {submits}, GET /v3/async/task-result?task_id=..., GET /v3/model, GET /v3/user\n"
+    ).encode()
 
 
 def _debug_info(task: Task, status: str) -> Dict[str, str]:
     started = task.started_at if status != QUEUED else None
     done = task.done_at if status in (SUCCEED, FAILED) else None
-    return {"request_info": "", "submit_time_ms": _ms(task.created),
-            "execute_time_ms": _ms(started), "complete_time_ms": _ms(done)}
+    return {
+        "request_info": "",
+        "submit_time_ms": _ms(task.created),
+        "execute_time_ms": _ms(started),
+        "complete_time_ms": _ms(done),
+    }
 
 
 def _ms(t: Any) -> str:

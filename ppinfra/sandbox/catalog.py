@@ -27,6 +27,7 @@ are accepted in ``loras[]``; ``status: 0`` and ``.zip`` entries are refused.
 Lookups are indexed per type, and filtered lists are cached (a bounded LRU),
 so paging through tens of thousands of entries does not re-scan per page.
 """
+
 from __future__ import annotations
 
 import random
@@ -47,46 +48,86 @@ SOURCES = ("civitai", "training", "uploading")
 # The second element says whether the model is SDXL. They always exist, with
 # status 1, in the usual shape.
 _DOCUMENTED: Dict[str, List[Tuple[str, bool]]] = {
-    "checkpoint": [("dreamshaper_8_93211.safetensors", False), ("realisticVisionV51_v51VAE_94301.safetensors", False),
-                   ("epicrealism_naturalSin_121250.safetensors", False),
-                   ("darkSushiMixMix_225D_64380.safetensors", False), ("sd_xl_base_1.0.safetensors", True)],
+    "checkpoint": [
+        ("dreamshaper_8_93211.safetensors", False),
+        ("realisticVisionV51_v51VAE_94301.safetensors", False),
+        ("epicrealism_naturalSin_121250.safetensors", False),
+        ("darkSushiMixMix_225D_64380.safetensors", False),
+        ("sd_xl_base_1.0.safetensors", True),
+    ],
     "lora": [("add_detail_44319", False)],
-    "controlnet": [("controlnet-canny-sdxl-1.0", True), ("controlnet-depth-sdxl-1.0", True),
-                   ("controlnet-openpose-sdxl-1.0", True), ("controlnet-softedge-sdxl-1.0", True)],
-    "textualinversion": [], "vae": [], "upscaler": [],
+    "controlnet": [
+        ("controlnet-canny-sdxl-1.0", True),
+        ("controlnet-depth-sdxl-1.0", True),
+        ("controlnet-openpose-sdxl-1.0", True),
+        ("controlnet-softedge-sdxl-1.0", True),
+    ],
+    "textualinversion": [],
+    "vae": [],
+    "upscaler": [],
 }
 # Names the tests and example workflows have used (some undocumented); they keep working here.
 _IN_USE: Dict[str, List[Tuple[str, bool]]] = {
     "checkpoint": [("juggernautXL_v9Rdphoto2Lightning_285361.safetensors", True)],
     "vae": [("vae-ft-mse-840000-ema-pruned.ckpt", False), ("sdxl_vae.safetensors", True)],
     "lora": [("more_details_59655", False), ("sdxl_lightning_4step_lora", True)],
-    "controlnet": [("control_v11p_sd15_canny", False), ("control_v11f1p_sd15_depth", False),
-                   ("control_v11p_sd15_openpose", False), ("diffusers_xl_canny_full", True),
-                   ("diffusers_xl_depth_full", True)],
+    "controlnet": [
+        ("control_v11p_sd15_canny", False),
+        ("control_v11f1p_sd15_depth", False),
+        ("control_v11p_sd15_openpose", False),
+        ("diffusers_xl_canny_full", True),
+        ("diffusers_xl_depth_full", True),
+    ],
     "textualinversion": [("EasyNegative", False), ("badhandv4_16755", False), ("negativeXL_D", True)],
 }
 _EXTRA_CONTROLNETS = [
-    ("control_v11p_sd15_lineart", False), ("control_v11p_sd15_mlsd", False),
-    ("control_v11p_sd15_normalbae", False), ("control_v11p_sd15_scribble", False),
-    ("control_v11p_sd15_seg", False), ("control_v11p_sd15_softedge", False),
-    ("control_v11p_sd15_inpaint", False), ("control_v11e_sd15_shuffle", False),
-    ("control_v11f1e_sd15_tile", False), ("control_v11e_sd15_ip2p", False),
-    ("control_v11p_sd15s2_lineart_anime", False), ("control_sd15_qrcode_monster", False),
-    ("t2iadapter_color_sd14v1", False), ("t2iadapter_sketch_sd15v2", False),
-    ("diffusers_xl_canny_mid", True), ("diffusers_xl_depth_mid", True),
-    ("diffusers_xl_canny_small", True), ("diffusers_xl_depth_small", True),
-    ("thibaud_xl_openpose", True), ("t2i-adapter_xl_canny", True), ("t2i-adapter_xl_openpose", True),
-    ("t2i-adapter_xl_sketch", True), ("kohya_controllllite_xl_canny", True),
-    ("sai_xl_canny_128lora", True), ("sai_xl_depth_128lora", True), ("sai_xl_recolor_128lora", True),
-    ("sai_xl_sketch_128lora", True), ("controlnet-union-sdxl-1.0", True),
+    ("control_v11p_sd15_lineart", False),
+    ("control_v11p_sd15_mlsd", False),
+    ("control_v11p_sd15_normalbae", False),
+    ("control_v11p_sd15_scribble", False),
+    ("control_v11p_sd15_seg", False),
+    ("control_v11p_sd15_softedge", False),
+    ("control_v11p_sd15_inpaint", False),
+    ("control_v11e_sd15_shuffle", False),
+    ("control_v11f1e_sd15_tile", False),
+    ("control_v11e_sd15_ip2p", False),
+    ("control_v11p_sd15s2_lineart_anime", False),
+    ("control_sd15_qrcode_monster", False),
+    ("t2iadapter_color_sd14v1", False),
+    ("t2iadapter_sketch_sd15v2", False),
+    ("diffusers_xl_canny_mid", True),
+    ("diffusers_xl_depth_mid", True),
+    ("diffusers_xl_canny_small", True),
+    ("diffusers_xl_depth_small", True),
+    ("thibaud_xl_openpose", True),
+    ("t2i-adapter_xl_canny", True),
+    ("t2i-adapter_xl_openpose", True),
+    ("t2i-adapter_xl_sketch", True),
+    ("kohya_controllllite_xl_canny", True),
+    ("sai_xl_canny_128lora", True),
+    ("sai_xl_depth_128lora", True),
+    ("sai_xl_recolor_128lora", True),
+    ("sai_xl_sketch_128lora", True),
+    ("controlnet-union-sdxl-1.0", True),
 ]
 _EXTRA_VAES = [
-    ("kl-f8-anime2.ckpt", False), ("orangemix.vae.pt", False), ("clearvae_v23.safetensors", False),
-    ("vae-ft-ema-560000-ema-pruned.ckpt", False), ("blessed2.vae.pt", False), ("animevae.pt", False),
-    ("sdxl_vae_fp16_fix.safetensors", True), ("ClearVAE_SDXL.safetensors", True),
+    ("kl-f8-anime2.ckpt", False),
+    ("orangemix.vae.pt", False),
+    ("clearvae_v23.safetensors", False),
+    ("vae-ft-ema-560000-ema-pruned.ckpt", False),
+    ("blessed2.vae.pt", False),
+    ("animevae.pt", False),
+    ("sdxl_vae_fp16_fix.safetensors", True),
+    ("ClearVAE_SDXL.safetensors", True),
 ]
-_UPSCALERS = ["RealESRGAN_x4plus", "RealESRGAN_x4plus_anime_6B", "4x-UltraSharp", "R-ESRGAN 4x+",
-              "ESRGAN_4x", "SwinIR_4x"]
+_UPSCALERS = [
+    "RealESRGAN_x4plus",
+    "RealESRGAN_x4plus_anime_6B",
+    "4x-UltraSharp",
+    "R-ESRGAN 4x+",
+    "ESRGAN_4x",
+    "SwinIR_4x",
+]
 
 
 def _well_known() -> Dict[str, List[Tuple[str, bool]]]:
@@ -105,30 +146,152 @@ _WELL_KNOWN_SDXL: Dict[str, List[Tuple[str, bool]]] = _well_known()
 WELL_KNOWN: Dict[str, List[str]] = {t: [n for n, _ in items] for t, items in _WELL_KNOWN_SDXL.items()}
 """Type -> names to send (``sd_name`` for checkpoints, ``sd_name_in_api`` otherwise) that always exist."""
 
-DEFAULT_COUNTS = {"checkpoint": 260, "lora": 150, "textualinversion": 40, "controlnet": 40,
-                  "vae": 10, "upscaler": 6}
+DEFAULT_COUNTS = {
+    "checkpoint": 260,
+    "lora": 150,
+    "textualinversion": 40,
+    "controlnet": 40,
+    "vae": 10,
+    "upscaler": 6,
+}
 
-_DISPLAY = {"checkpoint": "Checkpoint", "lora": "LoRA", "vae": "VAE", "controlnet": "ControlNet",
-            "textualinversion": "Textual Inversion", "upscaler": "Upscaler", "locon": "LoCon"}
-_VERSIONS = ["v1.0", "v2.0", "v3", "v5.1", "V6 (B1)", "beta2", "alpha", "fp16", "pruned", "v8", "1.0",
-             "final", "v2.5 VAE", "v1.5-lite", "v4 inpainting", "XL v2.0", "v10", "rc1"]
-_KNOWN_VERSIONS = {"dreamshaper_8_93211.safetensors": "8", "realisticVisionV51_v51VAE_94301.safetensors":
-                   "V5.1 (VAE)", "epicrealism_naturalSin_121250.safetensors": "Natural Sin RC1 VAE",
-                   "darkSushiMixMix_225D_64380.safetensors": "2.25D", "sd_xl_base_1.0.safetensors": "1.0"}
-_WORDS_A = ["dream", "real", "epic", "majic", "anything", "counterfeit", "rev", "abyss", "deliberate",
-            "cyber", "toon", "photon", "absolute", "neverending", "meina", "ghost", "chillout",
-            "lyriel", "aurora", "velvet", "crystal", "noble", "mystic", "urban", "retro", "pastel"]
-_WORDS_B = ["Mix", "Realism", "Vision", "Photo", "Anime", "Dream", "Art", "Style", "Diffusion",
-            "Fusion", "Reality", "Portrait", "Canvas", "Ink", "Painting"]
-_LORA_WORDS = ["detail", "light", "film_grain", "pixel_art", "watercolor", "cyberpunk", "clay",
-               "lineart", "eyes", "hands", "armor", "sketch", "neon", "ghibli", "vintage", "bokeh"]
-_EMB_WORDS = ["negative", "badhand", "bad_prompt", "ng_deepnegative", "verybadimagenegative",
-              "fastnegative", "unaestheticXL", "realisticvision_neg", "bad_pictures", "easy_photo"]
-_TAGS = ["photorealistic", "anime", "portrait", "landscape", "style", "character", "concept", "base model",
-         "clothing", "background", "detail", "cartoon"]
+_DISPLAY = {
+    "checkpoint": "Checkpoint",
+    "lora": "LoRA",
+    "vae": "VAE",
+    "controlnet": "ControlNet",
+    "textualinversion": "Textual Inversion",
+    "upscaler": "Upscaler",
+    "locon": "LoCon",
+}
+_VERSIONS = [
+    "v1.0",
+    "v2.0",
+    "v3",
+    "v5.1",
+    "V6 (B1)",
+    "beta2",
+    "alpha",
+    "fp16",
+    "pruned",
+    "v8",
+    "1.0",
+    "final",
+    "v2.5 VAE",
+    "v1.5-lite",
+    "v4 inpainting",
+    "XL v2.0",
+    "v10",
+    "rc1",
+]
+_KNOWN_VERSIONS = {
+    "dreamshaper_8_93211.safetensors": "8",
+    "realisticVisionV51_v51VAE_94301.safetensors": "V5.1 (VAE)",
+    "epicrealism_naturalSin_121250.safetensors": "Natural Sin RC1 VAE",
+    "darkSushiMixMix_225D_64380.safetensors": "2.25D",
+    "sd_xl_base_1.0.safetensors": "1.0",
+}
+_WORDS_A = [
+    "dream",
+    "real",
+    "epic",
+    "majic",
+    "anything",
+    "counterfeit",
+    "rev",
+    "abyss",
+    "deliberate",
+    "cyber",
+    "toon",
+    "photon",
+    "absolute",
+    "neverending",
+    "meina",
+    "ghost",
+    "chillout",
+    "lyriel",
+    "aurora",
+    "velvet",
+    "crystal",
+    "noble",
+    "mystic",
+    "urban",
+    "retro",
+    "pastel",
+]
+_WORDS_B = [
+    "Mix",
+    "Realism",
+    "Vision",
+    "Photo",
+    "Anime",
+    "Dream",
+    "Art",
+    "Style",
+    "Diffusion",
+    "Fusion",
+    "Reality",
+    "Portrait",
+    "Canvas",
+    "Ink",
+    "Painting",
+]
+_LORA_WORDS = [
+    "detail",
+    "light",
+    "film_grain",
+    "pixel_art",
+    "watercolor",
+    "cyberpunk",
+    "clay",
+    "lineart",
+    "eyes",
+    "hands",
+    "armor",
+    "sketch",
+    "neon",
+    "ghibli",
+    "vintage",
+    "bokeh",
+]
+_EMB_WORDS = [
+    "negative",
+    "badhand",
+    "bad_prompt",
+    "ng_deepnegative",
+    "verybadimagenegative",
+    "fastnegative",
+    "unaestheticXL",
+    "realisticvision_neg",
+    "bad_pictures",
+    "easy_photo",
+]
+_TAGS = [
+    "photorealistic",
+    "anime",
+    "portrait",
+    "landscape",
+    "style",
+    "character",
+    "concept",
+    "base model",
+    "clothing",
+    "background",
+    "detail",
+    "cartoon",
+]
 # Base models of generated entries, with weights: mostly SD 1.5 and SDXL, then the civitai names.
-_BASES = [(SD15, 45), (SDXL, 20), ("Pony", 10), ("Illustrious", 7), ("NoobAI", 3), ("SDXL Turbo", 3),
-          ("SDXL Lightning", 3), ("SD 2.1", 4), ("Flux.1 D", 5)]
+_BASES = [
+    (SD15, 45),
+    (SDXL, 20),
+    ("Pony", 10),
+    ("Illustrious", 7),
+    ("NoobAI", 3),
+    ("SDXL Turbo", 3),
+    ("SDXL Lightning", 3),
+    ("SD 2.1", 4),
+    ("Flux.1 D", 5),
+]
 _BASE_TABLE = [b for b, w in _BASES for _ in range(w)]
 assert len(_BASE_TABLE) == 100
 _FIRST_TRAP = 8  # generated entries before this index are always plain, usable models
@@ -151,7 +314,9 @@ class Catalog:
         if isinstance(size, Mapping):
             unknown = set(size) - set(MODEL_TYPES)
             if unknown:
-                raise ValueError(f"catalog sizes take the types {', '.join(MODEL_TYPES)}, got {sorted(unknown)[0]!r}")
+                raise ValueError(
+                    f"catalog sizes take the types {', '.join(MODEL_TYPES)}, got {sorted(unknown)[0]!r}"
+                )
             counts.update({t: int(n) for t, n in size.items()})
         elif size is not None:
             counts["checkpoint"] = int(size)
@@ -186,9 +351,15 @@ class Catalog:
             return model, "an archive (.zip), not a loadable model"
         return model, ""
 
-    def query(self, types: Iterable[str] = (), is_sdxl: Optional[bool] = None,
-              visibility: Optional[str] = None, is_inpainting: Optional[bool] = None,
-              text: str = "", source: Optional[str] = None) -> List[Dict[str, Any]]:
+    def query(
+        self,
+        types: Iterable[str] = (),
+        is_sdxl: Optional[bool] = None,
+        visibility: Optional[str] = None,
+        is_inpainting: Optional[bool] = None,
+        text: str = "",
+        source: Optional[str] = None,
+    ) -> List[Dict[str, Any]]:
         """The models matching every given filter, type by type in catalog order (a cached list: do not modify).
 
         ``is_sdxl`` matches the SDXL family (SDXL 1.0, Pony, Illustrious, NoobAI,
@@ -206,9 +377,13 @@ class Catalog:
         out: List[Dict[str, Any]] = []
         for t in wanted:
             for model, (sdxl, inpainting, blob, src, vis) in zip(self._by_type[t], self._meta[t]):
-                if ((is_sdxl is None or sdxl == is_sdxl) and (visibility is None or vis == visibility)
-                        and (is_inpainting is None or inpainting == is_inpainting)
-                        and (source is None or src == source) and (not needle or needle in blob)):
+                if (
+                    (is_sdxl is None or sdxl == is_sdxl)
+                    and (visibility is None or vis == visibility)
+                    and (is_inpainting is None or inpainting == is_inpainting)
+                    and (source is None or src == source)
+                    and (not needle or needle in blob)
+                ):
                     out.append(model)
         with self._cache_lock:
             self._cache[key] = out
@@ -220,7 +395,14 @@ class Catalog:
         blob = "\n".join([model["sd_name"], model["name"], *model["tags"]])
         self._by_type.setdefault(listing_type, []).append(model)
         self._meta.setdefault(listing_type, []).append(
-            (sdxl, model["base_model_type"] == "Inpainting", blob.lower(), model["source"], model["visibility"]))
+            (
+                sdxl,
+                model["base_model_type"] == "Inpainting",
+                blob.lower(),
+                model["source"],
+                model["visibility"],
+            )
+        )
         self._by_send_name[(listing_type, send_name(model))] = model
 
 
@@ -279,7 +461,7 @@ class _Builder:
             want = self.counts[model_type]
             if model_type in ("controlnet", "vae", "upscaler"):
                 # Fixed lists, cut to the count but never below the well-known names.
-                fixed = fixed[:max(want, len(_WELL_KNOWN_SDXL[model_type]))]
+                fixed = fixed[: max(want, len(_WELL_KNOWN_SDXL[model_type]))]
             for name, sdxl in fixed:
                 self.add_known(model_type, name, sdxl)
             for i in range(max(0, want - len(fixed))):
@@ -291,8 +473,15 @@ class _Builder:
         else:
             file_name = name
         base = "" if model_type == "upscaler" else (SDXL if sdxl else SD15)
-        model = self.model(model_type, model_type, file_name, name, base, version=_KNOWN_VERSIONS.get(name, "v1.0"),
-                           inpainting="inpaint" in name)
+        model = self.model(
+            model_type,
+            model_type,
+            file_name,
+            name,
+            base,
+            version=_KNOWN_VERSIONS.get(name, "v1.0"),
+            inpainting="inpaint" in name,
+        )
         self.catalog._add(model_type, model, sdxl)
 
     def add_generated(self, model_type: str, i: int) -> None:
@@ -307,8 +496,10 @@ class _Builder:
         type_name = model_type
         if model_type == "checkpoint":
             inpainting = (r >> 8) % 25 == 0
-            stem = (f"{_WORDS_A[(r >> 13) % len(_WORDS_A)]}{_WORDS_B[(r >> 18) % len(_WORDS_B)]}"
-                    f"{'XL' if sdxl else ''}_v{1 + (r >> 23) % 12}{'-inpainting' if inpainting else ''}_{model_id}")
+            stem = (
+                f"{_WORDS_A[(r >> 13) % len(_WORDS_A)]}{_WORDS_B[(r >> 18) % len(_WORDS_B)]}"
+                f"{'XL' if sdxl else ''}_v{1 + (r >> 23) % 12}{'-inpainting' if inpainting else ''}_{model_id}"
+            )
             file_name = send = stem + ".safetensors"
         elif model_type in ("lora", "textualinversion"):
             words = _LORA_WORDS if model_type == "lora" else _EMB_WORDS
@@ -332,37 +523,66 @@ class _Builder:
         n_tags = 1 + i % 3
         first = (r >> 35) % len(_TAGS)
         tags = [_TAGS[(first + k * 5) % len(_TAGS)] for k in range(n_tags)]
-        model = self.model(model_type, type_name, file_name, send, base, model_id=model_id,
-                           version=_VERSIONS[(r >> 40) % len(_VERSIONS)], inpainting=inpainting,
-                           status=0 if trap and i % 23 == 11 else 1, source=source, tags=tags)
+        model = self.model(
+            model_type,
+            type_name,
+            file_name,
+            send,
+            base,
+            model_id=model_id,
+            version=_VERSIONS[(r >> 40) % len(_VERSIONS)],
+            inpainting=inpainting,
+            status=0 if trap and i % 23 == 11 else 1,
+            source=source,
+            tags=tags,
+        )
         self.catalog._add(model_type, model, sdxl)
 
-    def model(self, model_type: str, type_name: str, file_name: str, send: str, base: str, *,
-              model_id: Optional[int] = None, version: str = "v1.0", inpainting: bool = False, status: int = 1,
-              source: str = "civitai", tags: Optional[List[str]] = None) -> Dict[str, Any]:
+    def model(
+        self,
+        model_type: str,
+        type_name: str,
+        file_name: str,
+        send: str,
+        base: str,
+        *,
+        model_id: Optional[int] = None,
+        version: str = "v1.0",
+        inpainting: bool = False,
+        status: int = 1,
+        source: str = "civitai",
+        tags: Optional[List[str]] = None,
+    ) -> Dict[str, Any]:
         rng = self.rng
         index = self.index
         self.index += 1
         model_id = next(self.ids) if model_id is None else model_id
         if tags is None:
             tags = [_TAGS[index % len(_TAGS)]]
-        model: Dict[str, Any] = {"id": model_id, "name": version, "sd_name": file_name, "sd_name_in_api": send}
-        model.update({
-            "type": {"name": type_name, "display_name": _DISPLAY[type_name]},
-            "status": status,
-            "hash_sha256": f"{rng.getrandbits(40):010X}",
-            "categories": [],
-            "download_url": "",
-            "download_url_ttl": 0,
-            "base_model": base,
-            "base_model_type": "Inpainting" if inpainting else "Standard",
-            "tags": tags,
-            # .invalid never resolves: a client must not depend on fetching covers.
-            "cover_url": f"https://covers.sandbox.invalid/{model_id}.jpeg",
-            "source": source,
-            "visibility": "public" if source == "civitai" else "private",
-            "is_nsfw": index % 17 == 5,
-        })
+        model: Dict[str, Any] = {
+            "id": model_id,
+            "name": version,
+            "sd_name": file_name,
+            "sd_name_in_api": send,
+        }
+        model.update(
+            {
+                "type": {"name": type_name, "display_name": _DISPLAY[type_name]},
+                "status": status,
+                "hash_sha256": f"{rng.getrandbits(40):010X}",
+                "categories": [],
+                "download_url": "",
+                "download_url_ttl": 0,
+                "base_model": base,
+                "base_model_type": "Inpainting" if inpainting else "Standard",
+                "tags": tags,
+                # .invalid never resolves: a client must not depend on fetching covers.
+                "cover_url": f"https://covers.sandbox.invalid/{model_id}.jpeg",
+                "source": source,
+                "visibility": "public" if source == "civitai" else "private",
+                "is_nsfw": index % 17 == 5,
+            }
+        )
         if base and index % 5 != 3:
             # The real list omits is_sdxl on some models; clients must fall back to base_model.
             model["is_sdxl"] = base in SDXL_FAMILY

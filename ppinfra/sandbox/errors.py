@@ -1,4 +1,5 @@
 """The sandbox's error answers: the provider's JSON error body, and S3-like XML for the image host."""
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,15 @@ class SandboxHTTPError(Exception):
     to the image host's S3-style body, where ``reason`` is the S3 ``Code``.
     """
 
-    def __init__(self, status: int, reason: str, message: str, *,
-                 retry_after: Optional[float] = None, xml: bool = False) -> None:
+    def __init__(
+        self,
+        status: int,
+        reason: str,
+        message: str,
+        *,
+        retry_after: Optional[float] = None,
+        xml: bool = False,
+    ) -> None:
         super().__init__(f"{status} {reason}: {message}")
         self.status = status
         self.reason = reason
@@ -61,8 +69,9 @@ def error_body(status: int, reason: str, message: str) -> bytes:
 def s3_error_xml(code: str, message: str) -> bytes:
     """An object-store error document, as a pre-signed URL host answers."""
     text = message.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return ('<?xml version="1.0" encoding="UTF-8"?>\n'
-            f"<Error><Code>{code}</Code><Message>{text}</Message></Error>").encode()
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{text}</Message></Error>'
+    ).encode()
 
 
 def bad_request(message: str, reason: str = "INVALID_REQUEST_BODY") -> SandboxHTTPError:

@@ -4,6 +4,7 @@ The handlers ask :meth:`FaultBook.take` for the next fault of their endpoint
 and act it out; this module only checks that a fault makes sense and counts
 it down.
 """
+
 from __future__ import annotations
 
 import threading
@@ -60,8 +61,10 @@ class FaultBook:
             raise ValueError(f"fault {kind!r} applies only to {', '.join(endpoints)}, not {endpoint!r}")
         unknown = set(params) - allowed
         if unknown:
-            raise TypeError(f"fault {kind!r} takes no parameter {sorted(unknown)[0]!r} "
-                            f"(accepted: {', '.join(sorted(allowed)) or 'none'})")
+            raise TypeError(
+                f"fault {kind!r} takes no parameter {sorted(unknown)[0]!r} "
+                f"(accepted: {', '.join(sorted(allowed)) or 'none'})"
+            )
         if kind == "status" and not isinstance(params.get("status"), int):
             raise TypeError("a 'status' fault needs status=<int>, e.g. status=503")
         if kind == "slow" and "delay" not in params:
@@ -70,12 +73,18 @@ class FaultBook:
             raise TypeError("an 'oversize' fault needs size=<bytes>")
         if kind == "redirect":
             if params.setdefault("to", "other") != "other":
-                raise ValueError(f"a 'redirect' fault goes to='other' (the sandbox's third host), got {params['to']!r}")
+                raise ValueError(
+                    f"a 'redirect' fault goes to='other' (the sandbox's third host), got {params['to']!r}"
+                )
             if params.setdefault("status", 307) not in REDIRECT_STATUSES:
-                raise ValueError(f"a 'redirect' status must be one of {REDIRECT_STATUSES}, got {params['status']!r}")
+                raise ValueError(
+                    f"a 'redirect' status must be one of {REDIRECT_STATUSES}, got {params['status']!r}"
+                )
         if "api" in params and (endpoint != "submit" or params["api"] not in SUBMIT_APIS):
-            raise ValueError(f"api= narrows a 'submit' fault to one of {', '.join(SUBMIT_APIS)}, "
-                             f"got {params['api']!r} on {endpoint!r}")
+            raise ValueError(
+                f"api= narrows a 'submit' fault to one of {', '.join(SUBMIT_APIS)}, "
+                f"got {params['api']!r} on {endpoint!r}"
+            )
         if count < 1:
             raise ValueError(f"count must be >= 1, got {count}")
         fault = Fault(endpoint, kind, count, dict(params))
@@ -83,8 +92,13 @@ class FaultBook:
             self._faults.append(fault)
         return fault
 
-    def take(self, endpoint: str, kinds: Optional[Iterable[str]] = None,
-             task_id: Optional[str] = None, api: Optional[str] = None) -> Optional[Fault]:
+    def take(
+        self,
+        endpoint: str,
+        kinds: Optional[Iterable[str]] = None,
+        task_id: Optional[str] = None,
+        api: Optional[str] = None,
+    ) -> Optional[Fault]:
         """Use one request's worth of the oldest pending fault of ``endpoint`` (restricted to ``kinds``).
 
         A fault with a ``task_id`` parameter is only taken by a request about that task, one with

@@ -1,4 +1,5 @@
 """What both sandbox servers share: request recording, body reading, raw answers, dropped connections."""
+
 from __future__ import annotations
 
 import socketserver
@@ -116,22 +117,29 @@ class BaseHandler(BaseHTTPRequestHandler):
         try:
             n = int(length)
         except ValueError:
-            raise SandboxHTTPError(400, "INVALID_REQUEST_BODY", f"Content-Length must be an integer, got {length!r}")
+            raise SandboxHTTPError(
+                400, "INVALID_REQUEST_BODY", f"Content-Length must be an integer, got {length!r}"
+            )
         if n > MAX_BODY_BYTES:
-            raise SandboxHTTPError(400, "INVALID_REQUEST_BODY",
-                                   f"request body must be at most {MAX_BODY_BYTES} bytes, got {n}")
+            raise SandboxHTTPError(
+                400, "INVALID_REQUEST_BODY", f"request body must be at most {MAX_BODY_BYTES} bytes, got {n}"
+            )
         return self.rfile.read(n)
 
     def _record(self, method: str, path: str, query: Dict[str, str], body: bytes) -> None:
-        self.sandbox._record(RecordedRequest(self.label, method, path, query, dict(self.headers.items()),
-                                             body, time.time(), len(body)))
+        self.sandbox._record(
+            RecordedRequest(
+                self.label, method, path, query, dict(self.headers.items()), body, time.time(), len(body)
+            )
+        )
 
     def answer_error(self, exc: SandboxHTTPError) -> None:
         exc = self.error_for(exc)
         self.answer(exc.status, exc.body(), exc.content_type, exc.headers())
 
-    def answer(self, status: int, body: bytes, content_type: str,
-               headers: Optional[Dict[str, str]] = None) -> None:
+    def answer(
+        self, status: int, body: bytes, content_type: str, headers: Optional[Dict[str, str]] = None
+    ) -> None:
         """Send a complete response with Content-Type and Content-Length."""
         self.send_response(status)
         self.send_header("Content-Type", content_type)

@@ -4,6 +4,7 @@ It refuses any request that carries an ``Authorization`` header (as S3 does
 when a pre-signed URL also gets a header): that is how tests prove the API key
 never travels to the image host.
 """
+
 from __future__ import annotations
 
 import time
@@ -17,8 +18,15 @@ from .urls import BAD_SIGNATURE, EXPIRED
 
 PREFIX = "/results/"
 # S3 error codes for status faults on the image host.
-_S3_CODES = {400: "InvalidRequest", 403: "AccessDenied", 404: "NoSuchKey", 429: "SlowDown",
-             500: "InternalError", 503: "SlowDown", 504: "RequestTimeout"}
+_S3_CODES = {
+    400: "InvalidRequest",
+    403: "AccessDenied",
+    404: "NoSuchKey",
+    429: "SlowDown",
+    500: "InternalError",
+    503: "SlowDown",
+    504: "RequestTimeout",
+}
 _GARBLE = bytes(b ^ 0x5A for b in range(256))  # a byte map that leaves no image decodable
 
 
@@ -30,8 +38,13 @@ class ImageHandler(BaseHandler):
     def error_for(self, exc: SandboxHTTPError) -> SandboxHTTPError:
         if exc.xml:
             return exc
-        return SandboxHTTPError(exc.status, _S3_CODES.get(exc.status, "InvalidRequest"), exc.message,
-                                retry_after=exc.retry_after, xml=True)
+        return SandboxHTTPError(
+            exc.status,
+            _S3_CODES.get(exc.status, "InvalidRequest"),
+            exc.message,
+            retry_after=exc.retry_after,
+            xml=True,
+        )
 
     def route(self, method: str, path: str, query: Dict[str, str], body: bytes) -> None:
         _refuse_auth_and_method(self, method)
@@ -54,9 +67,13 @@ class ImageHandler(BaseHandler):
             return False
         if fault.kind == "status":
             status = p["status"]
-            raise SandboxHTTPError(status, p.get("reason", _S3_CODES.get(status, "InternalError")),
-                                   p.get("message", f"injected fault: HTTP {status}"),
-                                   retry_after=p.get("retry_after"), xml=True)
+            raise SandboxHTTPError(
+                status,
+                p.get("reason", _S3_CODES.get(status, "InternalError")),
+                p.get("message", f"injected fault: HTTP {status}"),
+                retry_after=p.get("retry_after"),
+                xml=True,
+            )
         if fault.kind == "drop":
             self.drop()
             return True
@@ -68,7 +85,9 @@ class ImageHandler(BaseHandler):
             self._send_junk(int(p["size"]))
             return True
         if fault.kind == "redirect":
-            self.answer(p["status"], b"", "application/xml", {"Location": self.sandbox.other_base_url + self.path})
+            self.answer(
+                p["status"], b"", "application/xml", {"Location": self.sandbox.other_base_url + self.path}
+            )
             return True
         return False  # truncate and corrupt need the real bytes
 
@@ -77,7 +96,7 @@ class ImageHandler(BaseHandler):
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
-        self.wfile.write(data[:len(data) // 2])
+        self.wfile.write(data[: len(data) // 2])
         self.wfile.flush()
         self.close_connection = True
 
@@ -108,27 +127,38 @@ def serve_image(handler: BaseHandler, method: str, path: str, query: Dict[str, s
 def _refuse_auth_and_method(handler: BaseHandler, method: str) -> None:
     if "Authorization" in handler.headers:
         raise SandboxHTTPError(
-            400, "InvalidArgument",
+            400,
+            "InvalidArgument",
             "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, Signature query "
-            "string parameter or the Authorization header should be specified", xml=True)
+            "string parameter or the Authorization header should be specified",
+            xml=True,
+        )
     if method != "GET":
-        raise SandboxHTTPError(405, "MethodNotAllowed", f"{method} is not allowed against this resource", xml=True)
+        raise SandboxHTTPError(
+            405, "MethodNotAllowed", f"{method} is not allowed against this resource", xml=True
+        )
 
 
 def lookup(sandbox: Any, path: str, query: Dict[str, str]) -> Tuple[bytes, str]:
     """(bytes, content type) of a signed result link, or the object store's XML error."""
     if not path.startswith(PREFIX):
         raise SandboxHTTPError(404, "NoSuchKey", "The specified key does not exist.", xml=True)
-    file_name = path[len(PREFIX):]
+    file_name = path[len(PREFIX) :]
     if "expires" not in query or "signature" not in query:
-        raise SandboxHTTPError(403, "AccessDenied",
-                               "Query-string authentication requires the expires and signature parameters",
-                               xml=True)
+        raise SandboxHTTPError(
+            403,
+            "AccessDenied",
+            "Query-string authentication requires the expires and signature parameters",
+            xml=True,
+        )
     verdict = sandbox.signer.check(file_name, query["expires"], query["signature"])
     if verdict == BAD_SIGNATURE:
-        raise SandboxHTTPError(403, "SignatureDoesNotMatch",
-                               "The request signature we calculated does not match the signature you provided.",
-                               xml=True)
+        raise SandboxHTTPError(
+            403,
+            "SignatureDoesNotMatch",
+            "The request signature we calculated does not match the signature you provided.",
+            xml=True,
+        )
     if verdict == EXPIRED:
         raise SandboxHTTPError(403, "AccessDenied", "Request has expired", xml=True)
     data = _image_bytes(sandbox, file_name)

@@ -16,6 +16,7 @@ mistake from a correct round trip) and differs by seed and by image index.
 Everything is vectorised and encoded at the fastest settings, because the
 tests run many tasks on slow machines.
 """
+
 from __future__ import annotations
 
 import io
@@ -28,8 +29,9 @@ from PIL import Image
 CONTENT_TYPES = {"png": "image/png", "webp": "image/webp", "jpeg": "image/jpeg"}
 
 
-def render_results(source: Image.Image, width: int, height: int, seed: int, count: int,
-                   image_type: str) -> List[bytes]:
+def render_results(
+    source: Image.Image, width: int, height: int, seed: int, count: int, image_type: str
+) -> List[bytes]:
     """``count`` encoded images of exactly ``width`` x ``height``; image ``i`` uses seed ``seed + i``."""
     base = np.asarray(source.convert("RGB").resize((width, height), Image.BILINEAR), dtype=np.float32)
     ys = np.arange(height, dtype=np.float32)[:, None]
@@ -37,8 +39,9 @@ def render_results(source: Image.Image, width: int, height: int, seed: int, coun
     return [encode(_grade(base, xs, ys, seed + i), image_type) for i in range(count)]
 
 
-def render_txt2img(width: int, height: int, seed: int, count: int, image_type: str,
-                   transparent: bool = False) -> List[bytes]:
+def render_txt2img(
+    width: int, height: int, seed: int, count: int, image_type: str, transparent: bool = False
+) -> List[bytes]:
     """``count`` images of ``width`` x ``height`` drawn from the seed alone; image ``i`` uses ``seed + i``."""
     ys = np.arange(height, dtype=np.float32)[:, None]
     xs = np.arange(width, dtype=np.float32)[None, :]
@@ -55,8 +58,9 @@ def render_txt2img(width: int, height: int, seed: int, count: int, image_type: s
     return out
 
 
-def render_inpainting(source: Image.Image, mask: Image.Image, invert: bool, seed: int, count: int,
-                      image_type: str) -> List[bytes]:
+def render_inpainting(
+    source: Image.Image, mask: Image.Image, invert: bool, seed: int, count: int, image_type: str
+) -> List[bytes]:
     """``count`` copies of ``source`` with only the masked pixels graded; image ``i`` uses ``seed + i``."""
     src = np.asarray(source.convert("RGB"))
     masked = np.asarray(mask.convert("L")) > 127
@@ -89,19 +93,28 @@ Job = Callable[[int], List[bytes]]
 """Renders a task's results given its seed (the server's pick when the body sent -1)."""
 
 
-def plan_results(endpoint: str, request: Dict[str, Any], images: Dict[str, Image.Image],
-                 image_type: str) -> Tuple[int, int, int, Job]:
+def plan_results(
+    endpoint: str, request: Dict[str, Any], images: Dict[str, Image.Image], image_type: str
+) -> Tuple[int, int, int, Job]:
     """(width, height, count, job) of a validated submit: the result size, how many, and how to render them."""
     source: Optional[Image.Image] = images.get("request.image_base64")
     count = request.get("image_num", 1)
     if endpoint == "txt2img":
         hires = request.get("hires_fix")
-        w, h = (hires["target_width"], hires["target_height"]) if hires else (request["width"], request["height"])
+        w, h = (
+            (hires["target_width"], hires["target_height"])
+            if hires
+            else (request["width"], request["height"])
+        )
         transparent = bool(request.get("enable_transparent_background"))
         return w, h, count, lambda seed: render_txt2img(w, h, seed, count, image_type, transparent)
     if endpoint == "inpainting":
         mask, invert = images["request.mask_image_base64"], request.get("inpainting_mask_invert") == 1
-        return (*source.size, count, lambda seed: render_inpainting(source, mask, invert, seed, count, image_type))
+        return (
+            *source.size,
+            count,
+            lambda seed: render_inpainting(source, mask, invert, seed, count, image_type),
+        )
     if endpoint == "upscale":
         scale = request["scale_factor"]
         return (*upscaled_size(source.size, scale), 1, lambda seed: render_upscale(source, scale, image_type))

@@ -15,6 +15,7 @@ page (ranges, enums, counts, images) then run unchanged on the result, so the
 lenient mode still refuses everything the page forbids. Strict mode skips
 this step.
 """
+
 from __future__ import annotations
 
 import math
@@ -47,7 +48,9 @@ def _object(value: Any, shape: Shape, path: str, limits: Dict[str, Limit]) -> An
         if isinstance(sub, Shape):
             out[key] = _object(item, sub, child, limits)
         elif isinstance(sub, tuple):
-            out[key] = [_object(x, sub[0], child + "[]", limits) for x in item] if isinstance(item, list) else item
+            out[key] = (
+                [_object(x, sub[0], child + "[]", limits) for x in item] if isinstance(item, list) else item
+            )
         else:
             out[key] = _scalar(item, limits.get(child))
     return out

@@ -13,6 +13,7 @@ query keys (the SDK's ``filter.type``) are ignored. Strict: only ``true`` and
 Both refuse unknown types, visibilities and sources, and a limit outside
 (0, 100].
 """
+
 from __future__ import annotations
 
 import base64
@@ -28,15 +29,24 @@ from .errors import bad_request
 PAGE_DEFAULT = 20
 PAGE_MIN, PAGE_MAX = MODEL_PAGE_MIN, MODEL_PAGE_MAX
 VISIBILITIES = ("public", "private")
-QUERY_KEYS = ("filter.types", "filter.is_sdxl", "filter.visibility", "filter.is_inpainting", "filter.source",
-              "filter.query", "pagination.limit", "pagination.cursor")
+QUERY_KEYS = (
+    "filter.types",
+    "filter.is_sdxl",
+    "filter.visibility",
+    "filter.is_inpainting",
+    "filter.source",
+    "filter.query",
+    "pagination.limit",
+    "pagination.cursor",
+)
 # Go's strconv.ParseBool, which the real backend's form decoding uses.
 _TRUE = ("1", "t", "T", "TRUE", "true", "True")
 _FALSE = ("0", "f", "F", "FALSE", "false", "False")
 
 
-def list_models(catalog: Catalog, query: Dict[str, str], strict: bool = False,
-                novita_shape: bool = True) -> Dict[str, Any]:
+def list_models(
+    catalog: Catalog, query: Dict[str, str], strict: bool = False, novita_shape: bool = True
+) -> Dict[str, Any]:
     """The response body for one page of ``GET /v3/model`` with ``query`` (flat ``filter.x`` keys).
 
     ``novita_shape=False`` lists the entries in PPInfra's sample shape (``model_name``, see
@@ -45,8 +55,10 @@ def list_models(catalog: Catalog, query: Dict[str, str], strict: bool = False,
     if strict:
         unknown = sorted(set(query) - set(QUERY_KEYS))
         if unknown:
-            raise bad_request(f"{unknown[0]} is not a documented query parameter of GET /v3/model "
-                              f"(documented: {', '.join(QUERY_KEYS)})")
+            raise bad_request(
+                f"{unknown[0]} is not a documented query parameter of GET /v3/model "
+                f"(documented: {', '.join(QUERY_KEYS)})"
+            )
     types = _types(query.get("filter.types", ""))
     is_sdxl = _bool(query, "filter.is_sdxl", strict)
     is_inpainting = _bool(query, "filter.is_inpainting", strict)
@@ -58,7 +70,7 @@ def list_models(catalog: Catalog, query: Dict[str, str], strict: bool = False,
     offset = _decode_cursor(query.get("pagination.cursor", ""), key, strict)
 
     matches = catalog.query(types, is_sdxl, visibility, is_inpainting, text, source)
-    page: List[Dict[str, Any]] = matches[offset:offset + limit]
+    page: List[Dict[str, Any]] = matches[offset : offset + limit]
     end = offset + len(page)
     next_cursor = encode_cursor(end, key) if end < len(matches) else ""
     if not novita_shape:
@@ -102,7 +114,9 @@ def _limit(raw: Optional[str]) -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise bad_request(f"pagination.limit must be an integer in [{PAGE_MIN}, {PAGE_MAX}], got {raw!r}") from None
+        raise bad_request(
+            f"pagination.limit must be an integer in [{PAGE_MIN}, {PAGE_MAX}], got {raw!r}"
+        ) from None
     if not PAGE_MIN <= value <= PAGE_MAX:
         raise bad_request(f"pagination.limit must be in [{PAGE_MIN}, {PAGE_MAX}], got {value}")
     return value

@@ -1,4 +1,5 @@
 """``SandboxServer``: the API host, the image host and a third host, their shared state and the test-facing controls."""
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,19 @@ from .tasks import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_TASKS, PROGRESS_MODES, T
 from .urls import UrlSigner
 from .validation import ValidSubmit
 
-_SETTINGS = ("queue_seconds", "task_seconds", "url_ttl", "images_per_minute", "rate_window", "fail_reason",
-             "stuck", "progress", "strict", "credit_balance", "provider")
+_SETTINGS = (
+    "queue_seconds",
+    "task_seconds",
+    "url_ttl",
+    "images_per_minute",
+    "rate_window",
+    "fail_reason",
+    "stuck",
+    "progress",
+    "strict",
+    "credit_balance",
+    "provider",
+)
 PROVIDERS = tuple(KNOWN_HOSTS)  # novita, ppinfra, ppio: whose answers the sandbox gives
 DEFAULT_PROVIDER = "novita"
 PLAN = "plan"  # images_per_minute="plan": each endpoint's base-plan limit on the provider (ppinfra.endpoints)
@@ -82,37 +94,63 @@ class SandboxServer:
     :meth:`inject` queues faults.
     """
 
-    def __init__(self, *, api_keys: Iterable[str] = ("sk-sandbox",), host: str = "127.0.0.1", port: int = 0,
-                 image_port: int = 0, other_port: int = 0, queue_seconds: float = 0.2, task_seconds: float = 1.0,
-                 url_ttl: float = 3600, images_per_minute: Union[None, int, str, Mapping[str, int]] = None,
-                 rate_window: float = DEFAULT_RATE_WINDOW,
-                 catalog_size: Union[None, int, Mapping[str, int]] = None,
-                 catalog_sizes: Optional[Mapping[str, int]] = None, strict: bool = False,
-                 progress: str = "reported", credit_balance: Optional[int] = None,
-                 provider: str = DEFAULT_PROVIDER,
-                 max_requests: int = DEFAULT_MAX_REQUESTS, max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
-                 max_tasks: int = DEFAULT_MAX_TASKS, max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES) -> None:
+    def __init__(
+        self,
+        *,
+        api_keys: Iterable[str] = ("sk-sandbox",),
+        host: str = "127.0.0.1",
+        port: int = 0,
+        image_port: int = 0,
+        other_port: int = 0,
+        queue_seconds: float = 0.2,
+        task_seconds: float = 1.0,
+        url_ttl: float = 3600,
+        images_per_minute: Union[None, int, str, Mapping[str, int]] = None,
+        rate_window: float = DEFAULT_RATE_WINDOW,
+        catalog_size: Union[None, int, Mapping[str, int]] = None,
+        catalog_sizes: Optional[Mapping[str, int]] = None,
+        strict: bool = False,
+        progress: str = "reported",
+        credit_balance: Optional[int] = None,
+        provider: str = DEFAULT_PROVIDER,
+        max_requests: int = DEFAULT_MAX_REQUESTS,
+        max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+        max_tasks: int = DEFAULT_MAX_TASKS,
+        max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
+    ) -> None:
         self.api_keys = tuple(api_keys)
         self.host = host
         self._ports = (port, image_port, other_port)
         self.catalog = Catalog(catalog_sizes if catalog_sizes is not None else catalog_size)
         self.faults = FaultBook()
         self.signer = UrlSigner()
-        self._store = TaskStore(max_tasks=max_tasks, max_image_bytes=max_image_bytes, max_body_bytes=max_request_bytes)
+        self._store = TaskStore(
+            max_tasks=max_tasks, max_image_bytes=max_image_bytes, max_body_bytes=max_request_bytes
+        )
         self._lock = threading.Lock()
         if max_requests < 1 or max_request_bytes < 0:
-            raise ValueError(f"max_requests must be >= 1 and max_request_bytes >= 0, got "
-                             f"{max_requests}, {max_request_bytes}")
+            raise ValueError(
+                f"max_requests must be >= 1 and max_request_bytes >= 0, got "
+                f"{max_requests}, {max_request_bytes}"
+            )
         self._requests: Deque[RecordedRequest] = deque(maxlen=max_requests)
         self._bodies: Deque[RecordedRequest] = deque()  # records still holding a body, oldest first
         self._body_bytes = 0
         self._max_request_bytes = max_request_bytes
         self._windows: Dict[str, deque] = {}  # endpoint -> (monotonic time, images) of accepted submits
         self._settings: Dict[str, Any] = {
-            "queue_seconds": queue_seconds, "task_seconds": task_seconds, "url_ttl": url_ttl,
-            "images_per_minute": images_per_minute, "rate_window": rate_window, "fail_reason": None,
-            "stuck": False, "progress": progress, "strict": bool(strict), "credit_balance": credit_balance,
-            "provider": provider}
+            "queue_seconds": queue_seconds,
+            "task_seconds": task_seconds,
+            "url_ttl": url_ttl,
+            "images_per_minute": images_per_minute,
+            "rate_window": rate_window,
+            "fail_reason": None,
+            "stuck": False,
+            "progress": progress,
+            "strict": bool(strict),
+            "credit_balance": credit_balance,
+            "provider": provider,
+        }
         self._check_settings(self._settings)
         self._balance = DEFAULT_CREDIT_BALANCE if credit_balance is None else int(credit_balance)
         self._servers: List[SandboxHTTPServer] = []
@@ -125,12 +163,18 @@ class SandboxServer:
         if self._servers:
             return self
         handlers = (ApiHandler, ImageHandler, OtherHostHandler)
-        self._servers = [SandboxHTTPServer((self.host, port), handler, self)
-                         for port, handler in zip(self._ports, handlers)]
+        self._servers = [
+            SandboxHTTPServer((self.host, port), handler, self)
+            for port, handler in zip(self._ports, handlers)
+        ]
         self._bound = tuple(srv.server_address[1] for srv in self._servers)
         for srv, name in zip(self._servers, ("api", "images", "other")):
-            thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05},
-                                      name=f"ppinfra-sandbox-{name}", daemon=True)
+            thread = threading.Thread(
+                target=srv.serve_forever,
+                kwargs={"poll_interval": 0.05},
+                name=f"ppinfra-sandbox-{name}",
+                daemon=True,
+            )
             thread.start()
             self._threads.append(thread)
         return self
@@ -230,8 +274,11 @@ class SandboxServer:
 
     def account(self) -> Dict[str, Any]:
         """The body of ``GET /v3/user``."""
-        return {"credit_balance": self.balance, "allow_features": list(ALLOW_FEATURES),
-                "free_trial": {"credit_balance": 0, "expire_time": "0"}}
+        return {
+            "credit_balance": self.balance,
+            "allow_features": list(ALLOW_FEATURES),
+            "free_trial": {"credit_balance": 0, "expire_time": "0"},
+        }
 
     def clear_requests(self) -> None:
         """Forget every recorded request."""
@@ -276,7 +323,9 @@ class SandboxServer:
         """
         unknown = set(settings) - set(_SETTINGS)
         if unknown:
-            raise TypeError(f"configure() takes no setting {sorted(unknown)[0]!r} (settings: {', '.join(_SETTINGS)})")
+            raise TypeError(
+                f"configure() takes no setting {sorted(unknown)[0]!r} (settings: {', '.join(_SETTINGS)})"
+            )
         self._check_settings(settings)
         with self._lock:
             self._settings.update(settings)
@@ -287,15 +336,19 @@ class SandboxServer:
     @staticmethod
     def _check_settings(settings: Dict[str, Any]) -> None:
         if "progress" in settings and settings["progress"] not in PROGRESS_MODES:
-            raise ValueError(f"progress must be one of {', '.join(PROGRESS_MODES)}, got {settings['progress']!r}")
+            raise ValueError(
+                f"progress must be one of {', '.join(PROGRESS_MODES)}, got {settings['progress']!r}"
+            )
         if "rate_window" in settings and not settings["rate_window"] > 0:
             raise ValueError(f"rate_window must be > 0 seconds, got {settings['rate_window']!r}")
         if "provider" in settings and settings["provider"] not in PROVIDERS:
             raise ValueError(f"provider must be one of {', '.join(PROVIDERS)}, got {settings['provider']!r}")
         ipm = settings.get("images_per_minute")
         if isinstance(ipm, Mapping) and set(ipm) - set(ENDPOINTS):
-            raise ValueError(f"images_per_minute names endpoints of {', '.join(ENDPOINTS)}, "
-                             f"got {sorted(set(ipm) - set(ENDPOINTS))[0]!r}")
+            raise ValueError(
+                f"images_per_minute names endpoints of {', '.join(ENDPOINTS)}, "
+                f"got {sorted(set(ipm) - set(ENDPOINTS))[0]!r}"
+            )
         if isinstance(ipm, str) and ipm != PLAN:
             raise ValueError(f"images_per_minute is None, an int, a mapping or {PLAN!r}, got {ipm!r}")
 
@@ -325,22 +378,42 @@ class SandboxServer:
                     window.popleft()
                 used = sum(k for _, k in window)
                 if used + n > limit:
-                    raise SandboxHTTPError(429, "RATE_LIMIT_EXCEEDED",
-                                           f"rate limit of {limit} images per {s['rate_window']:g} s on "
-                                           f"{valid.endpoint} reached ({used} in the window, this request "
-                                           f"asks for {n})")
+                    raise SandboxHTTPError(
+                        429,
+                        "RATE_LIMIT_EXCEEDED",
+                        f"rate limit of {limit} images per {s['rate_window']:g} s on "
+                        f"{valid.endpoint} reached ({used} in the window, this request "
+                        f"asks for {n})",
+                    )
             cost = n * IMAGE_PRICE
             if s["credit_balance"] is not None and self._balance - cost < 0:
-                raise SandboxHTTPError(400, "BILLING_BALANCE_NOT_ENOUGH",
-                                       f"balance not enough: {self._balance} credits left, this request costs {cost} "
-                                       f"({n} images x {IMAGE_PRICE})")
+                raise SandboxHTTPError(
+                    400,
+                    "BILLING_BALANCE_NOT_ENOUGH",
+                    f"balance not enough: {self._balance} credits left, this request costs {cost} "
+                    f"({n} images x {IMAGE_PRICE})",
+                )
             self._balance -= cost
             if limit is not None:
                 window.append((now, n))
-        width, height, count, job = plan_results(valid.endpoint, valid.request, valid.images, valid.image_type)
-        return self._store.create(body=body, request=valid.request, extra=valid.extra, job=job, width=width,
-                                  height=height, image_num=count, seed=valid.seed, image_type=valid.image_type,
-                                  queue_seconds=s["queue_seconds"], task_seconds=s["task_seconds"],
-                                  fail_reason=s["fail_reason"], stuck=s["stuck"], progress=s["progress"],
-                                  endpoint=valid.endpoint,
-                                  reports_progress=ENDPOINTS[valid.endpoint].reports_progress)
+        width, height, count, job = plan_results(
+            valid.endpoint, valid.request, valid.images, valid.image_type
+        )
+        return self._store.create(
+            body=body,
+            request=valid.request,
+            extra=valid.extra,
+            job=job,
+            width=width,
+            height=height,
+            image_num=count,
+            seed=valid.seed,
+            image_type=valid.image_type,
+            queue_seconds=s["queue_seconds"],
+            task_seconds=s["task_seconds"],
+            fail_reason=s["fail_reason"],
+            stuck=s["stuck"],
+            progress=s["progress"],
+            endpoint=valid.endpoint,
+            reports_progress=ENDPOINTS[valid.endpoint].reports_progress,
+        )

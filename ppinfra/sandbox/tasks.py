@@ -15,6 +15,7 @@ base64 input images in the kept bodies count against ``max_body_bytes``:
 past it, the oldest tasks' ``body`` and ``request`` keep every field but
 their ``image_base64`` strings, which become a short placeholder.
 """
+
 from __future__ import annotations
 
 import math
@@ -35,7 +36,12 @@ from .imaging import Job
 
 PROGRESS_MODES = ("reported", "silent")
 # task.task_type per endpoint. No inpainting value is documented (SIBLINGS.md): clients must not branch on it.
-TASK_TYPES = {"img2img": "IMG_TO_IMG", "txt2img": "TXT_TO_IMG", "inpainting": "INPAINTING", "upscale": "UPSCALE"}
+TASK_TYPES = {
+    "img2img": "IMG_TO_IMG",
+    "txt2img": "TXT_TO_IMG",
+    "inpainting": "INPAINTING",
+    "upscale": "UPSCALE",
+}
 DEFAULT_MAX_TASKS = 10_000
 DEFAULT_MAX_IMAGE_BYTES = 1024 * 1024 * 1024
 DEFAULT_MAX_BODY_BYTES = 256 * 1024 * 1024
@@ -135,11 +141,17 @@ class Task:
 class TaskStore:
     """The recent tasks of one sandbox (at most ``max_tasks``, images up to ``max_image_bytes``), and their timers."""
 
-    def __init__(self, max_tasks: int = DEFAULT_MAX_TASKS, max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
-                 max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
+    def __init__(
+        self,
+        max_tasks: int = DEFAULT_MAX_TASKS,
+        max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    ) -> None:
         if max_tasks < 1 or max_image_bytes < 0 or max_body_bytes < 0:
-            raise ValueError(f"max_tasks must be >= 1, max_image_bytes and max_body_bytes >= 0, got "
-                             f"{max_tasks}, {max_image_bytes}, {max_body_bytes}")
+            raise ValueError(
+                f"max_tasks must be >= 1, max_image_bytes and max_body_bytes >= 0, got "
+                f"{max_tasks}, {max_image_bytes}, {max_body_bytes}"
+            )
         self.max_tasks = max_tasks
         self.max_image_bytes = max_image_bytes
         self.max_body_bytes = max_body_bytes
@@ -169,20 +181,52 @@ class TaskStore:
         with self._lock:
             return self._tasks.get(task_id)
 
-    def create(self, *, body: Dict[str, Any], request: Dict[str, Any], extra: Dict[str, Any],
-               job: Job, width: int, height: int, image_num: int, seed: int, image_type: str,
-               queue_seconds: float, task_seconds: float, fail_reason: Optional[str], stuck: bool,
-               progress: str = "reported", endpoint: str = "img2img", reports_progress: bool = True) -> Task:
+    def create(
+        self,
+        *,
+        body: Dict[str, Any],
+        request: Dict[str, Any],
+        extra: Dict[str, Any],
+        job: Job,
+        width: int,
+        height: int,
+        image_num: int,
+        seed: int,
+        image_type: str,
+        queue_seconds: float,
+        task_seconds: float,
+        fail_reason: Optional[str],
+        stuck: bool,
+        progress: str = "reported",
+        endpoint: str = "img2img",
+        reports_progress: bool = True,
+    ) -> Task:
         """Accept a validated submit and schedule its rendering (``job(seed)`` renders the results)."""
         if seed == -1:
             # The server picks; image i uses seed + i, so leave room for the batch.
             seed = random.randint(0, SEED_MAX - image_num)
         now_mono = time.monotonic()
-        task = Task(task_id=str(uuid.uuid4()), body=body, request=request, extra=extra, seed=seed,
-                    image_type=image_type, image_num=image_num, width=width, height=height,
-                    created=time.time(), created_mono=now_mono, queue_seconds=queue_seconds,
-                    task_seconds=task_seconds, fail_reason=fail_reason, stuck=stuck, progress=progress,
-                    endpoint=endpoint, reports_progress=reports_progress, _job=job)
+        task = Task(
+            task_id=str(uuid.uuid4()),
+            body=body,
+            request=request,
+            extra=extra,
+            seed=seed,
+            image_type=image_type,
+            image_num=image_num,
+            width=width,
+            height=height,
+            created=time.time(),
+            created_mono=now_mono,
+            queue_seconds=queue_seconds,
+            task_seconds=task_seconds,
+            fail_reason=fail_reason,
+            stuck=stuck,
+            progress=progress,
+            endpoint=endpoint,
+            reports_progress=reports_progress,
+            _job=job,
+        )
         with self._lock:
             self._tasks[task.task_id] = task
             while len(self._tasks) > self.max_tasks:
@@ -254,8 +298,10 @@ class TaskStore:
 def _image_chars(value: Any) -> int:
     """Characters of the ``image_base64`` strings in a parsed body: what keeping it costs."""
     if isinstance(value, dict):
-        return sum(len(v) if k.endswith("image_base64") and isinstance(v, str) else _image_chars(v)
-                   for k, v in value.items())
+        return sum(
+            len(v) if k.endswith("image_base64") and isinstance(v, str) else _image_chars(v)
+            for k, v in value.items()
+        )
     if isinstance(value, list):
         return sum(_image_chars(v) for v in value)
     return 0
@@ -264,9 +310,14 @@ def _image_chars(value: Any) -> int:
 def _without_images(value: Any) -> Any:
     """A copy of a parsed body with every ``image_base64`` string replaced by a placeholder."""
     if isinstance(value, dict):
-        return {k: (f"<{len(v)} characters dropped to bound memory>"
-                    if k.endswith("image_base64") and isinstance(v, str)
-                    else _without_images(v)) for k, v in value.items()}
+        return {
+            k: (
+                f"<{len(v)} characters dropped to bound memory>"
+                if k.endswith("image_base64") and isinstance(v, str)
+                else _without_images(v)
+            )
+            for k, v in value.items()
+        }
     if isinstance(value, list):
         return [_without_images(v) for v in value]
     return value

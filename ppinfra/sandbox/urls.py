@@ -4,6 +4,7 @@ The signature covers the file, the expiry and a *generation*; ``revoke_all``
 moves to the next generation, so every URL issued before it is refused as
 expired even if its ``expires`` lies in the future.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -16,6 +16,7 @@ Deliberately written apart from :mod:`ppinfra.request` (it reads the same
 oracle the client's own validation is tested against, so it must not share its
 bugs. Every refusal names the field path, the limit and the value.
 """
+
 from __future__ import annotations
 
 import base64
@@ -36,8 +37,10 @@ from .shapes import BODIES, CATALOG_FIELDS, IMAGE_FIELDS, NOT_ACCEPTED, Shape
 # Input image bounds per endpoint: (max side, max pixels); None = no such bound.
 # img2img and upscale documented each side <= 2048; inpainting 16 megapixels.
 _IMAGE_BOUNDS: Dict[str, Tuple[Optional[int], Optional[int]]] = {
-    "img2img": (IMAGE_MAX_SIDE, None), "txt2img": (IMAGE_MAX_SIDE, None),
-    "inpainting": (None, INPAINT_MAX_PIXELS), "upscale": (IMAGE_MAX_SIDE, None),
+    "img2img": (IMAGE_MAX_SIDE, None),
+    "txt2img": (IMAGE_MAX_SIDE, None),
+    "inpainting": (None, INPAINT_MAX_PIXELS),
+    "upscale": (IMAGE_MAX_SIDE, None),
 }
 MAIN_IMAGE = "request.image_base64"
 
@@ -64,7 +67,9 @@ class ValidSubmit:
         return self.request.get("image_num", 1)  # upscale has no image_num: one result
 
 
-def validate_submit(body: Any, catalog: Catalog, strict: bool = True, endpoint: str = "img2img") -> ValidSubmit:
+def validate_submit(
+    body: Any, catalog: Catalog, strict: bool = True, endpoint: str = "img2img"
+) -> ValidSubmit:
     """Check ``body`` (parsed JSON) for ``endpoint``; raise a 400 :class:`SandboxHTTPError` on the first fault.
 
     ``strict=False`` reads it as the real service does first (unknown fields and nulls dropped,
@@ -78,12 +83,20 @@ def validate_submit(body: Any, catalog: Catalog, strict: bool = True, endpoint: 
     walk.object("", body, BODIES[endpoint])
     extra = body.get("extra") or {}
     max_side, max_pixels = _IMAGE_BOUNDS[endpoint]
-    images = {path: decode_image(path, data, max_side=max_side, max_pixels=max_pixels) for path, data in walk.images}
+    images = {
+        path: decode_image(path, data, max_side=max_side, max_pixels=max_pixels) for path, data in walk.images
+    }
     limits = ENDPOINT_LIMITS[endpoint]
     seed_limit = limits.get("request.seed")
-    valid = ValidSubmit(endpoint=endpoint, extra=extra, request=body["request"], images=images, models=walk.models,
-                        image_type=extra.get("response_image_type", limits["extra.response_image_type"].default),
-                        seed=body["request"].get("seed", seed_limit.default if seed_limit else 0))
+    valid = ValidSubmit(
+        endpoint=endpoint,
+        extra=extra,
+        request=body["request"],
+        images=images,
+        models=walk.models,
+        image_type=extra.get("response_image_type", limits["extra.response_image_type"].default),
+        seed=body["request"].get("seed", seed_limit.default if seed_limit else 0),
+    )
     RULES[endpoint](valid, strict)
     return valid
 
@@ -181,11 +194,15 @@ def _known_model(path: str, name: str, model_type: str, catalog: Catalog) -> Dic
     model, why_not = catalog.usable(model_type, name)
     if model is None:
         hint = "sd_name" if model_type == "checkpoint" else "sd_name_in_api"
-        raise bad_request(f"{path} must name an available {model_type} model ({hint} from "
-                          f"GET /v3/model?filter.types={model_type}), got {_show(name)}")
+        raise bad_request(
+            f"{path} must name an available {model_type} model ({hint} from "
+            f"GET /v3/model?filter.types={model_type}), got {_show(name)}"
+        )
     if why_not:
-        raise bad_request(f"{path} must name an available {model_type} model, got {_show(name)}, "
-                          f"which the model list shows as {why_not}")
+        raise bad_request(
+            f"{path} must name an available {model_type} model, got {_show(name)}, "
+            f"which the model list shows as {why_not}"
+        )
     return model
 
 
@@ -202,45 +219,64 @@ def _require_object(path: str, value: Any) -> None:
         raise bad_request(f"{path} must be a JSON object, got {_show(value)}")
 
 
-def decode_image(path: str, data: Any, max_side: Optional[int] = IMAGE_MAX_SIDE,
-                 max_pixels: Optional[int] = None) -> Image.Image:
+def decode_image(
+    path: str, data: Any, max_side: Optional[int] = IMAGE_MAX_SIDE, max_pixels: Optional[int] = None
+) -> Image.Image:
     """Decode a raw-base64 image field, refusing it with the provider's image reasons.
 
     ``max_side`` bounds each side (img2img, upscale), ``max_pixels`` the area (inpainting); None: no such bound.
     """
     if not isinstance(data, str) or not data:
-        raise bad_request(f"{path} must be raw base64 of an image file, got {_show(data)}",
-                          "INVALID_IMAGE_FORMAT")
+        raise bad_request(
+            f"{path} must be raw base64 of an image file, got {_show(data)}", "INVALID_IMAGE_FORMAT"
+        )
     if data.startswith("data:"):
-        raise bad_request(f"{path} must be raw base64 without a 'data:' prefix, got {data[:30]!r}",
-                          "INVALID_IMAGE_FORMAT")
+        raise bad_request(
+            f"{path} must be raw base64 without a 'data:' prefix, got {data[:30]!r}", "INVALID_IMAGE_FORMAT"
+        )
     if len(data) // 4 * 3 > IMAGE_MAX_FILE_BYTES + 3:  # known from the length alone: skip the decode
-        raise bad_request(f"{path} must be an image file of at most {IMAGE_MAX_FILE_BYTES} bytes, "
-                          f"got about {len(data) // 4 * 3} bytes", "IMAGE_FILE_EXCEEDS_MAX_SIZE")
+        raise bad_request(
+            f"{path} must be an image file of at most {IMAGE_MAX_FILE_BYTES} bytes, "
+            f"got about {len(data) // 4 * 3} bytes",
+            "IMAGE_FILE_EXCEEDS_MAX_SIZE",
+        )
     try:
         raw = base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError):
-        raise bad_request(f"{path} must be valid base64, got {len(data)} characters that do not decode",
-                          "INVALID_IMAGE_FORMAT") from None
+        raise bad_request(
+            f"{path} must be valid base64, got {len(data)} characters that do not decode",
+            "INVALID_IMAGE_FORMAT",
+        ) from None
     if len(raw) > IMAGE_MAX_FILE_BYTES:
-        raise bad_request(f"{path} must be an image file of at most {IMAGE_MAX_FILE_BYTES} bytes, "
-                          f"got {len(raw)} bytes", "IMAGE_FILE_EXCEEDS_MAX_SIZE")
-    bound = (f"each side <= {max_side} px" if max_side
-             else f"at most {max_pixels} pixels ({max_pixels / 2**20:g} megapixels)")
+        raise bad_request(
+            f"{path} must be an image file of at most {IMAGE_MAX_FILE_BYTES} bytes, got {len(raw)} bytes",
+            "IMAGE_FILE_EXCEEDS_MAX_SIZE",
+        )
+    bound = (
+        f"each side <= {max_side} px"
+        if max_side
+        else f"at most {max_pixels} pixels ({max_pixels / 2**20:g} megapixels)"
+    )
     try:
         image = Image.open(io.BytesIO(raw))
     except Image.DecompressionBombError:
-        raise bad_request(f"{path} must have {bound}, got a larger image", "IMAGE_EXCEEDS_MAX_RESOLUTION") from None
+        raise bad_request(
+            f"{path} must have {bound}, got a larger image", "IMAGE_EXCEEDS_MAX_RESOLUTION"
+        ) from None
     except Exception:
-        raise bad_request(f"{path} must be a PNG, JPEG or WebP image, got {len(raw)} bytes that are not one",
-                          "INVALID_IMAGE_FORMAT") from None
+        raise bad_request(
+            f"{path} must be a PNG, JPEG or WebP image, got {len(raw)} bytes that are not one",
+            "INVALID_IMAGE_FORMAT",
+        ) from None
     w, h = image.size
     if (max_side and (w > max_side or h > max_side)) or (max_pixels and w * h > max_pixels):
         raise bad_request(f"{path} must have {bound}, got {w}x{h}", "IMAGE_EXCEEDS_MAX_RESOLUTION")
     try:
         image.load()
     except Exception:
-        raise bad_request(f"{path} is a truncated or corrupt {image.format} file", "INVALID_IMAGE_FORMAT") from None
+        raise bad_request(
+            f"{path} is a truncated or corrupt {image.format} file", "INVALID_IMAGE_FORMAT"
+        ) from None
     return image
 
 

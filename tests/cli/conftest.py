@@ -1,4 +1,5 @@
 """Fixtures of the command-line tests (helpers that tests import live in tests/helpers.py)."""
+
 from __future__ import annotations
 
 import os
@@ -20,4 +21,3 @@ def cli_env(isolated_env, api_key, monkeypatch):
         return dict(os.environ)
 
     return point_at
-

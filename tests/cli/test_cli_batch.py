@@ -1,4 +1,5 @@
 """Folder runs from the command line: paced, named after their inputs, resumable without paying twice."""
+
 from __future__ import annotations
 
 import json
@@ -27,8 +28,20 @@ def folder(tmp_path, n, name="in", suffix=".png"):
 
 
 def args(inputs, out, *more):
-    return ["img2img", "--image", *map(str, inputs), "--prompt", "a fox", "--width", "128", "--height", "128",
-            "--out", str(out), *more]
+    return [
+        "img2img",
+        "--image",
+        *map(str, inputs),
+        "--prompt",
+        "a fox",
+        "--width",
+        "128",
+        "--height",
+        "128",
+        "--out",
+        str(out),
+        *more,
+    ]
 
 
 def journal(out):
@@ -70,7 +83,9 @@ def test_a_rerun_submits_nothing_finished_and_fresh_starts_over(sandbox, cli_env
     assert len(sandbox.tasks) == 3
     assert main(args([src], out)) == 0
     assert len(sandbox.tasks) == 3 and "3 input(s) already done" in capsys.readouterr().err
-    assert main(args([src], out, "--prompt", "another prompt")) == 0  # another job: the journal does not apply
+    assert (
+        main(args([src], out, "--prompt", "another prompt")) == 0
+    )  # another job: the journal does not apply
     assert len(sandbox.tasks) == 6
     assert main(args([src], out, "--fresh")) == 0
     assert len(sandbox.tasks) == 9
@@ -102,7 +117,9 @@ def test_a_missing_input_is_named_before_anything_is_sent(sandbox, cli_env, tmp_
     assert sandbox.requests == []
 
 
-def test_a_killed_run_resumes_without_a_second_task_for_finished_or_accepted_items(make_sandbox, cli_env, tmp_path):
+def test_a_killed_run_resumes_without_a_second_task_for_finished_or_accepted_items(
+    make_sandbox, cli_env, tmp_path
+):
     """Kill -9 mid-run, then run again: finished inputs are skipped, accepted ones are polled, not resubmitted."""
     from ppinfra.cli import main
 
@@ -110,8 +127,13 @@ def test_a_killed_run_resumes_without_a_second_task_for_finished_or_accepted_ite
     env = cli_env(sandbox)
     src = folder(tmp_path, 8)
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "ppinfra", *args([src], out, "--concurrency", "2")], cwd=ROOT,
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ppinfra", *args([src], out, "--concurrency", "2")],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
 
     def settled():
         """Both workers hold a slow accepted task and every accepted task is journaled: no submit in flight.
@@ -139,15 +161,19 @@ def test_a_killed_run_resumes_without_a_second_task_for_finished_or_accepted_ite
     before = journal(out)
     finished = {r["item"] for r in before if r["state"] == "done"}
     in_flight = {r["task_id"] for r in before if r["state"] == "accepted"} - {
-        r["task_id"] for r in before if r["state"] == "done"}
+        r["task_id"] for r in before if r["state"] == "done"
+    }
     tasks_before = set(sandbox.tasks)
     assert len(finished) >= 2 and in_flight
 
     assert main(args([src], out, "--concurrency", "2")) == 0
     assert len(sandbox.tasks) == 8 and len(sandbox.submits) == 8  # one task per input, over both runs
     assert tasks_before <= set(sandbox.tasks)
-    polled_again = {r.query.get("task_id") for r in sandbox.requests
-                    if r.path == "/v3/async/task-result" and r.time >= killed_at}
+    polled_again = {
+        r.query.get("task_id")
+        for r in sandbox.requests
+        if r.path == "/v3/async/task-result" and r.time >= killed_at
+    }
     assert in_flight <= polled_again
     assert results(out) == [f"pic{i}_0.png" for i in range(8)]
     assert {r["item"] for r in journal(out) if r["state"] == "done"} >= finished
@@ -169,13 +195,17 @@ def test_a_journal_line_cut_by_a_kill_is_skipped_and_not_glued_to_the_next(tmp_p
 
 
 @pytest.mark.sandbox(images_per_minute=1, rate_window=1.5, task_seconds=0.05)
-def test_runs_in_one_process_share_the_budget_and_a_single_input_says_it_waits(sandbox, cli_env, tmp_path, capsys):
+def test_runs_in_one_process_share_the_budget_and_a_single_input_says_it_waits(
+    sandbox, cli_env, tmp_path, capsys
+):
     from ppinfra.cli import main
 
     cli_env(sandbox, PPINFRA_IMAGES_PER_MINUTE=1, PPINFRA_RATE_WINDOW=1.5)
     src = folder(tmp_path, 2)
     assert main(args([src / "pic0.png"], tmp_path / "a")) == 0
-    assert main(args([src / "pic1.png"], tmp_path / "b")) == 0  # a second run: the first one's image still counts
+    assert (
+        main(args([src / "pic1.png"], tmp_path / "b")) == 0
+    )  # a second run: the first one's image still counts
     err = capsys.readouterr().err
     assert "pic1.png: waiting for the images-per-minute budget (1 per 1.5 s)" in err
     assert len(sandbox.submits) == 2 and len(sandbox.tasks) == 2
@@ -188,8 +218,14 @@ def test_ctrl_c_stops_at_once_and_the_rerun_collects_the_accepted_tasks(make_san
     env = cli_env(sandbox)
     src = folder(tmp_path, 3)
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "ppinfra", *args([src], out, "--concurrency", "3")], cwd=ROOT,
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ppinfra", *args([src], out, "--concurrency", "3")],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 60
     while sum(r["state"] == "accepted" for r in journal(out)) < 3:
         assert time.monotonic() < deadline and proc.poll() is None

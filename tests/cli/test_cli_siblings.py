@@ -1,5 +1,6 @@
 """``python -m ppinfra txt2img|inpaint|upscale``: end to end on the sandbox, option errors before any send,
 and the journal (keyed by endpoint and host) for reruns."""
+
 from __future__ import annotations
 
 import json
@@ -12,7 +13,9 @@ from PIL import Image
 from helpers import photo_like
 
 JOURNAL = ".ppinfra-journal.jsonl"
-INPAINT_MODEL = "meinaAnime_v12-inpainting_64997.safetensors"  # an inpainting checkpoint of the sandbox's catalog
+INPAINT_MODEL = (
+    "meinaAnime_v12-inpainting_64997.safetensors"  # an inpainting checkpoint of the sandbox's catalog
+)
 
 
 def picture(path, width, height, seed=0):
@@ -22,7 +25,7 @@ def picture(path, width, height, seed=0):
 
 def right_half_mask(path, width, height):
     mask = np.zeros((height, width), np.uint8)
-    mask[:, width // 2:] = 255  # white: repaint
+    mask[:, width // 2 :] = 255  # white: repaint
     Image.fromarray(mask).save(path)
     return str(path)
 
@@ -55,8 +58,20 @@ def txt2img(out, *more):
 
 
 def inpaint(images, mask, out, *more):
-    return ["inpaint", "--image", *images, "--mask", mask, "--model-name", INPAINT_MODEL, "--prompt", "a red door",
-            "--out", out, *more]
+    return [
+        "inpaint",
+        "--image",
+        *images,
+        "--mask",
+        mask,
+        "--model-name",
+        INPAINT_MODEL,
+        "--prompt",
+        "a red door",
+        "--out",
+        out,
+        *more,
+    ]
 
 
 def upscale(images, out, *more):
@@ -65,16 +80,31 @@ def upscale(images, out, *more):
 
 # --------------------------------------------------------------------------- end to end on --sandbox
 
+
 def test_txt2img_writes_count_times_image_num_files_of_the_requested_size(tmp_path, isolated_env, capsys):
     out = tmp_path / "out"
-    code, cap = run(capsys, txt2img(out, "--sandbox", "--sandbox-task-seconds", "0.2", "--count", "2",
-                                    "--image-num", "2"))
+    code, cap = run(
+        capsys, txt2img(out, "--sandbox", "--sandbox-task-seconds", "0.2", "--count", "2", "--image-num", "2")
+    )
     assert code == 0, cap.err
     assert results(out) == ["txt2img_0.png", "txt2img_1.png", "txt2img_2.png", "txt2img_3.png"]
     assert all(Image.open(out / f).size == (128, 192) for f in results(out))
     assert cap.out.split() == [str(out / f) for f in results(out)]
-    code, cap = run(capsys, txt2img(out, "--sandbox", "--name", "hires", "--hires-target-width", "256",
-                                    "--hires-target-height", "384", "--response-image-type", "jpeg"))
+    code, cap = run(
+        capsys,
+        txt2img(
+            out,
+            "--sandbox",
+            "--name",
+            "hires",
+            "--hires-target-width",
+            "256",
+            "--hires-target-height",
+            "384",
+            "--response-image-type",
+            "jpeg",
+        ),
+    )
     assert code == 0, cap.err
     assert Image.open(out / "hires_0.jpg").size == (256, 384)  # the hires fix's target size
 
@@ -84,8 +114,21 @@ def test_inpaint_keeps_each_input_size_and_resizes_the_mask_to_another_size(tmp_
     other = picture(tmp_path / "other.png", 80, 60, seed=2)
     mask = right_half_mask(tmp_path / "mask.png", 120, 100)
     out = tmp_path / "out"
-    code, cap = run(capsys, inpaint([same, other], mask, out, "--sandbox", "--sandbox-task-seconds", "0.2",
-                                    "--inpainting-full-res", "1", "--mask-blur", "4"))
+    code, cap = run(
+        capsys,
+        inpaint(
+            [same, other],
+            mask,
+            out,
+            "--sandbox",
+            "--sandbox-task-seconds",
+            "0.2",
+            "--inpainting-full-res",
+            "1",
+            "--mask-blur",
+            "4",
+        ),
+    )
     assert code == 0, cap.err
     assert results(out) == ["other_0.png", "same_0.png"]
     for name, size, src in (("same_0.png", (120, 100), same), ("other_0.png", (80, 60), other)):
@@ -102,8 +145,20 @@ def test_upscale_writes_the_input_times_the_scale_factor(tmp_path, isolated_env,
     a = picture(tmp_path / "a.png", 100, 80)
     b = picture(tmp_path / "b.png", 64, 48, seed=3)
     out = tmp_path / "out"
-    code, cap = run(capsys, upscale([a, b], out, "--sandbox", "--sandbox-task-seconds", "0.2",
-                                    "--scale-factor", "2.5", "--model-name", "4x-UltraSharp"))
+    code, cap = run(
+        capsys,
+        upscale(
+            [a, b],
+            out,
+            "--sandbox",
+            "--sandbox-task-seconds",
+            "0.2",
+            "--scale-factor",
+            "2.5",
+            "--model-name",
+            "4x-UltraSharp",
+        ),
+    )
     assert code == 0, cap.err
     assert Image.open(out / "a_0.png").size == (250, 200) and Image.open(out / "b_0.png").size == (160, 120)
 
@@ -114,28 +169,75 @@ BAD = [
     (lambda p: txt2img(p / "o", "--width", "4000"), "--width (request.width)", "[128, 2048]", "4000"),
     (lambda p: txt2img(p / "o", "--guidance-scale", "31"), "--guidance-scale", "[1, 30]", "31"),
     (lambda p: txt2img(p / "o", "--count", "0"), "--count", "1 or more", "0"),
-    (lambda p: txt2img(p / "o", "--hires-strength", "0.3"), "--hires-strength", "--hires-target-width", "0.3"),
-    (lambda p: txt2img(p / "o", "--hires-target-width", "256", "--hires-target-height", "160"),
-     "--hires-target-height (request.hires_fix.target_height)", "request.height (192)", "160"),
+    (
+        lambda p: txt2img(p / "o", "--hires-strength", "0.3"),
+        "--hires-strength",
+        "--hires-target-width",
+        "0.3",
+    ),
+    (
+        lambda p: txt2img(p / "o", "--hires-target-width", "256", "--hires-target-height", "160"),
+        "--hires-target-height (request.hires_fix.target_height)",
+        "request.height (192)",
+        "160",
+    ),
     (lambda p: txt2img(p / "o", "--refiner-switch-at", "1.5"), "--refiner-switch-at", "[0, 1]", "1.5"),
-    (lambda p: txt2img(p / "o", "--seed", str(2**32 - 1), "--count", "2"), "--seed", "--count 2", "4294967295"),
-    (lambda p: txt2img(p / "o", "--lora", "detail=2"), "--lora strength (request.loras[0].strength)", "[0, 1]", "2.0"),
-    (lambda p: inpaint([p / "in.png"], p / "mask.png", p / "o", "--inpainting-full-res", "2"),
-     "--inpainting-full-res (request.inpainting_full_res)", "[0, 1]", "2"),
-    (lambda p: inpaint([p / "in.png"], p / "mask.png", p / "o", "--mask-blur", "65"), "--mask-blur", "[0, 64]", "65"),
-    (lambda p: inpaint([p / "in.png"], p / "mask.png", p / "o", "--initial-noise-multiplier", "2"),
-     "--initial-noise-multiplier", "[0, 1.5]", "2"),
-    (lambda p: inpaint([p / "in.png"], p / "nope.png", p / "o"), "--mask", "a readable image file", "nope.png"),
-    (lambda p: upscale([p / "in.png"], p / "o", "--scale-factor", "4.5"), "--scale-factor (request.scale_factor)",
-     "(1, 4]", "4.5"),
+    (
+        lambda p: txt2img(p / "o", "--seed", str(2**32 - 1), "--count", "2"),
+        "--seed",
+        "--count 2",
+        "4294967295",
+    ),
+    (
+        lambda p: txt2img(p / "o", "--lora", "detail=2"),
+        "--lora strength (request.loras[0].strength)",
+        "[0, 1]",
+        "2.0",
+    ),
+    (
+        lambda p: inpaint([p / "in.png"], p / "mask.png", p / "o", "--inpainting-full-res", "2"),
+        "--inpainting-full-res (request.inpainting_full_res)",
+        "[0, 1]",
+        "2",
+    ),
+    (
+        lambda p: inpaint([p / "in.png"], p / "mask.png", p / "o", "--mask-blur", "65"),
+        "--mask-blur",
+        "[0, 64]",
+        "65",
+    ),
+    (
+        lambda p: inpaint([p / "in.png"], p / "mask.png", p / "o", "--initial-noise-multiplier", "2"),
+        "--initial-noise-multiplier",
+        "[0, 1.5]",
+        "2",
+    ),
+    (
+        lambda p: inpaint([p / "in.png"], p / "nope.png", p / "o"),
+        "--mask",
+        "a readable image file",
+        "nope.png",
+    ),
+    (
+        lambda p: upscale([p / "in.png"], p / "o", "--scale-factor", "4.5"),
+        "--scale-factor (request.scale_factor)",
+        "(1, 4]",
+        "4.5",
+    ),
     (lambda p: upscale([p / "in.png"], p / "o", "--scale-factor", "1"), "--scale-factor", "(1, 4]", "1"),
-    (lambda p: upscale([p / "in.png", p / "big.png"], p / "o"), "--image", "each side <= 2048 px", "2049x100"),
+    (
+        lambda p: upscale([p / "in.png", p / "big.png"], p / "o"),
+        "--image",
+        "each side <= 2048 px",
+        "2049x100",
+    ),
 ]
 
 
 @pytest.mark.parametrize("argv,option,limit,value", BAD, ids=[f"{b[1].split()[0]}-{b[3]}" for b in BAD])
-def test_a_bad_option_is_refused_naming_option_limit_and_value(sandbox, cli_env, tmp_path, capsys, argv, option,
-                                                                limit, value):
+def test_a_bad_option_is_refused_naming_option_limit_and_value(
+    sandbox, cli_env, tmp_path, capsys, argv, option, limit, value
+):
     cli_env(sandbox)
     picture(tmp_path / "in.png", 64, 48)
     right_half_mask(tmp_path / "mask.png", 64, 48)
@@ -147,7 +249,9 @@ def test_a_bad_option_is_refused_naming_option_limit_and_value(sandbox, cli_env,
     assert sandbox.requests == []  # nothing sent, not even a model list
 
 
-def test_an_upscale_model_outside_the_documented_list_is_refused_with_the_list(tmp_path, isolated_env, capsys):
+def test_an_upscale_model_outside_the_documented_list_is_refused_with_the_list(
+    tmp_path, isolated_env, capsys
+):
     picture(tmp_path / "in.png", 64, 48)
     with pytest.raises(SystemExit) as info:
         run(capsys, upscale([tmp_path / "in.png"], tmp_path / "o", "--sandbox", "--model-name", "2x-Mystery"))
@@ -156,6 +260,7 @@ def test_an_upscale_model_outside_the_documented_list_is_refused_with_the_list(t
 
 
 # --------------------------------------------------------------------------- the journal
+
 
 def test_txt2img_reruns_pay_only_for_new_indexes(sandbox, cli_env, tmp_path, capsys):
     cli_env(sandbox)
@@ -186,7 +291,9 @@ def test_inpaint_and_upscale_reruns_submit_nothing_finished(sandbox, cli_env, tm
     assert {t.endpoint for t in sandbox.tasks.values()} == {"inpainting", "upscale"}
     other_mask = right_half_mask(tmp_path / "mask2.png", 64, 48)
     Image.open(other_mask).transpose(Image.FLIP_LEFT_RIGHT).save(other_mask)
-    assert run(capsys, inpaint([src], other_mask, tmp_path / "inpainted"))[0] == 0  # another mask: another job
+    assert (
+        run(capsys, inpaint([src], other_mask, tmp_path / "inpainted"))[0] == 0
+    )  # another mask: another job
     assert sent(sandbox) == 6
 
 

@@ -1,4 +1,5 @@
 """Fixtures of the client layer (ppinfra/*)."""
+
 from __future__ import annotations
 
 import io
@@ -24,6 +25,7 @@ def no_pacing_env(monkeypatch):
 
 # --------------------------------------------------------------------------- result cache
 
+
 @pytest.fixture
 def make_client(sandbox, api_key, isolated_env):
     made = []
@@ -39,6 +41,7 @@ def make_client(sandbox, api_key, isolated_env):
 
 
 # --------------------------------------------------------------------------- ComfyUI's status line
+
 
 @pytest.fixture
 def status_line(monkeypatch):
@@ -58,12 +61,14 @@ def status_line(monkeypatch):
 
 # --------------------------------------------------------------------------- uploads
 
+
 @pytest.fixture
 def no_forced_lossless(monkeypatch):
     monkeypatch.delenv(ENV_LOSSLESS, raising=False)
 
 
 # --------------------------------------------------------------------------- redaction
+
 
 @pytest.fixture
 def pack_logs():
@@ -90,6 +95,7 @@ def console(caplog):
 
 
 # --------------------------------------------------------------------------- raw loopback servers
+
 
 @pytest.fixture
 def raw_server():

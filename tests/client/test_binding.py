@@ -1,4 +1,5 @@
 """The one request path (ppinfra/binding.py): a template checked once, each upload encoded once, decoded never."""
+
 from __future__ import annotations
 
 import pytest
@@ -43,17 +44,26 @@ def _img(w=300, h=200, colour=(10, 20, 30)):
 
 
 def test_a_batch_encodes_each_upload_once_checks_fields_once_and_decodes_nothing(spies):
-    template = Img2ImgRequest(model_name="m", image_base64=None, prompt="p", width=0, height=0,
-                              controlnet_units=(ControlNetUnit("cn", None, 1.0, "canny"),))
-    inputs = {"request.image_base64": [_img(), _img(colour=(1, 2, 3)), _img(colour=(4, 5, 6))],
-              "request.controlnet.units[0].image_base64": [_img()]}
+    template = Img2ImgRequest(
+        model_name="m",
+        image_base64=None,
+        prompt="p",
+        width=0,
+        height=0,
+        controlnet_units=(ControlNetUnit("cn", None, 1.0, "canny"),),
+    )
+    inputs = {
+        "request.image_base64": [_img(), _img(colour=(1, 2, 3)), _img(colour=(4, 5, 6))],
+        "request.controlnet.units[0].image_base64": [_img()],
+    }
     reqs = bind_batch(template, inputs)
     for r in reqs:
         r.validate()  # what the client does before sending: nothing left to check
         r.to_json_bytes()
     assert len(reqs) == 3 and [(r.width, r.height) for r in reqs] == [(304, 200)] * 3
-    assert sorted(spies["encoded"]) == sorted(["request.controlnet.units[0].image_base64",
-                                               *(f"request.image_base64 (input {i})" for i in range(3))])
+    assert sorted(spies["encoded"]) == sorted(
+        ["request.controlnet.units[0].image_base64", *(f"request.image_base64 (input {i})" for i in range(3))]
+    )
     assert spies["decoded"] == 0 and spies["fields"] == 1
     shared = {r.controlnet_units[0].image_base64 for r in reqs}
     assert len(shared) == 1  # one encoding, in every request
@@ -69,11 +79,19 @@ def test_raw_base64_from_elsewhere_is_still_decoded_and_checked(spies):
 
 
 def test_a_side_batch_that_matches_neither_one_nor_b_is_refused_naming_it():
-    template = Img2ImgRequest(model_name="m", image_base64=None, prompt="p", width=512, height=512,
-                              controlnet_units=(ControlNetUnit("cn", None, 1.0, "canny"),))
+    template = Img2ImgRequest(
+        model_name="m",
+        image_base64=None,
+        prompt="p",
+        width=512,
+        height=512,
+        controlnet_units=(ControlNetUnit("cn", None, 1.0, "canny"),),
+    )
     with pytest.raises(errors.ValidationError) as info:
-        bind_batch(template, {"request.image_base64": [_img()] * 3,
-                              "request.controlnet.units[0].image_base64": [_img()] * 2})
+        bind_batch(
+            template,
+            {"request.image_base64": [_img()] * 3, "request.controlnet.units[0].image_base64": [_img()] * 2},
+        )
     assert info.value.field == "request.controlnet.units[0].image" and "a batch of 2" in str(info.value)
 
 
@@ -106,5 +124,9 @@ def test_masks_are_sent_lossless():
 def test_an_endpoint_without_uploads_binds_to_its_template():
     (req,) = bind_batch(Txt2ImgRequest(model_name="m", prompt="p", width=512, height=768), {})
     assert req.output_size() == (512, 768)
-    with pytest.raises(errors.ValidationError, match="no image on this endpoint|an image this endpoint takes"):
-        Binder(Txt2ImgRequest(model_name="m", prompt="p", width=512, height=512)).bind({"request.image_base64": _img()})
+    with pytest.raises(
+        errors.ValidationError, match="no image on this endpoint|an image this endpoint takes"
+    ):
+        Binder(Txt2ImgRequest(model_name="m", prompt="p", width=512, height=512)).bind(
+            {"request.image_base64": _img()}
+        )

@@ -3,6 +3,7 @@
 The slow and huge servers here are real HTTP servers on loopback sockets: they
 send their headers, then drip a byte at a time or stream without end.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,8 +32,14 @@ def drip(conn: socket.socket, every: float = 0.3, stop_after: float = 30.0) -> N
 
 
 def _client(base_url: str, **kw) -> PPInfraClient:
-    return PPInfraClient(api_key="sk-test-key-0123456789", base_url=base_url, backoff_base=0.05, backoff_max=0.1,
-                         max_retries=1, **kw)
+    return PPInfraClient(
+        api_key="sk-test-key-0123456789",
+        base_url=base_url,
+        backoff_base=0.05,
+        backoff_max=0.1,
+        max_retries=1,
+        **kw,
+    )
 
 
 def test_a_dripping_poll_ends_at_the_deadline(raw_server, isolated_env):
@@ -76,7 +83,9 @@ def test_an_oversized_answer_is_refused_naming_the_endpoint_and_the_cap(raw_serv
 
 def test_a_declared_oversized_answer_is_refused_unread(raw_server, isolated_env):
     def declared(conn):
-        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 900000000\r\n\r\n{}")
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 900000000\r\n\r\n{}"
+        )
         time.sleep(2)
 
     srv = raw_server(declared)
@@ -89,14 +98,27 @@ def test_a_declared_oversized_answer_is_refused_unread(raw_server, isolated_env)
 
 def test_model_pages_have_a_larger_cap_than_task_answers(raw_server, isolated_env):
     """A real model page of 100 entries with long descriptions is larger than a poll may be."""
-    page = json.dumps({"models": [{"sd_name": f"m{i}.safetensors", "name": "x" * 30000, "status": 1,
-                                   "type": {"name": "checkpoint"}} for i in range(100)],
-                       "pagination": {"next_cursor": ""}}).encode()
+    page = json.dumps(
+        {
+            "models": [
+                {
+                    "sd_name": f"m{i}.safetensors",
+                    "name": "x" * 30000,
+                    "status": 1,
+                    "type": {"name": "checkpoint"},
+                }
+                for i in range(100)
+            ],
+            "pagination": {"next_cursor": ""},
+        }
+    ).encode()
     assert len(page) > 2 * 1024 * 1024
 
     def answer(conn):
-        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(page)
-                     + page)
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(page)
+            + page
+        )
 
     srv = raw_server(answer)
     with _client(srv.base_url) as c:

@@ -1,4 +1,5 @@
 """The client against the sandbox over real sockets: the wire, errors, faults, paging, cache, the key."""
+
 from __future__ import annotations
 
 import io
@@ -20,13 +21,27 @@ from ppinfra.img2img_request import ControlNetUnit, IPAdapter
 
 def _full_request():
     return base_request(
-        prompt="a red fox, 水彩", negative_prompt="blurry", width=256, height=192, image_num=2, steps=30,
-        guidance_scale=6.5, sampler_name="DPM++ 2M Karras", sd_vae="vae-ft-mse-840000-ema-pruned.ckpt",
-        controlnet_units=(ControlNetUnit("control_v11p_sd15_canny", png_b64(seed=3), 0.7, "canny", 0.1, 0.9),
-                          ControlNetUnit("control_v11f1p_sd15_depth", png_b64(seed=4), 1.0, None, 0.0, 1.0)),
-        seed=12345, loras=(Lora("add_detail_44319", 0.6), Lora("more_details_59655", 0.0)),
-        embeddings=(Embedding("EasyNegative"),), clip_skip=2, strength=0.55,
-        ip_adapters=(IPAdapter("ip-adapter_sd15.bin", png_b64(seed=5), 0.4),), response_image_type="webp")
+        prompt="a red fox, 水彩",
+        negative_prompt="blurry",
+        width=256,
+        height=192,
+        image_num=2,
+        steps=30,
+        guidance_scale=6.5,
+        sampler_name="DPM++ 2M Karras",
+        sd_vae="vae-ft-mse-840000-ema-pruned.ckpt",
+        controlnet_units=(
+            ControlNetUnit("control_v11p_sd15_canny", png_b64(seed=3), 0.7, "canny", 0.1, 0.9),
+            ControlNetUnit("control_v11f1p_sd15_depth", png_b64(seed=4), 1.0, None, 0.0, 1.0),
+        ),
+        seed=12345,
+        loras=(Lora("add_detail_44319", 0.6), Lora("more_details_59655", 0.0)),
+        embeddings=(Embedding("EasyNegative"),),
+        clip_skip=2,
+        strength=0.55,
+        ip_adapters=(IPAdapter("ip-adapter_sd15.bin", png_b64(seed=5), 0.4),),
+        response_image_type="webp",
+    )
 
 
 def test_every_field_reaches_the_wire_exactly(client, sandbox):
@@ -100,12 +115,14 @@ def test_submit_not_retried_when_dropped_after_create(client, sandbox):
 
 def test_submit_retried_when_connection_refused(sandbox, api_key, isolated_env):
     import socket
+
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()
-    with PPInfraClient(api_key=api_key, base_url=f"http://127.0.0.1:{port}", max_retries=2,
-                       backoff_base=0.01) as c:
+    with PPInfraClient(
+        api_key=api_key, base_url=f"http://127.0.0.1:{port}", max_retries=2, backoff_base=0.01
+    ) as c:
         t0 = time.monotonic()
         with pytest.raises(errors.NetworkError) as info:
             c.img2img(base_request())
@@ -120,10 +137,17 @@ def test_submit_malformed_answer(client, sandbox):
     assert len([r for r in sandbox.requests if r.method == "POST"]) == 1
 
 
-@pytest.mark.parametrize("kind,params", [
-    ("status", {"status": 500}), ("status", {"status": 503}), ("status", {"status": 429}),
-    ("drop", {}), ("malformed", {}), ("malformed", {"wrong_shape": True}),
-])
+@pytest.mark.parametrize(
+    "kind,params",
+    [
+        ("status", {"status": 500}),
+        ("status", {"status": 503}),
+        ("status", {"status": 429}),
+        ("drop", {}),
+        ("malformed", {}),
+        ("malformed", {"wrong_shape": True}),
+    ],
+)
 def test_poll_faults_recover(client, sandbox, kind, params):
     sandbox.inject("poll", kind, count=2, **params)
     result = client.img2img(base_request(width=128, height=128))
@@ -139,8 +163,9 @@ def test_poll_wrong_shape_persisting_names_endpoint(client, sandbox):
 
 
 def test_slow_poll_past_read_timeout_recovers(sandbox, api_key, isolated_env):
-    with PPInfraClient(api_key=api_key, base_url=sandbox.base_url, poll_read_timeout=0.5,
-                       backoff_base=0.05, deadline=20) as c:
+    with PPInfraClient(
+        api_key=api_key, base_url=sandbox.base_url, poll_read_timeout=0.5, backoff_base=0.05, deadline=20
+    ) as c:
         sandbox.inject("poll", "slow", count=1, delay=1.5)
         result = c.img2img(base_request(width=128, height=128))
     assert len(result.images) == 1
@@ -183,7 +208,9 @@ def test_expired_urls_are_refreshed(client, sandbox):
     sandbox.expire_urls()
     blobs = client.download_images(done, expected=1)
     assert len(blobs) == 1 and Image.open(io.BytesIO(blobs[0])).size == (128, 128)
-    polls = [r for r in sandbox.requests if r.path.endswith("task-result") and r.query.get("task_id") == task_id]
+    polls = [
+        r for r in sandbox.requests if r.path.endswith("task-result") and r.query.get("task_id") == task_id
+    ]
     assert len(polls) >= 2  # one more poll fetched fresh URLs
 
 
@@ -229,17 +256,25 @@ def test_images_per_minute_limit(client, sandbox):
 
 # ---------------------------------------------------------------- model list and cache
 
+
 def test_model_list_pages_to_the_end_and_caches(client, sandbox, tmp_path):
     raw = client.list_models_raw("checkpoint")
     pages = [r for r in sandbox.requests if r.path == "/v3/model"]
     assert len(pages) >= 3 and len(raw) == len({m["id"] for m in raw})
     sandbox.clear_requests()
-    catalog = ModelCatalog(lambda: PPInfraClient(api_key=client.settings.api_key, base_url=sandbox.base_url),
-                           cache_dir=str(tmp_path / "c"), base_url=sandbox.base_url)
+    catalog = ModelCatalog(
+        lambda: PPInfraClient(api_key=client.settings.api_key, base_url=sandbox.base_url),
+        cache_dir=str(tmp_path / "c"),
+        base_url=sandbox.base_url,
+    )
     all_ckpt = catalog.list("checkpoint")
     # Entries a node cannot send (status 0, .zip archives) are dropped; every other one is kept.
-    usable = [r for r in raw if r.get("status") == 1
-              and not str(r.get("sd_name") or r.get("model_name") or "").lower().endswith(".zip")]
+    usable = [
+        r
+        for r in raw
+        if r.get("status") == 1
+        and not str(r.get("sd_name") or r.get("model_name") or "").lower().endswith(".zip")
+    ]
     assert len(usable) < len(raw) and len(all_ckpt) == len(usable)
     assert "sd_xl_base_1.0.safetensors" in [m.name for m in catalog.list("checkpoint", is_sdxl=True)]
     n = len(sandbox.requests)
@@ -253,8 +288,12 @@ def test_model_list_pages_to_the_end_and_caches(client, sandbox, tmp_path):
 
 
 def test_stale_cache_is_refetched(client, sandbox, tmp_path):
-    catalog = ModelCatalog(lambda: PPInfraClient(api_key=client.settings.api_key, base_url=sandbox.base_url),
-                           cache_dir=str(tmp_path), ttl=0.0, base_url=sandbox.base_url)
+    catalog = ModelCatalog(
+        lambda: PPInfraClient(api_key=client.settings.api_key, base_url=sandbox.base_url),
+        cache_dir=str(tmp_path),
+        ttl=0.0,
+        base_url=sandbox.base_url,
+    )
     catalog.list("vae")
     n = len(sandbox.requests)
     catalog.list("vae")
@@ -268,8 +307,10 @@ def test_cached_names_without_cache_or_key(tmp_path):
 
 # ---------------------------------------------------------------- configuration
 
+
 def test_config_precedence(isolated_env, monkeypatch):
     from ppinfra.config import load_settings
+
     cfg = isolated_env / "config.json"
     cfg.write_text(json.dumps({"api_key": "sk-from-file-123", "base_url": "https://api.novita.ai"}))
     s = load_settings()
@@ -282,6 +323,7 @@ def test_config_precedence(isolated_env, monkeypatch):
 
 def test_missing_key_says_where_to_put_one(isolated_env):
     from ppinfra.config import load_settings
+
     with pytest.raises(errors.ConfigError) as info:
         load_settings()
     assert "PPINFRA_API_KEY" in str(info.value) and str(isolated_env / "config.json") in str(info.value)
@@ -295,14 +337,17 @@ def test_key_never_logged(sandbox, api_key, isolated_env, caplog):
     assert api_key not in caplog.text
 
 
-@pytest.mark.parametrize("status,reason,cls,advice", [
-    (400, "BILLING_BALANCE_NOT_ENOUGH", errors.InsufficientBalanceError, "Top up"),
-    (403, "NEED_REAL_NAME_VERIFY", errors.PermissionDeniedError, "identity verification"),
-    (403, "FEATURE_NOT_ALLOWED", errors.PermissionDeniedError, "may not use"),
-    (401, "INVALID_API_KEY", errors.AuthenticationError, "PPINFRA_API_KEY"),
-    (400, "ILLEGAL_PROMPT", errors.BadRequestError, "fix the field"),
-    (400, "IMAGE_EXCEEDS_MAX_RESOLUTION", errors.BadRequestError, "fix the field"),
-])
+@pytest.mark.parametrize(
+    "status,reason,cls,advice",
+    [
+        (400, "BILLING_BALANCE_NOT_ENOUGH", errors.InsufficientBalanceError, "Top up"),
+        (403, "NEED_REAL_NAME_VERIFY", errors.PermissionDeniedError, "identity verification"),
+        (403, "FEATURE_NOT_ALLOWED", errors.PermissionDeniedError, "may not use"),
+        (401, "INVALID_API_KEY", errors.AuthenticationError, "PPINFRA_API_KEY"),
+        (400, "ILLEGAL_PROMPT", errors.BadRequestError, "fix the field"),
+        (400, "IMAGE_EXCEEDS_MAX_RESOLUTION", errors.BadRequestError, "fix the field"),
+    ],
+)
 def test_every_error_reason_maps_to_its_class(client, sandbox, status, reason, cls, advice):
     sandbox.inject("submit", "status", count=1, status=status, reason=reason, message="provider says no")
     with pytest.raises(cls) as info:
@@ -328,6 +373,7 @@ def test_server_errors_on_polls_outlasting_the_deadline(client, sandbox):
 
 def test_deadline_from_the_environment(isolated_env, monkeypatch):
     from ppinfra.config import load_settings
+
     monkeypatch.setenv("PPINFRA_DEADLINE", "42.5")
     assert load_settings(api_key="sk-test-123456").deadline == 42.5
     monkeypatch.setenv("PPINFRA_DEADLINE", "soon")

@@ -1,5 +1,6 @@
 """The client's HTTP edges against the sandbox and raw loopback servers: dripping and gzip downloads,
 extra result images, plain http only to this machine, Retry-After on downloads, 429 windows, cancel mid-call."""
+
 from __future__ import annotations
 
 import base64
@@ -16,6 +17,7 @@ from ppinfra.client import PPInfraClient
 def _one_shot_server(respond):
     """A raw loopback HTTP server for one request: ``respond(conn)`` writes whatever it likes. Returns the URL."""
     import socket
+
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
     srv.listen(1)
@@ -62,10 +64,14 @@ def test_extra_result_images_are_not_kept(client, sandbox):
 
 def test_plain_http_only_to_this_machine(isolated_env):
     from ppinfra.config import load_settings
+
     with pytest.raises(errors.ConfigError) as info:
         load_settings(api_key="sk-test-123456", base_url="http://api.ppinfra.com")
     assert "https" in str(info.value) and "http://api.ppinfra.com" in str(info.value)
-    assert load_settings(api_key="sk-test-123456", base_url="http://localhost:9/").base_url == "http://localhost:9"
+    assert (
+        load_settings(api_key="sk-test-123456", base_url="http://localhost:9/").base_url
+        == "http://localhost:9"
+    )
 
 
 def test_download_honours_retry_after(client, sandbox):
@@ -78,11 +84,16 @@ def test_download_honours_retry_after(client, sandbox):
 def test_gzip_encoded_download_is_decoded(sandbox, api_key, isolated_env):
     import gzip
     from ppinfra.waiting import Call, Deadline
+
     png = base64.b64decode(png_b64(32, 32))
     body = gzip.compress(png)
-    url = _one_shot_server(lambda conn: conn.sendall(
-        b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Encoding: gzip\r\n"
-        + f"Content-Length: {len(body)}\r\n\r\n".encode() + body))
+    url = _one_shot_server(
+        lambda conn: conn.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Encoding: gzip\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+    )
     with PPInfraClient(api_key=api_key, base_url=sandbox.base_url) as c:
         assert c.transport.download(url, Call(Deadline(5))) == png
 

@@ -1,6 +1,7 @@
 """Settings: the provider's hosts by short name, which source wins, a broken config file, the deadline.
 
 The README promises among them (moved from tests/test_readme_promises.py) name their sentence and break."""
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,15 @@ from ppinfra.errors import ConfigError
 from tools.node_driver import pack_module
 
 
-@pytest.mark.parametrize("name,url", [("ppinfra", "https://api.ppinfra.com"), ("ppio", "https://api.ppio.com"),
-                                      ("novita", "https://api.novita.ai"), (" Novita ", "https://api.novita.ai")])
+@pytest.mark.parametrize(
+    "name,url",
+    [
+        ("ppinfra", "https://api.ppinfra.com"),
+        ("ppio", "https://api.ppio.com"),
+        ("novita", "https://api.novita.ai"),
+        (" Novita ", "https://api.novita.ai"),
+    ],
+)
 def test_a_known_host_may_be_given_by_its_short_name(isolated_env, monkeypatch, name, url):
     assert KNOWN_HOSTS[name.strip().lower()] == url
     assert load_settings(api_key="sk-test-123456", base_url=name).base_url == url
@@ -33,6 +41,7 @@ def test_an_unknown_short_name_is_refused_as_a_url(isolated_env):
 
 # --------------------------------------------------------------------------- README promises: settings
 
+
 def test_the_base_url_variable_wins_over_the_config_file(isolated_env, monkeypatch):
     """docs/settings.md, "The API key": "The environment variable wins over the file." (the host as well as the key).
 
@@ -40,8 +49,9 @@ def test_the_base_url_variable_wins_over_the_config_file(isolated_env, monkeypat
     """
     from ppinfra.config import load_settings
 
-    (isolated_env / "config.json").write_text(json.dumps({"api_key": "sk-from-file-123",
-                                                          "base_url": "https://api.novita.ai"}))
+    (isolated_env / "config.json").write_text(
+        json.dumps({"api_key": "sk-from-file-123", "base_url": "https://api.novita.ai"})
+    )
     assert load_settings().base_url == "https://api.novita.ai"
     monkeypatch.setenv("PPINFRA_BASE_URL", "ppio")
     assert load_settings().base_url == "https://api.ppio.com"

@@ -4,6 +4,7 @@ The sandbox in ``progress="silent"`` mode answers ``eta: 0, progress_percent: 0`
 until SUCCEED, as many of the provider's APIs do. A figure that moves must
 then come from the estimate; the server's own figure must win whenever it has one.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -16,8 +17,16 @@ import pytest
 
 from helpers import load_pack
 from ppinfra.client import PPInfraClient, PollUpdate
-from ppinfra.estimate import (CAP, HISTORY_FILE, MAX_KINDS, SAMPLES_PER_KIND, Estimator, TaskKind, default_seconds,
-                              estimated_percent)
+from ppinfra.estimate import (
+    CAP,
+    HISTORY_FILE,
+    MAX_KINDS,
+    SAMPLES_PER_KIND,
+    Estimator,
+    TaskKind,
+    default_seconds,
+    estimated_percent,
+)
 from ppinfra.progress_view import TaskProgress
 from ppinfra.img2img_request import Img2ImgRequest
 
@@ -27,8 +36,17 @@ SUCCEED, PROCESSING, QUEUED = "TASK_STATUS_SUCCEED", "TASK_STATUS_PROCESSING", "
 
 
 def request(**over) -> Img2ImgRequest:
-    args = dict(model_name="dreamshaper_8_93211.safetensors", image_base64=png_b64(seed=1), prompt="a red boat",
-                width=128, height=128, image_num=1, steps=20, guidance_scale=7.5, sampler_name="Euler a")
+    args = dict(
+        model_name="dreamshaper_8_93211.safetensors",
+        image_base64=png_b64(seed=1),
+        prompt="a red boat",
+        width=128,
+        height=128,
+        image_num=1,
+        steps=20,
+        guidance_scale=7.5,
+        sampler_name="Euler a",
+    )
     args.update(over)
     return Img2ImgRequest(**args)
 
@@ -43,6 +61,7 @@ class Clock:
 
 # ---------------------------------------------------------------- the curve
 
+
 def test_estimated_percent_rises_and_never_reaches_100():
     points = [estimated_percent(t / 10, 10.0) for t in range(0, 100_001, 7)]
     assert points == sorted(points)
@@ -51,18 +70,27 @@ def test_estimated_percent_rises_and_never_reaches_100():
     assert estimated_percent(9, 10) == pytest.approx(90)
     assert 90 < estimated_percent(12, 10) < estimated_percent(20, 10) < CAP
     assert estimated_percent(1e12, 10) == CAP
-    assert estimated_percent(5, 0) == 0 and estimated_percent(-1, 10) == 0 and estimated_percent(float("nan"), 10) == 0
+    assert (
+        estimated_percent(5, 0) == 0
+        and estimated_percent(-1, 10) == 0
+        and estimated_percent(float("nan"), 10) == 0
+    )
 
 
 def test_default_before_history_grows_with_the_work():
     small = TaskKind("sd15", 512, 512, 20, 1)
     assert default_seconds(small) > 0
-    for bigger in (TaskKind("sd15", 1024, 1024, 20, 1), TaskKind("sd15", 512, 512, 50, 1),
-                   TaskKind("sd15", 512, 512, 20, 4), TaskKind("sdxl", 512, 512, 20, 1)):
+    for bigger in (
+        TaskKind("sd15", 1024, 1024, 20, 1),
+        TaskKind("sd15", 512, 512, 50, 1),
+        TaskKind("sd15", 512, 512, 20, 4),
+        TaskKind("sdxl", 512, 512, 20, 1),
+    ):
         assert default_seconds(bigger) > default_seconds(small), bigger
 
 
 # ---------------------------------------------------------------- the history on disk
+
 
 def test_history_is_learned_and_persisted_across_instances(tmp_path):
     kind = TaskKind("sd15", 512, 512, 20, 1, "api.ppinfra.com")
@@ -107,8 +135,17 @@ def test_history_size_is_bounded(tmp_path):
     assert (tmp_path / HISTORY_FILE).stat().st_size < 200_000
 
 
-@pytest.mark.parametrize("content", [b"{not json", b"", b"[1, 2]", b'{"kinds": {"x": {"samples": ["a", -3, true]}}}',
-                                     b"\x00\xff\xfe", b'{"kinds": 5, "ratios": {"h": 7}}'])
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"{not json",
+        b"",
+        b"[1, 2]",
+        b'{"kinds": {"x": {"samples": ["a", -3, true]}}}',
+        b"\x00\xff\xfe",
+        b'{"kinds": 5, "ratios": {"h": 7}}',
+    ],
+)
 def test_corrupt_history_counts_as_none(tmp_path, content):
     (tmp_path / HISTORY_FILE).write_bytes(content)
     est = Estimator(str(tmp_path))
@@ -119,6 +156,7 @@ def test_corrupt_history_counts_as_none(tmp_path, content):
 
 
 # ---------------------------------------------------------------- the view (mechanism, with a fake clock)
+
 
 def test_view_moves_on_the_clock_while_the_server_says_nothing(tmp_path):
     clock = Clock()
@@ -169,6 +207,7 @@ def test_success_is_recorded_once(tmp_path):
 
 # ---------------------------------------------------------------- against the sandbox, over real sockets
 
+
 def _run_sampled(client, view, req):
     """Run one task; sample the view every 20 ms from another thread, as a progress bar does."""
     samples, events, stop = [], [], threading.Event()
@@ -196,7 +235,9 @@ def test_silent_sandbox_bar_moves_and_stays_below_100_until_the_end(sandbox, api
     sandbox.configure(progress="silent", queue_seconds=0.1, task_seconds=1.2)
     req = request()
     with PPInfraClient(api_key=api_key, base_url=sandbox.base_url) as client:
-        view = TaskProgress.for_request(req, cache_dir=str(tmp_path), family="sd15", base_url=sandbox.base_url)
+        view = TaskProgress.for_request(
+            req, cache_dir=str(tmp_path), family="sd15", base_url=sandbox.base_url
+        )
         result, samples, events = _run_sampled(client, view, req)
     assert len(result.images) == 1
     before_end = [e for e in events if e.status != SUCCEED]
@@ -215,7 +256,9 @@ def test_reported_sandbox_progress_wins(sandbox, api_key, tmp_path):
     sandbox.configure(progress="reported", queue_seconds=0.05, task_seconds=1.2)
     req = request()
     with PPInfraClient(api_key=api_key, base_url=sandbox.base_url) as client:
-        view = TaskProgress.for_request(req, cache_dir=str(tmp_path), family="sd15", base_url=sandbox.base_url)
+        view = TaskProgress.for_request(
+            req, cache_dir=str(tmp_path), family="sd15", base_url=sandbox.base_url
+        )
         seen = []
 
         def on_progress(p) -> None:
@@ -231,6 +274,7 @@ def test_reported_sandbox_progress_wins(sandbox, api_key, tmp_path):
 
 # ---------------------------------------------------------------- where it is shown: the node and the CLI
 
+
 def test_node_bar_and_text_move_on_an_estimate(env, isolated_env, comfy, no_background_refresh):
     from tools.node_driver import RED, solid, widget_defaults
 
@@ -238,8 +282,16 @@ def test_node_bar_and_text_move_on_an_estimate(env, isolated_env, comfy, no_back
     pack = load_pack()
     sandbox.configure(progress="silent", queue_seconds=0.1, task_seconds=1.5)
     cls = pack.NODE_CLASS_MAPPINGS["PPInfraImg2Img"]
-    inputs = {**widget_defaults(cls), "image": solid(RED), "model_name": "dreamshaper_8_93211.safetensors",
-              "prompt": "a lighthouse", "width": 128, "height": 128, "seed": 3, "unique_id": "5"}
+    inputs = {
+        **widget_defaults(cls),
+        "image": solid(RED),
+        "model_name": "dreamshaper_8_93211.safetensors",
+        "prompt": "a lighthouse",
+        "width": 128,
+        "height": 128,
+        "seed": 3,
+        "unique_id": "5",
+    }
     asyncio.run(getattr(cls(), cls.FUNCTION)(**inputs))
     values = [v for node, v, total in fake.progress if node == "5"]
     middle = [v for v in values if 0 < v < 100]
@@ -250,8 +302,9 @@ def test_node_bar_and_text_move_on_an_estimate(env, isolated_env, comfy, no_back
     assert history.is_file() and json.loads(history.read_text())["kinds"]
 
 
-def test_cli_prints_an_estimate_when_the_server_is_silent(sandbox, api_key, isolated_env, tmp_path, capsys,
-                                                           monkeypatch):
+def test_cli_prints_an_estimate_when_the_server_is_silent(
+    sandbox, api_key, isolated_env, tmp_path, capsys, monkeypatch
+):
     import base64
 
     from ppinfra import cli
@@ -260,8 +313,23 @@ def test_cli_prints_an_estimate_when_the_server_is_silent(sandbox, api_key, isol
     monkeypatch.setenv("PPINFRA_API_KEY", api_key)
     img = tmp_path / "in.png"
     img.write_bytes(base64.b64decode(png_b64(seed=2)))
-    code = cli.main(["img2img", "--base-url", sandbox.base_url, "--image", str(img), "--prompt", "a boat",
-                     "--width", "128", "--height", "128", "--out", str(tmp_path / "out")])
+    code = cli.main(
+        [
+            "img2img",
+            "--base-url",
+            sandbox.base_url,
+            "--image",
+            str(img),
+            "--prompt",
+            "a boat",
+            "--width",
+            "128",
+            "--height",
+            "128",
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 0, err
     lines = [l for l in err.splitlines() if l.startswith("[")]

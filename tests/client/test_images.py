@@ -1,4 +1,5 @@
 """The image codec: tensors in, base64 out within the size cap; result files back to float arrays."""
+
 from __future__ import annotations
 
 import base64
@@ -33,7 +34,9 @@ def test_tensor_clamped_alpha_dropped_gray_spread():
 def test_wrong_shapes_name_the_field(shape):
     with pytest.raises(errors.ImageInputError) as info:
         tensor_to_pils(torch.zeros(shape), field="controlnet.image")
-    assert info.value.field == "controlnet.image" and str(shape).replace(" ", "")[:4] in str(info.value).replace(" ", "")
+    assert info.value.field == "controlnet.image" and str(shape).replace(" ", "")[:4] in str(
+        info.value
+    ).replace(" ", "")
 
 
 def test_oversized_input_downscaled_keeping_aspect(caplog):
@@ -65,9 +68,16 @@ def test_impossible_budget_fails_clearly():
     assert info.value.field == "request.image_base64" and "2048x2048" in str(info.value)
 
 
-@pytest.mark.parametrize("size,expected", [((512, 512), (512, 512)), ((1000, 750), (1000, 752)),
-                                           ((4096, 2048), (2048, 1024)), ((100, 60), (128, 128)),
-                                           ((2050, 10), (2048, 128))])
+@pytest.mark.parametrize(
+    "size,expected",
+    [
+        ((512, 512), (512, 512)),
+        ((1000, 750), (1000, 752)),
+        ((4096, 2048), (2048, 1024)),
+        ((100, 60), (128, 128)),
+        ((2050, 10), (2048, 128)),
+    ],
+)
 def test_match_input_size(size, expected):
     assert match_input_size(*size) == expected
 

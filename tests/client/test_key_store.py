@@ -1,5 +1,6 @@
 """ppinfra/account.py: the key file, the key check and the balance (reused by the routes and the CLI),
 and the balance line a node shows after a run. Key checks go to the sandbox's GET /v3/user."""
+
 from __future__ import annotations
 
 import importlib
@@ -21,7 +22,10 @@ def test_store_writes_atomically_with_mode_0600(tmp_path):
     path = tmp_path / "deep" / "config.json"
     store = KeyStore(str(path))
     store.update(api_key="sk-abcdefgh-1234", base_url="https://api.novita.ai")
-    assert json.loads(path.read_text()) == {"api_key": "sk-abcdefgh-1234", "base_url": "https://api.novita.ai"}
+    assert json.loads(path.read_text()) == {
+        "api_key": "sk-abcdefgh-1234",
+        "base_url": "https://api.novita.ai",
+    }
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(path.parent).st_mode) == 0o700
     store.update(base_url=None)  # None removes an entry, the rest stays
@@ -46,18 +50,25 @@ def test_legacy_file_is_read_until_a_key_is_saved_and_then_stripped(tmp_path):
     store = KeyStore(str(new), [str(legacy)])
     assert store.read_path() == str(legacy) and store.read()["api_key"] == "sk-legacy-key-0000"
     store.update(api_key="sk-fresh-key-1111")
-    assert json.loads(new.read_text()) == {"api_key": "sk-fresh-key-1111", "base_url": "https://api.novita.ai"}
+    assert json.loads(new.read_text()) == {
+        "api_key": "sk-fresh-key-1111",
+        "base_url": "https://api.novita.ai",
+    }
     assert json.loads(legacy.read_text()) == {"base_url": "https://api.novita.ai"}
     store.remove_key()
     assert "api_key" not in json.loads(new.read_text())
 
 
-@pytest.mark.parametrize("raw, expected", [(' "sk-abcdefgh-1234"\n', "sk-abcdefgh-1234"), ("'sk-abcdefgh'", "sk-abcdefgh")])
+@pytest.mark.parametrize(
+    "raw, expected", [(' "sk-abcdefgh-1234"\n', "sk-abcdefgh-1234"), ("'sk-abcdefgh'", "sk-abcdefgh")]
+)
 def test_pasted_keys_are_trimmed(raw, expected):
     assert clean_key(raw) == expected
 
 
-@pytest.mark.parametrize("raw", ["", "   ", "sk-a b-cdefgh", "sk-abc", "sk-" + "x" * 300, "sk-ключ-12345678", None])
+@pytest.mark.parametrize(
+    "raw", ["", "   ", "sk-a b-cdefgh", "sk-abc", "sk-" + "x" * 300, "sk-ключ-12345678", None]
+)
 def test_malformed_keys_are_refused_without_quoting_them(raw):
     with pytest.raises(ConfigError) as info:
         clean_key(raw)
@@ -67,14 +78,19 @@ def test_malformed_keys_are_refused_without_quoting_them(raw):
 
 
 def test_host_names():
-    assert host_name("https://api.ppinfra.com/") == "ppinfra" and host_name("https://api.novita.ai") == "novita"
+    assert (
+        host_name("https://api.ppinfra.com/") == "ppinfra" and host_name("https://api.novita.ai") == "novita"
+    )
     assert host_name("https://api.ppio.com") == "ppio" and host_name("http://127.0.0.1:9") == "custom"
 
 
 def test_check_key_reads_the_balance(sandbox):
     balance = check_key(SANDBOX_KEY, sandbox.base_url)
     assert isinstance(balance, Balance) and balance.credit_balance > 0
-    assert balance.to_json() == {"credit_balance": balance.credit_balance, "usd": balance.credit_balance / 10000}
+    assert balance.to_json() == {
+        "credit_balance": balance.credit_balance,
+        "usd": balance.credit_balance / 10000,
+    }
     with pytest.raises(AuthenticationError):
         check_key("sk-not-a-real-key-000000", sandbox.base_url)
 
@@ -114,8 +130,11 @@ def test_an_unreachable_host_is_said_plainly(tmp_path):
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    account = Account(KeyStore(str(tmp_path / "c.json")), environ={"PPINFRA_BASE_URL": f"http://127.0.0.1:{port}"},
-                      check_timeout=3)
+    account = Account(
+        KeyStore(str(tmp_path / "c.json")),
+        environ={"PPINFRA_BASE_URL": f"http://127.0.0.1:{port}"},
+        check_timeout=3,
+    )
     result = account.test(SANDBOX_KEY)
     assert result["ok"] is False and "Could not reach 127.0.0.1" in result["error"]
 
@@ -184,12 +203,15 @@ def test_node_run_ends_with_the_balance_on_its_status_line(sandbox, isolated_env
 
 # --------------------------------------------------------------------------- one resolver (issue 14)
 
+
 def test_account_reads_key_and_host_exactly_as_the_client_does(tmp_path, monkeypatch):
     """Quotes around a pasted key and an upper-case host mean the same to the panel as to a run."""
     from ppinfra.config import load_settings
 
     path = tmp_path / "c.json"
-    path.write_text(json.dumps({"api_key": ' "sk-quoted-in-file-1234" ', "base_url": "HTTPS://API.PPIO.COM/"}))
+    path.write_text(
+        json.dumps({"api_key": ' "sk-quoted-in-file-1234" ', "base_url": "HTTPS://API.PPIO.COM/"})
+    )
     account = Account(KeyStore(str(path)), environ={})
     assert account.key() == ("sk-quoted-in-file-1234", "file")
     assert account.base_url() == ("https://api.ppio.com", "file")
@@ -207,6 +229,7 @@ def test_account_reads_key_and_host_exactly_as_the_client_does(tmp_path, monkeyp
 
 # --------------------------------------------------------------------------- concurrency and bad disks
 
+
 def test_a_key_save_racing_a_host_change_keeps_both(tmp_path):
     """Two panels (two stores on one file) saving at the same moment: neither change is lost."""
     path = tmp_path / "c.json"
@@ -215,7 +238,10 @@ def test_a_key_save_racing_a_host_change_keeps_both(tmp_path):
         path.write_text(json.dumps({"other": i}))
         key, host = f"sk-round-{i:04d}-abcdef", hosts[i % len(hosts)]
         start = threading.Barrier(2)
-        jobs = [lambda: KeyStore(str(path)).update(api_key=key), lambda: KeyStore(str(path)).update(base_url=host)]
+        jobs = [
+            lambda: KeyStore(str(path)).update(api_key=key),
+            lambda: KeyStore(str(path)).update(base_url=host),
+        ]
         threads = [threading.Thread(target=lambda job=job: (start.wait(5), job())) for job in jobs]
         for t in threads:
             t.start()
@@ -231,12 +257,14 @@ def test_another_process_writing_the_same_file_loses_nothing(tmp_path):
     from helpers import ROOT
 
     path, go = tmp_path / "c.json", tmp_path / "go"
-    script = ("import os, sys, time\n"
-              f"sys.path.insert(0, {ROOT!r})\n"
-              "from ppinfra.account import KeyStore\n"
-              f"while not os.path.exists({str(go)!r}): time.sleep(0.005)\n"
-              f"store = KeyStore({str(path)!r})\n"
-              "for i in range(60): store.update(**{f'b{i}': 'x'})\n")
+    script = (
+        "import os, sys, time\n"
+        f"sys.path.insert(0, {ROOT!r})\n"
+        "from ppinfra.account import KeyStore\n"
+        f"while not os.path.exists({str(go)!r}): time.sleep(0.005)\n"
+        f"store = KeyStore({str(path)!r})\n"
+        "for i in range(60): store.update(**{f'b{i}': 'x'})\n"
+    )
     other = subprocess.Popen([sys.executable, "-c", script])
     try:
         store = KeyStore(str(path))

@@ -2,6 +2,7 @@
 
 Each test names what it guards ("Break: ..."): making that change turns it red.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -32,9 +33,17 @@ def test_a_download_redirect_loop_fails_at_once_naming_the_loop(looping_host, is
         transport.close()
 
 
-@pytest.mark.parametrize("url", ["http://127.0.0.1:8188/view?filename=x.png", "http://localhost/view",
-                                 "http://10.1.2.3/a.png", "http://192.168.0.4/a.png", "http://169.254.169.254/x",
-                                 "http://[::1]:8188/view"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8188/view?filename=x.png",
+        "http://localhost/view",
+        "http://10.1.2.3/a.png",
+        "http://192.168.0.4/a.png",
+        "http://169.254.169.254/x",
+        "http://[::1]:8188/view",
+    ],
+)
 def test_a_result_url_on_this_machine_or_a_private_network_is_refused(url, isolated_env):
     """Break: drop the address check in Transport._check_result_url."""
     settings = load_settings(api_key="sk-test-key-0123456789", base_url="https://api.ppinfra.com")
@@ -64,7 +73,9 @@ def test_a_redirect_from_https_to_http_on_the_same_host_is_not_followed(isolated
     with pytest.raises(errors.APIError, match="another host"):
         transport._redirect_target(resp, "https://api.ppinfra.com/v3/user", "user", True, 0, None)
     resp.headers["Location"] = "https://api.ppinfra.com/v3/user2"
-    assert transport._redirect_target(resp, "https://api.ppinfra.com/v3/user", "user", True, 0, None).endswith("user2")
+    assert transport._redirect_target(
+        resp, "https://api.ppinfra.com/v3/user", "user", True, 0, None
+    ).endswith("user2")
     transport.close()
 
 
@@ -72,13 +83,19 @@ def test_a_lone_surrogate_in_the_prompt_is_a_validation_error_naming_field_and_p
     req = base_request(prompt="a\ud800b")
     with pytest.raises(errors.ValidationError) as info:
         req.validate()
-    assert info.value.field == "request.prompt" and "position 1" in str(info.value) and "U+D800" in str(info.value)
+    assert (
+        info.value.field == "request.prompt"
+        and "position 1" in str(info.value)
+        and "U+D800" in str(info.value)
+    )
 
 
 def test_every_error_reads_as_ppinfra_dot_name():
     """ComfyUI shows type(exc).__module__ + "." + name; a pack's module is its folder path.
     Break: remove the __module__ loop at the end of ppinfra/errors.py."""
-    classes = [c for _, c in inspect.getmembers(errors, inspect.isclass) if issubclass(c, errors.PPInfraError)]
+    classes = [
+        c for _, c in inspect.getmembers(errors, inspect.isclass) if issubclass(c, errors.PPInfraError)
+    ]
     assert len(classes) > 10
     for cls in classes:
         assert f"{cls.__module__}.{cls.__name__}" == f"ppinfra.{cls.__name__}"
@@ -87,7 +104,9 @@ def test_every_error_reads_as_ppinfra_dot_name():
 def test_the_result_cache_key_depends_on_the_endpoint():
     """Break: leave the endpoint out of cache_key (or pass a fixed one in lookup_for)."""
     body = b'{"extra":{},"request":{"model_name":"m","prompt":"p"}}'
-    keys = {cache_key(body, "https://api.novita.ai", e) for e in ("img2img", "txt2img", "inpainting", "upscale")}
+    keys = {
+        cache_key(body, "https://api.novita.ai", e) for e in ("img2img", "txt2img", "inpainting", "upscale")
+    }
     assert len(keys) == 4
 
 
@@ -108,8 +127,15 @@ def test_a_submit_refused_with_503_gives_its_pacing_slot_back(sandbox, api_key, 
     from ppinfra.pacing import budget_for
 
     sandbox.inject("submit", "status", count=10, status=503)
-    with PPInfraClient(api_key=api_key, base_url=sandbox.base_url, images_per_minute=5, max_retries=1,
-                       backoff_base=0.01, backoff_max=0.02, deadline=10) as c:
+    with PPInfraClient(
+        api_key=api_key,
+        base_url=sandbox.base_url,
+        images_per_minute=5,
+        max_retries=1,
+        backoff_base=0.01,
+        backoff_max=0.02,
+        deadline=10,
+    ) as c:
         pacer = budget_for(sandbox.base_url, "img2img", images_per_minute=5)
         with pytest.raises(errors.ServerError):
             c.img2img(base_request(width=128, height=128, image_num=3))
@@ -121,8 +147,9 @@ def test_a_submit_that_created_a_task_keeps_its_slot(sandbox, api_key, isolated_
     from ppinfra.pacing import budget_for
 
     sandbox.inject("submit", "status", count=10, status=500)
-    with PPInfraClient(api_key=api_key, base_url=sandbox.base_url, images_per_minute=5, max_retries=0,
-                       deadline=10) as c:
+    with PPInfraClient(
+        api_key=api_key, base_url=sandbox.base_url, images_per_minute=5, max_retries=0, deadline=10
+    ) as c:
         pacer = budget_for(sandbox.base_url, "img2img", images_per_minute=5)
         with pytest.raises(errors.ServerError):
             c.img2img(base_request(width=128, height=128, image_num=2))
@@ -132,8 +159,9 @@ def test_a_submit_that_created_a_task_keeps_its_slot(sandbox, api_key, isolated_
 def test_a_network_error_says_whether_it_was_sent(isolated_env):
     """``sent`` is a declared field: False when the connection never opened (pacing refunds on it)."""
     assert "sent" in inspect.signature(errors.NetworkError.__init__).parameters
-    with PPInfraClient(api_key="sk-test-key-0123456789", base_url="http://127.0.0.1:9", max_retries=0,
-                       deadline=5) as c:
+    with PPInfraClient(
+        api_key="sk-test-key-0123456789", base_url="http://127.0.0.1:9", max_retries=0, deadline=5
+    ) as c:
         with pytest.raises(errors.NetworkError) as info:
             c.img2img(base_request(width=128, height=128))
     assert info.value.sent is False

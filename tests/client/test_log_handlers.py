@@ -4,6 +4,7 @@ pytest 9.2 does this with every non-propagating logger, and so may a user's
 logging config: such a handler must only ever see scrubbed records, for records
 of the pack's logger and of its children alike, and nothing is written twice.
 """
+
 from __future__ import annotations
 
 import logging

@@ -4,6 +4,7 @@ holds it, how lookups scale, and which names the pack itself ships.
 Shapes come from the provider's docs' samples (docs/api.md, "Model list"); the
 sandbox serves the same traps over real sockets.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,17 +19,40 @@ from ppinfra.model_info import DOCUMENTED_NAMES, FALLBACK_MODELS, family_of_base
 from ppinfra.models import ModelCatalog, ModelInfo
 
 EXAMPLES_DIR = os.path.join(ROOT, "example_workflows")
-SD15_LORA = {"id": 1, "name": "v1.0", "sd_name": "add_detail.safetensors", "sd_name_in_api": "add_detail_44319",
-             "type": {"name": "lora", "display_name": "LoRA"}, "status": 1, "base_model": "SD 1.5",
-             "tags": ["detail"], "cover_url": "https://c/1.jpeg"}
+SD15_LORA = {
+    "id": 1,
+    "name": "v1.0",
+    "sd_name": "add_detail.safetensors",
+    "sd_name_in_api": "add_detail_44319",
+    "type": {"name": "lora", "display_name": "LoRA"},
+    "status": 1,
+    "base_model": "SD 1.5",
+    "tags": ["detail"],
+    "cover_url": "https://c/1.jpeg",
+}
 
 
 # ---------------------------------------------------------------- parsing one entry
 
-@pytest.mark.parametrize("base, family", [
-    ("SD 1.5", "sd15"), ("SD 1.4", "sd15"), ("SDXL 1.0", "sdxl"), ("SDXL 0.9", "sdxl"), ("Pony", "sdxl"),
-    ("Illustrious", "sdxl"), ("NoobAI", "sdxl"), ("SDXL Turbo", "sdxl"), ("SDXL Lightning", "sdxl"),
-    ("SD 2.1", None), ("Flux.1 D", None), ("Other", None), ("", None)])
+
+@pytest.mark.parametrize(
+    "base, family",
+    [
+        ("SD 1.5", "sd15"),
+        ("SD 1.4", "sd15"),
+        ("SDXL 1.0", "sdxl"),
+        ("SDXL 0.9", "sdxl"),
+        ("Pony", "sdxl"),
+        ("Illustrious", "sdxl"),
+        ("NoobAI", "sdxl"),
+        ("SDXL Turbo", "sdxl"),
+        ("SDXL Lightning", "sdxl"),
+        ("SD 2.1", None),
+        ("Flux.1 D", None),
+        ("Other", None),
+        ("", None),
+    ],
+)
 def test_family_from_base_model(base, family):
     assert family_of_base(base) == family
     raw = {"model_name": "m.safetensors", "status": 1, "base_model": base}  # PPInfra's shape: no is_sdxl
@@ -41,26 +65,52 @@ def test_an_sd21_model_flagged_not_sdxl_is_unsure_not_sd15():
 
 
 def test_ppinfra_shape_sends_model_name_never_the_version_name():
-    raw = {"id": 7, "name": "beta2", "model_name": "foo_123.safetensors", "type": {"name": "checkpoint"},
-           "status": 1, "base_model": "Pony", "tags": [{"name": "anime"}], "cover_url": None}
+    raw = {
+        "id": 7,
+        "name": "beta2",
+        "model_name": "foo_123.safetensors",
+        "type": {"name": "checkpoint"},
+        "status": 1,
+        "base_model": "Pony",
+        "tags": [{"name": "anime"}],
+        "cover_url": None,
+    }
     m = to_model_info(raw, "checkpoint")
-    assert (m.name, m.sd_name, m.family, m.tags, m.cover_url) == ("foo_123.safetensors", "foo_123.safetensors",
-                                                                  "sdxl", ("anime",), "")
+    assert (m.name, m.sd_name, m.family, m.tags, m.cover_url) == (
+        "foo_123.safetensors",
+        "foo_123.safetensors",
+        "sdxl",
+        ("anime",),
+        "",
+    )
     assert "foo_123" in m.display_name and "beta2" in m.display_name
     assert to_model_info({"name": "beta2", "status": 1}, "checkpoint") is None  # nothing sendable
 
 
-@pytest.mark.parametrize("change", [{"status": 0}, {"status": "0"}, {"status": "MODEL_STATUS_UNAVAILABLE"},
-                                    {"status": 2}, {"sd_name_in_api": "pack_1.zip"}, {"sd_name": "pack.ZIP"},
-                                    {"download_url": "https://files.example/pack_1.zip?sig=1"},
-                                    {"type": {"name": "checkpoint"}}])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"status": 0},
+        {"status": "0"},
+        {"status": "MODEL_STATUS_UNAVAILABLE"},
+        {"status": 2},
+        {"sd_name_in_api": "pack_1.zip"},
+        {"sd_name": "pack.ZIP"},
+        {"download_url": "https://files.example/pack_1.zip?sig=1"},
+        {"type": {"name": "checkpoint"}},
+    ],
+)
 def test_entries_a_node_cannot_use_are_dropped(change):
     assert to_model_info(SD15_LORA, "lora") is not None
     assert to_model_info({**SD15_LORA, **change}, "lora") is None
 
 
 def test_locon_is_a_lora():
-    locon = {**SD15_LORA, "type": {"name": "locon", "display_name": "LoCon"}, "status": "MODEL_STATUS_AVAILABLE"}
+    locon = {
+        **SD15_LORA,
+        "type": {"name": "locon", "display_name": "LoCon"},
+        "status": "MODEL_STATUS_AVAILABLE",
+    }
     assert to_model_info(locon, "lora").name == "add_detail_44319"
     assert to_model_info(locon, "checkpoint") is None
 
@@ -78,16 +128,22 @@ def test_cache_round_trip_keeps_every_field(tmp_path):
 
 # ---------------------------------------------------------------- against the sandbox
 
+
 def test_sandbox_list_is_filtered_and_typed(sandbox, api_key, tmp_path):
     with PPInfraClient(api_key=api_key, base_url=sandbox.base_url) as client:
         raw = client.list_models_raw("lora")
-    cat = ModelCatalog(lambda: PPInfraClient(api_key=api_key, base_url=sandbox.base_url),
-                       cache_dir=str(tmp_path), base_url=sandbox.base_url)
+    cat = ModelCatalog(
+        lambda: PPInfraClient(api_key=api_key, base_url=sandbox.base_url),
+        cache_dir=str(tmp_path),
+        base_url=sandbox.base_url,
+    )
     names = {m.name for m in cat.list("lora")}
     kinds = {"locon": 0, "zip": 0, "off": 0}
     for r in raw:
         send = r.get("sd_name_in_api") or r.get("model_name") or r.get("sd_name")
-        is_zip = any(str(r.get(k) or "").lower().endswith(".zip") for k in ("sd_name", "sd_name_in_api", "model_name"))
+        is_zip = any(
+            str(r.get(k) or "").lower().endswith(".zip") for k in ("sd_name", "sd_name_in_api", "model_name")
+        )
         if r["status"] != 1 or is_zip:
             kinds["zip" if is_zip else "off"] += 1
             assert send not in names, r
@@ -108,8 +164,11 @@ def test_sandbox_list_is_filtered_and_typed(sandbox, api_key, tmp_path):
 
 
 def test_sandbox_serves_every_documented_name(sandbox, api_key, tmp_path):
-    cat = ModelCatalog(lambda: PPInfraClient(api_key=api_key, base_url=sandbox.base_url),
-                       cache_dir=str(tmp_path), base_url=sandbox.base_url)
+    cat = ModelCatalog(
+        lambda: PPInfraClient(api_key=api_key, base_url=sandbox.base_url),
+        cache_dir=str(tmp_path),
+        base_url=sandbox.base_url,
+    )
     for model_type, names in DOCUMENTED_NAMES.items():
         listed = {m.name for m in cat.list(model_type)}
         assert names <= listed, (model_type, sorted(names - listed))
@@ -118,28 +177,45 @@ def test_sandbox_serves_every_documented_name(sandbox, api_key, tmp_path):
 def test_no_family_warning_when_unsure(isolated_env, monkeypatch):
     pack = load_pack()
     import sys
+
     img2img = sys.modules[pack.__name__ + ".nodes.img2img"]
     from ppinfra.request import Lora
+
     cat = ModelCatalog(None, cache_dir=str(isolated_env / "cache"))
-    raw = [{"sd_name": n, "status": 1, "base_model": b} for n, b in
-           (("sd21.safetensors", "SD 2.1"), ("flux.safetensors", "Flux.1 D"), ("pony.safetensors", "Pony"),
-            ("sd15.safetensors", "SD 1.5"))]
+    raw = [
+        {"sd_name": n, "status": 1, "base_model": b}
+        for n, b in (
+            ("sd21.safetensors", "SD 2.1"),
+            ("flux.safetensors", "Flux.1 D"),
+            ("pony.safetensors", "Pony"),
+            ("sd15.safetensors", "SD 1.5"),
+        )
+    ]
     cat._write_cache("checkpoint", [to_model_info(r, "checkpoint") for r in raw])
-    loras = [{"sd_name_in_api": n, "status": 1, "base_model": b} for n, b in
-             (("l15", "SD 1.5"), ("lxl", "Illustrious"), ("lun", "Other"))]
+    loras = [
+        {"sd_name_in_api": n, "status": 1, "base_model": b}
+        for n, b in (("l15", "SD 1.5"), ("lxl", "Illustrious"), ("lun", "Other"))
+    ]
     cat._write_cache("lora", [to_model_info(r, "lora") for r in loras])
 
     def warn(ckpt, lora):
         return img2img.family_warnings(ckpt, [Lora(lora, 0.5)], [], [], None)
 
     assert warn("pony.safetensors", "l15") and warn("sd15.safetensors", "lxl")  # the check still works
-    for ckpt, lora in (("sd21.safetensors", "l15"), ("flux.safetensors", "lxl"), ("pony.safetensors", "lun"),
-                       ("sd15.safetensors", "lun"), ("not-listed.safetensors", "l15"), ("pony.safetensors", "nope")):
+    for ckpt, lora in (
+        ("sd21.safetensors", "l15"),
+        ("flux.safetensors", "lxl"),
+        ("pony.safetensors", "lun"),
+        ("sd15.safetensors", "lun"),
+        ("not-listed.safetensors", "l15"),
+        ("pony.safetensors", "nope"),
+    ):
         assert warn(ckpt, lora) == [], (ckpt, lora)
     assert warn("pony.safetensors", "lxl") == []
 
 
 # ---------------------------------------------------------------- one cache file per host
+
 
 def test_cache_file_is_per_host_and_follows_the_config_file(isolated_env, monkeypatch):
     cache = str(isolated_env / "cache")
@@ -148,7 +224,9 @@ def test_cache_file_is_per_host_and_follows_the_config_file(isolated_env, monkey
     assert path(base_url="https://api.ppinfra.com/") == default == path(base_url="HTTPS://API.PPINFRA.COM")
     assert path(base_url="https://api.novita.ai") != default
     assert path(base_url="ppio") == path(base_url="https://api.ppio.com") != default
-    (isolated_env / "config.json").write_text(json.dumps({"api_key": "sk-x", "base_url": "https://api.novita.ai"}))
+    (isolated_env / "config.json").write_text(
+        json.dumps({"api_key": "sk-x", "base_url": "https://api.novita.ai"})
+    )
     assert path() == path(base_url="https://api.novita.ai")  # the config file's host, not the default
     other = isolated_env / "other.json"
     other.write_text(json.dumps({"base_url": "https://api.ppio.com"}))
@@ -170,7 +248,8 @@ def test_models_sandbox_leaves_no_cache_file(isolated_env, capsys):
 
 def test_a_memory_only_catalog_never_touches_the_disk(tmp_path):
     ModelCatalog(None, cache_dir=str(tmp_path), base_url="https://x.example")._write_cache(
-        "lora", [ModelInfo("on-disk", "lora", False)])
+        "lora", [ModelInfo("on-disk", "lora", False)]
+    )
     before = sorted(os.listdir(tmp_path))
     mem = ModelCatalog(None, cache_dir=str(tmp_path), base_url="https://x.example", persist=False)
     assert mem.names("lora") == ["add_detail_44319"]  # the bundled list, not the file
@@ -182,6 +261,7 @@ def test_a_memory_only_catalog_never_touches_the_disk(tmp_path):
 
 # ---------------------------------------------------------------- scale
 
+
 class CountingCatalog(ModelCatalog):
     reads = 0
 
@@ -192,9 +272,17 @@ class CountingCatalog(ModelCatalog):
 
 def _big(model_type: str, n: int, start: int = 0):
     bases = ["SD 1.5", "SDXL 1.0", "Pony", "SD 2.1"]
-    return [ModelInfo(f"{model_type}_{i:05d}.safetensors", model_type, None, base_model=bases[i % 4],
-                      sd_name=f"{model_type}_{i:05d}.safetensors", tags=("Anime",) if i % 10 == 0 else ("photo",))
-            for i in range(start, start + n)]
+    return [
+        ModelInfo(
+            f"{model_type}_{i:05d}.safetensors",
+            model_type,
+            None,
+            base_model=bases[i % 4],
+            sd_name=f"{model_type}_{i:05d}.safetensors",
+            tags=("Anime",) if i % 10 == 0 else ("photo",),
+        )
+        for i in range(start, start + n)
+    ]
 
 
 def test_lookups_scale_and_parse_the_cache_once_per_change(tmp_path):
@@ -210,7 +298,9 @@ def test_lookups_scale_and_parse_the_cache_once_per_change(tmp_path):
         cat.search("lora", "ANIME", limit=5)
     assert CountingCatalog.reads == 1
     assert len(names) == 30_000 and names == sorted(names, key=str.lower)
-    assert len(cat.names("checkpoint", family="sdxl")) == 30_000 // 2 + 30_000 // 4  # SDXL, Pony, SD 2.1 (unsure)
+    assert (
+        len(cat.names("checkpoint", family="sdxl")) == 30_000 // 2 + 30_000 // 4
+    )  # SDXL, Pony, SD 2.1 (unsure)
     assert cat.info("lora", "missing") is None
     total, page = cat.search("lora", "anime", limit=10, offset=20)
     assert total == 2_000 and len(page) == 10 and page[0].name == "lora_00200.safetensors"
@@ -220,7 +310,8 @@ def test_lookups_scale_and_parse_the_cache_once_per_change(tmp_path):
     # Another process rewrites the file: the next call sees it, parsing once more.
     time.sleep(0.01)
     ModelCatalog(None, cache_dir=str(tmp_path), base_url="https://api.ppinfra.com")._write_cache(
-        "checkpoint", _big("checkpoint", 10, start=90_000))
+        "checkpoint", _big("checkpoint", 10, start=90_000)
+    )
     assert cat.names("checkpoint")[0] == "checkpoint_90000.safetensors"
     cat.names("checkpoint")
     assert CountingCatalog.reads == 2
@@ -228,15 +319,19 @@ def test_lookups_scale_and_parse_the_cache_once_per_change(tmp_path):
 
 # ---------------------------------------------------------------- names the pack ships
 
+
 def _example_model_values():
     """(file, node type, input, type, value) of every model-name input of every example.
 
     Read from the API copies: tests/test_examples.py proves each equals its UI workflow.
     """
-    model_inputs = {("PPInfraImg2Img", "model_name"): "checkpoint", ("PPInfraImg2Img", "sd_vae"): "vae",
-                    ("PPInfraControlNetUnit", "model_name"): "controlnet",
-                    ("PPInfraEmbedding", "model_name"): "textualinversion",
-                    **{("PPInfraLoraStack", f"lora_{i}"): "lora" for i in range(1, 6)}}
+    model_inputs = {
+        ("PPInfraImg2Img", "model_name"): "checkpoint",
+        ("PPInfraImg2Img", "sd_vae"): "vae",
+        ("PPInfraControlNetUnit", "model_name"): "controlnet",
+        ("PPInfraEmbedding", "model_name"): "textualinversion",
+        **{("PPInfraLoraStack", f"lora_{i}"): "lora" for i in range(1, 6)},
+    }
     api_dir = os.path.join(EXAMPLES_DIR, "api")
     out = []
     for name in sorted(os.listdir(api_dir)):

@@ -1,4 +1,5 @@
 """The shared images-per-minute budget: the mechanism, then a batch against the sandbox's own limit."""
+
 from __future__ import annotations
 
 import threading
@@ -19,6 +20,7 @@ pytestmark = pytest.mark.usefixtures("no_pacing_env")
 
 
 # --------------------------------------------------------------------------- the mechanism
+
 
 def test_within_the_limit_no_wait_and_no_room_before_the_deadline_fails_at_once():
     pacer = Pacer(3, window=30)
@@ -123,8 +125,10 @@ def test_plan_defaults_settings_and_the_shared_registry(monkeypatch, isolated_en
     assert (pacer.limit, pacer.window) == (7, 6.0)
     seen = set()
     with ThreadPoolExecutor(8) as pool:
-        for p in pool.map(lambda _: budget_for("https://api.ppio.com/", "img2img", images_per_minute=7, window=6.0),
-                          range(32)):
+        for p in pool.map(
+            lambda _: budget_for("https://api.ppio.com/", "img2img", images_per_minute=7, window=6.0),
+            range(32),
+        ):
             seen.add(id(p))
     assert seen == {id(pacer)}  # one budget per host and endpoint in the process
     assert budget_for("https://api.ppio.com", "txt2img") is not pacer
@@ -136,11 +140,19 @@ def test_plan_defaults_settings_and_the_shared_registry(monkeypatch, isolated_en
 
 # --------------------------------------------------------------------------- against the sandbox's limit
 
+
 def _batch(sandbox, api_key, n, **client_kw):
     """``n`` one-image jobs from 4 threads through one client; returns (results or errors, budget waits)."""
     waits = []
-    client = PPInfraClient(api_key=api_key, base_url=sandbox.base_url, deadline=30.0, rate_limit_retries=0,
-                           backoff_base=0.01, backoff_max=0.05, **client_kw)
+    client = PPInfraClient(
+        api_key=api_key,
+        base_url=sandbox.base_url,
+        deadline=30.0,
+        rate_limit_retries=0,
+        backoff_base=0.01,
+        backoff_max=0.05,
+        **client_kw,
+    )
 
     def job(i):
         try:
@@ -156,7 +168,9 @@ def _batch(sandbox, api_key, n, **client_kw):
 
 
 @pytest.mark.sandbox(images_per_minute=3, rate_window=1.0, task_seconds=0.1)
-def test_a_batch_of_three_times_the_limit_gets_no_429_and_exactly_one_task_each(sandbox, api_key, isolated_env):
+def test_a_batch_of_three_times_the_limit_gets_no_429_and_exactly_one_task_each(
+    sandbox, api_key, isolated_env
+):
     results, waits = _batch(sandbox, api_key, 9, images_per_minute=3, rate_window=1.0)
     assert all(not isinstance(r, Exception) for r in results), results
     # Every submit the sandbox saw was accepted (a 429 is a submit without a task), once per item.
@@ -176,6 +190,7 @@ def test_the_same_batch_without_pacing_does_hit_the_limit(sandbox, api_key, isol
 
 # --------------------------------------------------------------------------- the node's status line
 
+
 def test_the_status_line_says_what_an_item_waits_for():
     from tools.node_driver import pack_module
 
@@ -185,7 +200,9 @@ def test_the_status_line_says_what_an_item_waits_for():
         tracker.set(i, "submitting")
     tracker.on_wait(1)(BudgetWait("img2img", 1, 10, 60.0, 12.0))
     text = tracker.status(3.0)
-    assert "1 waiting for the images-per-minute budget (10 per minute): 12 s" in text and "2 submitting" in text
+    assert (
+        "1 waiting for the images-per-minute budget (10 per minute): 12 s" in text and "2 submitting" in text
+    )
     tracker.on_wait(1)(BudgetWait("img2img", 1, 10, 60.0, 0.0))  # the wait is over
     assert "budget" not in tracker.status(3.0) and "3 submitting" in tracker.status(3.0)
 

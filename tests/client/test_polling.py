@@ -1,4 +1,5 @@
 """The adaptive poll schedule: sparse while the eta is long, fast at the finish, backing off when stuck."""
+
 from ppinfra.waiting import PollSchedule
 
 

@@ -1,4 +1,5 @@
 """The package's public face and its layering: what a newcomer may import, and which way imports point."""
+
 from __future__ import annotations
 
 import ast
@@ -33,8 +34,15 @@ def _py_files(*parts: str):
 def test_every_public_name_resolves():
     for name in ppinfra.__all__:
         assert getattr(ppinfra, name) is not None, name
-    assert {"PPInfraClient", "Txt2ImgRequest", "InpaintingRequest", "UpscaleRequest", "Img2ImgRequest",
-            "PPInfraError", "ValidationError"} <= set(ppinfra.__all__)
+    assert {
+        "PPInfraClient",
+        "Txt2ImgRequest",
+        "InpaintingRequest",
+        "UpscaleRequest",
+        "Img2ImgRequest",
+        "PPInfraError",
+        "ValidationError",
+    } <= set(ppinfra.__all__)
 
 
 def test_import_ppinfra_stays_light():
@@ -54,8 +62,12 @@ def test_the_client_layer_imports_nothing_of_the_nodes():
 
 def test_nothing_outside_the_client_reaches_its_transport():
     """Callers use the client's methods (run, balance, model_page, search_models), never its HTTP layer."""
-    for path in [*_py_files("nodes"), *_py_files("tools"), *_py_files("bench"),
-                 os.path.join(ROOT, "__init__.py")]:
+    for path in [
+        *_py_files("nodes"),
+        *_py_files("tools"),
+        *_py_files("bench"),
+        os.path.join(ROOT, "__init__.py"),
+    ]:
         with open(path, encoding="utf-8") as fh:
             text = fh.read()
         assert ".transport" not in text, path

@@ -1,6 +1,7 @@
 """HTTP 429 in the client: its own retry budget and backoff schedule, Retry-After, the deadline, and the
 images-per-minute budget a 429 lowers. The 429 tests of the client, gathered from the retry engine, the
 client, its HTTP edges and pacing (the sandbox's own 429s are tested in tests/sandbox/)."""
+
 from __future__ import annotations
 
 import time
@@ -19,6 +20,7 @@ pytestmark = pytest.mark.usefixtures("no_pacing_env")
 
 # --------------------------------------------------------------------------- the retry engine: own budget, schedule, Retry-After, deadline
 
+
 def test_429_uses_its_own_longer_budget(sandbox, api_key, isolated_env):
     waits = []
     sandbox.inject("submit", "status", count=FAST["max_retries"] + 2, status=429)
@@ -36,7 +38,7 @@ def test_429_waits_follow_the_jittered_backoff_schedule(sandbox, api_key, isolat
         t0 = time.monotonic()
         c.submit_img2img(small(), on_wait=waits.append)
         took = time.monotonic() - t0
-    steps = [min(0.2, 0.05 * 2 ** k) for k in range(n)]
+    steps = [min(0.2, 0.05 * 2**k) for k in range(n)]
     assert [w.attempt for w in waits] == list(range(1, n + 1))
     for w, step in zip(waits, steps):
         assert step * 0.5 <= w.delay <= step, (w.delay, step)
@@ -64,12 +66,17 @@ def test_429_that_cannot_end_before_the_deadline_raises_rate_limit_error(sandbox
 
 
 def test_429_schedule_past_the_deadline_raises_rate_limit_error_not_timeout():
-    retrier = Retrier(RetryPolicy({RATE_LIMITED: Backoff(None, 10.0, 30.0)}), Deadline(1.0), what="t",
-                      sleep=lambda *a: pytest.fail("must not sleep past the deadline"))
+    retrier = Retrier(
+        RetryPolicy({RATE_LIMITED: Backoff(None, 10.0, 30.0)}),
+        Deadline(1.0),
+        what="t",
+        sleep=lambda *a: pytest.fail("must not sleep past the deadline"),
+    )
     assert retrier.retry(RATE_LIMITED, "HTTP 429") is False
 
 
 # --------------------------------------------------------------------------- the client: one task, a window waited out
+
 
 def test_submit_retried_on_429_and_503_only_one_task(client, sandbox):
     sandbox.inject("submit", "status", count=1, status=429, retry_after=0)
@@ -80,11 +87,13 @@ def test_submit_retried_on_429_and_503_only_one_task(client, sandbox):
 
 def test_rate_limit_waits_out_the_window_by_default(sandbox, api_key, isolated_env):
     from ppinfra.config import Settings
+
     s = Settings(api_key="x")
-    delays = [min(s.rate_limit_backoff_max, s.rate_limit_backoff * 2 ** i) for i in range(s.rate_limit_retries)]
+    delays = [min(s.rate_limit_backoff_max, s.rate_limit_backoff * 2**i) for i in range(s.rate_limit_retries)]
     assert sum(delays) * 0.75 > 60  # even with jitter, the retries outlast a per-minute window
-    with PPInfraClient(api_key=api_key, base_url=sandbox.base_url, rate_limit_backoff=0.3,
-                       rate_limit_backoff_max=0.3) as c:
+    with PPInfraClient(
+        api_key=api_key, base_url=sandbox.base_url, rate_limit_backoff=0.3, rate_limit_backoff_max=0.3
+    ) as c:
         sandbox.inject("submit", "status", count=3, status=429)
         t0 = time.monotonic()
         c.img2img(base_request(width=128, height=128))
@@ -92,6 +101,7 @@ def test_rate_limit_waits_out_the_window_by_default(sandbox, api_key, isolated_e
 
 
 # --------------------------------------------------------------------------- pacing: a 429 lowers the images-per-minute budget
+
 
 def test_429_halves_the_budget_once_per_burst_then_it_grows_back():
     pacer = Pacer(10, window=0.3)
@@ -114,8 +124,14 @@ def test_429_halves_the_budget_once_per_burst_then_it_grows_back():
 
 @pytest.mark.sandbox(images_per_minute=1, rate_window=30.0, task_seconds=0.1)
 def test_a_429_refund_leaves_the_budget_as_the_server_counts_it(sandbox, api_key, isolated_env):
-    client = PPInfraClient(api_key=api_key, base_url=sandbox.base_url, deadline=20.0, rate_limit_retries=0,
-                           images_per_minute=5, rate_window=30.0)
+    client = PPInfraClient(
+        api_key=api_key,
+        base_url=sandbox.base_url,
+        deadline=20.0,
+        rate_limit_retries=0,
+        images_per_minute=5,
+        rate_window=30.0,
+    )
     try:
         client.img2img(base_request(width=128, height=128))
         with pytest.raises(errors.RateLimitError):
@@ -129,11 +145,21 @@ def test_a_429_refund_leaves_the_budget_as_the_server_counts_it(sandbox, api_key
 
 
 @pytest.mark.sandbox(images_per_minute=2, rate_window=1.0, task_seconds=0.05)
-def test_a_429_the_budget_let_through_lowers_it_and_the_retry_still_lands_once(sandbox, api_key, isolated_env):
+def test_a_429_the_budget_let_through_lowers_it_and_the_retry_still_lands_once(
+    sandbox, api_key, isolated_env
+):
     """The plan is smaller than the setting says: the 429 retry wait halves the budget; nothing is lost."""
     waits = []
-    client = PPInfraClient(api_key=api_key, base_url=sandbox.base_url, deadline=20.0, rate_limit_retries=5,
-                           rate_limit_backoff=0.3, rate_limit_backoff_max=0.6, images_per_minute=6, rate_window=1.0)
+    client = PPInfraClient(
+        api_key=api_key,
+        base_url=sandbox.base_url,
+        deadline=20.0,
+        rate_limit_retries=5,
+        rate_limit_backoff=0.3,
+        rate_limit_backoff_max=0.6,
+        images_per_minute=6,
+        rate_window=1.0,
+    )
     try:
         for i in range(4):
             client.img2img(base_request(width=128, height=128, seed=10 + i), on_wait=waits.append)

@@ -6,6 +6,7 @@ The console here is a plain StreamHandler on the root logger, as ComfyUI install
 one; caplog's handler sits on the root logger too. Both must see the record
 (so the test proves something) and neither may see the key.
 """
+
 from __future__ import annotations
 
 import ast
@@ -20,15 +21,19 @@ import pytest
 from helpers import REDACTION_KEY as KEY, ROOT, load_pack
 
 
-
 def seen(caplog, console) -> str:
     return "\n".join([console.getvalue(), caplog.text] + [r.getMessage() for r in caplog.records])
 
 
 # Loggers the pack's code may use: the literal name, a child of it (getLogger(__name__) when the
 # package is imported as ``ppinfra``), and children of the name ComfyUI imports the pack under.
-CHILD_LOGGERS = ("ppinfra", "ppinfra.client", "ppinfra.sandbox.server",
-                 "{pack}.ppinfra.transport", "{pack}.nodes.runner")
+CHILD_LOGGERS = (
+    "ppinfra",
+    "ppinfra.client",
+    "ppinfra.sandbox.server",
+    "{pack}.ppinfra.transport",
+    "{pack}.nodes.runner",
+)
 
 
 @pytest.mark.parametrize("name", CHILD_LOGGERS)
@@ -43,8 +48,9 @@ def test_key_in_args_or_message_is_scrubbed_on_the_console_and_in_caplog(pack_lo
     assert text.count("a dict arg ***") == 3
 
 
-@pytest.mark.parametrize("bad", [("%d", (KEY,)), ("%s and %s", (KEY,)), ("no placeholder", (KEY,)),
-                                 ("%(missing)s", ({"k": KEY},))])
+@pytest.mark.parametrize(
+    "bad", [("%d", (KEY,)), ("%s and %s", (KEY,)), ("no placeholder", (KEY,)), ("%(missing)s", ({"k": KEY},))]
+)
 def test_a_record_that_cannot_be_formatted_is_withheld(pack_logs, console, caplog, capfd, bad):
     msg, args = bad
     logging.getLogger("ppinfra.models").error(msg, *args)
@@ -52,7 +58,9 @@ def test_a_record_that_cannot_be_formatted_is_withheld(pack_logs, console, caplo
     text = seen(caplog, console) + out + err
     assert KEY not in text
     assert "--- Logging error ---" not in err
-    assert text.count("a log record from ppinfra.models") == 3 and "could not be formatted" in console.getvalue()
+    assert (
+        text.count("a log record from ppinfra.models") == 3 and "could not be formatted" in console.getvalue()
+    )
 
 
 def test_a_traceback_and_a_stack_in_a_record_are_scrubbed(pack_logs, console, caplog):
@@ -80,7 +88,9 @@ def test_with_no_handler_configured_the_last_resort_gets_the_scrubbed_copy(pack_
     assert "last resort ***" in err and "could not be formatted" in err and KEY not in err
 
 
-def test_a_failure_inside_the_handler_reports_without_the_record(pack_logs, console, caplog, capfd, monkeypatch):
+def test_a_failure_inside_the_handler_reports_without_the_record(
+    pack_logs, console, caplog, capfd, monkeypatch
+):
     log = logging.getLogger("ppinfra.client")
     (handler,) = [h for h in logging.getLogger("ppinfra").handlers if getattr(h, "ppinfra_redacting", False)]
 
@@ -159,13 +169,27 @@ def test_the_status_line_sent_to_the_editor_is_scrubbed(pack_logs, monkeypatch):
 
 def _stderr_writes(path: str):
     tree = ast.parse(open(path, encoding="utf-8").read(), path)
-    queried = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr in STDERR_QUERIES}
-    queried |= {id(n.args[0]) for n in ast.walk(tree)  # getattr(sys.stderr, "isatty", ...)
-                if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "getattr"
-                and len(n.args) > 1 and isinstance(n.args[1], ast.Constant) and n.args[1].value in STDERR_QUERIES}
+    queried = {
+        id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr in STDERR_QUERIES
+    }
+    queried |= {
+        id(n.args[0])
+        for n in ast.walk(tree)  # getattr(sys.stderr, "isatty", ...)
+        if isinstance(n, ast.Call)
+        and isinstance(n.func, ast.Name)
+        and n.func.id == "getattr"
+        and len(n.args) > 1
+        and isinstance(n.args[1], ast.Constant)
+        and n.args[1].value in STDERR_QUERIES
+    }
     for node in ast.walk(tree):
-        if isinstance(node, ast.Attribute) and node.attr in ("stderr", "__stderr__") and \
-                isinstance(node.value, ast.Name) and node.value.id == "sys" and id(node) not in queried:
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr in ("stderr", "__stderr__")
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "sys"
+            and id(node) not in queried
+        ):
             yield node.lineno, "sys.stderr"
         if isinstance(node, ast.Attribute) and node.attr in ("print_exc", "print_exception", "print_stack"):
             yield node.lineno, f"traceback.{node.attr}"
@@ -180,5 +204,7 @@ def test_the_pack_writes_to_stderr_only_through_the_redacting_helper():
             for name in files:
                 path = os.path.join(folder, name)
                 if name.endswith(".py") and path != os.path.join(ROOT, "ppinfra", "logs.py"):
-                    found += [f"{os.path.relpath(path, ROOT)}:{line}: {what}" for line, what in _stderr_writes(path)]
+                    found += [
+                        f"{os.path.relpath(path, ROOT)}:{line}: {what}" for line, what in _stderr_writes(path)
+                    ]
     assert not found, "write to stderr through ppinfra.logs.eprint instead:\n" + "\n".join(found)

@@ -1,4 +1,5 @@
 """Every documented limit at both edges and just outside, read from the limits table itself."""
+
 from __future__ import annotations
 
 import json
@@ -38,9 +39,11 @@ BUILD = {
     "request.ip_adapters[].strength": lambda v: base_request(ip_adapters=(_adapter(strength=v),)),
     "request.controlnet.units[].strength": lambda v: base_request(controlnet_units=(_unit(strength=v),)),
     "request.controlnet.units[].guidance_start": lambda v: base_request(
-        controlnet_units=(_unit(guidance_start=v, guidance_end=1.0 if v < 1 else 1.0),)),
+        controlnet_units=(_unit(guidance_start=v, guidance_end=1.0 if v < 1 else 1.0),)
+    ),
     "request.controlnet.units[].guidance_end": lambda v: base_request(
-        controlnet_units=(_unit(guidance_start=0.0, guidance_end=v),)),
+        controlnet_units=(_unit(guidance_start=0.0, guidance_end=v),)
+    ),
 }
 CONCRETE = {
     "request.loras[].strength": "request.loras[0].strength",
@@ -87,20 +90,29 @@ def test_numeric_edges(field, value, ok):
     assert "[" in err.limit or "(" in err.limit or "below" in err.limit
 
 
-@pytest.mark.parametrize("field,value", [
-    ("request.width", 512.0), ("request.steps", True), ("request.guidance_scale", float("nan")),
-    ("request.seed", "7"), ("request.clip_skip", 2.5),
-])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("request.width", 512.0),
+        ("request.steps", True),
+        ("request.guidance_scale", float("nan")),
+        ("request.seed", "7"),
+        ("request.clip_skip", 2.5),
+    ],
+)
 def test_wrong_types(field, value):
     with pytest.raises(ValidationError) as info:
         BUILD[field](value).validate()
     assert info.value.field == field
 
 
-@pytest.mark.parametrize("field,make", [
-    ("request.prompt", lambda n: base_request(prompt="x" * n)),
-    ("request.negative_prompt", lambda n: base_request(negative_prompt="x" * n)),
-])
+@pytest.mark.parametrize(
+    "field,make",
+    [
+        ("request.prompt", lambda n: base_request(prompt="x" * n)),
+        ("request.negative_prompt", lambda n: base_request(negative_prompt="x" * n)),
+    ],
+)
 def test_text_lengths(field, make):
     lim = LIMITS[field]
     make(int(lim.min)).validate()
@@ -114,14 +126,23 @@ def test_text_lengths(field, make):
         assert info.value.field == field
 
 
-@pytest.mark.parametrize("field,make,good", [
-    ("request.sampler_name", lambda v: base_request(sampler_name=v), SAMPLERS),
-    ("extra.response_image_type", lambda v: base_request(response_image_type=v), ("png", "webp", "jpeg")),
-    ("request.controlnet.units[0].preprocessor", lambda v: base_request(controlnet_units=(_unit(preprocessor=v),)),
-     PREPROCESSORS),
-    ("request.ip_adapters[0].model_name", lambda v: base_request(ip_adapters=(_adapter(model_name=v),)),
-     ("ip-adapter_sd15.bin", "ip-adapter_sdxl.bin")),
-])
+@pytest.mark.parametrize(
+    "field,make,good",
+    [
+        ("request.sampler_name", lambda v: base_request(sampler_name=v), SAMPLERS),
+        ("extra.response_image_type", lambda v: base_request(response_image_type=v), ("png", "webp", "jpeg")),
+        (
+            "request.controlnet.units[0].preprocessor",
+            lambda v: base_request(controlnet_units=(_unit(preprocessor=v),)),
+            PREPROCESSORS,
+        ),
+        (
+            "request.ip_adapters[0].model_name",
+            lambda v: base_request(ip_adapters=(_adapter(model_name=v),)),
+            ("ip-adapter_sd15.bin", "ip-adapter_sdxl.bin"),
+        ),
+    ],
+)
 def test_enums(field, make, good):
     for v in good:
         make(v).validate()
@@ -133,11 +154,17 @@ def test_enums(field, make, good):
         assert info.value.field == field and repr(bad) in str(info.value)
 
 
-@pytest.mark.parametrize("field,make", [
-    ("request.loras", lambda n: base_request(loras=tuple(Lora(f"l{i}", 0.5) for i in range(n)))),
-    ("request.embeddings", lambda n: base_request(embeddings=tuple(Embedding(f"e{i}") for i in range(n)))),
-    ("request.ip_adapters", lambda n: base_request(ip_adapters=tuple(_adapter() for _ in range(n)))),
-])
+@pytest.mark.parametrize(
+    "field,make",
+    [
+        ("request.loras", lambda n: base_request(loras=tuple(Lora(f"l{i}", 0.5) for i in range(n)))),
+        (
+            "request.embeddings",
+            lambda n: base_request(embeddings=tuple(Embedding(f"e{i}") for i in range(n))),
+        ),
+        ("request.ip_adapters", lambda n: base_request(ip_adapters=tuple(_adapter() for _ in range(n)))),
+    ],
+)
 def test_counts(field, make):
     top = int(LIMITS[field].max)
     make(top).validate()
@@ -149,7 +176,9 @@ def test_counts(field, make):
 def test_guidance_start_not_below_end():
     with pytest.raises(ValidationError) as info:
         base_request(controlnet_units=(_unit(guidance_start=0.5, guidance_end=0.5),)).validate()
-    assert info.value.field == "request.controlnet.units[0].guidance_start" and "guidance_end" in str(info.value)
+    assert info.value.field == "request.controlnet.units[0].guidance_start" and "guidance_end" in str(
+        info.value
+    )
 
 
 def test_images_checked():
@@ -169,10 +198,18 @@ def test_body_shape_and_omitted_optionals():
     body = base_request().to_body()
     assert set(body) == {"extra", "request"} and body["extra"] == {}
     assert "clip_skip" not in body["request"] and "strength" not in body["request"]
-    full = base_request(negative_prompt="", sd_vae="v", clip_skip=2, strength=0.5, seed=7,
-                        loras=(Lora("a", 0.3),), embeddings=(Embedding("e"),),
-                        controlnet_units=(_unit(preprocessor="canny"),), ip_adapters=(_adapter(),),
-                        response_image_type="webp").to_body()
+    full = base_request(
+        negative_prompt="",
+        sd_vae="v",
+        clip_skip=2,
+        strength=0.5,
+        seed=7,
+        loras=(Lora("a", 0.3),),
+        embeddings=(Embedding("e"),),
+        controlnet_units=(_unit(preprocessor="canny"),),
+        ip_adapters=(_adapter(),),
+        response_image_type="webp",
+    ).to_body()
     r = full["request"]
     assert full["extra"] == {"response_image_type": "webp"}
     assert r["controlnet"]["units"][0]["preprocessor"] == "canny"

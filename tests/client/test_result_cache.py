@@ -1,5 +1,6 @@
 """The result cache against the sandbox over real sockets: a fixed-seed request answered once is not a new
 (billed) task again, in this process or the next; anything different is; broken entries are misses."""
+
 from __future__ import annotations
 
 import base64
@@ -61,10 +62,19 @@ print(json.dumps({"task_id": r.task_id, "from_cache": r.from_cache, "seed": r.se
 
 def run_child(tmp_path, sandbox, api_key, image_path, seed):
     env = {k: v for k, v in os.environ.items() if not k.startswith("PPINFRA_")}
-    env.update(PPINFRA_API_KEY=api_key, PPINFRA_BASE_URL=sandbox.base_url, PPINFRA_CONFIG=str(tmp_path / "none.json"),
-               PPINFRA_CACHE_DIR=str(tmp_path / "cache"))
-    proc = subprocess.run([sys.executable, "-c", CHILD, ROOT, image_path, str(seed)], env=env, capture_output=True,
-                          text=True, timeout=120)
+    env.update(
+        PPINFRA_API_KEY=api_key,
+        PPINFRA_BASE_URL=sandbox.base_url,
+        PPINFRA_CONFIG=str(tmp_path / "none.json"),
+        PPINFRA_CACHE_DIR=str(tmp_path / "cache"),
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD, ROOT, image_path, str(seed)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -73,7 +83,9 @@ def test_hit_after_a_restart_runs_no_new_task(sandbox, api_key, isolated_env, tm
     path = str(tmp_path / "in.png")
     Image.fromarray((photo_like(1024, 1024, seed=3) * 255).astype(np.uint8)).save(path)
     first = run_child(tmp_path, sandbox, api_key, path, 42)
-    assert first["jpeg"] and not first["from_cache"] and len(sandbox.tasks) == 1  # the lossy upload is cached too
+    assert (
+        first["jpeg"] and not first["from_cache"] and len(sandbox.tasks) == 1
+    )  # the lossy upload is cached too
     submits = len(sandbox.submits)
     second = run_child(tmp_path, sandbox, api_key, path, 42)  # a new process: ComfyUI restarted
     assert second["from_cache"] and len(sandbox.tasks) == 1 and len(sandbox.submits) == submits
@@ -92,6 +104,7 @@ def test_seed_minus_one_is_never_cached(make_client, sandbox, isolated_env):
 
 
 # --------------------------------------------------------------------------- what counts as the same request
+
 
 def test_a_hit_is_the_same_images_handed_over_like_downloads(make_client, sandbox):
     client = make_client()
@@ -116,16 +129,25 @@ def test_any_field_or_pixel_that_differs_is_a_new_task(make_client, sandbox, mak
     client.img2img(base)
     assert client.img2img(base).from_cache and len(sandbox.tasks) == 1
     variants = {
-        "prompt": dict(prompt="a dog"), "negative_prompt": dict(negative_prompt="blurry"),
-        "model_name": dict(model_name=OTHER_CHECKPOINT), "width": dict(width=136), "steps": dict(steps=21),
-        "guidance_scale": dict(guidance_scale=7.0), "sampler_name": dict(sampler_name="DDIM"),
-        "seed": dict(seed=10), "strength": dict(strength=0.5), "image_num": dict(image_num=2),
-        "response_image_type": dict(response_image_type="jpeg"), "clip_skip": dict(clip_skip=2),
+        "prompt": dict(prompt="a dog"),
+        "negative_prompt": dict(negative_prompt="blurry"),
+        "model_name": dict(model_name=OTHER_CHECKPOINT),
+        "width": dict(width=136),
+        "steps": dict(steps=21),
+        "guidance_scale": dict(guidance_scale=7.0),
+        "sampler_name": dict(sampler_name="DDIM"),
+        "seed": dict(seed=10),
+        "strength": dict(strength=0.5),
+        "image_num": dict(image_num=2),
+        "response_image_type": dict(response_image_type="jpeg"),
+        "clip_skip": dict(clip_skip=2),
         "one pixel": dict(image_base64=png_of(nudged)),
-        "control map pixel": dict(controlnet_units=(ControlNetUnit(unit.model_name, png_of(unit_nudged_arr), 1.0,
-                                                                   "canny"),)),
-        "controlnet strength": dict(controlnet_units=(ControlNetUnit(unit.model_name, unit.image_base64, 0.9,
-                                                                     "canny"),)),
+        "control map pixel": dict(
+            controlnet_units=(ControlNetUnit(unit.model_name, png_of(unit_nudged_arr), 1.0, "canny"),)
+        ),
+        "controlnet strength": dict(
+            controlnet_units=(ControlNetUnit(unit.model_name, unit.image_base64, 0.9, "canny"),)
+        ),
     }
     for name, change in variants.items():
         before = len(sandbox.tasks)
@@ -144,6 +166,7 @@ def _fields(req):
 
 
 # --------------------------------------------------------------------------- switching off, size cap, damage
+
 
 def test_switched_off_by_env_or_setting(make_client, sandbox, isolated_env, monkeypatch):
     req = base_request(seed=3, width=128, height=128)
@@ -204,8 +227,14 @@ for i in range(40):
 def test_concurrent_writers_and_a_reader_see_only_whole_entries(tmp_path):
     directory = str(tmp_path / "results")
     cap = 40_000  # small: the writers evict each other's entries all along
-    writers = [subprocess.Popen([sys.executable, "-c", WRITER, ROOT, directory, str(n), str(cap)],
-                                stderr=subprocess.PIPE, text=True) for n in range(3)]
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, ROOT, directory, str(n), str(cap)],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(3)
+    ]
     reader = result_cache.ResultCache(directory, max_bytes=cap)
     hits = 0
     while any(w.poll() is None for w in writers):
@@ -234,16 +263,18 @@ def _rewrite(path, damage):
 
 def _bad_image_entry(path):
     # A well-formed entry whose checksums match, but whose "image" is no image at all.
-    key = os.path.basename(path)[:-len(result_cache.SUFFIX)]
-    result_cache.ResultCache(os.path.dirname(path)).put(key, task_id="t", images=[b"not an image at all"],
-                                                        seed=6, image_type="png")
+    key = os.path.basename(path)[: -len(result_cache.SUFFIX)]
+    result_cache.ResultCache(os.path.dirname(path)).put(
+        key, task_id="t", images=[b"not an image at all"], seed=6, image_type="png"
+    )
 
 
 DAMAGE = {
-    "truncated": lambda p: _rewrite(p, lambda d: d[:len(d) // 2]),
+    "truncated": lambda p: _rewrite(p, lambda d: d[: len(d) // 2]),
     "empty": lambda p: _rewrite(p, lambda d: b""),
-    "bad json": lambda p: _rewrite(p, lambda d: d[:len(result_cache.MAGIC) + 8] + b"{" * 40
-                                   + d[len(result_cache.MAGIC) + 48:]),
+    "bad json": lambda p: _rewrite(
+        p, lambda d: d[: len(result_cache.MAGIC) + 8] + b"{" * 40 + d[len(result_cache.MAGIC) + 48 :]
+    ),
     "flipped image byte": lambda p: _rewrite(p, lambda d: d[:-10] + bytes([d[-10] ^ 0xFF]) + d[-9:]),
     "wrong magic": lambda p: _rewrite(p, lambda d: b"X" + d[1:]),
     "bad image bytes": _bad_image_entry,
@@ -284,9 +315,13 @@ def test_bad_size_setting_is_a_clear_error(monkeypatch):
     monkeypatch.setenv(result_cache.ENV_MAX_BYTES, "lots")
     with pytest.raises(Exception) as info:
         result_cache.max_bytes()
-    assert result_cache.ENV_MAX_BYTES in str(info.value) and "'lots'" in str(info.value) and "2G" in str(info.value)
+    assert (
+        result_cache.ENV_MAX_BYTES in str(info.value)
+        and "'lots'" in str(info.value)
+        and "2G" in str(info.value)
+    )
     monkeypatch.setenv(result_cache.ENV_MAX_BYTES, "500M")
-    assert result_cache.max_bytes() == 500 * 1024 ** 2
+    assert result_cache.max_bytes() == 500 * 1024**2
 
 
 def test_command_line_info_and_clear(make_client, sandbox, isolated_env):
@@ -296,8 +331,14 @@ def test_command_line_info_and_clear(make_client, sandbox, isolated_env):
     env = dict(os.environ)
 
     def cli(*args):
-        proc = subprocess.run([sys.executable, "-m", "ppinfra", "cache", *args], cwd=ROOT, env=env,
-                              capture_output=True, text=True, timeout=60)
+        proc = subprocess.run(
+            [sys.executable, "-m", "ppinfra", "cache", *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert proc.returncode == 0, proc.stderr
         return proc.stdout
 
@@ -313,17 +354,46 @@ def test_the_cli_uses_the_same_cache(sandbox, api_key, isolated_env, tmp_path):
     for i in range(2):
         Image.fromarray((photo_like(600, 400, seed=i) * 255).astype(np.uint8)).save(src / f"p{i}.png")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PPINFRA_")}
-    env.update(PPINFRA_API_KEY=api_key, PPINFRA_CONFIG=str(tmp_path / "none.json"),
-               PPINFRA_CACHE_DIR=str(isolated_env / "cache"))
+    env.update(
+        PPINFRA_API_KEY=api_key,
+        PPINFRA_CONFIG=str(tmp_path / "none.json"),
+        PPINFRA_CACHE_DIR=str(isolated_env / "cache"),
+    )
 
     def cli(out, seed):
-        proc = subprocess.run([sys.executable, "-m", "ppinfra", "img2img", "--base-url", sandbox.base_url, "--image",
-                               str(src), "--prompt", "a harbour", "--width", "256", "--height", "256", "--seed",
-                               str(seed), "--out", str(tmp_path / out)], cwd=ROOT, env=env, capture_output=True,
-                              text=True, timeout=120)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "ppinfra",
+                "img2img",
+                "--base-url",
+                sandbox.base_url,
+                "--image",
+                str(src),
+                "--prompt",
+                "a harbour",
+                "--width",
+                "256",
+                "--height",
+                "256",
+                "--seed",
+                str(seed),
+                "--out",
+                str(tmp_path / out),
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert proc.returncode == 0, proc.stderr
-        return {f: (tmp_path / out / f).read_bytes() for f in sorted(os.listdir(tmp_path / out))
-                if not f.startswith(".")}
+        return {
+            f: (tmp_path / out / f).read_bytes()
+            for f in sorted(os.listdir(tmp_path / out))
+            if not f.startswith(".")
+        }
 
     first = cli("a", 21)
     assert len(sandbox.tasks) == 2 and len(first) == 2
@@ -335,20 +405,32 @@ def test_the_cli_uses_the_same_cache(sandbox, api_key, isolated_env, tmp_path):
 
 # --------------------------------------------------------------------------- the node
 
+
 def test_node_status_line_and_info_say_from_cache(sandbox, api_key, isolated_env, monkeypatch):
     pack = load_pack()
     texts = []
     instance = types.SimpleNamespace(send_progress_text=lambda text, node_id, *a: texts.append(text))
-    monkeypatch.setitem(sys.modules, "server", types.SimpleNamespace(PromptServer=types.SimpleNamespace(
-        instance=instance)))
+    monkeypatch.setitem(
+        sys.modules, "server", types.SimpleNamespace(PromptServer=types.SimpleNamespace(instance=instance))
+    )
     monkeypatch.setenv("PPINFRA_BASE_URL", sandbox.base_url)
     monkeypatch.setenv("PPINFRA_API_KEY", api_key)
     node = pack.NODE_CLASS_MAPPINGS["PPInfraImg2Img"]
     spec = node.INPUT_TYPES()["required"]
-    inputs = {n: (s[1]["default"] if len(s) > 1 and "default" in s[1] else s[0][0]) for n, s in spec.items()
-              if n != "image"}
-    inputs.update(model_name="dreamshaper_8_93211.safetensors", prompt="a lighthouse", width=128, height=128,
-                  seed=8, sd_vae="None", unique_id="5")
+    inputs = {
+        n: (s[1]["default"] if len(s) > 1 and "default" in s[1] else s[0][0])
+        for n, s in spec.items()
+        if n != "image"
+    }
+    inputs.update(
+        model_name="dreamshaper_8_93211.safetensors",
+        prompt="a lighthouse",
+        width=128,
+        height=128,
+        seed=8,
+        sd_vae="None",
+        unique_id="5",
+    )
     image = torch.from_numpy(photo_like(96, 64, seed=2)[None])
     import asyncio
 

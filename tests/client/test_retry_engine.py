@@ -4,6 +4,7 @@ Timing promises are checked by the mechanism (which budget, which delays the
 engine asked for, how often cancel was looked at), with a stopwatch only as a
 lower or generous upper bound.
 """
+
 from __future__ import annotations
 
 import socket
@@ -15,8 +16,18 @@ import pytest
 from helpers import FAST_RETRIES as FAST, base_request, fast_client as make, small_request as small
 from ppinfra import errors
 from ppinfra.client import PPInfraClient, TaskResult
-from ppinfra.retry import (CORRUPT, NETWORK, RATE_LIMITED, SERVER, Backoff, Retrier, RetryPolicy, reached_server)
+from ppinfra.retry import (
+    CORRUPT,
+    NETWORK,
+    RATE_LIMITED,
+    SERVER,
+    Backoff,
+    Retrier,
+    RetryPolicy,
+    reached_server,
+)
 from ppinfra.waiting import Deadline
+
 
 def submits(sandbox):
     return [r for r in sandbox.requests if r.server == "api" and r.method == "POST"]
@@ -31,6 +42,7 @@ def image_gets(sandbox):
 
 
 # --------------------------------------------------------------------------- submit is never sent twice
+
 
 def test_submit_whose_answer_never_arrives_is_not_sent_again(sandbox, api_key, isolated_env):
     sandbox.inject("submit", "slow", count=1, delay=2.0)
@@ -57,8 +69,9 @@ def test_reached_server_is_decided_by_types_not_names():
     import requests
     import urllib3
 
-    refused = requests.ConnectionError(urllib3.exceptions.MaxRetryError(
-        None, "/", urllib3.exceptions.NewConnectionError(None, "refused")))
+    refused = requests.ConnectionError(
+        urllib3.exceptions.MaxRetryError(None, "/", urllib3.exceptions.NewConnectionError(None, "refused"))
+    )
     assert reached_server(refused) is False
     assert reached_server(requests.ConnectTimeout()) is False
     assert reached_server(requests.ReadTimeout()) is True
@@ -66,6 +79,7 @@ def test_reached_server_is_decided_by_types_not_names():
 
     class NewConnectionError(Exception):  # same name, another type: no proof the request was unsent
         pass
+
     assert reached_server(requests.ConnectionError(NewConnectionError())) is True
 
 
@@ -90,8 +104,13 @@ def test_backoff_is_jittered_so_a_batch_does_not_retry_in_lockstep():
 
 def test_each_kind_of_failure_has_a_budget_of_its_own():
     slept = []
-    policy = RetryPolicy({RATE_LIMITED: Backoff(3, 0.01, 0.01), SERVER: Backoff(1, 0.01, 0.01),
-                          NETWORK: Backoff(1, 0.01, 0.01)})
+    policy = RetryPolicy(
+        {
+            RATE_LIMITED: Backoff(3, 0.01, 0.01),
+            SERVER: Backoff(1, 0.01, 0.01),
+            NETWORK: Backoff(1, 0.01, 0.01),
+        }
+    )
     r = Retrier(policy, Deadline(10), what="t", sleep=lambda d, *a: slept.append(d))
     assert r.retry(SERVER, "503") and not r.retry(SERVER, "503")
     assert r.retry(NETWORK, "reset") and not r.retry(NETWORK, "reset")
@@ -101,6 +120,7 @@ def test_each_kind_of_failure_has_a_budget_of_its_own():
 
 
 # --------------------------------------------------------------------------- cancel
+
 
 def test_cancel_ends_a_retry_wait_within_a_second(sandbox, api_key, isolated_env):
     sandbox.inject("submit", "status", count=1, status=429, retry_after=10)
@@ -125,6 +145,7 @@ def test_cancel_during_a_submit_upload_aborts_it(sandbox, api_key, isolated_env)
     import numpy as np
 
     from helpers import png_b64
+
     big = base_request(image_base64=png_b64(1400, 1400, seed=3))  # several MB of base64: many blocks
     reads = []
 
@@ -142,6 +163,7 @@ def test_cancel_during_a_submit_upload_aborts_it(sandbox, api_key, isolated_env)
 
 
 # --------------------------------------------------------------------------- polls, TASK_FAILED, downloads
+
 
 def test_ten_failed_polls_in_a_row_then_success(sandbox, api_key, isolated_env):
     sandbox.inject("poll", "status", count=4, status=503)
@@ -171,6 +193,7 @@ def test_corrupt_result_then_good_one(sandbox, api_key, isolated_env):
     with make(sandbox, api_key) as c:
         result = c.img2img(small())
     from ppinfra.client import undecodable
+
     assert undecodable(result.images[0]) is None and len(image_gets(sandbox)) == 2
 
 
@@ -181,7 +204,9 @@ def test_corrupt_every_time_names_task_and_image_after_fresh_urls(sandbox, api_k
             c.img2img(small())
     (task_id,) = sandbox.tasks
     assert task_id in str(info.value) and "Result image 1" in str(info.value)
-    assert len(polls(sandbox)) >= 2 and len(image_gets(sandbox)) == 3, "the last try uses a freshly signed URL"
+    assert len(polls(sandbox)) >= 2 and len(image_gets(sandbox)) == 3, (
+        "the last try uses a freshly signed URL"
+    )
 
 
 def test_cross_host_redirect_does_not_carry_the_key(sandbox, api_key, isolated_env):

@@ -1,6 +1,7 @@
 """The upload encoding policy: large photo-like inputs go up as near-lossless JPEG (>= 40 dB PSNR),
 control maps, small images and non-photos stay lossless PNG, and PPINFRA_LOSSLESS_UPLOADS=1 forces PNG.
 Checked on the encoder and on what the sandbox receives over real sockets through the node."""
+
 from __future__ import annotations
 
 import base64
@@ -35,16 +36,19 @@ def decoded(b64: str) -> Image.Image:
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
 def png_bytes(arr: np.ndarray) -> int:
     buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG", compress_level=1, compress_type=3)  # the lossless path's settings
+    Image.fromarray(arr).save(
+        buf, format="PNG", compress_level=1, compress_type=3
+    )  # the lossless path's settings
     return buf.tell()
 
 
 # --------------------------------------------------------------------------- the encoder
+
 
 @pytest.mark.parametrize("field", [MAIN, IP, "request.image_base64 (input 3)"])
 def test_large_photo_goes_lossy_above_40_db(field):
@@ -103,7 +107,9 @@ def test_same_image_encodes_to_the_same_bytes():
 def test_alpha_is_dropped_keeping_the_colour_channels():
     rgb = photo(1024, 1024, seed=6)
     rgba = np.dstack([rgb, np.linspace(0, 255, 1024 * 1024).reshape(1024, 1024).astype(np.uint8)])
-    lossy, lossless = encode_uploads([(MAIN, Image.fromarray(rgba, "RGBA")), (CONTROL, Image.fromarray(rgba, "RGBA"))])
+    lossy, lossless = encode_uploads(
+        [(MAIN, Image.fromarray(rgba, "RGBA")), (CONTROL, Image.fromarray(rgba, "RGBA"))]
+    )
     assert decoded(lossy).mode == "RGB" and psnr(rgb, np.asarray(decoded(lossy))) >= 40.0
     assert decoded(lossless).mode == "RGB" and np.array_equal(np.asarray(decoded(lossless)), rgb)
 
@@ -121,6 +127,7 @@ def test_thresholds_are_the_documented_numbers():
 
 
 # --------------------------------------------------------------------------- what the server receives
+
 
 def test_node_sends_photo_lossy_and_control_map_lossless(sandbox, api_key, isolated_env, monkeypatch):
     monkeypatch.setenv("PPINFRA_BASE_URL", sandbox.base_url)
@@ -140,13 +147,36 @@ def test_node_sends_photo_lossy_and_control_map_lossless(sandbox, api_key, isola
         out = getattr(cls(), cls.FUNCTION)(**inputs)
         return asyncio.run(out) if asyncio.iscoroutine(out) else out
 
-    (unit,) = run("PPInfraControlNetUnit", image=tensor(control), model_name="control_v11p_sd15_canny", strength=1.0,
-                  preprocessor="canny", guidance_start=0.0, guidance_end=1.0)
+    (unit,) = run(
+        "PPInfraControlNetUnit",
+        image=tensor(control),
+        model_name="control_v11p_sd15_canny",
+        strength=1.0,
+        preprocessor="canny",
+        guidance_start=0.0,
+        guidance_end=1.0,
+    )
     (adapter,) = run("PPInfraIPAdapter", image=tensor(ref), model_name="ip-adapter_sd15.bin", strength=0.5)
-    run("PPInfraImg2Img", image=tensor(main), model_name="dreamshaper_8_93211.safetensors", prompt="a harbour",
-        negative_prompt="", width=128, height=128, image_num=1, steps=20, guidance_scale=7.5, sampler_name="Euler a",
-        seed=3, strength=0.75, clip_skip=0, sd_vae="None", response_image_type="png", controlnet=unit,
-        ip_adapter=adapter)
+    run(
+        "PPInfraImg2Img",
+        image=tensor(main),
+        model_name="dreamshaper_8_93211.safetensors",
+        prompt="a harbour",
+        negative_prompt="",
+        width=128,
+        height=128,
+        image_num=1,
+        steps=20,
+        guidance_scale=7.5,
+        sampler_name="Euler a",
+        seed=3,
+        strength=0.75,
+        clip_skip=0,
+        sd_vae="None",
+        response_image_type="png",
+        controlnet=unit,
+        ip_adapter=adapter,
+    )
     (body,) = sandbox.submits
     req = body["request"]
     sent_main = decoded(req["image_base64"])
@@ -156,8 +186,23 @@ def test_node_sends_photo_lossy_and_control_map_lossless(sandbox, api_key, isola
     assert sent_ref.format == "JPEG" and psnr(ref, np.asarray(sent_ref)) >= 40.0
     assert sent_control.format == "PNG" and np.array_equal(np.asarray(sent_control), control)
     monkeypatch.setenv(ENV_LOSSLESS, "1")
-    run("PPInfraImg2Img", image=tensor(main), model_name="dreamshaper_8_93211.safetensors", prompt="a harbour",
-        negative_prompt="", width=128, height=128, image_num=1, steps=20, guidance_scale=7.5, sampler_name="Euler a",
-        seed=3, strength=0.75, clip_skip=0, sd_vae="None", response_image_type="png")
+    run(
+        "PPInfraImg2Img",
+        image=tensor(main),
+        model_name="dreamshaper_8_93211.safetensors",
+        prompt="a harbour",
+        negative_prompt="",
+        width=128,
+        height=128,
+        image_num=1,
+        steps=20,
+        guidance_scale=7.5,
+        sampler_name="Euler a",
+        seed=3,
+        strength=0.75,
+        clip_skip=0,
+        sd_vae="None",
+        response_image_type="png",
+    )
     forced = decoded(sandbox.submits[-1]["request"]["image_base64"])
     assert forced.format == "PNG" and np.array_equal(np.asarray(forced), main)

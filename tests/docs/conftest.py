@@ -1,4 +1,5 @@
 """Fixtures of the docs checks."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """docs/endpoints.md (and its twin) read the endpoint table and the limits: regenerate when either changes."""
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -16,8 +17,11 @@ def test_the_reference_reads_the_table_not_a_copy(monkeypatch):
     before = endpoint_reference.render("en")
     lim = limits.ENDPOINT_LIMITS["upscale"]["request.scale_factor"]
     monkeypatch.setitem(limits.ENDPOINT_LIMITS["upscale"], "request.scale_factor", replace(lim, max=3))
-    monkeypatch.setitem(endpoints.ENDPOINTS, "txt2img",
-                        replace(endpoints.ENDPOINTS["txt2img"], images_per_minute={"novita": 33}))
+    monkeypatch.setitem(
+        endpoints.ENDPOINTS,
+        "txt2img",
+        replace(endpoints.ENDPOINTS["txt2img"], images_per_minute={"novita": 33}),
+    )
     after = endpoint_reference.render("en")
     assert "(1, 3]" in after and "(1, 3]" not in before
     assert "novita 33, ppinfra not listed" in after

@@ -3,6 +3,7 @@ port, and a provider that answers too slowly. Real sockets throughout.
 
 aiohttp is imported by the route fixtures only (ComfyUI provides it): the node tests run without it.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -36,11 +37,15 @@ class RouteServer:
     handlers share (``/view`` reads its file there): about 6 threads on a small machine.
     """
 
-    def __init__(self, extra: Optional[Callable[[Any], None]] = None, default_workers: Optional[int] = None) -> None:
+    def __init__(
+        self, extra: Optional[Callable[[Any], None]] = None, default_workers: Optional[int] = None
+    ) -> None:
         self.loop = asyncio.new_event_loop()
         self.default_pool: Optional[ThreadPoolExecutor] = None
         if default_workers:
-            self.default_pool = ThreadPoolExecutor(max_workers=default_workers, thread_name_prefix="comfy-default")
+            self.default_pool = ThreadPoolExecutor(
+                max_workers=default_workers, thread_name_prefix="comfy-default"
+            )
             self.loop.set_default_executor(self.default_pool)
         self.extra = extra
         self.runner: Any = None
@@ -174,8 +179,10 @@ class DrippingProvider:
                     seen += chunk
                 with self._lock:
                     self.requests_seen += 1
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                             b"Content-Length: %d\r\n\r\n" % self.length)
+                conn.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: %d\r\n\r\n" % self.length
+                )
                 for _ in range(self.length):
                     if self.stopped.wait(self.every):
                         return
@@ -199,6 +206,7 @@ def dripping_provider():
 
 
 # --------------------------------------------------------------------------- status lines and logs (secret scan)
+
 
 @pytest.fixture
 def status_texts(env, monkeypatch):
@@ -228,6 +236,7 @@ def logs(caplog):
 
 # --------------------------------------------------------------------------- nothing sent (bad inputs)
 
+
 @pytest.fixture
 def quiet(env):
     """The sandbox must stay untouched: checked after every test of this file that uses it."""
@@ -250,6 +259,7 @@ def validated(monkeypatch, quiet):
 
 
 # --------------------------------------------------------------------------- model-cache reads (input types at scale)
+
 
 @pytest.fixture
 def counted_reads(isolated_env, monkeypatch):

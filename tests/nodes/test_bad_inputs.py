@@ -7,6 +7,7 @@ the node with the pack's ValidationError (or ConfigError for a missing key)
 naming the field, the limit and the value, and the sandbox received nothing
 at all. Oversized images are downscaled and sent, not refused.
 """
+
 from __future__ import annotations
 
 import base64
@@ -41,7 +42,9 @@ def lora_stack(names, chain=None, strength=0.5):
 
 
 def embedding(name, chain=None):
-    return run_node("PPInfraEmbedding", model_name=name, **({} if chain is None else {"embeddings": chain}))[0]
+    return run_node("PPInfraEmbedding", model_name=name, **({} if chain is None else {"embeddings": chain}))[
+        0
+    ]
 
 
 def assert_names(exc, field, limit_words, value):
@@ -54,14 +57,22 @@ def assert_names(exc, field, limit_words, value):
 # --------------------------------------------------------------------------- Img2Img widgets just outside
 
 OUTSIDE = [
-    ("width", 127, ["[128, 2048]"]), ("width", 2049, ["[128, 2048]"]),
-    ("height", 127, ["[128, 2048]"]), ("height", 2049, ["[128, 2048]"]),
-    ("image_num", 0, ["[1, 8]"]), ("image_num", 9, ["[1, 8]"]),
-    ("steps", 0, ["[1, 100]"]), ("steps", 101, ["[1, 100]"]),
-    ("guidance_scale", 0.99, ["[1, 30]"]), ("guidance_scale", 30.01, ["[1, 30]"]),
-    ("seed", -2, ["[-1, 4294967295]"]), ("seed", 2**32, ["[-1, 4294967295]"]),
-    ("strength", 0.0, ["(0, 1]"]), ("strength", 1.01, ["(0, 1]"]),
-    ("clip_skip", 13, ["[1, 12]"]), ("clip_skip", -1, ["[1, 12]"]),
+    ("width", 127, ["[128, 2048]"]),
+    ("width", 2049, ["[128, 2048]"]),
+    ("height", 127, ["[128, 2048]"]),
+    ("height", 2049, ["[128, 2048]"]),
+    ("image_num", 0, ["[1, 8]"]),
+    ("image_num", 9, ["[1, 8]"]),
+    ("steps", 0, ["[1, 100]"]),
+    ("steps", 101, ["[1, 100]"]),
+    ("guidance_scale", 0.99, ["[1, 30]"]),
+    ("guidance_scale", 30.01, ["[1, 30]"]),
+    ("seed", -2, ["[-1, 4294967295]"]),
+    ("seed", 2**32, ["[-1, 4294967295]"]),
+    ("strength", 0.0, ["(0, 1]"]),
+    ("strength", 1.01, ["(0, 1]"]),
+    ("clip_skip", 13, ["[1, 12]"]),
+    ("clip_skip", -1, ["[1, 12]"]),
     ("sampler_name", "Euler z", ["20 documented values"]),
     ("response_image_type", "gif", ["'png'", "'webp'", "'jpeg'"]),
     ("prompt", "", ["length [1, 1024]"]),
@@ -75,17 +86,47 @@ def test_img2img_widget_just_outside_its_limit(quiet, errors, field, value, word
     with pytest.raises(errors.ValidationError) as info:
         img2img(photo(), **{field: value})
     shown = value if not isinstance(value, str) or len(value) <= 40 else ""
-    assert_names(info.value, f"request.{field}" if field != "response_image_type" else "extra.response_image_type",
-                 words, shown)
+    assert_names(
+        info.value,
+        f"request.{field}" if field != "response_image_type" else "extra.response_image_type",
+        words,
+        shown,
+    )
 
 
 EDGES = [
-    {"width": 128, "height": 2048, "image_num": 1, "steps": 1, "guidance_scale": 1.0, "seed": -1,
-     "strength": 0.01, "clip_skip": 1, "prompt": "x", "negative_prompt": ""},
-    {"width": 2048, "height": 128, "image_num": 8, "steps": 100, "guidance_scale": 30.0, "seed": 2**32 - 1,
-     "strength": 1.0, "clip_skip": 12, "prompt": "p" * 1024, "negative_prompt": "n" * 1024},
-    {"width": 0, "height": 0, "clip_skip": 0, "sd_vae": "None", "response_image_type": "jpeg",
-     "sampler_name": "UniPC"},
+    {
+        "width": 128,
+        "height": 2048,
+        "image_num": 1,
+        "steps": 1,
+        "guidance_scale": 1.0,
+        "seed": -1,
+        "strength": 0.01,
+        "clip_skip": 1,
+        "prompt": "x",
+        "negative_prompt": "",
+    },
+    {
+        "width": 2048,
+        "height": 128,
+        "image_num": 8,
+        "steps": 100,
+        "guidance_scale": 30.0,
+        "seed": 2**32 - 1,
+        "strength": 1.0,
+        "clip_skip": 12,
+        "prompt": "p" * 1024,
+        "negative_prompt": "n" * 1024,
+    },
+    {
+        "width": 0,
+        "height": 0,
+        "clip_skip": 0,
+        "sd_vae": "None",
+        "response_image_type": "jpeg",
+        "sampler_name": "UniPC",
+    },
 ]
 
 
@@ -97,13 +138,24 @@ def test_img2img_edges_pass_every_check(validated, widgets):
 
 # --------------------------------------------------------------------------- side nodes
 
+
 @pytest.mark.parametrize("low", [True, False], ids=["low-edges", "high-edges"])
 def test_side_node_edges_pass_every_check(validated, low):
-    unit = cn_unit(strength=0.01 if low else 1.0, guidance_start=0.0 if low else 0.99,
-                   guidance_end=0.01 if low else 1.0, preprocessor="none" if low else "depth_leres++")
-    ipa = run_node("PPInfraIPAdapter", **{**defaults("PPInfraIPAdapter"), "image": photo(),
-                                          "model_name": "ip-adapter_sd15.bin" if low else "ip-adapter_sdxl.bin",
-                                          "strength": 0.0 if low else 1.0})[0]
+    unit = cn_unit(
+        strength=0.01 if low else 1.0,
+        guidance_start=0.0 if low else 0.99,
+        guidance_end=0.01 if low else 1.0,
+        preprocessor="none" if low else "depth_leres++",
+    )
+    ipa = run_node(
+        "PPInfraIPAdapter",
+        **{
+            **defaults("PPInfraIPAdapter"),
+            "image": photo(),
+            "model_name": "ip-adapter_sd15.bin" if low else "ip-adapter_sdxl.bin",
+            "strength": 0.0 if low else 1.0,
+        },
+    )[0]
     loras = lora_stack(["a", "b", "c", "d", "e"], strength=0.0 if low else 1.0)
     embs = None
     for i in range(1 if low else 5):
@@ -112,17 +164,33 @@ def test_side_node_edges_pass_every_check(validated, low):
         img2img(photo(), controlnet=unit, ip_adapter=ipa, loras=loras, embeddings=embs)
 
 
-@pytest.mark.parametrize("widgets,field,words,value", [
-    ({"strength": 0.0}, "request.controlnet.units[0].strength", ["(0, 1]"], 0.0),
-    ({"strength": 1.01}, "request.controlnet.units[0].strength", ["(0, 1]"], 1.01),
-    ({"guidance_start": -0.01}, "request.controlnet.units[0].guidance_start", ["[0, 1]"], -0.01),
-    ({"guidance_end": 1.01}, "request.controlnet.units[0].guidance_end", ["[0, 1]"], 1.01),
-    ({"preprocessor": "sobel"}, "request.controlnet.units[0].preprocessor", ["28 documented values"], "sobel"),
-    ({"guidance_start": 0.5, "guidance_end": 0.5}, "request.controlnet.units[0].guidance_start",
-     ["below", "guidance_end", "0.5"], 0.5),
-    ({"guidance_start": 0.8, "guidance_end": 0.2}, "request.controlnet.units[0].guidance_start",
-     ["below", "guidance_end", "0.2"], 0.8),
-])
+@pytest.mark.parametrize(
+    "widgets,field,words,value",
+    [
+        ({"strength": 0.0}, "request.controlnet.units[0].strength", ["(0, 1]"], 0.0),
+        ({"strength": 1.01}, "request.controlnet.units[0].strength", ["(0, 1]"], 1.01),
+        ({"guidance_start": -0.01}, "request.controlnet.units[0].guidance_start", ["[0, 1]"], -0.01),
+        ({"guidance_end": 1.01}, "request.controlnet.units[0].guidance_end", ["[0, 1]"], 1.01),
+        (
+            {"preprocessor": "sobel"},
+            "request.controlnet.units[0].preprocessor",
+            ["28 documented values"],
+            "sobel",
+        ),
+        (
+            {"guidance_start": 0.5, "guidance_end": 0.5},
+            "request.controlnet.units[0].guidance_start",
+            ["below", "guidance_end", "0.5"],
+            0.5,
+        ),
+        (
+            {"guidance_start": 0.8, "guidance_end": 0.2},
+            "request.controlnet.units[0].guidance_start",
+            ["below", "guidance_end", "0.2"],
+            0.8,
+        ),
+    ],
+)
 def test_controlnet_unit_refuses(quiet, errors, widgets, field, words, value):
     with pytest.raises(errors.ValidationError) as info:
         cn_unit(**widgets)
@@ -144,12 +212,19 @@ def test_second_unit_in_a_chain_is_named_by_its_index(quiet, errors):
     assert "request.controlnet.units[1].guidance_start" in str(info.value)
 
 
-@pytest.mark.parametrize("widgets,field,words,value", [
-    ({"model_name": "ip-adapter_sd21.bin"}, "request.ip_adapters[0].model_name",
-     ["'ip-adapter_sd15.bin'", "'ip-adapter_sdxl.bin'"], "ip-adapter_sd21.bin"),
-    ({"strength": 1.01}, "request.ip_adapters[0].strength", ["[0, 1]"], 1.01),
-    ({"strength": -0.01}, "request.ip_adapters[0].strength", ["[0, 1]"], -0.01),
-])
+@pytest.mark.parametrize(
+    "widgets,field,words,value",
+    [
+        (
+            {"model_name": "ip-adapter_sd21.bin"},
+            "request.ip_adapters[0].model_name",
+            ["'ip-adapter_sd15.bin'", "'ip-adapter_sdxl.bin'"],
+            "ip-adapter_sd21.bin",
+        ),
+        ({"strength": 1.01}, "request.ip_adapters[0].strength", ["[0, 1]"], 1.01),
+        ({"strength": -0.01}, "request.ip_adapters[0].strength", ["[0, 1]"], -0.01),
+    ],
+)
 def test_ip_adapter_refuses(quiet, errors, widgets, field, words, value):
     inputs = {**defaults("PPInfraIPAdapter"), "image": photo(), **widgets}
     with pytest.raises(errors.ValidationError) as info:
@@ -237,6 +312,7 @@ def test_one_and_four_channels_are_accepted(node_client, env):
 
 # --------------------------------------------------------------------------- image sizes
 
+
 def _sent_image(body: dict, path=("request", "image_base64")) -> Image.Image:
     value = body
     for key in path:
@@ -272,6 +348,7 @@ def test_images_over_the_size_limit_are_refused_before_sending(quiet, errors, no
 
 
 # --------------------------------------------------------------------------- key
+
 
 def test_missing_key_stops_the_node_saying_where_to_put_one(quiet, errors, monkeypatch, isolated_env):
     monkeypatch.delenv("PPINFRA_API_KEY", raising=False)

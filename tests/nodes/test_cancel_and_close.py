@@ -1,4 +1,5 @@
 """Cancel and cleanup promises: late answers are closed, a node run closes its client, a broken cancel API is loud."""
+
 from __future__ import annotations
 
 import logging
@@ -30,6 +31,7 @@ def test_late_answer_to_a_cancelled_download_is_closed(sandbox, api_key, isolate
         sandbox.inject("image", "slow", count=1, delay=0.8)
         cancel_at = time.monotonic() + 0.2
         from ppinfra.waiting import Call, Deadline
+
         with pytest.raises(errors.CancelledError):
             c.transport.download(url, Call(Deadline(10), lambda: time.monotonic() > cancel_at))
         end = time.monotonic() + 5
@@ -37,7 +39,9 @@ def test_late_answer_to_a_cancelled_download_is_closed(sandbox, api_key, isolate
             time.sleep(0.05)
         time.sleep(0.2)
     assert answers, "the late answer arrived"
-    assert answers[0].raw.closed, "an answer nobody waits for any more must be closed, not left holding a socket"
+    assert answers[0].raw.closed, (
+        "an answer nobody waits for any more must be closed, not left holding a socket"
+    )
 
 
 def test_a_node_run_closes_its_client(env, node_client, monkeypatch):
@@ -52,6 +56,7 @@ def test_a_node_run_closes_its_client(env, node_client, monkeypatch):
         def close():
             made.append("closed")
             real_close()
+
         client.close = close
         made.append("made")
         return client
@@ -71,6 +76,7 @@ def test_a_cancel_flag_that_cannot_be_read_is_said_once(monkeypatch, caplog):
 
     def broken():
         raise RuntimeError("renamed in this ComfyUI")
+
     mm.processing_interrupted = broken
     comfy.model_management = mm
     monkeypatch.setitem(sys.modules, "comfy", comfy)

@@ -6,6 +6,7 @@ FUNCTION awaited) and must end with the right images or the right error class
 with a message naming the task, inside the deadline, never with a short
 result, and never with a second submit of a task that may have started.
 """
+
 from __future__ import annotations
 
 import io
@@ -23,13 +24,17 @@ from tools.node_driver import img2img, pack_module, photo
 
 # --------------------------------------------------------------------------- helpers
 
+
 def submits(sandbox):
     return [r for r in sandbox.requests if r.method == "POST" and r.path == "/v3/async/img2img"]
 
 
 def polls(sandbox, task_id=None):
-    return [r for r in sandbox.requests if r.path == "/v3/async/task-result"
-            and (task_id is None or r.query.get("task_id") == task_id)]
+    return [
+        r
+        for r in sandbox.requests
+        if r.path == "/v3/async/task-result" and (task_id is None or r.query.get("task_id") == task_id)
+    ]
 
 
 def assert_images_are_the_servers(out, sandbox, image_num: int = 1, size: int = 128):
@@ -56,6 +61,7 @@ def timed(fn, *args, **kwargs):
 
 
 # --------------------------------------------------------------------------- submit faults
+
 
 def test_429_burst_on_submit_retried_into_one_task(node_client, env):
     env.inject("submit", "status", count=2, status=429, retry_after=0)
@@ -93,6 +99,7 @@ def test_batch_with_a_dropped_submit_submits_each_item_once(node_client, env, er
 
 
 # --------------------------------------------------------------------------- poll faults
+
 
 @pytest.mark.parametrize("status", [500, 503])
 def test_5xx_burst_on_polls_recovers(node_client, env, status):
@@ -174,6 +181,7 @@ def test_malformed_submit_answer_is_not_resubmitted(node_client, env, errors):
 
 # --------------------------------------------------------------------------- task outcomes
 
+
 def test_failed_task_names_task_and_reason(node_client, env, errors):
     env.configure(fail_reason="ILLEGAL_IMAGE_CONTENT: the input image was refused")
     with pytest.raises(errors.TaskFailedError) as info:
@@ -203,6 +211,7 @@ def test_stuck_task_times_out_at_the_deadline_naming_the_task(node_client, env, 
 
 
 # --------------------------------------------------------------------------- downloads
+
 
 def test_expired_urls_are_refreshed_by_a_new_poll(node_client, env):
     # The object store refuses both links as expired once; the node polls again for fresh ones.
@@ -249,6 +258,7 @@ def test_image_host_dropping_connections_recovers(node_client, env):
 
 # --------------------------------------------------------------------------- rate limit
 
+
 def test_batch_over_the_images_per_minute_limit(node_client, env, errors):
     """A batch of 4 against 3 images/minute: the fourth submit is refused with 429.
 
@@ -286,8 +296,10 @@ def test_batch_within_the_limit_returns_every_image_in_input_order(node_client, 
 
 # --------------------------------------------------------------------------- README promises: errors
 
-def test_an_unexpected_failure_inside_a_run_still_reaches_comfyui_as_a_ppinfra_error(node_client, env, errors,
-                                                                                      monkeypatch):
+
+def test_an_unexpected_failure_inside_a_run_still_reaches_comfyui_as_a_ppinfra_error(
+    node_client, env, errors, monkeypatch
+):
     """docs/troubleshooting.md: "Every error the pack raises is a subclass of `PPInfraError`".
 
     tests/nodes/test_nodes.py proves it for a failed task (already a PPInfraError); here the
@@ -328,10 +340,18 @@ def test_a_corrupt_result_file_is_fetched_again_the_last_time_from_a_freshly_sig
     images, _, info = img2img(photo())
     assert images.shape[0] == 1
     (task_id,) = json.loads(info)["task_ids"]
-    trail = sorted((r for r in env.requests if r.server == "images"
-                    or (r.path == "/v3/async/task-result" and r.query.get("task_id") == task_id)),
-                   key=lambda r: r.time)
+    trail = sorted(
+        (
+            r
+            for r in env.requests
+            if r.server == "images"
+            or (r.path == "/v3/async/task-result" and r.query.get("task_id") == task_id)
+        ),
+        key=lambda r: r.time,
+    )
     kinds = ["get" if r.server == "images" else "poll" for r in trail]
     gets = [i for i, k in enumerate(kinds) if k == "get"]
     assert len(gets) == 3, kinds
-    assert "poll" in kinds[gets[1]:gets[2]], f"no fresh link was asked for before the last download: {kinds}"
+    assert "poll" in kinds[gets[1] : gets[2]], (
+        f"no fresh link was asked for before the last download: {kinds}"
+    )

@@ -7,6 +7,7 @@ non-http(s) result URLs, a download over the cap (the node's real default),
 an image that decodes to more pixels than 2048x2048, a body that is not an
 image, and non-JSON or wrong-shaped JSON from each endpoint.
 """
+
 from __future__ import annotations
 
 import io
@@ -30,6 +31,7 @@ def png_bytes(width: int, height: int) -> bytes:
 
 
 # --------------------------------------------------------------------------- result URLs
+
 
 @pytest.mark.parametrize("scheme", ["file", "ftp", "gopher", "javascript"])
 def test_non_http_result_urls_are_refused_without_fetching(node_client, env, errors, scheme):
@@ -61,6 +63,7 @@ def test_download_growing_past_a_small_cap_stops(node_client, env, errors):
 
 
 # --------------------------------------------------------------------------- result bodies
+
 
 def test_image_with_more_pixels_than_documented_is_refused(node_client, env, errors):
     # A few kilobytes of PNG that would decode to 4096x4096 (64 MiB of pixels, 192 MiB as float).
@@ -155,6 +158,7 @@ def test_numbers_as_strings_and_odd_nsfw_fields_still_work(node_client, env):
 
 
 # --------------------------------------------------------------------------- README promise: a redirect names the host
+
 
 def test_a_redirect_to_another_host_stops_the_node_naming_that_host(node_client, env, errors):
     """docs/settings.md, "Which host": "if it ever answers with a redirect to another host, the pack stops with an

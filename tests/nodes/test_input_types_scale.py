@@ -6,6 +6,7 @@ version, however often INPUT_TYPES runs; a model input carries at most
 INLINE_LIMIT names plus the route that serves the rest; validation accepts
 names the inline list leaves out. (The timing is measured by bench/editor_bench.py.)
 """
+
 from __future__ import annotations
 
 import importlib
@@ -24,17 +25,24 @@ catalog = importlib.import_module(f"{PACK_NAME}.nodes.catalog")
 options = importlib.import_module(f"{PACK_NAME}.nodes.widgets")
 
 PREFERRED = "dreamshaper_8_93211.safetensors"
-MODEL_INPUTS = [("PPInfraImg2Img", "model_name", "checkpoint", False), ("PPInfraImg2Img", "sd_vae", "vae", True),
-                ("PPInfraControlNetUnit", "model_name", "controlnet", False),
-                ("PPInfraEmbedding", "model_name", "textualinversion", False),
-                *((("PPInfraLoraStack", f"lora_{i}", "lora", True)) for i in range(1, 6))]
+MODEL_INPUTS = [
+    ("PPInfraImg2Img", "model_name", "checkpoint", False),
+    ("PPInfraImg2Img", "sd_vae", "vae", True),
+    ("PPInfraControlNetUnit", "model_name", "controlnet", False),
+    ("PPInfraEmbedding", "model_name", "textualinversion", False),
+    *((("PPInfraLoraStack", f"lora_{i}", "lora", True)) for i in range(1, 6)),
+]
 
 
 def write_cache(counts, extra=()):
     """A model cache as a refresh writes it: ``counts`` generated models per type, plus ``extra`` checkpoints."""
     data = {}
-    entry = lambda name, model_type, sdxl: {"name": name, "model_type": model_type, "is_sdxl": sdxl,
-                                            "base_model": "SDXL 1.0" if sdxl else "SD 1.5"}
+    entry = lambda name, model_type, sdxl: {
+        "name": name,
+        "model_type": model_type,
+        "is_sdxl": sdxl,
+        "base_model": "SDXL 1.0" if sdxl else "SD 1.5",
+    }
     for model_type, n in counts.items():
         models = [entry(f"{model_type}_{i:05d}.safetensors", model_type, i % 3 == 0) for i in range(n)]
         if model_type == "checkpoint":
@@ -81,8 +89,10 @@ def test_big_lists_stay_out_of_object_info(counted_reads):
         names, extra = specs[node_id][section][name]
         assert isinstance(names, list) and len(names) <= options.INLINE_LIMIT + with_none
         assert extra["default"] in names
-        assert extra["remote"] == {"route": f"/ppinfra/models/{model_type}" + ("?with_none=1" if with_none else ""),
-                                   "refresh_button": True}
+        assert extra["remote"] == {
+            "route": f"/ppinfra/models/{model_type}" + ("?with_none=1" if with_none else ""),
+            "refresh_button": True,
+        }
         assert (names[0] == "None") == with_none
     checkpoint_names, extra = specs["PPInfraImg2Img"]["required"]["model_name"]
     assert extra["default"] == PREFERRED  # the preferred default is kept however long the list

@@ -1,5 +1,6 @@
 """PPInfra Inpaint against the strict sandbox over real sockets: ComfyUI masks reach the wire white-on-black at the
 image's size, only masked pixels change, the 0/1 fields travel as integers, and bad inputs never leave the machine."""
+
 from __future__ import annotations
 
 import base64
@@ -21,14 +22,18 @@ NODE = "PPInfraInpaint"
 
 def inpainting_checkpoint(srv) -> str:
     """An inpainting checkpoint, found the way the pack's list finds one (filter.is_inpainting=true)."""
-    r = requests.get(srv.base_url + "/v3/model", headers={"Authorization": f"Bearer {SANDBOX_KEY}"}, timeout=10,
-                     params={"filter.types": "checkpoint", "filter.is_inpainting": "true", "pagination.limit": 100})
+    r = requests.get(
+        srv.base_url + "/v3/model",
+        headers={"Authorization": f"Bearer {SANDBOX_KEY}"},
+        timeout=10,
+        params={"filter.types": "checkpoint", "filter.is_inpainting": "true", "pagination.limit": 100},
+    )
     return next(m["sd_name"] for m in r.json()["models"] if m["status"] == 1)
 
 
 def right_half(h=64, w=64, b=1) -> torch.Tensor:
     mask = torch.zeros((b, h, w), dtype=torch.float32)
-    mask[:, :, w // 2:] = 1.0
+    mask[:, :, w // 2 :] = 1.0
     return mask
 
 
@@ -53,10 +58,21 @@ def test_wire_fields_mask_polarity_and_untouched_pixels(node_client, env):
     mask = wire_mask(body)
     req.pop("mask_image_base64")
     assert body["extra"] == {"response_image_type": "png"}
-    assert req == {"model_name": inpainting_checkpoint(env), "prompt": "a red door", "image_num": 1, "steps": 20,
-                   "guidance_scale": 7.5, "sampler_name": "Euler a", "seed": 5, "strength": 1.0, "mask_blur": 0,
-                   "inpainting_full_res": 0, "inpainting_full_res_padding": 8, "inpainting_mask_invert": 0,
-                   "initial_noise_multiplier": 0.5}
+    assert req == {
+        "model_name": inpainting_checkpoint(env),
+        "prompt": "a red door",
+        "image_num": 1,
+        "steps": 20,
+        "guidance_scale": 7.5,
+        "sampler_name": "Euler a",
+        "seed": 5,
+        "strength": 1.0,
+        "mask_blur": 0,
+        "inpainting_full_res": 0,
+        "inpainting_full_res_padding": 8,
+        "inpainting_mask_invert": 0,
+        "initial_noise_multiplier": 0.5,
+    }
     for name in ("inpainting_full_res", "inpainting_mask_invert"):
         assert type(req[name]) is int  # the page's integer type, not a JSON boolean
     # The mask arrives with the image's size; 1.0 in the ComfyUI mask is white (repaint).
@@ -71,9 +87,19 @@ def test_wire_fields_mask_polarity_and_untouched_pixels(node_client, env):
 
 def test_flags_go_out_as_integers_one_and_invert_flips_the_repainted_half(node_client, env):
     image = photo(1, 64, seed=3)
-    images, _, _ = inpaint(env, image, right_half(), inpainting_mask_invert=True, inpainting_full_res=True,
-                           inpainting_full_res_padding=32, mask_blur=4, strength=0.6,
-                           initial_noise_multiplier=1.2, negative_prompt="text", clip_skip=2)
+    images, _, _ = inpaint(
+        env,
+        image,
+        right_half(),
+        inpainting_mask_invert=True,
+        inpainting_full_res=True,
+        inpainting_full_res_padding=32,
+        mask_blur=4,
+        strength=0.6,
+        initial_noise_multiplier=1.2,
+        negative_prompt="text",
+        clip_skip=2,
+    )
     req = env.submitted("inpainting")[0]["request"]
     assert (req["inpainting_mask_invert"], req["inpainting_full_res"]) == (1, 1)
     assert type(req["inpainting_mask_invert"]) is int and type(req["inpainting_full_res"]) is int
@@ -123,16 +149,19 @@ def test_mask_batch_mismatch_is_refused_before_any_request(node_client, env, err
     assert env.submitted("inpainting") == []
 
 
-@pytest.mark.parametrize("widgets, field, value", [
-    (dict(strength=1.5), "request.strength", 1.5),
-    (dict(mask_blur=65), "request.mask_blur", 65),
-    (dict(inpainting_full_res_padding=300), "request.inpainting_full_res_padding", 300),
-    (dict(initial_noise_multiplier=2.0), "request.initial_noise_multiplier", 2.0),
-    (dict(inpainting_mask_invert=2), "request.inpainting_mask_invert", 2),
-    (dict(image_num=0), "request.image_num", 0),
-    (dict(prompt=""), "request.prompt", ""),
-    (dict(sampler_name="euler"), "request.sampler_name", "euler"),
-])
+@pytest.mark.parametrize(
+    "widgets, field, value",
+    [
+        (dict(strength=1.5), "request.strength", 1.5),
+        (dict(mask_blur=65), "request.mask_blur", 65),
+        (dict(inpainting_full_res_padding=300), "request.inpainting_full_res_padding", 300),
+        (dict(initial_noise_multiplier=2.0), "request.initial_noise_multiplier", 2.0),
+        (dict(inpainting_mask_invert=2), "request.inpainting_mask_invert", 2),
+        (dict(image_num=0), "request.image_num", 0),
+        (dict(prompt=""), "request.prompt", ""),
+        (dict(sampler_name="euler"), "request.sampler_name", "euler"),
+    ],
+)
 def test_bad_inputs_are_refused_before_any_request(node_client, env, errors, widgets, field, value):
     with pytest.raises(errors.ValidationError) as info:
         inpaint(env, photo(1, 64), right_half(), **widgets)
@@ -148,9 +177,15 @@ def test_model_list_shows_inpainting_checkpoints(env):
     cat = catalog.catalog()
     from ppinfra.models import ModelInfo
 
-    cat._write_cache("checkpoint", [ModelInfo(n, "checkpoint", False) for n in
-                                    ("dreamshaper_8_93211.safetensors", "dreamshaper_8Inpainting.safetensors")])
+    cat._write_cache(
+        "checkpoint",
+        [
+            ModelInfo(n, "checkpoint", False)
+            for n in ("dreamshaper_8_93211.safetensors", "dreamshaper_8Inpainting.safetensors")
+        ],
+    )
     assert catalog.inpainting_names() == ["dreamshaper_8Inpainting.safetensors"]
+
     # Once fetched with filter.is_inpainting=true, that list is the one shown.
     def asked():
         return [r.query for r in env.requests if r.path == "/v3/model"]
@@ -158,8 +193,9 @@ def test_model_list_shows_inpainting_checkpoints(env):
     before = len(asked())
     assert catalog.refresh_now(catalog.INPAINTING, 10)
     fetched = asked()[before:]
-    assert fetched and all(q.get("filter.is_inpainting") == "true" and q.get("filter.types") == "checkpoint"
-                           for q in fetched)
+    assert fetched and all(
+        q.get("filter.is_inpainting") == "true" and q.get("filter.types") == "checkpoint" for q in fetched
+    )
     listed = catalog.inpainting_names()
     assert inpainting_checkpoint(env) in listed and all("inpainting" in n for n in listed)
     spec = widgets.model_input("checkpoint", "tip", inpainting=True)

@@ -1,6 +1,7 @@
 """The price shown on the nodes before a run: one function (ppinfra/price.py) from the endpoint table's formulas,
 served by GET /ppinfra/price (guarded like every route), always labelled an estimate with its third-party source;
 and the Inpaint node's model list route (checkpoint?inpainting=1)."""
+
 from __future__ import annotations
 
 import pytest
@@ -18,13 +19,26 @@ def test_estimate_follows_the_endpoint_formulas():
     big = estimate_price("txt2img", {"width": "1024", "height": "1024", "steps": "30", "image_num": "1"})
     assert big.usd == pytest.approx(1024 * 1024 * 30 * 1.44e-10)
     # Hires fix prices the final size.
-    hires = estimate_price("txt2img", {"width": 512, "height": 512, "steps": 30, "hires_fix": "true",
-                                       "hires_target_width": 2048, "hires_target_height": 2048})
+    hires = estimate_price(
+        "txt2img",
+        {
+            "width": 512,
+            "height": 512,
+            "steps": 30,
+            "hires_fix": "true",
+            "hires_target_width": 2048,
+            "hires_target_height": 2048,
+        },
+    )
     assert (hires.width, hires.height) == (2048, 2048)
     assert hires.usd == pytest.approx(2048 * 2048 * 30 * 1.44e-10)
     # An endpoint that takes an image: per input image; unknown input size -> the assumed 512x512, said so.
     inpaint = estimate_price("inpainting", {"steps": 40, "image_num": 3})
-    assert inpaint.per == "input image" and inpaint.assumed_input and (inpaint.width, inpaint.height) == ASSUMED_INPUT
+    assert (
+        inpaint.per == "input image"
+        and inpaint.assumed_input
+        and (inpaint.width, inpaint.height) == ASSUMED_INPUT
+    )
     assert inpaint.usd == pytest.approx(3 * max(512 * 512 * 40 * 4e-10, 0.0015))
     up = estimate_price("upscale", {"scale_factor": 4})
     assert up.usd == pytest.approx(512 * 512 * 4 * 4e-9) and up.images == 1 and up.assumed_input
@@ -34,13 +48,16 @@ def test_estimate_follows_the_endpoint_formulas():
     assert "third-party" in small.source and "estimate" in small.source.lower()
 
 
-@pytest.mark.parametrize("endpoint, values, field", [
-    ("txt2img", {"steps": "many"}, "steps"),
-    ("txt2img", {"width": 99999}, "width"),
-    ("txt2img", {"image_num": 9}, "image_num"),
-    ("upscale", {"scale_factor": 1}, "scale_factor"),
-    ("unknown", {}, "endpoint"),
-])
+@pytest.mark.parametrize(
+    "endpoint, values, field",
+    [
+        ("txt2img", {"steps": "many"}, "steps"),
+        ("txt2img", {"width": 99999}, "width"),
+        ("txt2img", {"image_num": 9}, "image_num"),
+        ("upscale", {"scale_factor": 1}, "scale_factor"),
+        ("unknown", {}, "endpoint"),
+    ],
+)
 def test_estimate_refuses_values_out_of_range(endpoint, values, field):
     with pytest.raises(ValidationError) as info:
         estimate_price(endpoint, values)
@@ -61,9 +78,16 @@ def test_price_route(route_server, isolated_env):
         bad = server.get(path)
         assert bad.status_code == 400 and bad.json()["ok"] is False, path
     # Guarded like every route: another site's page is refused.
-    assert server.get("/ppinfra/price?node=PPInfraTxt2Img", headers={"Sec-Fetch-Site": "cross-site"}).status_code == 403
-    assert server.get("/ppinfra/price?node=PPInfraTxt2Img",
-                      headers={"Host": f"evil.example:{server.port}"}).status_code == 403
+    assert (
+        server.get("/ppinfra/price?node=PPInfraTxt2Img", headers={"Sec-Fetch-Site": "cross-site"}).status_code
+        == 403
+    )
+    assert (
+        server.get(
+            "/ppinfra/price?node=PPInfraTxt2Img", headers={"Host": f"evil.example:{server.port}"}
+        ).status_code
+        == 403
+    )
 
 
 def test_inpainting_checkpoint_route(route_server, sandbox, isolated_env, api_key, monkeypatch):

@@ -1,5 +1,6 @@
 """PPInfra Upscale against the strict sandbox over real sockets: one task per image, a resize of the input back,
 out-of-range values and oversize inputs refused before any request, and a host without the endpoint named."""
+
 from __future__ import annotations
 
 import base64
@@ -34,7 +35,9 @@ def test_wire_carries_the_documented_fields_and_the_result_is_a_resize(node_clie
     assert sent.size == (96, 96)
     assert tuple(images.shape) == (1, 240, 240, 3)
     # The sandbox returns a resize of the input: scaled back down, it matches the input closely.
-    back = Image.fromarray((images[0].numpy() * 255).round().astype(np.uint8)).resize((96, 96), Image.BILINEAR)
+    back = Image.fromarray((images[0].numpy() * 255).round().astype(np.uint8)).resize(
+        (96, 96), Image.BILINEAR
+    )
     assert np.abs(np.asarray(back, np.float32) / 255 - image[0].numpy()).mean() < 0.05
     data = json.loads(info)
     assert len(data["task_ids"]) == 1 and "seed" not in json.dumps(data["request"])
@@ -46,17 +49,22 @@ def test_a_batch_runs_one_task_per_image_in_order(node_client, env):
     assert tuple(images.shape) == (3, 128, 128, 3)
     assert len(env.submitted("upscale")) == 3 and len(json.loads(info)["task_ids"]) == 3
     for i in range(3):
-        small = torch.nn.functional.interpolate(images[i:i + 1].permute(0, 3, 1, 2), size=(64, 64), mode="area")
+        small = torch.nn.functional.interpolate(
+            images[i : i + 1].permute(0, 3, 1, 2), size=(64, 64), mode="area"
+        )
         errs = [float((small[0].permute(1, 2, 0) - image[j]).abs().mean()) for j in range(3)]
         assert int(np.argmin(errs)) == i, errs
 
 
-@pytest.mark.parametrize("widgets, field, limit, value", [
-    (dict(scale_factor=1.0), "request.scale_factor", "(1, 4]", 1.0),
-    (dict(scale_factor=4.5), "request.scale_factor", "(1, 4]", 4.5),
-    (dict(model_name="RealESRGAN_x2plus"), "request.model_name", "'4x-UltraSharp'", "RealESRGAN_x2plus"),
-    (dict(response_image_type="gif"), "extra.response_image_type", "'png'", "gif"),
-])
+@pytest.mark.parametrize(
+    "widgets, field, limit, value",
+    [
+        (dict(scale_factor=1.0), "request.scale_factor", "(1, 4]", 1.0),
+        (dict(scale_factor=4.5), "request.scale_factor", "(1, 4]", 4.5),
+        (dict(model_name="RealESRGAN_x2plus"), "request.model_name", "'4x-UltraSharp'", "RealESRGAN_x2plus"),
+        (dict(response_image_type="gif"), "extra.response_image_type", "'png'", "gif"),
+    ],
+)
 def test_bad_values_are_refused_before_any_request(node_client, env, errors, widgets, field, limit, value):
     with pytest.raises(errors.ValidationError) as info:
         upscale(photo(1, 64), **widgets)

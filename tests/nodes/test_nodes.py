@@ -1,5 +1,6 @@
 """The nodes driven the way ComfyUI drives them, against the sandbox over real sockets: what reaches the
 wire, batches, chains and totals, and limits checked before any request (the driver: tools/node_driver.py)."""
+
 from __future__ import annotations
 
 import json
@@ -10,28 +11,76 @@ import torch
 
 from tools.node_driver import img2img, photo
 from tools.node_driver import (
-    BLUE, CONTROLNET, EMBEDDING, GREEN, IP_ADAPTER, LORAS, RED, SD15, batch, call, decode_b64, dominant, errors,
-    images_mod, run_img2img, solid)
+    BLUE,
+    CONTROLNET,
+    EMBEDDING,
+    GREEN,
+    IP_ADAPTER,
+    LORAS,
+    RED,
+    SD15,
+    batch,
+    call,
+    decode_b64,
+    dominant,
+    errors,
+    images_mod,
+    run_img2img,
+    solid,
+)
 
 pytestmark = pytest.mark.usefixtures("no_background_refresh")
 
 # --------------------------------------------------------------------------- the wire
 
+
 def test_every_input_reaches_the_wire_as_given(env):
     sandbox = env
-    (cn,) = call(CONTROLNET, image=solid(GREEN, h=80, w=80), model_name="control_v11p_sd15_canny", strength=0.8,
-                 preprocessor="canny", guidance_start=0.1, guidance_end=0.9)
-    (cn,) = call(CONTROLNET, image=solid(BLUE), model_name="control_v11f1p_sd15_depth", strength=0.5,
-                 preprocessor="none", guidance_start=0.0, guidance_end=0.6, controlnet=cn)
-    (loras,) = call(LORAS, lora_1="add_detail_44319", strength_1=0.6, lora_3="more_details_59655", strength_3=0.3)
+    (cn,) = call(
+        CONTROLNET,
+        image=solid(GREEN, h=80, w=80),
+        model_name="control_v11p_sd15_canny",
+        strength=0.8,
+        preprocessor="canny",
+        guidance_start=0.1,
+        guidance_end=0.9,
+    )
+    (cn,) = call(
+        CONTROLNET,
+        image=solid(BLUE),
+        model_name="control_v11f1p_sd15_depth",
+        strength=0.5,
+        preprocessor="none",
+        guidance_start=0.0,
+        guidance_end=0.6,
+        controlnet=cn,
+    )
+    (loras,) = call(
+        LORAS, lora_1="add_detail_44319", strength_1=0.6, lora_3="more_details_59655", strength_3=0.3
+    )
     (emb,) = call(EMBEDDING, model_name="EasyNegative")
     (emb,) = call(EMBEDDING, model_name="badhandv4_16755", embeddings=emb)
     (ip,) = call(IP_ADAPTER, image=solid(BLUE, h=48, w=48), model_name="ip-adapter_sd15.bin", strength=0.4)
     images, seed, info = run_img2img(
-        image=solid(RED, h=64, w=96), prompt="a portrait, vivid colors", negative_prompt="blurry, text",
-        width=256, height=192, image_num=2, steps=30, guidance_scale=6.5, sampler_name="DPM++ 2M Karras",
-        seed=99, strength=0.8, clip_skip=2, sd_vae="vae-ft-mse-840000-ema-pruned.ckpt",
-        response_image_type="webp", controlnet=cn, loras=loras, embeddings=emb, ip_adapter=ip)
+        image=solid(RED, h=64, w=96),
+        prompt="a portrait, vivid colors",
+        negative_prompt="blurry, text",
+        width=256,
+        height=192,
+        image_num=2,
+        steps=30,
+        guidance_scale=6.5,
+        sampler_name="DPM++ 2M Karras",
+        seed=99,
+        strength=0.8,
+        clip_skip=2,
+        sd_vae="vae-ft-mse-840000-ema-pruned.ckpt",
+        response_image_type="webp",
+        controlnet=cn,
+        loras=loras,
+        embeddings=emb,
+        ip_adapter=ip,
+    )
 
     assert len(sandbox.submits) == 1
     body = sandbox.submits[0]
@@ -44,18 +93,39 @@ def test_every_input_reaches_the_wire_as_given(env):
     ips = req.pop("ip_adapters")
     assert decode_b64(ips[0].pop("image_base64")).size == (48, 48)
     assert req == {
-        "model_name": SD15, "prompt": "a portrait, vivid colors", "negative_prompt": "blurry, text",
-        "width": 256, "height": 192, "image_num": 2, "steps": 30, "guidance_scale": 6.5,
-        "sampler_name": "DPM++ 2M Karras", "seed": 99, "strength": 0.8, "clip_skip": 2,
+        "model_name": SD15,
+        "prompt": "a portrait, vivid colors",
+        "negative_prompt": "blurry, text",
+        "width": 256,
+        "height": 192,
+        "image_num": 2,
+        "steps": 30,
+        "guidance_scale": 6.5,
+        "sampler_name": "DPM++ 2M Karras",
+        "seed": 99,
+        "strength": 0.8,
+        "clip_skip": 2,
         "sd_vae": "vae-ft-mse-840000-ema-pruned.ckpt",
-        "loras": [{"model_name": "add_detail_44319", "strength": 0.6},
-                  {"model_name": "more_details_59655", "strength": 0.3}],
+        "loras": [
+            {"model_name": "add_detail_44319", "strength": 0.6},
+            {"model_name": "more_details_59655", "strength": 0.3},
+        ],
         "embeddings": [{"model_name": "EasyNegative"}, {"model_name": "badhandv4_16755"}],
     }
     assert units == [
-        {"model_name": "control_v11p_sd15_canny", "strength": 0.8, "preprocessor": "canny",
-         "guidance_start": 0.1, "guidance_end": 0.9},
-        {"model_name": "control_v11f1p_sd15_depth", "strength": 0.5, "guidance_start": 0.0, "guidance_end": 0.6},
+        {
+            "model_name": "control_v11p_sd15_canny",
+            "strength": 0.8,
+            "preprocessor": "canny",
+            "guidance_start": 0.1,
+            "guidance_end": 0.9,
+        },
+        {
+            "model_name": "control_v11f1p_sd15_depth",
+            "strength": 0.5,
+            "guidance_start": 0.0,
+            "guidance_end": 0.6,
+        },
     ]
     assert ips == [{"model_name": "ip-adapter_sd15.bin", "strength": 0.4}]
 
@@ -86,6 +156,7 @@ def test_defaults_leave_optional_fields_to_the_server(env):
 
 # --------------------------------------------------------------------------- batches
 
+
 def test_batch_fans_out_and_keeps_input_order(env):
     images, _, info = run_img2img(image=batch(RED, GREEN, BLUE, h=128, w=160), image_num=2, seed=3)
     assert tuple(images.shape) == (6, 128, 160, 3)
@@ -99,7 +170,9 @@ def test_batch_fans_out_and_keeps_input_order(env):
 
 
 def test_batch_concurrency_is_bounded(env, monkeypatch):
-    monkeypatch.setenv("PPINFRA_RESULT_CACHE", "0")  # result cache: repeated items would reuse a finished task
+    monkeypatch.setenv(
+        "PPINFRA_RESULT_CACHE", "0"
+    )  # result cache: repeated items would reuse a finished task
     env.configure(queue_seconds=0.0, task_seconds=0.4)
     images, _, info = run_img2img(image=batch(RED, GREEN, BLUE, RED, GREEN, BLUE), seed=1)
     assert images.shape[0] == 6
@@ -127,9 +200,13 @@ def test_controlnet_and_ip_adapter_batches_pair_item_by_item(env):
     pairs = []
     for task_id in task_ids:
         req = env.tasks[task_id].request
-        pairs.append((dominant(decode_b64(req["image_base64"])),
-                      dominant(decode_b64(req["controlnet"]["units"][0]["image_base64"])),
-                      dominant(decode_b64(req["ip_adapters"][0]["image_base64"]))))
+        pairs.append(
+            (
+                dominant(decode_b64(req["image_base64"])),
+                dominant(decode_b64(req["controlnet"]["units"][0]["image_base64"])),
+                dominant(decode_b64(req["ip_adapters"][0]["image_base64"])),
+            )
+        )
     assert pairs == [(0, 1, 2), (1, 2, 0)]
 
 
@@ -171,17 +248,24 @@ def test_mismatched_side_batch_is_a_clear_error_before_any_request(env, side):
 
 # --------------------------------------------------------------------------- chains and totals
 
+
 def test_chains_are_immutable_and_keep_order():
     (first,) = call(LORAS, lora_1="add_detail_44319", strength_1=0.5)
     snapshot = tuple(first)
     (second,) = call(LORAS, lora_2="more_details_59655", strength_2=0.25, loras=first)
     assert first == snapshot and isinstance(first, tuple) and isinstance(second, tuple)
-    assert [(l.model_name, l.strength) for l in second] == [("add_detail_44319", 0.5), ("more_details_59655", 0.25)]
+    assert [(l.model_name, l.strength) for l in second] == [
+        ("add_detail_44319", 0.5),
+        ("more_details_59655", 0.25),
+    ]
     with pytest.raises(Exception):
         second[0].strength = 1.0  # frozen
     (cn1,) = call(CONTROLNET, image=solid(RED), model_name="control_v11p_sd15_canny")
     (cn2,) = call(CONTROLNET, image=solid(GREEN), model_name="control_v11f1p_sd15_depth", controlnet=cn1)
-    assert len(cn1) == 1 and [u.model_name for u in cn2] == ["control_v11p_sd15_canny", "control_v11f1p_sd15_depth"]
+    assert len(cn1) == 1 and [u.model_name for u in cn2] == [
+        "control_v11p_sd15_canny",
+        "control_v11f1p_sd15_depth",
+    ]
     (e1,) = call(EMBEDDING, model_name="EasyNegative")
     (e2,) = call(EMBEDDING, model_name="badhandv4_16755", embeddings=e1)
     assert len(e1) == 1 and [e.model_name for e in e2] == ["EasyNegative", "badhandv4_16755"]
@@ -194,7 +278,11 @@ def test_lora_total_across_chained_stacks_is_capped_at_five():
     assert len(five) == 5
     with pytest.raises(errors.ValidationError) as info:
         call(LORAS, lora_1="more_details_59655", lora_2="add_detail_44319", loras=five)
-    assert info.value.field == "request.loras" and "at most 5" in str(info.value) and "7 entries" in str(info.value)
+    assert (
+        info.value.field == "request.loras"
+        and "at most 5" in str(info.value)
+        and "7 entries" in str(info.value)
+    )
 
 
 def test_embedding_total_is_capped_at_five():
@@ -216,17 +304,21 @@ def test_empty_lora_stack_passes_the_chain_through():
 
 # --------------------------------------------------------------------------- limits before any request
 
-@pytest.mark.parametrize("given, field", [
-    ({"prompt": ""}, "request.prompt"),
-    ({"prompt": "x" * 1025}, "request.prompt"),
-    ({"width": 100}, "request.width"),
-    ({"height": 4096}, "request.height"),
-    ({"clip_skip": 13}, "request.clip_skip"),
-    ({"strength": 0.0}, "request.strength"),
-    ({"steps": 101}, "request.steps"),
-    ({"seed": -2}, "request.seed"),
-    ({"model_name": ""}, "request.model_name"),
-])
+
+@pytest.mark.parametrize(
+    "given, field",
+    [
+        ({"prompt": ""}, "request.prompt"),
+        ({"prompt": "x" * 1025}, "request.prompt"),
+        ({"width": 100}, "request.width"),
+        ({"height": 4096}, "request.height"),
+        ({"clip_skip": 13}, "request.clip_skip"),
+        ({"strength": 0.0}, "request.strength"),
+        ({"steps": 101}, "request.steps"),
+        ({"seed": -2}, "request.seed"),
+        ({"model_name": ""}, "request.model_name"),
+    ],
+)
 def test_limits_are_checked_before_any_request(env, given, field):
     with pytest.raises(errors.ValidationError) as info:
         run_img2img(**given)
@@ -237,7 +329,13 @@ def test_limits_are_checked_before_any_request(env, given, field):
 
 def test_controlnet_guidance_order_is_checked_when_the_node_runs():
     with pytest.raises(errors.ValidationError) as info:
-        call(CONTROLNET, image=solid(RED), model_name="control_v11p_sd15_canny", guidance_start=0.7, guidance_end=0.7)
+        call(
+            CONTROLNET,
+            image=solid(RED),
+            model_name="control_v11p_sd15_canny",
+            guidance_start=0.7,
+            guidance_end=0.7,
+        )
     assert "guidance_start" in info.value.field and "0.7" in str(info.value)
     with pytest.raises(errors.ValidationError):
         call(CONTROLNET, image=solid(RED), model_name="control_v11p_sd15_canny", guidance_end=1.5)
@@ -252,6 +350,7 @@ def test_every_error_is_a_ppinfra_error(env):
 
 
 # --------------------------------------------------------------------------- README promise: the seed output
+
 
 def test_the_seed_output_is_the_seed_the_server_used_for_the_first_image(node_client, env):
     """README, node reference: outputs ``seed`` INT, "The seed the server used for the first image".

@@ -1,5 +1,6 @@
 """The nodes in ComfyUI's runtime: progress, cancel, concurrency, validation and caching hooks, the key and
 family warnings (the driver: tools/node_driver.py)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -14,12 +15,31 @@ import time
 import pytest
 
 from tools.node_driver import (
-    BLUE, CONTROLNET, EMBEDDING, GREEN, IMG2IMG, IP_ADAPTER, LORAS, NODES, REAL_REFRESH_SOON, RED, SD15, SDXL,
-    batch, call, catalog_mod, errors, run_img2img, solid, widget_defaults)
+    BLUE,
+    CONTROLNET,
+    EMBEDDING,
+    GREEN,
+    IMG2IMG,
+    IP_ADAPTER,
+    LORAS,
+    NODES,
+    REAL_REFRESH_SOON,
+    RED,
+    SD15,
+    SDXL,
+    batch,
+    call,
+    catalog_mod,
+    errors,
+    run_img2img,
+    solid,
+    widget_defaults,
+)
 
 pytestmark = pytest.mark.usefixtures("no_background_refresh")
 
 # --------------------------------------------------------------------------- progress, async, cancel
+
 
 def test_progress_bar_and_status_text_follow_the_tasks(env, comfy):
     env.configure(queue_seconds=0.4, task_seconds=0.8)
@@ -38,8 +58,14 @@ def test_progress_bar_and_status_text_follow_the_tasks(env, comfy):
 def test_cancel_stops_the_wait_within_a_second_and_is_an_interruption(env, comfy):
     env.configure(task_seconds=30)
     node = IMG2IMG()
-    kwargs = {**widget_defaults(IMG2IMG), "image": batch(RED, GREEN), "model_name": SD15, "prompt": "x",
-              "seed": 1, "unique_id": "3"}
+    kwargs = {
+        **widget_defaults(IMG2IMG),
+        "image": batch(RED, GREEN),
+        "model_name": SD15,
+        "prompt": "x",
+        "seed": 1,
+        "unique_id": "3",
+    }
 
     async def scenario():
         task = asyncio.ensure_future(getattr(node, IMG2IMG.FUNCTION)(**kwargs))
@@ -70,8 +96,10 @@ def test_one_cancel_stops_every_waiting_node(env, comfy):
 
     async def scenario():
         f = getattr(node, IMG2IMG.FUNCTION)
-        tasks = [asyncio.ensure_future(f(**base, image=solid(c), unique_id=str(i)))
-                 for i, c in enumerate((RED, GREEN, BLUE))]
+        tasks = [
+            asyncio.ensure_future(f(**base, image=solid(c), unique_id=str(i)))
+            for i, c in enumerate((RED, GREEN, BLUE))
+        ]
         deadline = time.monotonic() + 5
         while len(env.tasks) < 3 and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
@@ -113,11 +141,29 @@ def test_two_nodes_run_at_the_same_time(env):
 
 # --------------------------------------------------------------------------- validation and caching hooks
 
+
 def test_is_changed_reruns_random_seeds_and_caches_fixed_and_linked_ones():
-    linked = dict(image=None, model_name=SD15, prompt="p", negative_prompt="", width=0, height=0, image_num=1,
-                  steps=20, guidance_scale=7.5, sampler_name="Euler a", strength=0.75, clip_skip=0, sd_vae="None",
-                  response_image_type="png", controlnet=None, loras=None, embeddings=None, ip_adapter=None,
-                  unique_id="5")
+    linked = dict(
+        image=None,
+        model_name=SD15,
+        prompt="p",
+        negative_prompt="",
+        width=0,
+        height=0,
+        image_num=1,
+        steps=20,
+        guidance_scale=7.5,
+        sampler_name="Euler a",
+        strength=0.75,
+        clip_skip=0,
+        sd_vae="None",
+        response_image_type="png",
+        controlnet=None,
+        loras=None,
+        embeddings=None,
+        ip_adapter=None,
+        unique_id="5",
+    )
     assert math.isnan(IMG2IMG.IS_CHANGED(seed=-1, **linked))
     # A linked seed arrives as None: ComfyUI's cache key already follows the upstream
     # value, so a fixed linked seed must not re-run (and re-bill) on every queue.
@@ -133,33 +179,52 @@ def test_is_changed_reruns_random_seeds_and_caches_fixed_and_linked_ones():
 def test_validate_inputs_accepts_unlisted_and_linked_model_names():
     listed = widget_defaults(IMG2IMG)
     assert "not_in_todays_list_v2.safetensors" not in IMG2IMG.INPUT_TYPES()["required"]["model_name"][0]
-    assert IMG2IMG.VALIDATE_INPUTS(model_name="not_in_todays_list_v2.safetensors", sd_vae="other_vae.pt") is True
+    assert (
+        IMG2IMG.VALIDATE_INPUTS(model_name="not_in_todays_list_v2.safetensors", sd_vae="other_vae.pt") is True
+    )
     assert IMG2IMG.VALIDATE_INPUTS(model_name=None, sd_vae=None) is True
     assert IMG2IMG.VALIDATE_INPUTS(model_name=listed["model_name"], sd_vae="None") is True
     assert IMG2IMG.VALIDATE_INPUTS(model_name="", sd_vae="None") is not True
-    assert CONTROLNET.VALIDATE_INPUTS(model_name="my_private_controlnet", guidance_start=0.2, guidance_end=0.4) is True
+    assert (
+        CONTROLNET.VALIDATE_INPUTS(model_name="my_private_controlnet", guidance_start=0.2, guidance_end=0.4)
+        is True
+    )
     assert CONTROLNET.VALIDATE_INPUTS(model_name=None, guidance_start=None, guidance_end=0.4) is True
     assert "below" in CONTROLNET.VALIDATE_INPUTS(model_name="c", guidance_start=0.5, guidance_end=0.4)
     assert "guidance_end" in CONTROLNET.VALIDATE_INPUTS(model_name="c", guidance_start=0.0, guidance_end=1.5)
-    assert LORAS.VALIDATE_INPUTS(lora_1="None", lora_2="unlisted_lora", lora_3=None, lora_4="None",
-                                 lora_5="None") is True
+    assert (
+        LORAS.VALIDATE_INPUTS(
+            lora_1="None", lora_2="unlisted_lora", lora_3=None, lora_4="None", lora_5="None"
+        )
+        is True
+    )
     assert EMBEDDING.VALIDATE_INPUTS(model_name="unlisted_embedding") is True
     # Only model inputs (and the guidance pair) are taken over: ComfyUI keeps checking the rest.
     for cls in NODES.values():
         validate = getattr(cls, "VALIDATE_INPUTS", None)
         if validate is not None:
             named = set(inspect.signature(validate).parameters)
-            assert named <= {"model_name", "sd_vae", "guidance_start", "guidance_end",
-                             *(f"lora_{i}" for i in range(1, 6))}
+            assert named <= {
+                "model_name",
+                "sd_vae",
+                "guidance_start",
+                "guidance_end",
+                *(f"lora_{i}" for i in range(1, 6)),
+            }
             assert not any(p.kind == p.VAR_KEYWORD for p in inspect.signature(validate).parameters.values())
 
 
 def test_unlisted_model_name_runs_and_reaches_the_wire(env):
     from ppinfra.sandbox.catalog import send_name
+
     listed = set(LORAS.INPUT_TYPES()["required"]["lora_1"][0])
-    unlisted = next(send_name(m) for m in env.catalog.query(types=["lora"], is_sdxl=False)
-                    if send_name(m) not in listed)
-    assert LORAS.VALIDATE_INPUTS(lora_1=unlisted, lora_2="None", lora_3="None", lora_4="None", lora_5="None") is True
+    unlisted = next(
+        send_name(m) for m in env.catalog.query(types=["lora"], is_sdxl=False) if send_name(m) not in listed
+    )
+    assert (
+        LORAS.VALIDATE_INPUTS(lora_1=unlisted, lora_2="None", lora_3="None", lora_4="None", lora_5="None")
+        is True
+    )
     (loras,) = call(LORAS, lora_1=unlisted)
     run_img2img(loras=loras)
     assert env.submits[0]["request"]["loras"] == [{"model_name": unlisted, "strength": 0.8}]
@@ -185,7 +250,9 @@ def test_dropdowns_pick_up_a_refreshed_model_list_without_restart(env, isolated_
 def test_no_refresh_without_a_key(isolated_env, monkeypatch):
     started = []
     models_mod = importlib.import_module(catalog_mod.__name__.replace("nodes.catalog", "ppinfra.models"))
-    monkeypatch.setattr(models_mod.ModelCatalog, "refresh_in_background", lambda self, *a, **k: started.append(1))
+    monkeypatch.setattr(
+        models_mod.ModelCatalog, "refresh_in_background", lambda self, *a, **k: started.append(1)
+    )
     monkeypatch.setattr(catalog_mod, "_last_check", float("-inf"))
     REAL_REFRESH_SOON()
     assert started == []
@@ -197,6 +264,7 @@ def test_no_refresh_without_a_key(isolated_env, monkeypatch):
 
 
 # --------------------------------------------------------------------------- the key
+
 
 def test_missing_key_says_where_to_put_it(sandbox, isolated_env, monkeypatch, comfy):
     monkeypatch.setenv("PPINFRA_BASE_URL", sandbox.base_url)
@@ -242,6 +310,7 @@ def test_a_wrong_key_is_an_authentication_error_without_the_key(env, monkeypatch
 
 
 # --------------------------------------------------------------------------- family warning
+
 
 def test_mixing_families_warns_in_log_and_status(env, comfy, caplog):
     (loras,) = call(LORAS, lora_1="add_detail_44319")

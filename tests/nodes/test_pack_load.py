@@ -4,6 +4,7 @@ README promises (issue 11: every promise held by a test that can fail), moved he
 tests/test_readme_promises.py. Each test names the README sentence it holds and the break
 it fails under (found by breaking the behaviour in a scratch copy of the tree).
 """
+
 from __future__ import annotations
 
 import os
@@ -15,6 +16,7 @@ from helpers import ROOT
 
 
 # --------------------------------------------------------------------------- start-up
+
 
 def test_importing_the_pack_with_a_key_set_opens_no_connection(sandbox, api_key, tmp_path):
     """README, "Quick start": "makes no network call while ComfyUI starts (model lists come
@@ -52,13 +54,20 @@ def test_importing_the_pack_with_a_key_set_opens_no_connection(sandbox, api_key,
         print(len(started), len(connects))
     """)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PPINFRA_")}
-    env.update(PPINFRA_API_KEY=api_key, PPINFRA_BASE_URL=sandbox.base_url,
-               PPINFRA_CACHE_DIR=str(tmp_path / "cache"), PPINFRA_CONFIG=str(tmp_path / "config.json"))
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(tmp_path),
-                         env=env, timeout=120)
+    env.update(
+        PPINFRA_API_KEY=api_key,
+        PPINFRA_BASE_URL=sandbox.base_url,
+        PPINFRA_CACHE_DIR=str(tmp_path / "cache"),
+        PPINFRA_CONFIG=str(tmp_path / "config.json"),
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=str(tmp_path), env=env, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     threads, connects = out.stdout.strip().splitlines()[-1].split()
-    assert connects == "0", f"{connects} connection(s) opened by importing the pack ({threads} thread(s) started)"
+    assert connects == "0", (
+        f"{connects} connection(s) opened by importing the pack ({threads} thread(s) started)"
+    )
     assert not [r for r in sandbox.requests], "the sandbox was asked something while the pack was imported"
 
 
@@ -66,12 +75,37 @@ def test_importing_the_pack_with_a_key_set_opens_no_connection(sandbox, api_key,
 
 # The modules the pack may import: ComfyUI's own dependencies and modules, plus requests
 # (and urllib3, which requests always brings). aiohttp is ComfyUI's server.
-ALLOWED_THIRD_PARTY = {"torch", "numpy", "PIL", "requests", "urllib3", "aiohttp",
-                       "comfy", "comfy_api", "comfy_execution", "execution", "folder_paths", "server"}
+ALLOWED_THIRD_PARTY = {
+    "torch",
+    "numpy",
+    "PIL",
+    "requests",
+    "urllib3",
+    "aiohttp",
+    "comfy",
+    "comfy_api",
+    "comfy_execution",
+    "execution",
+    "folder_paths",
+    "server",
+}
 # What would run pip or any other program on the user's machine.
 FORBIDDEN_MODULES = {"pip", "ensurepip", "subprocess", "runpy"}
-FORBIDDEN_CALLS = {"os.system", "os.popen", "os.startfile", "os.posix_spawn", "os.execv", "os.execvp", "os.execl",
-                   "os.execlp", "os.execve", "os.spawnv", "os.spawnl", "os.spawnlp", "os.spawnvp"}
+FORBIDDEN_CALLS = {
+    "os.system",
+    "os.popen",
+    "os.startfile",
+    "os.posix_spawn",
+    "os.execv",
+    "os.execvp",
+    "os.execl",
+    "os.execlp",
+    "os.execve",
+    "os.spawnv",
+    "os.spawnl",
+    "os.spawnlp",
+    "os.spawnvp",
+}
 
 
 def _pack_sources():
@@ -95,8 +129,11 @@ def _imports_and_calls(path):
                 yield "import", alias.name.split(".")[0], node.lineno
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             yield "import", node.module.split(".")[0], node.lineno
-        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
-                and isinstance(node.func.value, ast.Name):
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and isinstance(node.func.value, ast.Name)
+        ):
             yield "call", f"{node.func.value.id}.{node.func.attr}", node.lineno
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "__import__":
             yield "call", "__import__", node.lineno
@@ -124,10 +161,10 @@ def test_the_pack_needs_only_comfyuis_dependencies_and_requests_and_never_runs_p
                 unknown.append(f"{where}:{line} imports {name}")
             elif kind == "call" and (name in FORBIDDEN_CALLS or name == "__import__"):
                 runs.append(f"{where}:{line} calls {name}()")
-    assert not unknown, f"not a ComfyUI dependency nor requests (add it to requirements.txt and here?): {unknown}"
+    assert not unknown, (
+        f"not a ComfyUI dependency nor requests (add it to requirements.txt and here?): {unknown}"
+    )
     assert not runs, f"the pack must never run pip or another program: {runs}"
     with open(os.path.join(ROOT, "requirements.txt"), encoding="utf-8") as fh:
         required = [line.split("#")[0].strip() for line in fh if line.split("#")[0].strip()]
     assert [r.split(">")[0].split("=")[0].split("<")[0].strip() for r in required] == ["requests"], required
-
-

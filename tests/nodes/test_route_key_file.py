@@ -1,6 +1,7 @@
 """The key file as the settings panel meets it (nodes/routes.py, nodes/account_panel.py): a folder it cannot
 write and a corrupt file each give the panel a JSON error that says what to do, and a corrupt file is
 reported once in the log and can be replaced from the panel."""
+
 from __future__ import annotations
 
 import importlib
@@ -16,17 +17,23 @@ def pack(name: str):
     return importlib.import_module(f"{PACK_NAME}.{name}")
 
 
-def test_a_folder_the_panel_cannot_write_is_a_json_error_naming_it(server, keyless_env, monkeypatch, tmp_path):
+def test_a_folder_the_panel_cannot_write_is_a_json_error_naming_it(
+    server, keyless_env, monkeypatch, tmp_path
+):
     # Tests run as root, where chmod 0500 stops nothing: a path under a regular file fails for everyone.
     blocker = tmp_path / "blocker"
     blocker.write_text("")
     path = blocker / "config.json"
     monkeypatch.setenv("PPINFRA_CONFIG", str(path))
     advice = f"Cannot write {path} (part of the path is a file, not a folder): make its folder writable"
-    for route, body in (("/ppinfra/settings/host", {"host": "novita"}),
-                        ("/ppinfra/settings/key", {"api_key": SANDBOX_KEY})):
+    for route, body in (
+        ("/ppinfra/settings/host", {"host": "novita"}),
+        ("/ppinfra/settings/key", {"api_key": SANDBOX_KEY}),
+    ):
         resp = server.post(route, body)
-        assert resp.status_code == 500 and resp.headers["Content-Type"].startswith("application/json"), resp.text
+        assert resp.status_code == 500 and resp.headers["Content-Type"].startswith("application/json"), (
+            resp.text
+        )
         data = resp.json()
         assert data["ok"] is False and data["error"].startswith(advice), data
         assert "PPINFRA_API_KEY" in data["error"] and "Traceback" not in resp.text
@@ -48,7 +55,10 @@ def test_a_corrupt_key_file_is_logged_once_and_the_panel_replaces_it(server, key
     assert "Settings > PPInfra" in warned[0].getMessage()
 
     shown = server.get("/ppinfra/settings")
-    assert shown.status_code == 400 and "Saving a key or host in Settings > PPInfra replaces it" in shown.json()["error"]
+    assert (
+        shown.status_code == 400
+        and "Saving a key or host in Settings > PPInfra replaces it" in shown.json()["error"]
+    )
     saved = server.post("/ppinfra/settings/key", {"api_key": SANDBOX_KEY})
     assert saved.status_code == 200, saved.text
     assert saved.json()["configured"] is True and saved.json()["source"] == "file"

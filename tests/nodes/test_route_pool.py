@@ -5,6 +5,7 @@ executor) with a stand-in for ComfyUI's ``/view``, which reads its file on the
 default executor as ComfyUI's does. The provider sends its headers and then a
 byte now and then: every read succeeds, so only a budget on the whole call ends it.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -22,10 +23,13 @@ from helpers import PACK_NAME, SANDBOX_KEY
 def pack(name: str) -> Any:
     return importlib.import_module(f"{PACK_NAME}.{name}")
 
+
 # What a small machine gives the loop's default executor (min(32, cpus + 4) with 2 CPUs).
 COMFY_DEFAULT_WORKERS = 6
 VIEW_LIMIT = 1.0  # seconds /view may take while the slow calls are in flight
-ANSWER_WITHIN = 8.0  # seconds any settings call may take, however slowly the provider answers (ROUTE_BUDGET + slack)
+ANSWER_WITHIN = (
+    8.0  # seconds any settings call may take, however slowly the provider answers (ROUTE_BUDGET + slack)
+)
 
 
 def view_app(path: str):
@@ -43,7 +47,8 @@ def view_app(path: str):
 
 
 def test_ten_slow_balance_checks_leave_view_answering_and_end_within_their_budget(
-        route_server, dripping_provider, isolated_env, monkeypatch):
+    route_server, dripping_provider, isolated_env, monkeypatch
+):
     routes = pack("nodes.routes")
     assert routes.ROUTE_BUDGET < ANSWER_WITHIN - 1
     monkeypatch.setenv("PPINFRA_API_KEY", SANDBOX_KEY)
@@ -68,7 +73,10 @@ def test_ten_slow_balance_checks_leave_view_answering_and_end_within_their_budge
     deadline = time.monotonic() + 5
     while dripping_provider.requests_seen == 0 and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert dripping_provider.requests_seen >= 1, ("the balance check never reached the slow provider", answers)
+    assert dripping_provider.requests_seen >= 1, (
+        "the balance check never reached the slow provider",
+        answers,
+    )
     time.sleep(0.5)  # every settings call has reached its handler by now
 
     view_times = []
@@ -77,7 +85,9 @@ def test_ten_slow_balance_checks_leave_view_answering_and_end_within_their_budge
         resp = requests.get(server.origin + "/view", timeout=ANSWER_WITHIN + 20)
         view_times.append(time.monotonic() - t0)
         assert resp.status_code == 200 and resp.content == image.read_bytes()
-    print(f"/view while 10 slow settings calls were in flight: {', '.join(f'{t * 1000:.0f} ms' for t in view_times)}")
+    print(
+        f"/view while 10 slow settings calls were in flight: {', '.join(f'{t * 1000:.0f} ms' for t in view_times)}"
+    )
     assert max(view_times) < VIEW_LIMIT, view_times
 
     for t in calls:
@@ -119,9 +129,15 @@ def test_a_full_pool_answers_503_at_once(route_server, isolated_env, monkeypatch
     assert routes.in_flight() == 0
     capacity = routes.ROUTE_WORKERS + routes.ROUTE_QUEUE
     results: List[int] = []
-    threads = [threading.Thread(target=lambda: results.append(
-        requests.get(server.origin + "/ppinfra/settings", timeout=30).status_code), daemon=True)
-        for _ in range(capacity)]
+    threads = [
+        threading.Thread(
+            target=lambda: results.append(
+                requests.get(server.origin + "/ppinfra/settings", timeout=30).status_code
+            ),
+            daemon=True,
+        )
+        for _ in range(capacity)
+    ]
     try:
         for t in threads:
             t.start()
@@ -135,7 +151,9 @@ def test_a_full_pool_answers_503_at_once(route_server, isolated_env, monkeypatch
         resp = requests.get(server.origin + "/ppinfra/settings", timeout=30)
         took = time.monotonic() - t0
         assert resp.status_code == 503 and took < 0.5, (resp.status_code, took)
-        assert resp.json()["error"] == f"PPInfra is busy with {capacity} slow calls; try again in a few seconds."
+        assert (
+            resp.json()["error"] == f"PPInfra is busy with {capacity} slow calls; try again in a few seconds."
+        )
     finally:
         release.set()
         for t in threads:

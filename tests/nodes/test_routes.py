@@ -4,6 +4,7 @@ No ComfyUI is needed: ``make_app()`` serves the same handlers ComfyUI gets
 through ``register(PromptServer.instance.routes)``. Requests go over real
 sockets with ``requests``; the key checks reach the sandbox's ``GET /v3/user``.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -21,6 +22,7 @@ from helpers import PACK_NAME, SANDBOX_KEY, load_pack
 
 pytest.importorskip("aiohttp", reason="ComfyUI provides aiohttp; pip install -r requirements-dev.txt")
 from aiohttp import web  # noqa: E402  (route tables for the registration tests)
+
 load_pack()
 routes = importlib.import_module(f"{PACK_NAME}.nodes.routes")
 catalog = importlib.import_module(f"{PACK_NAME}.nodes.catalog")
@@ -28,8 +30,19 @@ bridge = importlib.import_module(f"{PACK_NAME}.nodes.comfy_bridge")
 pack_config = importlib.import_module(f"{PACK_NAME}.ppinfra.config")
 pack_errors = importlib.import_module(f"{PACK_NAME}.ppinfra.errors")
 
-SETTINGS_FIELDS = {"configured", "source", "host", "base_url", "base_url_source", "hosts", "last4",
-                   "env_overrides", "storage", "balance", "balance_error"}
+SETTINGS_FIELDS = {
+    "configured",
+    "source",
+    "host",
+    "base_url",
+    "base_url_source",
+    "hosts",
+    "last4",
+    "env_overrides",
+    "storage",
+    "balance",
+    "balance_error",
+}
 
 
 def config_file() -> str:
@@ -42,12 +55,17 @@ def user_calls(sandbox):
 
 # --------------------------------------------------------------------------- key and settings
 
+
 def test_settings_without_a_key(server, keyless_env):
     data = server.get("/ppinfra/settings").json()
     assert set(data) == SETTINGS_FIELDS
     assert data["configured"] is False and data["source"] is None and data["last4"] is None
     assert data["balance"] is None and data["env_overrides"] is False
-    assert data["base_url"] == keyless_env.base_url and data["host"] == "custom" and data["base_url_source"] == "env"
+    assert (
+        data["base_url"] == keyless_env.base_url
+        and data["host"] == "custom"
+        and data["base_url_source"] == "env"
+    )
     assert user_calls(keyless_env) == []  # nothing to check without a key
 
 
@@ -58,7 +76,10 @@ def test_good_key_is_checked_then_saved_privately(server, keyless_env):
     data = resp.json()
     assert data["ok"] is True and data["configured"] is True and data["source"] == "file"
     assert data["last4"] == SANDBOX_KEY[-4:]
-    assert data["balance"]["credit_balance"] > 0 and data["balance"]["usd"] == data["balance"]["credit_balance"] / 1e4
+    assert (
+        data["balance"]["credit_balance"] > 0
+        and data["balance"]["usd"] == data["balance"]["credit_balance"] / 1e4
+    )
     [check] = user_calls(keyless_env)
     assert check.headers.get("Authorization") == f"Bearer {SANDBOX_KEY}"
     with open(config_file(), encoding="utf-8") as fh:
@@ -80,12 +101,15 @@ def test_bad_key_is_refused_with_a_clear_message_and_not_saved(server, keyless_e
     assert len(user_calls(keyless_env)) == 1  # it was really asked
 
 
-@pytest.mark.parametrize("body, words", [
-    ({"api_key": ""}, "empty"),
-    ({"api_key": "sk-has a space-0123456789"}, "space"),
-    ({"api_key": 12345678}, "string"),
-    ({"api_key": "sk-too-short"[:6]}, "8 to 256"),
-])
+@pytest.mark.parametrize(
+    "body, words",
+    [
+        ({"api_key": ""}, "empty"),
+        ({"api_key": "sk-has a space-0123456789"}, "space"),
+        ({"api_key": 12345678}, "string"),
+        ({"api_key": "sk-too-short"[:6]}, "8 to 256"),
+    ],
+)
 def test_malformed_key_is_refused_before_any_request(server, keyless_env, body, words):
     resp = server.post("/ppinfra/settings/key", body)
     assert resp.status_code == 400 and words in resp.json()["error"]
@@ -116,18 +140,24 @@ def test_balance_is_cached_and_refreshed_on_demand(server, keyless_env):
     assert len(user_calls(keyless_env)) == n + 1
 
 
-@pytest.mark.parametrize("headers", [
-    {"Origin": "http://evil.example"},
-    {"Origin": "http://127.0.0.1:1"},  # another port of this machine is another origin
-    {"Origin": "null"},
-    {"Sec-Fetch-Site": "cross-site"},
-    {"Sec-Fetch-Site": "same-site"},  # another port or subdomain of this site is not the editor
-])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": "http://evil.example"},
+        {"Origin": "http://127.0.0.1:1"},  # another port of this machine is another origin
+        {"Origin": "null"},
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site"},  # another port or subdomain of this site is not the editor
+    ],
+)
 def test_cross_origin_requests_are_refused(server, keyless_env, headers):
-    for method, path, body in (("post", "/ppinfra/settings/key", {"api_key": SANDBOX_KEY}),
-                               ("post", "/ppinfra/settings/remove", {}),
-                               ("post", "/ppinfra/settings/host", {"host": "novita"}),
-                               ("get", "/ppinfra/settings", None), ("get", "/ppinfra/models/lora", None)):
+    for method, path, body in (
+        ("post", "/ppinfra/settings/key", {"api_key": SANDBOX_KEY}),
+        ("post", "/ppinfra/settings/remove", {}),
+        ("post", "/ppinfra/settings/host", {"host": "novita"}),
+        ("get", "/ppinfra/settings", None),
+        ("get", "/ppinfra/models/lora", None),
+    ):
         if method == "post":
             resp = requests.post(server.origin + path, json=body, headers=headers, timeout=10)
         else:
@@ -138,10 +168,16 @@ def test_cross_origin_requests_are_refused(server, keyless_env, headers):
 
 
 def test_state_changes_need_a_json_body(server, keyless_env):
-    resp = requests.post(server.origin + "/ppinfra/settings/key", data=f"api_key={SANDBOX_KEY}",
-                         headers={"Content-Type": "application/x-www-form-urlencoded"}, timeout=10)
+    resp = requests.post(
+        server.origin + "/ppinfra/settings/key",
+        data=f"api_key={SANDBOX_KEY}",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        timeout=10,
+    )
     assert resp.status_code == 415 and not os.path.exists(config_file())
-    resp = server.post("/ppinfra/settings/key", headers={"Content-Type": "application/json"}, data=b"{not json")
+    resp = server.post(
+        "/ppinfra/settings/key", headers={"Content-Type": "application/json"}, data=b"{not json"
+    )
     assert resp.status_code == 400
 
 
@@ -172,8 +208,11 @@ def test_host_choice_is_stored_beside_the_key(server, isolated_env, monkeypatch)
     monkeypatch.delenv("PPINFRA_BASE_URL", raising=False)
     data = server.get("/ppinfra/settings").json()
     assert data["host"] == "ppinfra" and data["base_url_source"] == "default"
-    assert data["hosts"] == {"ppinfra": "https://api.ppinfra.com", "ppio": "https://api.ppio.com",
-                             "novita": "https://api.novita.ai"}
+    assert data["hosts"] == {
+        "ppinfra": "https://api.ppinfra.com",
+        "ppio": "https://api.ppio.com",
+        "novita": "https://api.novita.ai",
+    }
     data = server.post("/ppinfra/settings/host", {"host": "novita"}).json()
     assert data["host"] == "novita" and data["base_url"] == "https://api.novita.ai"
     assert json.load(open(config_file(), encoding="utf-8")) == {"base_url": "https://api.novita.ai"}
@@ -181,7 +220,9 @@ def test_host_choice_is_stored_beside_the_key(server, isolated_env, monkeypatch)
     assert bad.status_code == 400 and "host must be one of ppinfra, ppio, novita" in bad.json()["error"]
 
 
-def test_key_file_goes_to_the_system_user_directory_when_comfyui_has_one(server, keyless_env, monkeypatch, tmp_path):
+def test_key_file_goes_to_the_system_user_directory_when_comfyui_has_one(
+    server, keyless_env, monkeypatch, tmp_path
+):
     """ComfyUI 0.3.76+: ``user/__ppinfra`` (refused by /userdata); a key written by hand before moves there."""
     user = tmp_path / "user"
     fp = types.ModuleType("folder_paths")
@@ -207,10 +248,13 @@ def test_key_file_goes_to_the_system_user_directory_when_comfyui_has_one(server,
 
 # --------------------------------------------------------------------------- model lists and search
 
+
 def test_model_list_route_serves_remote_combo_lists(server, keyless_env):
     names = server.get("/ppinfra/models/lora").json()
     assert isinstance(names, list) and all(isinstance(n, str) for n in names) and names
-    assert user_calls(keyless_env) == [] and not [r for r in keyless_env.requests if r.path == "/v3/model"]  # no key: cache only
+    assert user_calls(keyless_env) == [] and not [
+        r for r in keyless_env.requests if r.path == "/v3/model"
+    ]  # no key: cache only
     with_none = server.get("/ppinfra/models/lora?with_none=1").json()
     assert with_none[0] == "None" and with_none[1:] == names
     assert server.get("/ppinfra/models/upscaler").status_code == 400
@@ -222,16 +266,21 @@ def test_refresh_picks_up_a_model_added_on_the_provider(server, keyless_env):
     from ppinfra.sandbox.catalog import Catalog
 
     def listed(cat):  # what a node can use, by the name a request sends
-        return {i.name for i in (to_model_info(m, "lora") for m in cat.query(types=["lora"])) if i is not None}
+        return {
+            i.name for i in (to_model_info(m, "lora") for m in cat.query(types=["lora"])) if i is not None
+        }
 
     server.post("/ppinfra/settings/key", {"api_key": SANDBOX_KEY})
     before = server.get("/ppinfra/models/lora?refresh=1").json()
     assert set(before) == listed(keyless_env.catalog)
-    keyless_env.catalog = Catalog({"lora": keyless_env.catalog.count("lora") + 25})  # the provider lists new LoRAs
+    keyless_env.catalog = Catalog(
+        {"lora": keyless_env.catalog.count("lora") + 25}
+    )  # the provider lists new LoRAs
     added = listed(keyless_env.catalog) - set(before)
     assert added
-    lora_pages = lambda: len([r for r in keyless_env.requests if r.path == "/v3/model"
-                              and r.query.get("filter.types") == "lora"])
+    lora_pages = lambda: len(
+        [r for r in keyless_env.requests if r.path == "/v3/model" and r.query.get("filter.types") == "lora"]
+    )
     pages = lora_pages()
     plain = server.get("/ppinfra/models/lora").json()
     assert plain == before  # just fetched: a plain GET serves memory, no provider call
@@ -242,8 +291,9 @@ def test_refresh_picks_up_a_model_added_on_the_provider(server, keyless_env):
 
 def test_plain_list_request_asks_the_provider_when_the_list_is_old(server, keyless_env, monkeypatch):
     server.post("/ppinfra/settings/key", {"api_key": SANDBOX_KEY})
-    vae_pages = lambda: len([r for r in keyless_env.requests if r.path == "/v3/model"
-                             and r.query.get("filter.types") == "vae"])
+    vae_pages = lambda: len(
+        [r for r in keyless_env.requests if r.path == "/v3/model" and r.query.get("filter.types") == "vae"]
+    )
     server.get("/ppinfra/models/vae?refresh=1")
     pages = vae_pages()
     monkeypatch.setattr(catalog, "ROUTE_RECHECK_SECONDS", 0.0)  # as if the list were a minute old
@@ -263,7 +313,16 @@ def test_search_finds_the_detail_lora_among_20000(isolated_env, monkeypatch, ser
         asked = [r for r in big.requests if r.query.get("filter.query") == "add_detail"]
         assert len(asked) == 1 and asked[0].headers["Authorization"] == f"Bearer {SANDBOX_KEY}"
         item = data["items"][0]
-        assert set(item) == {"name", "display_name", "sd_name", "tags", "base_model", "family", "cover_url", "type"}
+        assert set(item) == {
+            "name",
+            "display_name",
+            "sd_name",
+            "tags",
+            "base_model",
+            "family",
+            "cover_url",
+            "type",
+        }
         assert item["type"] == "lora" and item["family"] in ("sd15", "sdxl", None)
         # The full list lands in the cache in the background; from then on every search is local.
         deadline = time.monotonic() + 120
@@ -279,7 +338,9 @@ def test_search_finds_the_detail_lora_among_20000(isolated_env, monkeypatch, ser
         page2 = server.get("/ppinfra/models/search?type=lora&q=detail&limit=5&offset=5").json()
         assert [i["name"] for i in page2["items"]] == [i["name"] for i in first["items"]][5:]
         sdxl = server.get("/ppinfra/models/search?type=lora&q=detail&family=sdxl&limit=200").json()
-        assert all(i["family"] in ("sdxl", None) for i in sdxl["items"]) and 0 < sdxl["total"] < first["total"]
+        assert (
+            all(i["family"] in ("sdxl", None) for i in sdxl["items"]) and 0 < sdxl["total"] < first["total"]
+        )
         assert len(big.requests) == requests_before  # local searches never ask the provider
         bad = server.get("/ppinfra/models/search?type=lora&limit=0")
         assert bad.status_code == 400 and "limit must be from 1 to 200, got 0" in bad.json()["error"]

@@ -1,4 +1,5 @@
 """Fixtures of the registry checks."""
+
 from __future__ import annotations
 
 import os

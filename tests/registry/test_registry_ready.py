@@ -7,6 +7,7 @@ holds (``.comfyignore``), the install command the READMEs print, the workflows'
 does not need comfy-cli). Publishing itself, and the Registry's server-side
 checks, need the network and a token: not tested here.
 """
+
 from __future__ import annotations
 
 import glob
@@ -26,11 +27,26 @@ from helpers import ROOT
 
 # What runs in ComfyUI (and the files a user reads next to it) must be in the archive;
 # tests, benchmarks, developer tools, CI and screenshots must not.
-KEPT = ["__init__.py", "nodes/__init__.py", "ppinfra/__init__.py", "ppinfra/sandbox/__init__.py",
-        "locales/zh/nodeDefs.json", "requirements.txt", "pyproject.toml", "README.md", "README.zh.md",
-        "LICENSE", "CHANGELOG.md"]
-KEPT_GLOBS = ["web/*.js", "example_workflows/*.json", "example_workflows/*.jpg", "example_workflows/input/*.png",
-              "example_workflows/api/*.json"]
+KEPT = [
+    "__init__.py",
+    "nodes/__init__.py",
+    "ppinfra/__init__.py",
+    "ppinfra/sandbox/__init__.py",
+    "locales/zh/nodeDefs.json",
+    "requirements.txt",
+    "pyproject.toml",
+    "README.md",
+    "README.zh.md",
+    "LICENSE",
+    "CHANGELOG.md",
+]
+KEPT_GLOBS = [
+    "web/*.js",
+    "example_workflows/*.json",
+    "example_workflows/*.jpg",
+    "example_workflows/input/*.png",
+    "example_workflows/api/*.json",
+]
 DROPPED_DIRS = ["tests", "bench", "tools", ".ci", ".github"]
 
 
@@ -64,8 +80,8 @@ def test_the_icon_is_a_raw_github_url_of_a_small_square_png_in_the_repo(pyprojec
     icon = pyproject["tool"]["comfy"]["Icon"]
     prefix = f"https://raw.githubusercontent.com/{repo}/main/"
     assert icon.startswith(prefix), f"Icon should be {prefix}<path>, is {icon}"
-    path = os.path.join(ROOT, icon[len(prefix):])
-    assert os.path.isfile(path), f"the Icon URL points at {icon[len(prefix):]}, which is not in the repo"
+    path = os.path.join(ROOT, icon[len(prefix) :])
+    assert os.path.isfile(path), f"the Icon URL points at {icon[len(prefix) :]}, which is not in the repo"
     with open(path, "rb") as fh:
         head = fh.read(24)
     assert head[:8] == b"\x89PNG\r\n\x1a\n", "the icon is not a PNG"
@@ -109,8 +125,9 @@ def test_comfyignore_keeps_what_runs_in_comfyui():
     tops = {p.strip("/").split("/")[0] for p in ignore_patterns() if "*" not in p.split("/")[0]}
     for path in KEPT + KEPT_GLOBS:
         assert path.split("/")[0] not in tops, f".comfyignore drops {path}"
-    assert not any(p.lstrip("/").startswith(("*", "!")) for p in ignore_patterns()), \
+    assert not any(p.lstrip("/").startswith(("*", "!")) for p in ignore_patterns()), (
         "a bare wildcard or negation in .comfyignore can reach the runtime files: name folders instead"
+    )
 
 
 # ---------------------------------------------------------------- the publish workflow
@@ -118,20 +135,28 @@ def test_the_publish_workflow_runs_on_a_version_tag_with_the_registry_token():
     text = read(os.path.join(".github", "workflows", "publish.yml"))
     assert "uses: Comfy-Org/publish-node-action@" in text
     assert "personal_access_token: ${{ secrets.REGISTRY_ACCESS_TOKEN }}" in text
-    assert re.search(r"^on:\n  push:\n    tags:\n      - \"v\*\"\n  workflow_dispatch:", text, re.M), \
+    assert re.search(r"^on:\n  push:\n    tags:\n      - \"v\*\"\n  workflow_dispatch:", text, re.M), (
         "publish.yml should run on a pushed v* tag and by hand (workflow_dispatch)"
+    )
 
 
 # ---------------------------------------------------------------- comfy-cli's own checks
-needs_comfy = pytest.mark.skipif(importlib.util.find_spec("comfy_cli") is None or
-                                 importlib.util.find_spec("ruff") is None,
-                                 reason="comfy-cli (and the ruff it runs) not installed: pip install comfy-cli")
+needs_comfy = pytest.mark.skipif(
+    importlib.util.find_spec("comfy_cli") is None or importlib.util.find_spec("ruff") is None,
+    reason="comfy-cli (and the ruff it runs) not installed: pip install comfy-cli",
+)
 
 
 def comfy(*args: str, cwd: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, DO_NOT_TRACK="1")
-    return subprocess.run([sys.executable, "-m", "comfy_cli", "--skip-prompt", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "comfy_cli", "--skip-prompt", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @needs_comfy
@@ -149,8 +174,12 @@ def test_comfy_node_pack_builds_an_archive_of_the_runtime_files_only(tmp_path):
     # `comfy node pack` lists files with `git ls-files` and writes node.zip where it runs.
     if shutil.which("git") is None:
         pytest.skip("git not installed")
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                            capture_output=True, text=True)
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     if listed.returncode != 0:
         pytest.skip("not a git checkout: the Registry archive is built from git-tracked files")
     files = listed.stdout.split("\0")

@@ -1,4 +1,5 @@
 """Fixtures of the sandbox layer (ppinfra/sandbox/*)."""
+
 from __future__ import annotations
 
 import pytest

@@ -4,6 +4,7 @@ The provider's own Python SDK (novita-client, not a CI dependency: the SDK
 tests skip without it) must list and filter models from the default sandbox,
 as it does from api.novita.ai.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -13,14 +14,31 @@ from helpers import SANDBOX_KEY
 from ppinfra.sandbox.catalog import SDXL_FAMILY
 
 AUTH = {"Authorization": f"Bearer {SANDBOX_KEY}"}
-NOVITA_FIELDS = {"id", "name", "sd_name", "sd_name_in_api", "type", "status", "base_model", "base_model_type",
-                 "tags", "categories", "cover_url", "source", "visibility", "is_nsfw", "hash_sha256", "download_url",
-                 "download_url_ttl"}
+NOVITA_FIELDS = {
+    "id",
+    "name",
+    "sd_name",
+    "sd_name_in_api",
+    "type",
+    "status",
+    "base_model",
+    "base_model_type",
+    "tags",
+    "categories",
+    "cover_url",
+    "source",
+    "visibility",
+    "is_nsfw",
+    "hash_sha256",
+    "download_url",
+    "download_url_ttl",
+}
 
 
 def page(srv, **params):
-    r = requests.get(srv.base_url + "/v3/model", headers=AUTH, timeout=10,
-                     params={"pagination.limit": 100, **params})
+    r = requests.get(
+        srv.base_url + "/v3/model", headers=AUTH, timeout=10, params={"pagination.limit": 100, **params}
+    )
     assert r.status_code == 200, r.text
     return r.json()["models"]
 
@@ -60,7 +78,9 @@ def test_provider_can_change_while_running_and_is_checked(make_sandbox):
 
 
 def test_provider_sdk_lists_and_filters_models(make_sandbox, novita_client):
-    srv = make_sandbox(strict=False)  # the SDK builds c_<offset> cursors and sends True/False: lenient, as the service
+    srv = make_sandbox(
+        strict=False
+    )  # the SDK builds c_<offset> cursors and sends True/False: lenient, as the service
     client = novita_client.NovitaClient(SANDBOX_KEY, base_url=srv.base_url)
     listed = client.models_v3()
     checkpoints, loras = listed.filter_by_type("checkpoint"), listed.filter_by_type("lora")

@@ -1,4 +1,5 @@
 """The sandbox over real sockets, with plain `requests`: lifecycle, images, validation, auth, models, faults."""
+
 from __future__ import annotations
 
 import base64
@@ -24,15 +25,26 @@ AUTH = {"Authorization": f"Bearer {SANDBOX_KEY}"}
 
 def smooth(width=96, height=64, fmt="PNG"):
     y, x = np.mgrid[0:height, 0:width]
-    arr = np.stack([x * 255 // width, y * 255 // height, (x + y) * 127 // (width + height)], -1).astype(np.uint8)
+    arr = np.stack([x * 255 // width, y * 255 // height, (x + y) * 127 // (width + height)], -1).astype(
+        np.uint8
+    )
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, fmt)
     return base64.b64encode(buf.getvalue()).decode(), arr
 
 
 def body(extra=None, **req):
-    fields = dict(model_name="dreamshaper_8_93211.safetensors", image_base64=smooth()[0], prompt="a cat",
-                  width=128, height=128, image_num=1, steps=20, guidance_scale=7.5, sampler_name="Euler a")
+    fields = dict(
+        model_name="dreamshaper_8_93211.safetensors",
+        image_base64=smooth()[0],
+        prompt="a cat",
+        width=128,
+        height=128,
+        image_num=1,
+        steps=20,
+        guidance_scale=7.5,
+        sampler_name="Euler a",
+    )
     fields.update(req)
     return {"extra": extra or {}, "request": fields}
 
@@ -73,6 +85,7 @@ def models(srv, **params):
 
 # ---------------------------------------------------------------- lifecycle and result images
 
+
 def test_lifecycle_queued_then_processing_then_succeed(sandbox):
     sandbox.configure(queue_seconds=0.3, task_seconds=1.0)
     r = submit(sandbox, body(seed=42))
@@ -98,12 +111,16 @@ def test_lifecycle_queued_then_processing_then_succeed(sandbox):
     for t, d in seen[:-1]:  # eta is the real remaining time, rounded up: clients schedule polls with it
         assert done_seen - t - 0.25 <= d["task"]["eta"] <= done_seen - t + 1.1
     data = seen[-1][1]
-    assert data["task"]["progress_percent"] == 100 and data["task"]["eta"] == 0 and data["task"]["reason"] == ""
+    assert (
+        data["task"]["progress_percent"] == 100 and data["task"]["eta"] == 0 and data["task"]["reason"] == ""
+    )
     assert data["extra"]["seed"] == "42" and data["task"]["task_type"] == "IMG_TO_IMG"
     assert all(isinstance(v, str) for v in data["extra"]["debug_info"].values())
     assert data["videos"] == [] and data["audios"] == []
     (img,) = data["images"]
-    assert img["image_url_ttl"] == "3600" and img["image_type"] == "png" and img["nsfw_detection_result"] is None
+    assert (
+        img["image_url_ttl"] == "3600" and img["image_type"] == "png" and img["nsfw_detection_result"] is None
+    )
     r = poll(sandbox, "00000000-0000-0000-0000-000000000000")
     assert r.status_code == 404 and r.json()["reason"] == "TASK_NOT_FOUND"
     task = sandbox.tasks[task_id]
@@ -139,7 +156,9 @@ def test_results_derive_from_input_and_differ_by_seed(sandbox):
     assert np.abs(a0 - b0).mean() > 3 and np.abs(a0 - a1).mean() > 3
     assert np.array_equal(a1, b0)  # image i uses seed + i
     picked = run(sandbox, body(seed=-1))  # -1: the server picks a seed and reports it
-    assert int(picked["extra"]["seed"]) >= 0 and sandbox.tasks[picked["task"]["task_id"]].seed == int(picked["extra"]["seed"])
+    assert int(picked["extra"]["seed"]) >= 0 and sandbox.tasks[picked["task"]["task_id"]].seed == int(
+        picked["extra"]["seed"]
+    )
 
 
 def test_render_is_fast():
@@ -150,6 +169,7 @@ def test_render_is_fast():
 
 
 # ---------------------------------------------------------------- validation
+
 
 def _cn(**unit):
     u = dict(model_name="control_v11p_sd15_canny", image_base64=smooth()[0], strength=1.0)
@@ -164,27 +184,60 @@ BAD_FIELDS = [
     (dict(image_num=True), "INVALID_REQUEST_BODY", "request.image_num must be an integer"),
     (dict(strength=0), "INVALID_REQUEST_BODY", "request.strength must be in (0, 1], got 0"),
     (dict(loras=[LORA] * 6), "INVALID_REQUEST_BODY", "request.loras must have at most 5 entries, got 6"),
-    (dict(loras=[LORA, dict(LORA, strength=1.5)]), "INVALID_REQUEST_BODY",
-     "request.loras[1].strength must be in [0, 1], got 1.5"),
-    (dict(loras=[{"model_name": "add_detail_44319.safetensors", "strength": 0.5}]), "INVALID_REQUEST_BODY",
-     "request.loras[0].model_name must name an available lora"),
-    (dict(ip_adapters=[{"model_name": "ip-adapter_sd15.bin", "image_base64": smooth()[0], "strength": 0.5}] * 2),
-     "INVALID_REQUEST_BODY", "request.ip_adapters must have at most 1 entries"),
+    (
+        dict(loras=[LORA, dict(LORA, strength=1.5)]),
+        "INVALID_REQUEST_BODY",
+        "request.loras[1].strength must be in [0, 1], got 1.5",
+    ),
+    (
+        dict(loras=[{"model_name": "add_detail_44319.safetensors", "strength": 0.5}]),
+        "INVALID_REQUEST_BODY",
+        "request.loras[0].model_name must name an available lora",
+    ),
+    (
+        dict(
+            ip_adapters=[{"model_name": "ip-adapter_sd15.bin", "image_base64": smooth()[0], "strength": 0.5}]
+            * 2
+        ),
+        "INVALID_REQUEST_BODY",
+        "request.ip_adapters must have at most 1 entries",
+    ),
     (dict(clip_skip=13), "INVALID_REQUEST_BODY", "request.clip_skip must be in [1, 12], got 13"),
     (dict(seed=-2), "INVALID_REQUEST_BODY", "request.seed must be in [-1,"),
     (dict(prompt=""), "INVALID_REQUEST_BODY", "request.prompt must have length [1, 1024]"),
     (dict(sampler_name="euler"), "INVALID_REQUEST_BODY", "request.sampler_name must be one of"),
     (dict(cfg_scale=7), "INVALID_REQUEST_BODY", "request.cfg_scale is not a documented field"),
-    (dict(model_name="nope.safetensors"), "INVALID_REQUEST_BODY", "request.model_name must name an available"),
-    (dict(controlnet=_cn(strength=0)), "INVALID_REQUEST_BODY", "request.controlnet.units[0].strength must be in (0, 1]"),
-    (dict(controlnet=_cn(guidance_start=0.5, guidance_end=0.5)), "INVALID_REQUEST_BODY",
-     "request.controlnet.units[0].guidance_start must be below"),
-    (dict(controlnet={"units": [{"model_name": "control_v11p_sd15_canny", "strength": 1.0}]}),
-     "INVALID_REQUEST_BODY", "request.controlnet.units[0].image_base64 is required"),
+    (
+        dict(model_name="nope.safetensors"),
+        "INVALID_REQUEST_BODY",
+        "request.model_name must name an available",
+    ),
+    (
+        dict(controlnet=_cn(strength=0)),
+        "INVALID_REQUEST_BODY",
+        "request.controlnet.units[0].strength must be in (0, 1]",
+    ),
+    (
+        dict(controlnet=_cn(guidance_start=0.5, guidance_end=0.5)),
+        "INVALID_REQUEST_BODY",
+        "request.controlnet.units[0].guidance_start must be below",
+    ),
+    (
+        dict(controlnet={"units": [{"model_name": "control_v11p_sd15_canny", "strength": 1.0}]}),
+        "INVALID_REQUEST_BODY",
+        "request.controlnet.units[0].image_base64 is required",
+    ),
     (dict(image_base64="data:image/png;base64," + smooth()[0]), "INVALID_IMAGE_FORMAT", "'data:' prefix"),
-    (dict(image_base64=base64.b64encode(b"not an image").decode()), "INVALID_IMAGE_FORMAT", "request.image_base64"),
-    (dict(controlnet=_cn(image_base64=smooth(2049, 8)[0])), "IMAGE_EXCEEDS_MAX_RESOLUTION",
-     "request.controlnet.units[0].image_base64 must have each side <= 2048 px, got 2049x8"),
+    (
+        dict(image_base64=base64.b64encode(b"not an image").decode()),
+        "INVALID_IMAGE_FORMAT",
+        "request.image_base64",
+    ),
+    (
+        dict(controlnet=_cn(image_base64=smooth(2049, 8)[0])),
+        "IMAGE_EXCEEDS_MAX_RESOLUTION",
+        "request.controlnet.units[0].image_base64 must have each side <= 2048 px, got 2049x8",
+    ),
 ]
 
 
@@ -199,10 +252,18 @@ def test_invalid_fields_are_refused_naming_field_limit_value(sandbox, fields, re
 
 
 def test_full_valid_body_is_accepted(sandbox):
-    full = body(extra={"response_image_type": "jpeg"}, negative_prompt="", sd_vae="vae-ft-mse-840000-ema-pruned.ckpt",
-                controlnet=_cn(preprocessor="canny", guidance_start=0.0, guidance_end=1.0), seed=3,
-                loras=[LORA] * 5, embeddings=[{"model_name": "EasyNegative"}], clip_skip=None, strength=1,
-                ip_adapters=[{"model_name": "ip-adapter_sd15.bin", "image_base64": smooth()[0], "strength": 0}])
+    full = body(
+        extra={"response_image_type": "jpeg"},
+        negative_prompt="",
+        sd_vae="vae-ft-mse-840000-ema-pruned.ckpt",
+        controlnet=_cn(preprocessor="canny", guidance_start=0.0, guidance_end=1.0),
+        seed=3,
+        loras=[LORA] * 5,
+        embeddings=[{"model_name": "EasyNegative"}],
+        clip_skip=None,
+        strength=1,
+        ip_adapters=[{"model_name": "ip-adapter_sd15.bin", "image_base64": smooth()[0], "strength": 0}],
+    )
     assert submit(sandbox, full).status_code == 200
     assert sandbox.submits == [full]
 
@@ -210,31 +271,47 @@ def test_full_valid_body_is_accepted(sandbox):
 def test_file_size_limit():
     with pytest.raises(SandboxHTTPError) as info:
         decode_image("request.image_base64", "A" * (IMAGE_MAX_FILE_BYTES // 3 * 4 + 8))
-    assert info.value.reason == "IMAGE_FILE_EXCEEDS_MAX_SIZE" and str(IMAGE_MAX_FILE_BYTES) in info.value.message
+    assert (
+        info.value.reason == "IMAGE_FILE_EXCEEDS_MAX_SIZE" and str(IMAGE_MAX_FILE_BYTES) in info.value.message
+    )
 
 
 def test_body_must_be_json_with_json_content_type(sandbox):
-    r = requests.post(sandbox.base_url + SUBMIT, data=b"x=1", headers=dict(AUTH, **{"Content-Type": "text/plain"}))
+    r = requests.post(
+        sandbox.base_url + SUBMIT, data=b"x=1", headers=dict(AUTH, **{"Content-Type": "text/plain"})
+    )
     assert r.status_code == 400 and "Content-Type" in r.json()["message"]
-    r = requests.post(sandbox.base_url + SUBMIT, data=b"{oops", headers=dict(AUTH, **{"Content-Type": "application/json"}))
+    r = requests.post(
+        sandbox.base_url + SUBMIT, data=b"{oops", headers=dict(AUTH, **{"Content-Type": "application/json"})
+    )
     assert r.status_code == 400 and r.json()["reason"] == "INVALID_REQUEST_BODY"
 
 
 # ---------------------------------------------------------------- auth
 
-@pytest.mark.parametrize("headers,status,reason", [({}, 400, "MISSING_API_KEY"),
-                                                   ({"Authorization": "Bearer sk-wrong"}, 403, "INVALID_API_KEY"),
-                                                   # strict: the bare key is outside the page's 'Bearer <key>'
-                                                   ({"Authorization": SANDBOX_KEY}, 400, "MISSING_API_KEY")])
+
+@pytest.mark.parametrize(
+    "headers,status,reason",
+    [
+        ({}, 400, "MISSING_API_KEY"),
+        ({"Authorization": "Bearer sk-wrong"}, 403, "INVALID_API_KEY"),
+        # strict: the bare key is outside the page's 'Bearer <key>'
+        ({"Authorization": SANDBOX_KEY}, 400, "MISSING_API_KEY"),
+    ],
+)
 def test_auth_on_every_endpoint(sandbox, headers, status, reason):
-    answers = [submit(sandbox, body(), headers=headers), poll(sandbox, "x", headers=headers),
-               requests.get(sandbox.base_url + MODELS, headers=headers, timeout=5)]
+    answers = [
+        submit(sandbox, body(), headers=headers),
+        poll(sandbox, "x", headers=headers),
+        requests.get(sandbox.base_url + MODELS, headers=headers, timeout=5),
+    ]
     for r in answers:
         assert r.status_code == status and r.json()["reason"] == reason and r.json()["code"] == status
     assert not sandbox.tasks
 
 
 # ---------------------------------------------------------------- faults
+
 
 def test_status_fault_sets_retry_after_and_creates_nothing(sandbox):
     sandbox.inject("submit", "status", count=2, status=503, retry_after=2)
@@ -245,13 +322,21 @@ def test_status_fault_sets_retry_after_and_creates_nothing(sandbox):
     assert not sandbox.tasks and submit(sandbox, body()).status_code == 200
 
 
-@pytest.mark.parametrize("endpoint,status,reason", [("submit", 500, "CREATE_TASK_FAILED"),
-                                                    ("poll", 500, "GET_RESULT_FAILED"),
-                                                    ("models", 429, "RATE_LIMIT_EXCEEDED")])
+@pytest.mark.parametrize(
+    "endpoint,status,reason",
+    [
+        ("submit", 500, "CREATE_TASK_FAILED"),
+        ("poll", 500, "GET_RESULT_FAILED"),
+        ("models", 429, "RATE_LIMIT_EXCEEDED"),
+    ],
+)
 def test_status_fault_reasons(sandbox, endpoint, status, reason):
     sandbox.inject(endpoint, "status", status=status)
-    r = {"submit": lambda: submit(sandbox, body()), "poll": lambda: poll(sandbox, "x"),
-         "models": lambda: models(sandbox)}[endpoint]()
+    r = {
+        "submit": lambda: submit(sandbox, body()),
+        "poll": lambda: poll(sandbox, "x"),
+        "models": lambda: models(sandbox),
+    }[endpoint]()
     assert r.status_code == status and r.json()["reason"] == reason and "Retry-After" not in r.headers
 
 
@@ -304,7 +389,9 @@ def test_scheme_fault_applies_to_the_next_succeed(sandbox):
 def test_fail_reason_and_stuck(sandbox):
     sandbox.configure(fail_reason="NSFW content detected")
     data = run(sandbox, body())
-    assert data["task"]["status"] == "TASK_STATUS_FAILED" and data["task"]["reason"] == "NSFW content detected"
+    assert (
+        data["task"]["status"] == "TASK_STATUS_FAILED" and data["task"]["reason"] == "NSFW content detected"
+    )
     assert data["images"] == []
     sandbox.configure(fail_reason=None, stuck=True)
     task_id = submit(sandbox, body()).json()["task_id"]
@@ -321,15 +408,18 @@ def test_images_per_minute(sandbox):
 
 
 def test_inject_refuses_nonsense(sandbox):
-    for call, exc in [(lambda: sandbox.inject("upload", "drop"), ValueError),
-                      (lambda: sandbox.inject("submit", "truncate"), ValueError),
-                      (lambda: sandbox.inject("submit", "status"), TypeError),
-                      (lambda: sandbox.configure(colour="red"), TypeError)]:
+    for call, exc in [
+        (lambda: sandbox.inject("upload", "drop"), ValueError),
+        (lambda: sandbox.inject("submit", "truncate"), ValueError),
+        (lambda: sandbox.inject("submit", "status"), TypeError),
+        (lambda: sandbox.configure(colour="red"), TypeError),
+    ]:
         with pytest.raises(exc):
             call()
 
 
 # ---------------------------------------------------------------- image host
+
 
 def test_image_host_is_another_host_and_refuses_auth(sandbox):
     api, img = requests.utils.urlparse(sandbox.base_url), requests.utils.urlparse(sandbox.image_base_url)
@@ -359,9 +449,14 @@ def test_url_expiry_and_refresh(sandbox):
 
 # ---------------------------------------------------------------- construction and CLI
 
+
 def test_cli_serves_until_interrupted():
-    proc = subprocess.Popen([sys.executable, "-m", "ppinfra.sandbox", "--port", "0", "--image-port", "0"],
-                            cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ppinfra.sandbox", "--port", "0", "--image-port", "0"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = proc.stdout.readline()
         base = line.split(" at ")[1].strip()

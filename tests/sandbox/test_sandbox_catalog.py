@@ -1,4 +1,5 @@
 """The sandbox's model list looks like the docs' sample, filters like the real one and scales to its size."""
+
 from __future__ import annotations
 
 import math
@@ -16,12 +17,20 @@ from helpers import documented
 MODELS, SUBMIT = "/v3/model", "/v3/async/img2img"
 AUTH = {"Authorization": f"Bearer {SANDBOX_KEY}"}
 DOCUMENTED = {
-    "checkpoint": ["dreamshaper_8_93211.safetensors", "realisticVisionV51_v51VAE_94301.safetensors",
-                   "epicrealism_naturalSin_121250.safetensors", "darkSushiMixMix_225D_64380.safetensors",
-                   "sd_xl_base_1.0.safetensors"],
+    "checkpoint": [
+        "dreamshaper_8_93211.safetensors",
+        "realisticVisionV51_v51VAE_94301.safetensors",
+        "epicrealism_naturalSin_121250.safetensors",
+        "darkSushiMixMix_225D_64380.safetensors",
+        "sd_xl_base_1.0.safetensors",
+    ],
     "lora": ["add_detail_44319"],
-    "controlnet": ["controlnet-canny-sdxl-1.0", "controlnet-depth-sdxl-1.0", "controlnet-openpose-sdxl-1.0",
-                   "controlnet-softedge-sdxl-1.0"],
+    "controlnet": [
+        "controlnet-canny-sdxl-1.0",
+        "controlnet-depth-sdxl-1.0",
+        "controlnet-openpose-sdxl-1.0",
+        "controlnet-softedge-sdxl-1.0",
+    ],
 }
 
 
@@ -32,8 +41,17 @@ def models(srv, **params):
 def every(srv, model_type, **params):
     out, cursor = [], ""
     while True:
-        data = requests.get(srv.base_url + MODELS, headers=AUTH, timeout=10, params={
-            "filter.types": model_type, "pagination.limit": 100, "pagination.cursor": cursor, **params}).json()
+        data = requests.get(
+            srv.base_url + MODELS,
+            headers=AUTH,
+            timeout=10,
+            params={
+                "filter.types": model_type,
+                "pagination.limit": 100,
+                "pagination.cursor": cursor,
+                **params,
+            },
+        ).json()
         out += data["models"]
         cursor = data["pagination"]["next_cursor"]
         if not cursor:
@@ -60,15 +78,26 @@ def test_the_traps_a_client_must_handle_are_there(sandbox):
     checkpoints, loras = every(sandbox, "checkpoint"), every(sandbox, "lora")
     embeddings = every(sandbox, "textualinversion")
     bases = {m["base_model"] for m in checkpoints}
-    assert {"SD 1.5", "SDXL 1.0", "Pony", "Illustrious", "NoobAI", "SDXL Turbo", "SDXL Lightning", "SD 2.1",
-            "Flux.1 D"} <= bases
+    assert {
+        "SD 1.5",
+        "SDXL 1.0",
+        "Pony",
+        "Illustrious",
+        "NoobAI",
+        "SDXL Turbo",
+        "SDXL Lightning",
+        "SD 2.1",
+        "Flux.1 D",
+    } <= bases
     assert any(m["type"]["name"] == "locon" for m in loras)
     assert any(m["status"] == 0 for m in checkpoints) and any(m["status"] == 0 for m in loras)
     assert any(m.get("sd_name", "").endswith(".zip") for m in loras)
     assert any(send_name(m).endswith(".pt") for m in embeddings)
     assert any("is_sdxl" not in m and "sd_name" in m for m in checkpoints)
     # As Novita (the default) no entry comes in PPInfra's shape: the provider's SDK cannot parse one.
-    assert all("sd_name" in m and "sd_name_in_api" in m and "model_name" not in m for m in checkpoints + loras)
+    assert all(
+        "sd_name" in m and "sd_name_in_api" in m and "model_name" not in m for m in checkpoints + loras
+    )
 
 
 @pytest.mark.parametrize("provider", ["ppinfra", "ppio"])
@@ -81,7 +110,8 @@ def test_as_ppinfra_every_entry_has_ppinfras_shape_and_the_same_traps(make_sandb
         assert "sd_name" not in m and "sd_name_in_api" not in m and "is_sdxl" not in m, m
         assert m["model_name"] == send_name(novita[m["id"]])
         assert {k: v for k, v in m.items() if k != "model_name"} == {
-            k: v for k, v in novita[m["id"]].items() if k not in ("sd_name", "sd_name_in_api", "is_sdxl")}
+            k: v for k, v in novita[m["id"]].items() if k not in ("sd_name", "sd_name_in_api", "is_sdxl")
+        }
     assert any(m["status"] == 0 for m in checkpoints) and any(m["type"]["name"] == "locon" for m in loras)
     assert any(m["model_name"].endswith(".zip") for m in loras)
 
@@ -94,8 +124,10 @@ def test_submit_refuses_unavailable_and_archive_entries_but_takes_locon(make_san
     archive = next(send_name(m) for m in loras if send_name(m).endswith(".zip"))
     locon = next(send_name(m) for m in loras if m["type"]["name"] == "locon" and m["status"] == 1)
     usable = next(send_name(m) for m in checkpoints[20:] if m["status"] == 1)
-    for body, text in ((documented(model_name=unavailable), "unavailable (status 0)"),
-                       (documented(loras=[{"model_name": archive, "strength": 0.5}]), "an archive (.zip)")):
+    for body, text in (
+        (documented(model_name=unavailable), "unavailable (status 0)"),
+        (documented(loras=[{"model_name": archive, "strength": 0.5}]), "an archive (.zip)"),
+    ):
         r = requests.post(srv.base_url + SUBMIT, json=body, headers=AUTH, timeout=10)
         assert r.status_code == 400 and text in r.json()["message"]
     for body in (documented(loras=[{"model_name": locon, "strength": 0.5}]), documented(model_name=usable)):
@@ -105,24 +137,32 @@ def test_submit_refuses_unavailable_and_archive_entries_but_takes_locon(make_san
 def test_query_searches_sd_name_name_and_tags(sandbox):
     def names(text, model_type="checkpoint"):
         return {m["id"] for m in every(sandbox, model_type, **{"filter.query": text})}
+
     everything = every(sandbox, "checkpoint")
-    assert names("DREAMSHAPER_8") == {m["id"] for m in everything if "dreamshaper_8" in send_name(m).lower()} != set()
-    assert names("natural sin rc1") == {m["id"] for m in everything
-                                        if m["sd_name"].startswith("epicrealism_")
-                                        and "Natural Sin" in m["name"]}
+    assert (
+        names("DREAMSHAPER_8")
+        == {m["id"] for m in everything if "dreamshaper_8" in send_name(m).lower()}
+        != set()
+    )
+    assert names("natural sin rc1") == {
+        m["id"] for m in everything if m["sd_name"].startswith("epicrealism_") and "Natural Sin" in m["name"]
+    }
     tagged = names("landscape")
     assert tagged == {m["id"] for m in everything if "landscape" in m["tags"]} and tagged
     assert names("no-such-thing-anywhere") == set()
 
 
-@pytest.mark.parametrize("key,value,check", [
-    ("filter.source", "civitai", lambda m: m["source"] == "civitai"),
-    ("filter.source", "training", lambda m: m["source"] == "training"),
-    ("filter.source", "uploading", lambda m: m["source"] == "uploading"),
-    ("filter.visibility", "private", lambda m: m["visibility"] == "private"),
-    ("filter.is_inpainting", "true", lambda m: m["base_model_type"] == "Inpainting"),
-    ("filter.is_sdxl", "true", lambda m: m["base_model"] in SDXL_FAMILY),
-])
+@pytest.mark.parametrize(
+    "key,value,check",
+    [
+        ("filter.source", "civitai", lambda m: m["source"] == "civitai"),
+        ("filter.source", "training", lambda m: m["source"] == "training"),
+        ("filter.source", "uploading", lambda m: m["source"] == "uploading"),
+        ("filter.visibility", "private", lambda m: m["visibility"] == "private"),
+        ("filter.is_inpainting", "true", lambda m: m["base_model_type"] == "Inpainting"),
+        ("filter.is_sdxl", "true", lambda m: m["base_model"] in SDXL_FAMILY),
+    ],
+)
 def test_filters(make_sandbox, key, value, check):
     srv = make_sandbox(catalog_size=2000)
     everything = every(srv, "checkpoint")
@@ -130,11 +170,20 @@ def test_filters(make_sandbox, key, value, check):
     assert picked and [m["id"] for m in picked] == [m["id"] for m in everything if check(m)]
 
 
-@pytest.mark.parametrize("params", [{"filter.source": "github"}, {"pagination.limit": "0"},
-                                    {"pagination.limit": "101"}, {"filter.visibility": "everyone"}])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"filter.source": "github"},
+        {"pagination.limit": "0"},
+        {"pagination.limit": "101"},
+        {"filter.visibility": "everyone"},
+    ],
+)
 def test_filter_values_outside_the_page_are_refused_in_both_modes(make_sandbox, params):
     for strict in (False, True):
-        r = requests.get(make_sandbox(strict=strict).base_url + MODELS, params=params, headers=AUTH, timeout=5)
+        r = requests.get(
+            make_sandbox(strict=strict).base_url + MODELS, params=params, headers=AUTH, timeout=5
+        )
         assert r.status_code == 400 and r.json()["reason"] == "INVALID_REQUEST_BODY"
 
 
@@ -143,7 +192,11 @@ def test_a_catalog_as_large_as_the_real_one_builds_and_pages_fast():
     t0 = time.thread_time()
     big = Catalog({"checkpoint": 30000, "lora": 20000, "textualinversion": 3000})
     built = time.thread_time() - t0
-    assert big.count("checkpoint") == 30000 and big.count("lora") == 20000 and big.count("textualinversion") == 3000
+    assert (
+        big.count("checkpoint") == 30000
+        and big.count("lora") == 20000
+        and big.count("textualinversion") == 3000
+    )
     assert len({m["id"] for m in big.models}) == len(big.models)
     assert built < 2.0, f"building 53,000 entries took {built:.2f} s"
     # The mechanism that keeps paging fast: one filtered list per filter set, reused for every page.
@@ -162,11 +215,13 @@ def test_paging_through_20000_loras_over_http(make_sandbox):
 
 # ---------------------------------------------------------------- paging, filters, errors (moved from test_sandbox.py)
 
+
 def test_paging_through_every_checkpoint(sandbox):
     seen, cursor, pages = [], "", 0
     while True:
-        data = models(sandbox, **{"filter.types": "checkpoint", "pagination.limit": 50,
-                                  "pagination.cursor": cursor}).json()
+        data = models(
+            sandbox, **{"filter.types": "checkpoint", "pagination.limit": 50, "pagination.cursor": cursor}
+        ).json()
         seen += data["models"]
         pages += 1
         cursor = data["pagination"]["next_cursor"]
@@ -179,8 +234,12 @@ def test_paging_through_every_checkpoint(sandbox):
 
 
 def test_model_filters_and_traps(sandbox):
-    xl = models(sandbox, **{"filter.types": "checkpoint", "filter.is_sdxl": "true", "pagination.limit": 100}).json()
-    sd = models(sandbox, **{"filter.types": "checkpoint", "filter.is_sdxl": "false", "pagination.limit": 100}).json()
+    xl = models(
+        sandbox, **{"filter.types": "checkpoint", "filter.is_sdxl": "true", "pagination.limit": 100}
+    ).json()
+    sd = models(
+        sandbox, **{"filter.types": "checkpoint", "filter.is_sdxl": "false", "pagination.limit": 100}
+    ).json()
     assert all(m["base_model"] in SDXL_FAMILY for m in xl["models"])
     assert not any(m["base_model"] in SDXL_FAMILY for m in sd["models"])
     assert {"SDXL 1.0", "Pony"} <= {m["base_model"] for m in xl["models"]}
@@ -188,16 +247,41 @@ def test_model_filters_and_traps(sandbox):
     assert any("is_sdxl" not in m for m in xl["models"] + sd["models"])  # clients must derive it
     assert "sd_xl_base_1.0.safetensors" in {send_name(m) for m in xl["models"]}
     lora = models(sandbox, **{"filter.types": "lora", "filter.query": "ADD_detail_44319"}).json()["models"]
-    assert [(m["sd_name_in_api"], m["sd_name"]) for m in lora] == [("add_detail_44319", "add_detail_44319.safetensors")]
-    fields = {"id", "name", "sd_name", "sd_name_in_api", "type", "status", "base_model", "base_model_type", "tags",
-              "categories", "cover_url", "source", "visibility", "is_nsfw", "hash_sha256", "download_url",
-              "download_url_ttl"}
+    assert [(m["sd_name_in_api"], m["sd_name"]) for m in lora] == [
+        ("add_detail_44319", "add_detail_44319.safetensors")
+    ]
+    fields = {
+        "id",
+        "name",
+        "sd_name",
+        "sd_name_in_api",
+        "type",
+        "status",
+        "base_model",
+        "base_model_type",
+        "tags",
+        "categories",
+        "cover_url",
+        "source",
+        "visibility",
+        "is_nsfw",
+        "hash_sha256",
+        "download_url",
+        "download_url_ttl",
+    }
     assert fields <= set(lora[0])
 
 
-@pytest.mark.parametrize("params", [{"pagination.limit": "0"}, {"pagination.limit": "101"},
-                                    {"filter.types": "model"}, {"filter.is_sdxl": "yes"},
-                                    {"pagination.cursor": "made-up"}])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"pagination.limit": "0"},
+        {"pagination.limit": "101"},
+        {"filter.types": "model"},
+        {"filter.is_sdxl": "yes"},
+        {"pagination.cursor": "made-up"},
+    ],
+)
 def test_model_query_errors(sandbox, params):
     r = models(sandbox, **params)
     assert r.status_code == 400 and r.json()["reason"] == "INVALID_REQUEST_BODY"
@@ -211,8 +295,12 @@ def test_cursor_is_bound_to_its_filters(sandbox):
 
 def test_context_manager_and_catalog_size():
     with SandboxServer(api_keys=["k"], catalog_size=30) as srv:
-        r = requests.get(srv.base_url + MODELS, params={"filter.types": "checkpoint", "pagination.limit": 100},
-                         headers={"Authorization": "Bearer k"}, timeout=5)
+        r = requests.get(
+            srv.base_url + MODELS,
+            params={"filter.types": "checkpoint", "pagination.limit": 100},
+            headers={"Authorization": "Bearer k"},
+            timeout=5,
+        )
         assert len(r.json()["models"]) == 30
     with pytest.raises(requests.ConnectionError):
         requests.get(srv.base_url + "/", timeout=2)  # stopped: the port is closed

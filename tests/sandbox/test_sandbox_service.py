@@ -1,4 +1,5 @@
 """The sandbox as a service: silent progress, the real faults, the account endpoint, bounded memory, CLI modes."""
+
 from __future__ import annotations
 
 import argparse
@@ -57,16 +58,21 @@ def test_fixture_takes_sandbox_arguments_from_the_marker(sandbox):
 
 # ---------------------------------------------------------------- progress
 
+
 @pytest.mark.parametrize("via", ["constructor", "configure"])
 def test_silent_progress_stays_zero_until_and_at_succeed(make_sandbox, via):
-    srv = make_sandbox(queue_seconds=0.2, task_seconds=0.8, **({"progress": "silent"} if via == "constructor" else {}))
+    srv = make_sandbox(
+        queue_seconds=0.2, task_seconds=0.8, **({"progress": "silent"} if via == "constructor" else {})
+    )
     if via == "configure":
         srv.configure(progress="silent")
     data, seen = wait(srv, submit(srv))
     statuses = [t["status"] for t in seen]
     assert statuses[0] == "TASK_STATUS_QUEUED" and "TASK_STATUS_PROCESSING" in statuses
     assert data["task"]["status"] == "TASK_STATUS_SUCCEED" and data["images"]
-    assert all(t["eta"] == 0 and t["progress_percent"] == 0 for t in seen)  # the documented SUCCEED samples too
+    assert all(
+        t["eta"] == 0 and t["progress_percent"] == 0 for t in seen
+    )  # the documented SUCCEED samples too
     srv.configure(progress="reported")
     _, seen = wait(srv, submit(srv))
     assert any(t["progress_percent"] > 0 for t in seen) and seen[0]["eta"] > 0
@@ -76,14 +82,19 @@ def test_silent_progress_stays_zero_until_and_at_succeed(make_sandbox, via):
 
 # ---------------------------------------------------------------- faults
 
+
 def test_task_failed_is_http_500_on_that_poll_and_every_later_one(sandbox):
     first, other = submit(sandbox), submit(sandbox)
     sandbox.inject("poll", "task_failed", message="image generation failed: out of memory")
     for _ in range(3):
         r = poll(sandbox, first)
         assert r.status_code == 500
-        assert r.json() == {"code": 500, "reason": "TASK_FAILED",
-                            "message": "image generation failed: out of memory", "metadata": {}}
+        assert r.json() == {
+            "code": 500,
+            "reason": "TASK_FAILED",
+            "message": "image generation failed: out of memory",
+            "metadata": {},
+        }
     time.sleep(0.5)  # past the time it would have succeeded: still failed
     assert poll(sandbox, first).status_code == 500
     assert sandbox.tasks[first].status == "TASK_STATUS_FAILED"
@@ -108,8 +119,13 @@ def _other(srv):
 def test_redirect_to_another_host_records_whether_the_key_followed(sandbox, status):
     task_id = submit(sandbox)
     sandbox.inject("poll", "redirect", status=status)
-    r = requests.get(sandbox.base_url + RESULT, params={"task_id": task_id}, headers=AUTH, timeout=10,
-                     allow_redirects=False)
+    r = requests.get(
+        sandbox.base_url + RESULT,
+        params={"task_id": task_id},
+        headers=AUTH,
+        timeout=10,
+        allow_redirects=False,
+    )
     assert r.status_code == status
     assert r.headers["Location"] == f"{sandbox.other_base_url}{RESULT}?task_id={task_id}"
     assert not sandbox.other_base_url.startswith(sandbox.base_url.rsplit(":", 1)[0])  # another host name
@@ -119,8 +135,12 @@ def test_redirect_to_another_host_records_whether_the_key_followed(sandbox, stat
     (arrived,) = _other(sandbox)
     assert arrived.path == RESULT and "Authorization" not in arrived.headers
     # The recorder is not blind: a client that re-sends the key to the other host is seen doing it.
-    assert requests.get(sandbox.other_base_url + RESULT, params={"task_id": task_id}, headers=AUTH,
-                        timeout=10).status_code == 200
+    assert (
+        requests.get(
+            sandbox.other_base_url + RESULT, params={"task_id": task_id}, headers=AUTH, timeout=10
+        ).status_code
+        == 200
+    )
     assert "Authorization" in _other(sandbox)[-1].headers
 
 
@@ -149,14 +169,18 @@ def test_image_redirect_and_corrupt_image(sandbox):
 
 
 def test_inject_checks_the_new_kinds(sandbox):
-    for call in (lambda: sandbox.inject("submit", "task_failed"), lambda: sandbox.inject("poll", "corrupt"),
-                 lambda: sandbox.inject("poll", "redirect", status=200),
-                 lambda: sandbox.inject("poll", "redirect", to="moon")):
+    for call in (
+        lambda: sandbox.inject("submit", "task_failed"),
+        lambda: sandbox.inject("poll", "corrupt"),
+        lambda: sandbox.inject("poll", "redirect", status=200),
+        lambda: sandbox.inject("poll", "redirect", to="moon"),
+    ):
         with pytest.raises(ValueError):
             call()
 
 
 # ---------------------------------------------------------------- account
+
 
 def test_user_endpoint_and_balance_running_out(sandbox):
     r = requests.get(sandbox.base_url + USER, headers=AUTH, timeout=5)
@@ -168,8 +192,14 @@ def test_user_endpoint_and_balance_running_out(sandbox):
     sandbox.configure(credit_balance=5 * IMAGE_PRICE)
     submit(sandbox, image_num=4)
     r = requests.post(sandbox.base_url + SUBMIT, json=documented(image_num=2), headers=AUTH, timeout=10)
-    assert r.status_code == 400 and r.json()["reason"] == "BILLING_BALANCE_NOT_ENOUGH" and len(sandbox.tasks) == 2
-    assert requests.get(sandbox.base_url + USER, headers=AUTH, timeout=5).json()["credit_balance"] == IMAGE_PRICE
+    assert (
+        r.status_code == 400
+        and r.json()["reason"] == "BILLING_BALANCE_NOT_ENOUGH"
+        and len(sandbox.tasks) == 2
+    )
+    assert (
+        requests.get(sandbox.base_url + USER, headers=AUTH, timeout=5).json()["credit_balance"] == IMAGE_PRICE
+    )
     submit(sandbox, image_num=1)
     assert sandbox.account()["credit_balance"] == 0
     assert requests.get(sandbox.base_url + USER, timeout=5).status_code == 400  # no key
@@ -177,12 +207,17 @@ def test_user_endpoint_and_balance_running_out(sandbox):
 
 # ---------------------------------------------------------------- rate window
 
+
 def test_images_per_minute_on_a_short_window(make_sandbox):
     srv = make_sandbox(images_per_minute=2, rate_window=0.6)
     submit(srv)
     submit(srv)
     r = requests.post(srv.base_url + SUBMIT, json=documented(), headers=AUTH, timeout=10)
-    assert r.status_code == 429 and r.json()["reason"] == "RATE_LIMIT_EXCEEDED" and "0.6 s" in r.json()["message"]
+    assert (
+        r.status_code == 429
+        and r.json()["reason"] == "RATE_LIMIT_EXCEEDED"
+        and "0.6 s" in r.json()["message"]
+    )
     time.sleep(0.7)
     submit(srv)  # the window has moved on
     with pytest.raises(ValueError):
@@ -191,11 +226,14 @@ def test_images_per_minute_on_a_short_window(make_sandbox):
 
 # ---------------------------------------------------------------- bounded memory
 
+
 def test_old_requests_bodies_and_tasks_are_dropped_past_the_caps(make_sandbox):
     noise = np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8)
     buf = io.BytesIO()
     Image.fromarray(noise).save(buf, "PNG")
-    image = base64.b64encode(buf.getvalue()).decode()  # ~16 KB that does not compress: the body is mostly image
+    image = base64.b64encode(
+        buf.getvalue()
+    ).decode()  # ~16 KB that does not compress: the body is mostly image
     one_body = len(json.dumps(documented(image_base64=image)))
     srv = make_sandbox(max_requests=6, max_request_bytes=int(one_body * 2.5), max_tasks=3, task_seconds=0.05)
     ids = [submit(srv, image_base64=image) for _ in range(5)]
@@ -229,6 +267,7 @@ def test_result_images_are_dropped_oldest_first_past_the_byte_cap(make_sandbox):
 
 # ---------------------------------------------------------------- command line
 
+
 def test_catalog_size_argument():
     assert catalog_size("300") == 300
     assert catalog_size("checkpoint=30000,lora=20000") == {"checkpoint": 30000, "lora": 20000}
@@ -239,17 +278,42 @@ def test_catalog_size_argument():
 
 @pytest.mark.parametrize("strict", [False, True])
 def test_cli_modes_and_flags(strict):
-    args = [sys.executable, "-m", "ppinfra.sandbox", "--port", "0", "--image-port", "0", "--api-key", "k",
-            "--catalog-size", "checkpoint=30,lora=12", "--progress", "silent", "--rate-window", "5"]
-    proc = subprocess.Popen(args + (["--strict"] if strict else []), cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    args = [
+        sys.executable,
+        "-m",
+        "ppinfra.sandbox",
+        "--port",
+        "0",
+        "--image-port",
+        "0",
+        "--api-key",
+        "k",
+        "--catalog-size",
+        "checkpoint=30,lora=12",
+        "--progress",
+        "silent",
+        "--rate-window",
+        "5",
+    ]
+    proc = subprocess.Popen(
+        args + (["--strict"] if strict else []), cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
     try:
         base = proc.stdout.readline().split(" at ")[1].strip()
         assert ("mode: strict" in proc.stdout.readline()) == strict
-        r = requests.get(base + MODELS, params={"filter.types": "checkpoint", "pagination.limit": 100},
-                         headers={"Authorization": "k"}, timeout=5)
+        r = requests.get(
+            base + MODELS,
+            params={"filter.types": "checkpoint", "pagination.limit": 100},
+            headers={"Authorization": "k"},
+            timeout=5,
+        )
         assert r.status_code == (400 if strict else 200)
-        r = requests.get(base + MODELS, params={"filter.types": "lora", "pagination.limit": 100},
-                         headers={"Authorization": "Bearer k"}, timeout=5)
+        r = requests.get(
+            base + MODELS,
+            params={"filter.types": "lora", "pagination.limit": 100},
+            headers={"Authorization": "Bearer k"},
+            timeout=5,
+        )
         assert len(r.json()["models"]) == 12
     finally:
         proc.terminate()
@@ -257,6 +321,7 @@ def test_cli_modes_and_flags(strict):
 
 
 # --------------------------------------------------------------------------- README promise: the sandbox's history size
+
 
 def test_the_sandbox_keeps_the_last_10000_requests_and_tasks_by_default():
     """docs/sandbox.md: "As a long-running server it keeps the last 10,000 requests and tasks."

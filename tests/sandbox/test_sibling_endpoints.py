@@ -4,6 +4,7 @@ Each endpoint accepts a documented body and gives a checkable result (size,
 masked-only change, a resize of the input); rate limits count per endpoint;
 upscale is Novita's only. (What each endpoint refuses: test_sibling_refusals.py.)
 """
+
 from __future__ import annotations
 
 import time
@@ -24,6 +25,7 @@ SD15, SDXL = "dreamshaper_8_93211.safetensors", "sd_xl_base_1.0.safetensors"
 
 # ---------------------------------------------------------------- txt2img
 
+
 def test_txt2img_result_has_the_requested_size_and_follows_the_seed(sandbox):
     data, images, _ = run(sandbox, "txt2img", txt2img(image_num=2))
     assert data["task"]["task_type"] == "TXT_TO_IMG" and data["extra"]["seed"] == "42"
@@ -37,14 +39,24 @@ def test_txt2img_result_has_the_requested_size_and_follows_the_seed(sandbox):
 
 
 def test_txt2img_hires_fix_gives_the_target_size(sandbox):
-    body = txt2img(hires_fix={"target_width": 256, "target_height": 200, "strength": 0.5, "upscaler": "Latent"})
+    body = txt2img(
+        hires_fix={"target_width": 256, "target_height": 200, "strength": 0.5, "upscaler": "Latent"}
+    )
     _, images, _ = run(sandbox, "txt2img", body)
     assert images[0].size == (256, 200)
 
 
 def test_txt2img_transparent_background_on_sdxl_is_a_png_with_alpha(sandbox):
-    _, images, _ = run(sandbox, "txt2img", txt2img(model_name=SDXL, enable_transparent_background=True,
-                                                   restore_faces=False, refiner={"switch_at": 0.8}))
+    _, images, _ = run(
+        sandbox,
+        "txt2img",
+        txt2img(
+            model_name=SDXL,
+            enable_transparent_background=True,
+            restore_faces=False,
+            refiner={"switch_at": 0.8},
+        ),
+    )
     alpha = np.asarray(images[0])[..., 3]
     assert images[0].mode == "RGBA" and alpha.min() == 0 and alpha.max() == 255
 
@@ -61,6 +73,7 @@ def test_txt2img_and_img2img_report_progress_inpainting_and_upscale_do_not(make_
 
 
 # ---------------------------------------------------------------- inpainting
+
 
 def changed(result, source):
     return np.any(np.asarray(result.convert("RGB")).astype(int) != source.astype(int), axis=-1)
@@ -87,24 +100,38 @@ def test_inpainting_mask_invert_and_grey_values(sandbox):
     _, images, _ = run(sandbox, "inpainting", inpainting(sandbox, image=source, mask=mask))
     diff = changed(images[0], source)
     assert not diff[:, :40].any() and diff[:, 40:].mean() > 0.9
-    _, images, _ = run(sandbox, "inpainting", inpainting(sandbox, image=source, mask=mask, inpainting_mask_invert=1))
+    _, images, _ = run(
+        sandbox, "inpainting", inpainting(sandbox, image=source, mask=mask, inpainting_mask_invert=1)
+    )
     diff = changed(images[0], source)
     assert not diff[:, 40:].any() and diff[:, :40].mean() > 0.9
 
 
 def test_inpainting_takes_every_documented_optional_field(sandbox):
-    body = inpainting(sandbox, negative_prompt="blurry", sd_vae="vae-ft-mse-840000-ema-pruned.ckpt", clip_skip=2,
-                      loras=[{"model_name": "add_detail_44319", "strength": 0.5}],
-                      embeddings=[{"model_name": "EasyNegative"}], strength=1.0, mask_blur=4,
-                      inpainting_full_res=1, inpainting_full_res_padding=32, inpainting_mask_invert=0,
-                      initial_noise_multiplier=1.5)
+    body = inpainting(
+        sandbox,
+        negative_prompt="blurry",
+        sd_vae="vae-ft-mse-840000-ema-pruned.ckpt",
+        clip_skip=2,
+        loras=[{"model_name": "add_detail_44319", "strength": 0.5}],
+        embeddings=[{"model_name": "EasyNegative"}],
+        strength=1.0,
+        mask_blur=4,
+        inpainting_full_res=1,
+        inpainting_full_res_padding=32,
+        inpainting_mask_invert=0,
+        initial_noise_multiplier=1.5,
+    )
     _, images, _ = run(sandbox, "inpainting", body)
     assert images[0].size == (80, 60)
 
 
 # ---------------------------------------------------------------- upscale
 
-@pytest.mark.parametrize("scale,size", [(2, (160, 120)), (2.5, (200, 150)), (4, (320, 240)), (1.01, (81, 61))])
+
+@pytest.mark.parametrize(
+    "scale,size", [(2, (160, 120)), (2.5, (200, 150)), (4, (320, 240)), (1.01, (81, 61))]
+)
 def test_upscale_is_a_resize_of_the_input(sandbox, scale, size):
     source = picture()
     data, images, _ = run(sandbox, "upscale", upscale(image=source, scale_factor=scale))
@@ -116,11 +143,16 @@ def test_upscale_is_a_resize_of_the_input(sandbox, scale, size):
 
 # ---------------------------------------------------------------- rate limits, billing, auth, faults, hosts
 
+
 def test_rate_limit_counts_images_per_endpoint(make_sandbox):
     srv = make_sandbox(images_per_minute=3)
     assert submit(srv, "txt2img", txt2img(image_num=2)).status_code == 200
     r = submit(srv, "txt2img", txt2img(image_num=2))
-    assert r.status_code == 429 and r.json()["reason"] == "RATE_LIMIT_EXCEEDED" and "txt2img" in r.json()["message"]
+    assert (
+        r.status_code == 429
+        and r.json()["reason"] == "RATE_LIMIT_EXCEEDED"
+        and "txt2img" in r.json()["message"]
+    )
     # Another endpoint has its own budget.
     for _ in range(3):
         assert submit(srv, "upscale", upscale()).status_code == 200
@@ -132,10 +164,15 @@ def test_rate_limit_counts_images_per_endpoint(make_sandbox):
 def test_rate_limits_per_endpoint_from_a_mapping_or_the_providers_plan(make_sandbox):
     srv = make_sandbox(images_per_minute={"txt2img": 1})
     assert [submit(srv, "txt2img", txt2img()).status_code for _ in range(2)] == [200, 429]
-    assert [submit(srv, "upscale", upscale()).status_code for _ in range(3)] == [200] * 3  # not named: unlimited
+    assert [submit(srv, "upscale", upscale()).status_code for _ in range(3)] == [
+        200
+    ] * 3  # not named: unlimited
     plan = make_sandbox(images_per_minute="plan")  # as Novita: txt2img 20, inpainting 10
     assert [submit(plan, "txt2img", txt2img(image_num=8)).status_code for _ in range(3)] == [200, 200, 429]
-    assert [submit(plan, "inpainting", inpainting(plan, image_num=8)).status_code for _ in range(2)] == [200, 429]
+    assert [submit(plan, "inpainting", inpainting(plan, image_num=8)).status_code for _ in range(2)] == [
+        200,
+        429,
+    ]
     ppinfra = make_sandbox(images_per_minute="plan", provider="ppinfra")  # txt2img 10 there
     assert [submit(ppinfra, "txt2img", txt2img(image_num=8)).status_code for _ in range(2)] == [200, 429]
 
@@ -158,8 +195,12 @@ def test_auth_as_img2img(sandbox, name):
     r = submit(sandbox, name, body, headers={})
     assert r.status_code == 400 and r.json()["reason"] == "MISSING_API_KEY"
     r = submit(sandbox, name, body, headers={"Authorization": "Bearer sk-wrong"})
-    assert r.status_code == 403 and r.json() == {"code": 403, "reason": "INVALID_API_KEY", "message": "invalid api-key",
-                                                 "metadata": {}}
+    assert r.status_code == 403 and r.json() == {
+        "code": 403,
+        "reason": "INVALID_API_KEY",
+        "message": "invalid api-key",
+        "metadata": {},
+    }
     assert requests.get(sandbox.base_url + ENDPOINTS[name].path, headers=AUTH, timeout=10).status_code == 405
 
 
@@ -178,7 +219,9 @@ def test_a_task_failed_fault_and_fail_reason_apply_to_siblings(sandbox):
     sandbox.configure(fail_reason="out of memory")
     task_id = submit(sandbox, "upscale", upscale()).json()["task_id"]
     time.sleep(0.5)
-    data = requests.get(sandbox.base_url + RESULT, params={"task_id": task_id}, headers=AUTH, timeout=10).json()
+    data = requests.get(
+        sandbox.base_url + RESULT, params={"task_id": task_id}, headers=AUTH, timeout=10
+    ).json()
     assert data["task"]["status"] == "TASK_STATUS_FAILED" and data["task"]["reason"] == "out of memory"
     assert data["task"]["task_type"] == "UPSCALE" and data["images"] == []
 
@@ -190,7 +233,9 @@ def test_upscale_is_not_found_as_ppinfra_or_ppio(make_sandbox, provider):
     assert r.status_code == 404 and r.json()["reason"] == "API_NOT_FOUND" and r.json()["code"] == 404
     unknown = requests.post(srv.base_url + "/v3/async/no-such-thing", json={}, headers=AUTH, timeout=10)
     assert set(r.json()) == set(unknown.json()) and unknown.json()["reason"] == "API_NOT_FOUND"
-    assert submit(srv, "upscale", upscale(), headers={}).status_code == 404  # before auth, like a missing path
+    assert (
+        submit(srv, "upscale", upscale(), headers={}).status_code == 404
+    )  # before auth, like a missing path
     for name in ("txt2img", "inpainting"):
         assert submit(srv, name, build(srv, name, {})).status_code == 200
     assert sorted(task.endpoint for task in srv.tasks.values()) == ["inpainting", "txt2img"]
