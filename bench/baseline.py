@@ -51,10 +51,6 @@ def run_job(base_url: str, api_key: str, image: Any, request: Dict[str, Any],
     ``controlnet`` items and ``ip_adapter`` hold an ``image`` tensor ``[1,H,W,C]``
     plus their API fields; ``request`` holds the other request fields.
     """
-    import torch
-
-    session = requests.Session()
-    headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
     body_request = dict(request)
     body_request["image_base64"] = tensor_to_base64_png(image[0])
     if controlnet:
@@ -68,7 +64,34 @@ def run_job(base_url: str, api_key: str, image: Any, request: Dict[str, Any],
         fields = {k: v for k, v in ip_adapter.items() if k != "image"}
         fields["image_base64"] = tensor_to_base64_png(ip_adapter["image"][0])
         body_request["ip_adapters"] = [fields]
-    resp = session.post(f"{base_url}/v3/async/img2img", json={"extra": {}, "request": body_request},
+    return submit_poll_download(base_url, api_key, "/v3/async/img2img", body_request, timeout)
+
+
+def run_txt2img(base_url: str, api_key: str, request: Dict[str, Any], timeout: float = 600.0) -> Dict[str, Any]:
+    """Run one txt2img job the common way (no uploads: submit, poll every 5 s, download one by one)."""
+    return submit_poll_download(base_url, api_key, "/v3/async/txt2img", dict(request), timeout)
+
+
+def run_inpainting(base_url: str, api_key: str, image: Any, mask: Any, request: Dict[str, Any],
+                   timeout: float = 600.0) -> Dict[str, Any]:
+    """Run one inpainting job the common way: image and ``[1,H,W]`` MASK each as a default PNG."""
+    arr = np.clip(255.0 * mask[0].cpu().numpy(), 0, 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(arr, mode="L").save(buf, format="PNG")
+    body_request = dict(request)
+    body_request["image_base64"] = tensor_to_base64_png(image[0])
+    body_request["mask_image_base64"] = base64.b64encode(buf.getvalue()).decode("utf-8")
+    return submit_poll_download(base_url, api_key, "/v3/async/inpainting", body_request, timeout)
+
+
+def submit_poll_download(base_url: str, api_key: str, path: str, body_request: Dict[str, Any],
+                         timeout: float = 600.0) -> Dict[str, Any]:
+    """Submit ``{"extra": {}, "request": body_request}`` to ``path``, poll at a fixed 5 s, download in turn."""
+    import torch
+
+    session = requests.Session()
+    headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
+    resp = session.post(f"{base_url}{path}", json={"extra": {}, "request": body_request},
                         headers=headers, timeout=60)
     resp.raise_for_status()
     task_id = resp.json()["task_id"]

@@ -7,13 +7,17 @@ the same command on an older checkout gives the "before" figure::
 
     python bench/prepare_bench.py                 # this checkout
     git worktree add /tmp/before <commit>
-    cp bench/prepare_bench.py /tmp/before/bench/ && (cd /tmp/before && python bench/prepare_bench.py)
+    python bench/prepare_bench.py --root /tmp/before
 
-It prints the median of ``--runs`` runs and the decode count of one run.
+(``--root`` measures the pack at that path with this script, so the older
+checkout needs no copy of it.) It prints the median of ``--runs`` runs and the
+decode count of one run; ``--json`` prints every run's time instead, which
+``bench/run.py`` reads to alternate the two checkouts.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -59,7 +63,10 @@ def prepare_once(image, control) -> bytes:
         return reqs[0].to_json_bytes()
     from dataclasses import replace
 
-    request_mod = importlib.import_module(pack.__name__ + ".ppinfra.request")
+    # The img2img request types moved from request.py to img2img_request.py: take them where they are.
+    where = pack.__name__ + ".ppinfra.img2img_request"
+    request_mod = importlib.import_module(where if importlib.util.find_spec(where) else
+                                          pack.__name__ + ".ppinfra.request")
     template = replace(template, controlnet_units=(request_mod.ControlNetUnit(
         "control_v11p_sd15_canny", None, 1.0, "canny", 0.0, 1.0),))
     job = runner.Job(template=template, images={"request.image_base64": image,
@@ -91,7 +98,13 @@ def count_decodes(image, control) -> int:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=7)
+    ap.add_argument("--root", default=ROOT, help="the checkout whose pack is measured (default: this one)")
+    ap.add_argument("--json", action="store_true", help="one JSON line: every run's seconds, body size, decodes")
     args = ap.parse_args()
+    root = os.path.abspath(args.root)
+    if root != ROOT:
+        sys.path.remove(ROOT)
+        sys.path.insert(0, root)  # tools.packload (and so the pack) from that checkout
     os.environ.setdefault("PPINFRA_CACHE_DIR", "/tmp/ppinfra-prepare-bench")
     image, control = photo(2048, 1), photo(2048, 2)
     prepare_once(image, control)  # warm-up: imports, model cache
@@ -100,9 +113,13 @@ def main() -> int:
         t0 = time.perf_counter()
         body = prepare_once(image, control)
         times.append(time.perf_counter() - t0)
+    decodes = count_decodes(image, control)
+    if args.json:
+        print(json.dumps({"seconds": times, "body_bytes": len(body), "decodes": decodes}))
+        return 0
     print(f"prepare 2048x2048 img2img + 2048 ControlNet: median {statistics.median(times) * 1000:.0f} ms "
           f"over {args.runs} runs (body {len(body) / 1e6:.1f} MB), uploads decoded again: "
-          f"{count_decodes(image, control)} time(s)")
+          f"{decodes} time(s)")
     return 0
 
 

@@ -4,7 +4,8 @@ Runs the pack and a baseline (``bench/baseline.py``: what common packs do)
 against the bundled sandbox in the same run, side by side, and prints one
 table: medians of several runs. ``--quick`` runs fewer repetitions and a
 shorter long task; ``--write-readme`` also replaces the block between
-``<!-- bench:start -->`` and ``<!-- bench:end -->`` in README.md.
+``<!-- bench:start -->`` and ``<!-- bench:end -->`` in docs/performance.md
+(``bench/report.py``).
 
 Every figure is measured, none is estimated. The sandbox runs in this process
 on the same machine, so its own work (validation, rendering, serving bytes)
@@ -51,6 +52,19 @@ PROMPT = "a photo of a harbour at dusk, detailed, 35mm"
 TASK_SECONDS = 2.0
 QUEUE_SECONDS = 0.05
 
+# The reference job's targets. The txt2img and inpainting jobs (issue 16) are held to the same ones.
+OVERHEAD_RATIO = 3.0  # the pack's client overhead at least this many times lower than the baseline's
+COMPLETION_SECONDS = 0.300  # task done_at -> tensors returned, median
+OVERHEAD_TARGET = f">= {OVERHEAD_RATIO:g}x lower than baseline"
+COMPLETION_TARGET = f"<= {COMPLETION_SECONDS * 1000:.0f} ms"
+# The reference job's output: 1024x1024, image_num 4, 20 steps (txt2img asks for it, inpainting gets its input's).
+REF_SIZE, REF_IMAGES, REF_STEPS = 1024, 4, 20
+
+# The request path before the refactor that bound templates once (82c1b67 "Endpoints as data"):
+# a git worktree of its parent, measured by this checkout's bench/prepare_bench.py (issue 14).
+BEFORE_COMMIT = "82c1b67~1"
+BEFORE_TREE = os.environ.get("BENCH_BEFORE_TREE", "/tmp/before")
+
 
 def median(xs: List[float]) -> float:
     return statistics.median(xs) if xs else float("nan")
@@ -94,15 +108,8 @@ class Bench:
         return [t for tid, t in self.sandbox.tasks.items() if tid not in before]
 
     def timed_pack_job(self, **kw: Any) -> Dict[str, Any]:
-        before = set(self.sandbox.tasks)
-        t0 = time.time()
-        out = self.pack.job(**kw)
-        t1 = time.time()
-        tasks = self._new_tasks(before)
-        server = max(t.done_at for t in tasks) - min(t.created for t in tasks)
-        return {"wall": t1 - t0, "server": server, "overhead": (t1 - t0) - server,
-                "after_done": t1 - max(t.done_at for t in tasks), "poll_lag": self._poll_lag(tasks),
-                "tasks": tasks, "out": out}
+        """One Img2Img job (``Pack.job(**kw)``), timed against its tasks' server time."""
+        return self.timed_pack_job_of(lambda: self.pack.job(**kw))
 
     def _poll_lag(self, tasks: List[Any]) -> float:
         """From a task's done_at to the poll that saw it done (the slowest task of the job)."""
@@ -115,19 +122,22 @@ class Bench:
         return max(lags) if lags else float("nan")
 
     def timed_baseline_job(self) -> Dict[str, Any]:
-        before = set(self.sandbox.tasks)
-        t0 = time.time()
-        res = baseline.run_job(
+        return self._timed_baseline(lambda: baseline.run_job(
             self.sandbox.base_url, KEY, self.inputs["image"],
             {"model_name": CHECKPOINT, "prompt": PROMPT, "width": 1024, "height": 1024, "image_num": 4,
              "steps": 20, "guidance_scale": 7.5, "sampler_name": "Euler a", "seed": 42, "strength": 0.75},
             controlnet=[{"image": self.inputs["controlnet"], "model_name": CONTROLNET, "strength": 1.0,
                          "preprocessor": "canny", "guidance_start": 0.0, "guidance_end": 1.0}],
-            ip_adapter={"image": self.inputs["ip_adapter"], "model_name": IP_ADAPTER, "strength": 0.5})
+            ip_adapter={"image": self.inputs["ip_adapter"], "model_name": IP_ADAPTER, "strength": 0.5}))
+
+    def _timed_baseline(self, run: Callable[[], Dict[str, Any]]) -> Dict[str, Any]:
+        before = set(self.sandbox.tasks)
+        t0 = time.time()
+        res = run()
         t1 = time.time()
         task = self._new_tasks(before)[0]
         server = task.done_at - task.created
-        assert tuple(res["images"].shape) == (4, 1024, 1024, 3)
+        assert tuple(res["images"].shape) == (REF_IMAGES, REF_SIZE, REF_SIZE, 3), res["images"].shape
         return {"wall": t1 - t0, "server": server, "overhead": (t1 - t0) - server,
                 "after_done": t1 - task.done_at}
 
@@ -139,32 +149,165 @@ class Bench:
 
     # ---------------------------------------------------------------- figures
 
-    def overhead_and_completion(self) -> None:
-        """Client overhead pack vs baseline (alternating runs), the floor, and completion-to-tensors."""
-        self.reference_job()  # warm-up: imports, thread pools, connections
+    def txt2img_job(self) -> Dict[str, Any]:
+        r = self.timed_pack_job_of(lambda: self.pack.txt2img(width=REF_SIZE, height=REF_SIZE,
+                                                             image_num=REF_IMAGES, steps=REF_STEPS))
+        assert tuple(r["out"].shape) == (REF_IMAGES, REF_SIZE, REF_SIZE, 3), r["out"].shape
+        return r
+
+    def baseline_txt2img_job(self) -> Dict[str, Any]:
+        return self._timed_baseline(lambda: baseline.run_txt2img(
+            self.sandbox.base_url, KEY,
+            {"model_name": CHECKPOINT, "prompt": PROMPT, "width": REF_SIZE, "height": REF_SIZE,
+             "image_num": REF_IMAGES, "steps": REF_STEPS, "guidance_scale": 7.5, "sampler_name": "Euler a",
+             "seed": 42}))
+
+    def inpaint_job(self) -> Dict[str, Any]:
+        r = self.timed_pack_job_of(lambda: self.pack.inpaint(
+            self.inputs["image"], self.inputs["mask"], model_name=self.inpainting_checkpoint(),
+            image_num=REF_IMAGES, steps=REF_STEPS))
+        assert tuple(r["out"].shape) == (REF_IMAGES, REF_SIZE, REF_SIZE, 3), r["out"].shape
+        return r
+
+    def baseline_inpaint_job(self) -> Dict[str, Any]:
+        return self._timed_baseline(lambda: baseline.run_inpainting(
+            self.sandbox.base_url, KEY, self.inputs["image"], self.inputs["mask"],
+            {"model_name": self.inpainting_checkpoint(), "prompt": PROMPT, "image_num": REF_IMAGES,
+             "steps": REF_STEPS, "guidance_scale": 7.5, "sampler_name": "Euler a", "seed": 42}))
+
+    def timed_pack_job_of(self, run: Callable[[], Any]) -> Dict[str, Any]:
+        """``timed_pack_job`` for any node: ``run`` drives it and returns its IMAGE tensor."""
+        before = set(self.sandbox.tasks)
+        t0 = time.time()
+        out = run()
+        t1 = time.time()
+        tasks = self._new_tasks(before)
+        server = max(t.done_at for t in tasks) - min(t.created for t in tasks)
+        return {"wall": t1 - t0, "server": server, "overhead": (t1 - t0) - server,
+                "after_done": t1 - max(t.done_at for t in tasks), "poll_lag": self._poll_lag(tasks),
+                "tasks": tasks, "out": out}
+
+    def inpainting_checkpoint(self) -> str:
+        """An inpainting checkpoint of the sandbox, found the way a client finds one (once)."""
+        if "inpainting_checkpoint" not in self.inputs:
+            import requests
+
+            r = requests.get(self.sandbox.base_url + "/v3/model", headers={"Authorization": f"Bearer {KEY}"},
+                             timeout=30, params={"filter.types": "checkpoint", "filter.is_inpainting": "true",
+                                                 "pagination.limit": 100})
+            r.raise_for_status()
+            self.inputs["inpainting_checkpoint"] = next(
+                m.get("sd_name") or m["model_name"] for m in r.json()["models"] if m["status"] == 1)
+        return self.inputs["inpainting_checkpoint"]
+
+    # ---------------------------------------------------------------- figures
+
+    def _alternate(self, pack_job: Callable[[], Dict[str, Any]],
+                   base_job: Callable[[], Dict[str, Any]]) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
+        """``self.runs`` pack and baseline runs, alternating, after one pack warm-up (imports, pools, connections)."""
+        pack_job()
         pack, base = [], []
         for _ in range(self.runs):
-            pack.append(self.reference_job())
-            base.append(self.timed_baseline_job())
+            pack.append(pack_job())
+            base.append(base_job())
+        return pack, base
+
+    def _overhead_row(self, job: str, pack: List[Dict[str, Any]], base: List[Dict[str, Any]]) -> float:
         p_over = median([r["overhead"] for r in pack])
         b_over = median([r["overhead"] for r in base])
-        floor = self.floor()
         ratio = b_over / p_over
-        self.row("Client overhead, reference job (all time except the server's processing)",
+        self.row(f"Client overhead, {job} (all time except the server's processing)",
                  f"{p_over * 1000:.0f} ms", f"baseline {b_over * 1000:.0f} ms: {ratio:.1f}x lower",
-                 ">= 3x lower than baseline", ratio >= 3)
-        self.row("Floor: unavoidable encode + decode work (pack's codec, no network, no waiting)",
-                 f"{floor * 1000:.0f} ms", f"pack overhead = {p_over / floor:.2f}x the floor "
-                 f"(+{(p_over - floor) * 1000:.0f} ms)", "report", None)
-        # Completion to tensors: more samples, the reference job only.
-        more = pack + [self.reference_job() for _ in range(self.runs)]
+                 OVERHEAD_TARGET, ratio >= OVERHEAD_RATIO)
+        return p_over
+
+    def _completion_row(self, job: str, pack_job: Callable[[], Dict[str, Any]], pack: List[Dict[str, Any]],
+                        base: List[Dict[str, Any]]) -> None:
+        # More samples than the overhead's: the pack's job only.
+        more = pack + [pack_job() for _ in range(self.runs)]
         samples = [r["after_done"] for r in more]
         lag = median([r["poll_lag"] for r in more])
         c2t = median(samples)
-        self.row("Completion to tensors, reference job (task done_at -> tensors returned, median)",
+        self.row(f"Completion to tensors, {job} (task done_at -> tensors returned, median)",
                  f"{c2t * 1000:.0f} ms (n={len(samples)}, min {min(samples) * 1000:.0f}, "
                  f"max {max(samples) * 1000:.0f}; of which waiting for the next poll {lag * 1000:.0f})",
-                 f"baseline {median([r['after_done'] for r in base]) * 1000:.0f} ms", "<= 300 ms", c2t <= 0.300)
+                 f"baseline {median([r['after_done'] for r in base]) * 1000:.0f} ms", COMPLETION_TARGET,
+                 c2t <= COMPLETION_SECONDS)
+
+    def overhead_and_completion(self) -> None:
+        """Client overhead pack vs baseline (alternating runs), the floor, and completion-to-tensors."""
+        pack, base = self._alternate(self.reference_job, self.timed_baseline_job)
+        p_over = self._overhead_row("reference job", pack, base)
+        floor = self.floor()
+        self.row("Floor: unavoidable encode + decode work (pack's codec, no network, no waiting)",
+                 f"{floor * 1000:.0f} ms", f"pack overhead = {p_over / floor:.2f}x the floor "
+                 f"(+{(p_over - floor) * 1000:.0f} ms)", "report", None)
+        self._completion_row("reference job", self.reference_job, pack, base)
+
+    def txt2img_overhead_and_completion(self) -> None:
+        """The reference job's two figures for PPInfra Txt2Img at the reference output (issue 16)."""
+        job = f"txt2img through PPInfra Txt2Img ({REF_SIZE}x{REF_SIZE}, image_num {REF_IMAGES}, {REF_STEPS} steps)"
+        if "PPInfraTxt2Img" not in self.pack.nodes:
+            self.row(f"Client overhead, {job}", "not measured: node missing", "", OVERHEAD_TARGET, None)
+            return
+        pack, base = self._alternate(self.txt2img_job, self.baseline_txt2img_job)
+        self._overhead_row(job, pack, base)
+        self._completion_row(job, self.txt2img_job, pack, base)
+
+    def inpaint_overhead_and_completion(self) -> None:
+        """The reference job's two figures for PPInfra Inpaint: the reference input, its right half masked."""
+        job = (f"inpainting through PPInfra Inpaint ({REF_SIZE}x{REF_SIZE} photo-like input + MASK, right half "
+               f"repainted, image_num {REF_IMAGES}, {REF_STEPS} steps)")
+        if "PPInfraInpaint" not in self.pack.nodes:
+            self.row(f"Client overhead, {job}", "not measured: node missing", "", OVERHEAD_TARGET, None)
+            return
+        if "mask" not in self.inputs:
+            import torch
+
+            mask = torch.zeros((1, REF_SIZE, REF_SIZE), dtype=torch.float32)
+            mask[:, :, REF_SIZE // 2:] = 1.0
+            self.inputs["mask"] = mask
+        pack, base = self._alternate(self.inpaint_job, self.baseline_inpaint_job)
+        self._overhead_row(job, pack, base)
+        self._completion_row(job, self.inpaint_job, pack, base)
+
+    def request_path(self) -> None:
+        """The 2048x2048 img2img + ControlNet request path before and after the refactor, alternating processes.
+
+        Each side is ``bench/prepare_bench.py`` in its own process (two versions of
+        the pack cannot share one), ``--runs 3`` per process; the order flips every
+        round (before-after, after-before) so drift of the shared machine hits both.
+        """
+        figure = "Request path, 2048x2048 img2img + ControlNet (before -> after)"
+        target = "after faster than before; uploads decoded again: 0"
+        tree = BEFORE_TREE
+        want = _git("rev-parse", BEFORE_COMMIT + "^{commit}", cwd=ROOT)
+        have = _git("rev-parse", "HEAD", cwd=tree) if os.path.isdir(tree) else None
+        if not want or have != want:
+            self.row(figure, "not measured: no before checkout", f"(git worktree add {tree} {BEFORE_COMMIT})",
+                     target, None)
+            return
+        sides = {"before": tree, "after": ROOT}
+        samples: Dict[str, List[float]] = {"before": [], "after": []}
+        info: Dict[str, Dict[str, Any]] = {}
+        rounds = 3 if self.quick else 5
+        for i in range(rounds):
+            for side in (("before", "after") if i % 2 == 0 else ("after", "before")):
+                out = _prepare_bench(sides[side], os.path.join(self.tmp, f"prepare-{side}"))
+                samples[side] += out["seconds"]
+                info[side] = out
+        b, a = median(samples["before"]), median(samples["after"])
+        ratio = a / b
+        head = _git("rev-parse", "--short", "HEAD", cwd=ROOT)
+        dirty = " + uncommitted changes" if _git("status", "--porcelain", "--untracked-files=no", cwd=ROOT) else ""
+        self.row(figure,
+                 f"{b * 1000:.0f} ms -> {a * 1000:.0f} ms = {ratio:.2f}x the time; uploads decoded again "
+                 f"{info['before']['decodes']} -> {info['after']['decodes']}; body {info['after']['body_bytes'] / 1e6:.1f} MB",
+                 f"bench/prepare_bench.py (widgets -> checked request -> body), {len(samples['before'])} runs each "
+                 f"in {rounds} alternating process pairs, medians; before {_git('rev-parse', '--short', want, cwd=ROOT)} "
+                 f"({BEFORE_COMMIT}), after {head}{dirty}; min {min(samples['before']) * 1000:.0f} -> "
+                 f"{min(samples['after']) * 1000:.0f} ms",
+                 target, a < b and info["after"]["decodes"] == 0)
 
     def floor(self) -> float:
         """The codec work the job cannot avoid: encode the three inputs, decode the four results.
@@ -318,6 +461,20 @@ class Bench:
                  "report (the refresh never blocks the list)", None)
 
 
+def _git(*args: str, cwd: str) -> Optional[str]:
+    out = subprocess.run(["git", "-C", cwd, *args], capture_output=True, text=True)
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def _prepare_bench(root: str, cache_dir: str, runs: int = 3) -> Dict[str, Any]:
+    """``bench/prepare_bench.py --root root --json`` in a fresh process, offline, its own model cache."""
+    env = dict(os.environ)
+    env.update({"PPINFRA_CACHE_DIR": cache_dir, "PPINFRA_BASE_URL": "http://127.0.0.1:9"})  # a closed port
+    out = subprocess.run([sys.executable, os.path.join(HERE, "prepare_bench.py"), "--root", root, "--json",
+                          "--runs", str(runs)], capture_output=True, text=True, env=env, cwd=root, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def _png_size(arr: np.ndarray) -> int:
     from PIL import Image
 
@@ -328,7 +485,7 @@ def _png_size(arr: np.ndarray) -> int:
 
 def _write_model_cache(cache_dir: str, base_url: str, marker: str, fetched_at: Optional[float] = None) -> None:
     """A fresh model cache, as ModelCatalog writes it, with one name found nowhere else."""
-    from ppinfra.models import FALLBACK_MODELS, ModelCatalog, ModelInfo
+    from ppinfra.models import FALLBACK_MODELS, FILTERED_TYPES, ModelCatalog, ModelInfo
 
     catalog = ModelCatalog(None, cache_dir=cache_dir, base_url=base_url)
     for model_type, entries in FALLBACK_MODELS.items():
@@ -336,6 +493,9 @@ def _write_model_cache(cache_dir: str, base_url: str, marker: str, fetched_at: O
         if model_type == "checkpoint":
             models.append(ModelInfo(marker, model_type, False))
         catalog._write_cache(model_type, models)
+    # The filtered lists too (Inpaint's checkpoints): one missing counts as stale and starts a refresh.
+    for listed, (model_type, _) in FILTERED_TYPES.items():
+        catalog._write_cache(listed, [ModelInfo(n, model_type, x) for n, x in FALLBACK_MODELS.get(listed, [])])
     if fetched_at is not None:
         with open(catalog.cache_path(), encoding="utf-8") as fh:
             data = json.load(fh)
@@ -357,24 +517,29 @@ SUITES = (
 def main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer runs and a 20 s long task instead of 60 s")
-    ap.add_argument("--write-readme", action="store_true", help="replace the bench block in README.md")
-    ap.add_argument("--only", default="", help="comma-separated subset: overhead,polls,batch,upload,memory,startup,"
-                                               "editor,pacing,uploads,cache")
+    ap.add_argument("--write-readme", action="store_true",
+                    help="replace the bench block in docs/performance.md")
+    ap.add_argument("--only", default="", help="comma-separated subset: overhead,siblings (or txt2img, inpaint),"
+                                               "request,polls,batch,upload,memory,startup,editor,pacing,uploads,"
+                                               "cache")
     args = ap.parse_args(argv)
     only = set(filter(None, args.only.split(",")))
     started = time.time()
     bench = Bench(args.quick)
     print(f"measuring the pack through: {bench.pack.level}", file=sys.stderr)
     steps: List[Tuple[str, Callable[[], None]]] = [
-        ("overhead", bench.overhead_and_completion), ("batch", bench.batch_fanout),
+        ("overhead", bench.overhead_and_completion),
+        ("siblings,txt2img", bench.txt2img_overhead_and_completion),
+        ("siblings,inpaint", bench.inpaint_overhead_and_completion),
+        ("request", bench.request_path), ("batch", bench.batch_fanout),
         ("upload", bench.upload_size), ("memory", bench.memory), ("memory", bench.memory_node),
         ("startup", bench.startup),
         ("polls", bench.polls_per_second), ("editor", lambda: bench.rows.extend(editor_bench.measure(args.quick))),
         ("pacing", lambda: pacing_bench.pacing_row(bench.row)),
         ("uploads", lambda: upload_bench.rows(bench)), ("cache", lambda: cache_bench.rows(bench))]
     try:
-        for name, step in steps:
-            if not only or name in only:
+        for names, step in steps:
+            if not only or only & set(names.split(",")):
                 step()
     finally:
         bench.close()
@@ -385,6 +550,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             f"Reference job: 1024x1024 photo-like input, one ControlNet unit (1024x1024), one IP-Adapter "
             f"(512x512), image_num 4, 1024x1024 PNG results, {TASK_SECONDS:.0f} s sandbox tasks; "
             f"{bench.runs} runs each, medians, pack and baseline alternating in the same run. "
+            f"The txt2img and inpainting jobs ask for the reference job's output ({REF_SIZE}x{REF_SIZE}, "
+            f"image_num {REF_IMAGES}, {REF_STEPS} steps) and are measured the same way against a baseline doing "
+            "what common packs do (default PNG uploads, the mask too; 5 s polls; sequential downloads). "
             "The sandbox runs in a separate process on the same cores.")
     print(table)
     print()

@@ -173,6 +173,24 @@ class Pack:
             response_image_type="png", **optional)
         return out[0]
 
+    def txt2img(self, *, width: int, height: int, image_num: int, steps: int = 20, seed: int = 42) -> Any:
+        """Run one txt2img job through PPInfra Txt2Img (other widgets at their defaults); the IMAGE tensor."""
+        cls = self.nodes["PPInfraTxt2Img"]
+        inputs = {**widget_defaults(cls), "model_name": self.checkpoint, "prompt": self.prompt,
+                  "negative_prompt": "", "width": width, "height": height, "image_num": image_num,
+                  "steps": steps, "guidance_scale": 7.5, "sampler_name": "Euler a", "seed": seed,
+                  "response_image_type": "png"}
+        return self.run_node("PPInfraTxt2Img", **inputs)[0]
+
+    def inpaint(self, image: Any, mask: Any, *, model_name: str, image_num: int, steps: int = 20,
+                seed: int = 42) -> Any:
+        """Run one job through PPInfra Inpaint (IMAGE + MASK in, other widgets at their defaults); the IMAGE tensor."""
+        cls = self.nodes["PPInfraInpaint"]
+        inputs = {**widget_defaults(cls), "model_name": model_name, "prompt": self.prompt, "negative_prompt": "",
+                  "image_num": image_num, "steps": steps, "guidance_scale": 7.5, "sampler_name": "Euler a",
+                  "seed": seed, "response_image_type": "png"}
+        return self.run_node("PPInfraInpaint", image=image, mask=mask, **inputs)[0]
+
 
 # --------------------------------------------------------------------------- IMAGE tensors and results
 
