@@ -255,7 +255,8 @@ class KeyStore:
 
     @staticmethod
     def _read_for_change(path: str) -> Tuple[Dict[str, Any], bool]:
-        """The file's settings before a change, and whether it was corrupt (then kept aside, counting as empty)."""
+        """The file's settings before a change, and whether it was corrupt (then kept aside,
+        counting as empty)."""
         if not os.path.isfile(path):
             return {}, False
         try:
@@ -296,7 +297,8 @@ def _write_private(path: str, data: Dict[str, Any]) -> None:
 
 
 def fetch_balance(client: Any, timeout: float = CHECK_TIMEOUT) -> Balance:
-    """``GET /v3/user`` with ``client``, all of it within ``timeout`` s: the balance, or the client's error."""
+    """``GET /v3/user`` with ``client``, all of it within ``timeout`` s: the balance,
+    or the client's error."""
     return Balance(client.balance(timeout=timeout))
 
 
@@ -372,7 +374,8 @@ class Account:
 
     def _resolved(self, *, lenient: bool = False) -> Resolved:
         env = self.environ
-        # Both set in the environment: the file is not read at all (as at run time), so a broken one does not matter.
+        # Both set in the environment: the file is not read at all (as at run time),
+        # so a broken one does not matter.
         if strip_quotes(env.get(ENV_KEY)) and strip_quotes(env.get(ENV_BASE_URL)):
             return resolve(environ=env, file_data={})
         try:
@@ -384,7 +387,8 @@ class Account:
         return resolve(environ=env, file_data=data)
 
     def key(self) -> Tuple[Optional[str], Optional[str]]:
-        """``(key, "env"|"file")`` as the nodes resolve it (blanks and quotes stripped), or ``(None, None)``."""
+        """``(key, "env"|"file")`` as the nodes resolve it (blanks and quotes stripped),
+        or ``(None, None)``."""
         found = self._resolved()
         return (found.api_key, found.key_source) if found.api_key else (None, None)
 
@@ -394,7 +398,8 @@ class Account:
         return found.base_url, found.host_source
 
     def _check_url(self, host: Optional[str]) -> str:
-        # PPINFRA_BASE_URL wins at run time, so a key is checked where it will be used, not where the panel points.
+        # PPINFRA_BASE_URL wins at run time, so a key is checked where it will be used,
+        # not where the panel points.
         chosen = None if _no_choice(host) else host_url(host)
         found = self._resolved(lenient=True)
         return found.base_url if found.host_source == "env" or chosen is None else chosen

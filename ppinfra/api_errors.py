@@ -35,16 +35,26 @@ _REASON_CLASSES = {
 }
 
 _ADVICE = {
-    AuthenticationError: "Check the API key (PPINFRA_API_KEY, the PPInfra settings in the editor, or the config "
-    "file): it is wrong, revoked or missing.",
-    InsufficientBalanceError: f"Top up your balance at {TOP_UP_URL} (PPIO: ppio.com billing; Novita: "
-    "novita.ai billing), then queue again.",
-    PermissionDeniedError: "Your account may not use this API yet (NEED_REAL_NAME_VERIFY: finish the identity "
-    "verification in the PPInfra console).",
-    RateLimitError: "You hit the images-per-minute limit of your plan: lower image_num or the batch size, or "
-    "wait a minute.",
-    NotFoundError: "The server does not know this task or path (an expired task, another account's task, or a "
-    "base URL that is not the PPInfra API).",
+    AuthenticationError: (
+        "Check the API key (PPINFRA_API_KEY, the PPInfra settings in the editor, or the config "
+        "file): it is wrong, revoked or missing."
+    ),
+    InsufficientBalanceError: (
+        f"Top up your balance at {TOP_UP_URL} (PPIO: ppio.com billing; Novita: "
+        "novita.ai billing), then queue again."
+    ),
+    PermissionDeniedError: (
+        "Your account may not use this API yet (NEED_REAL_NAME_VERIFY: finish the identity "
+        "verification in the PPInfra console)."
+    ),
+    RateLimitError: (
+        "You hit the images-per-minute limit of your plan: lower image_num or the batch size, or "
+        "wait a minute."
+    ),
+    NotFoundError: (
+        "The server does not know this task or path (an expired task, another account's task, or a "
+        "base URL that is not the PPInfra API)."
+    ),
     BadRequestError: "The server refused the request: fix the field it names.",
     ServerError: "The service had an internal error or is overloaded: try again in a few minutes.",
 }

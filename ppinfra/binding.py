@@ -19,7 +19,8 @@ StopCheck = Optional[Callable[[], bool]]
 
 
 def _label(path: str) -> str:
-    """``request.controlnet.units[0].image_base64`` -> ``request.controlnet.units[0].image`` (what a user wired)."""
+    """``request.controlnet.units[0].image_base64`` -> ``request.controlnet.units[0].image``
+    (what a user wired)."""
     return path[: -len("_base64")] if path.endswith("_base64") else path
 
 
@@ -52,7 +53,8 @@ class Binder:
                 raise ValidationError(_label(path), f"an image this endpoint takes ({where})", "an image")
 
     def encode(self, images: Mapping[str, Any]) -> Dict[str, str]:
-        """Encode ``images`` (label -> PIL image; the label starts with the field path) within their shares."""
+        """Encode ``images`` (label -> PIL image; the label starts with the field path) within their
+        shares."""
         from .images import BODY_OVERHEAD, encode_uploads
 
         if not images:

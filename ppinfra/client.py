@@ -33,7 +33,8 @@ MAX_URL_REFRESHES = 2
 
 @dataclass(frozen=True)
 class PollUpdate:
-    """What a progress callback receives on every poll (``TaskProgress`` in :mod:`.progress_view` shows it)."""
+    """What a progress callback receives on every poll
+    (``TaskProgress`` in :mod:`.progress_view` shows it)."""
 
     task_id: str
     status: str
@@ -110,7 +111,8 @@ class ModelPage:
 
 @dataclass(frozen=True)
 class TaskOutcome:
-    """A finished job of any endpoint: the encoded result files in order, the seed used and timings in seconds."""
+    """A finished job of any endpoint: the encoded result files in order,
+    the seed used and timings in seconds."""
 
     task_id: str
     images: List[bytes]
@@ -122,7 +124,8 @@ class TaskOutcome:
 
 
 def undecodable(data: bytes) -> Optional[str]:
-    """Why ``data`` is not a readable image file, or ``None`` when it is (header and checksums, no full decode)."""
+    """Why ``data`` is not a readable image file, or ``None`` when it is (header and checksums,
+    no full decode)."""
     from PIL import Image  # deferred: the CLI's model listing needs no Pillow
 
     try:
@@ -393,7 +396,8 @@ class PPInfraClient:
             result = self.get_task_result(task_id, call)
 
     def _fetch_one(self, url: str, i: int, retrier: Retrier, on_image: Optional["ImageCallback"]) -> bytes:
-        """One result file, fetched again while it is corrupt; ``ExpiredURL`` asks the caller for a fresh link."""
+        """One result file, fetched again while it is corrupt;
+        ``ExpiredURL`` asks the caller for a fresh link."""
         task_id = retrier.call.task_id or ""
         while True:
             data = self.transport.download(url, retrier.call, retrier=retrier)
@@ -490,7 +494,8 @@ class PPInfraClient:
     # ------------------------------------------------------------------ account and model list
 
     def balance(self, *, timeout: Optional[float] = None) -> int:
-        """``GET /v3/user``: the ``credit_balance`` (USD x 10,000), the whole call within ``timeout`` seconds."""
+        """``GET /v3/user``: the ``credit_balance`` (USD x 10,000),
+        the whole call within ``timeout`` seconds."""
         call = self._call(None, timeout)
         data = self.transport.call("GET", "/v3/user", call, endpoint="user", read_timeout=timeout)
         raw = data.get("credit_balance") if isinstance(data, dict) else None

@@ -12,9 +12,9 @@ from typing import Any, Dict, Optional
 from .errors import ConfigError
 from .hosts import (
     DEFAULT_BASE_URL,
-    ENV_BASE_URL,
-    ENV_CONFIG,
-    ENV_KEY,
+    ENV_BASE_URL,  # noqa: F401 - re-exported
+    ENV_CONFIG,  # noqa: F401 - re-exported
+    ENV_KEY,  # noqa: F401 - re-exported
     KNOWN_HOSTS,  # noqa: F401 - re-exported
     check_base_url,
     default_config_path,

@@ -73,7 +73,8 @@ def is_loopback(hostname: Optional[str]) -> bool:
 
 
 def check_base_url(url: str) -> str:
-    """``url`` normalised, or :class:`ConfigError`: https, or plain http only to this machine (the sandbox)."""
+    """``url`` normalised, or :class:`ConfigError`: https, or plain http only to this machine
+    (the sandbox)."""
     url = normalise_base_url(url)
     parts = urlsplit(url)
     # The key travels in a header: plain http only to this machine.

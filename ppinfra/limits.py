@@ -357,7 +357,10 @@ _INPAINTING = _pick(*_GENERATION) + (
         "request.model_name",
         "str",
         min=1,
-        doc="Inpainting checkpoint (sd_name from /v3/model?filter.types=checkpoint&filter.is_inpainting=true).",
+        doc=(
+            "Inpainting checkpoint "
+            "(sd_name from /v3/model?filter.types=checkpoint&filter.is_inpainting=true)."
+        ),
     ),
     Limit(
         "request.negative_prompt",

@@ -95,7 +95,8 @@ class ModelInfo:
 
     @property
     def family(self) -> Optional[str]:
-        """``"sdxl"``, ``"sd15"`` or ``None``: ``base_model`` when given (SD 2.1 stays unsure), else the flag."""
+        """``"sdxl"``, ``"sd15"`` or ``None``: ``base_model`` when given (SD 2.1 stays unsure),
+        else the flag."""
         if self.base_model:
             return family_of_base(self.base_model)
         if self.is_sdxl is None:

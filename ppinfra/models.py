@@ -22,16 +22,16 @@ from .config import default_cache_dir
 from .errors import ConfigError
 from .hosts import default_config_path, normalise_base_url, read_config_file, resolve  # noqa: F401 - re-exported
 from .model_info import (
-    DOCUMENTED_MODELS,
-    DOCUMENTED_NAMES,
+    DOCUMENTED_MODELS,  # noqa: F401 - re-exported
+    DOCUMENTED_NAMES,  # noqa: F401 - re-exported
     FALLBACK_MODELS,
     SD15,
     SDXL,
     ModelInfo,  # noqa: F401
     fallback_infos,
-    family_of_base,
-    is_sdxl_of,
-    name_to_send,
+    family_of_base,  # noqa: F401 - re-exported
+    is_sdxl_of,  # noqa: F401 - re-exported
+    name_to_send,  # noqa: F401 - re-exported
     to_model_info,
 )
 
@@ -232,7 +232,8 @@ class ModelCatalog:
         return list(self._index_or_fallback(model_type).names_of(family))
 
     def info(self, model_type: str, name: str) -> Optional[ModelInfo]:
-        """The model of that type sent as ``name``: from the cache, else the bundled list; ``None`` if unknown."""
+        """The model of that type sent as ``name``: from the cache, else the bundled list;
+        ``None`` if unknown."""
         index = self._index(model_type)
         found = index.by_name.get(name) if index is not None else None
         return found or _fallback_index(model_type).by_name.get(name)
@@ -240,7 +241,8 @@ class ModelCatalog:
     def search(
         self, model_type: str, query: str = "", family: Optional[str] = None, limit: int = 50, offset: int = 0
     ) -> Tuple[int, List[ModelInfo]]:
-        """``(total, page)`` of the models whose name, ``sd_name``, display name or tags hold every word of ``query``.
+        """``(total, page)`` of the models whose name, ``sd_name``,
+        display name or tags hold every word of ``query``.
 
         Case-insensitive. The exact name comes first, then names starting with the
         query, then names containing it, then matches on other fields; each group

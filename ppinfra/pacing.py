@@ -194,7 +194,8 @@ class Pacer:
                     raise RateLimitError(
                         f"The images-per-minute budget ({limit} per {self.window:g} s{lowered}) has room for "
                         f"{images} more image(s) only in {left:.0f} s, after the deadline "
-                        f"({max(0.0, deadline.remaining()):.0f} s left). Nothing was sent: raise the deadline, "
+                        f"({max(0.0, deadline.remaining()):.0f} s left). "
+                        "Nothing was sent: raise the deadline, "
                         "send fewer images at once, or set PPINFRA_IMAGES_PER_MINUTE to your plan's limit.",
                         endpoint=self.name,
                     )
@@ -261,7 +262,8 @@ class Pacer:
             return self.effective
 
     def _recover(self, now: float) -> None:
-        """Additive increase: a tenth of the limit (at least 1) back per quiet window since the last change."""
+        """Additive increase: a tenth of the limit (at least 1) back per quiet window since the last
+        change."""
         if self.effective >= self.limit:
             return
         steps = int((now - self._last_change) / self.window)
@@ -293,7 +295,8 @@ class Pacer:
 
 
 def _earliest(frees: List[Tuple[float, int]], images: int, limit: int, start: float) -> float:
-    """The first time >= ``start`` at which ``images`` fit under ``limit`` (alone, when more than the limit)."""
+    """The first time >= ``start`` at which ``images`` fit under ``limit`` (alone,
+    when more than the limit)."""
     counted = sum(n for t, n in frees if t > start)
     need = min(images, limit)  # a request above the limit goes alone, into an empty window
     if counted + need <= limit:

@@ -32,7 +32,8 @@ _TRUE = ("1", "true", "yes", "on")
 
 @dataclass(frozen=True)
 class PriceEstimate:
-    """``usd`` for one ``per`` (``"run"`` for txt2img, ``"input image"`` for the endpoints that take images)."""
+    """``usd`` for one ``per`` (``"run"`` for txt2img,
+    ``"input image"`` for the endpoints that take images)."""
 
     endpoint: str
     usd: float

@@ -48,7 +48,8 @@ class TaskProgress:
     def for_request(
         cls, request: Any, cache_dir: Optional[str] = None, family: Any = LOOK_UP, base_url: str = ""
     ) -> "TaskProgress":
-        """A view for an img2img request sent to ``base_url``, learning in ``cache_dir`` (default: the model cache's).
+        """A view for an img2img request sent to ``base_url``, learning in ``cache_dir`` (default:
+        the model cache's).
 
         ``family`` of the checkpoint (``"sd15"``, ``"sdxl"``, ``None`` = unsure);
         by default it is looked up in that host's cached model list.

@@ -92,7 +92,8 @@ def parse_bytes(raw: str, name: str = ENV_MAX_BYTES) -> int:
 
 
 def enabled(setting: Optional[bool] = None) -> bool:
-    """The setting when given, else ``PPINFRA_RESULT_CACHE`` (``0``/``false``/``off`` switch it off), else on."""
+    """The setting when given, else ``PPINFRA_RESULT_CACHE`` (``0``/``false``/``off`` switch it off),
+    else on."""
     if setting is not None:
         return bool(setting)
     return os.environ.get(ENV_ENABLED, "").strip().lower() not in _OFF

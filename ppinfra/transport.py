@@ -255,7 +255,8 @@ class Transport:
                 if not idempotent and sent:
                     raise NetworkError(
                         f"{endpoint}: {problem} after the request was sent, so the task may have started and "
-                        "may be billed; it was not resubmitted. Check your PPInfra task list before queueing again.",
+                        "may be billed; it was not resubmitted. "
+                        "Check your PPInfra task list before queueing again.",
                         task_id=call.task_id,
                         endpoint=endpoint,
                         sent=True,

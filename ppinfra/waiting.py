@@ -44,7 +44,8 @@ class Deadline:
 
 @dataclass(frozen=True)
 class Call:
-    """One call's context, passed as one object: its deadline, its cancel check, who hears about waits, the task.
+    """One call's context, passed as one object: its deadline, its cancel check, who hears about waits,
+    the task.
 
     ``on_wait`` receives a :class:`ppinfra.retry.Wait` (or a pacing
     ``BudgetWait``) before every wait the engine makes, and one with

@@ -19,7 +19,8 @@ from typing import Any, Dict, List, Optional
 
 
 class Journal:
-    """Append-only JSON lines at ``path``; thread-safe. ``fresh`` starts it over (the old file is replaced)."""
+    """Append-only JSON lines at ``path``; thread-safe. ``fresh`` starts it over
+    (the old file is replaced)."""
 
     def __init__(self, path: str, job_key: str, fresh: bool = False) -> None:
         self.path = path

@@ -80,7 +80,8 @@ def value(args: argparse.Namespace, path: str) -> Any:
 
 
 def named(exc: ValidationError) -> ValidationError:
-    """``exc`` with the option in front of the field path it names (``--steps (request.steps) must be ...``)."""
+    """``exc`` with the option in front of the field path it names
+    (``--steps (request.steps) must be ...``)."""
     field = exc.field.split(" ")[0]
     if not field.startswith(("request.", "extra.")) or not str(exc).startswith(exc.field):
         return exc

@@ -106,7 +106,8 @@ def read_image(path: str, field: str):
 
 class TaskFactory:
     """What every subcommand's factory shares: a :class:`~ppinfra.binding.Binder` over the checked template,
-    and the journal's job key. A subclass sets ``endpoint``, builds ``self.binder`` and implements :meth:`build`."""
+    and the journal's job key. A subclass sets ``endpoint``, builds ``self.binder`` and implements
+    :meth:`build`."""
 
     endpoint = ""
     binder: Any

@@ -1,4 +1,5 @@
-"""A local stand-in for the PPInfra / PPIO / Novita AI async image API, for tests, benchmarks and offline trials.
+"""A local stand-in for the PPInfra / PPIO / Novita AI async image API, for tests,
+benchmarks and offline trials.
 
 Honest about what it is: the results are SYNTHETIC images, not diffusion
 (:mod:`.imaging`: img2img grades the resized input per seed, txt2img draws

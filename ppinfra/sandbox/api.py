@@ -1,4 +1,5 @@
-"""The API host: auth, the submit endpoints, ``GET /v3/async/task-result``, ``GET /v3/model``, ``GET /v3/user``.
+"""The API host: auth, the submit endpoints, ``GET /v3/async/task-result``, ``GET /v3/model``,
+``GET /v3/user``.
 
 The submit endpoints are those of :data:`ppinfra.endpoints.ENDPOINTS` (img2img,
 txt2img, inpainting, upscale), at their declared paths. One the sandbox's
@@ -241,7 +242,8 @@ class OtherHostHandler(ApiHandler):
 def _about(provider: str) -> bytes:
     submits = ", ".join(f"POST {e.path}" for e in ENDPOINTS.values() if e.offered_on(provider))
     return (
-        f"PPInfra sandbox, speaking as {provider}: a local stand-in for the PPInfra / PPIO / Novita AI image API.\n"
+        f"PPInfra sandbox, speaking as {provider}: "
+        "a local stand-in for the PPInfra / PPIO / Novita AI image API.\n"
         "Results are SYNTHETIC images (inputs resized, masked and colour-graded per seed), not diffusion.\n"
         f"Endpoints: {submits}, GET /v3/async/task-result?task_id=..., GET /v3/model, GET /v3/user\n"
     ).encode()

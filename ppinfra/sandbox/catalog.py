@@ -360,7 +360,8 @@ class Catalog:
         text: str = "",
         source: Optional[str] = None,
     ) -> List[Dict[str, Any]]:
-        """The models matching every given filter, type by type in catalog order (a cached list: do not modify).
+        """The models matching every given filter, type by type in catalog order (a cached list:
+        do not modify).
 
         ``is_sdxl`` matches the SDXL family (SDXL 1.0, Pony, Illustrious, NoobAI,
         SDXL Turbo/Lightning); ``text`` is a case-insensitive substring of
@@ -428,13 +429,15 @@ def ppinfra_entry(model: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def send_name(model: Dict[str, Any]) -> str:
-    """The name a request uses: ``sd_name`` for checkpoints, ``sd_name_in_api`` otherwise, else ``model_name``."""
+    """The name a request uses: ``sd_name`` for checkpoints, ``sd_name_in_api`` otherwise,
+    else ``model_name``."""
     key = "sd_name" if model["type"]["name"] == "checkpoint" else "sd_name_in_api"
     return model.get(key) or model.get("model_name") or model.get("sd_name", "")
 
 
 class _Builder:
-    """Fills a :class:`Catalog`; one pass, no rejection loops, so 50,000 entries take a fraction of a second."""
+    """Fills a :class:`Catalog`; one pass, no rejection loops,
+    so 50,000 entries take a fraction of a second."""
 
     def __init__(self, catalog: Catalog, counts: Dict[str, int]) -> None:
         self.catalog = catalog
@@ -498,7 +501,8 @@ class _Builder:
             inpainting = (r >> 8) % 25 == 0
             stem = (
                 f"{_WORDS_A[(r >> 13) % len(_WORDS_A)]}{_WORDS_B[(r >> 18) % len(_WORDS_B)]}"
-                f"{'XL' if sdxl else ''}_v{1 + (r >> 23) % 12}{'-inpainting' if inpainting else ''}_{model_id}"
+                f"{'XL' if sdxl else ''}_v{1 + (r >> 23) % 12}"
+                f"{'-inpainting' if inpainting else ''}_{model_id}"
             )
             file_name = send = stem + ".safetensors"
         elif model_type in ("lora", "textualinversion"):
@@ -512,7 +516,8 @@ class _Builder:
             if model_type == "lora" and trap and i % 29 == 17:
                 file_name = send = stem + ".zip"  # an archive: listed, not loadable
         else:
-            # Generated controlnets, VAEs and upscalers only appear when a test asks for more than the fixed lists.
+            # Generated controlnets, VAEs and upscalers only appear when a test asks for more than the fixed
+            # lists.
             stem = f"{model_type}_{_WORDS_A[(r >> 13) % len(_WORDS_A)]}_{model_id}"
             file_name = send = stem + (".safetensors" if model_type == "vae" else "")
             if model_type == "upscaler":

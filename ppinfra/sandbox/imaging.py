@@ -96,7 +96,8 @@ Job = Callable[[int], List[bytes]]
 def plan_results(
     endpoint: str, request: Dict[str, Any], images: Dict[str, Image.Image], image_type: str
 ) -> Tuple[int, int, int, Job]:
-    """(width, height, count, job) of a validated submit: the result size, how many, and how to render them."""
+    """(width, height, count, job) of a validated submit: the result size, how many,
+    and how to render them."""
     source: Optional[Image.Image] = images.get("request.image_base64")
     count = request.get("image_num", 1)
     if endpoint == "txt2img":
@@ -139,7 +140,8 @@ def _grade(base: np.ndarray, xs: np.ndarray, ys: np.ndarray, seed: int) -> np.nd
 
 
 def encode(pixels: np.ndarray, image_type: str) -> bytes:
-    """Encode an RGB (or, for PNG, RGBA) uint8 array as ``png``, ``webp`` or ``jpeg`` with the fastest settings."""
+    """Encode an RGB (or, for PNG, RGBA) uint8 array as ``png``,
+    ``webp`` or ``jpeg`` with the fastest settings."""
     buf = io.BytesIO()
     img = Image.fromarray(pixels, "RGBA" if pixels.shape[-1] == 4 else "RGB")
     if image_type == "png":

@@ -29,7 +29,8 @@ _INT = re.compile(r"[-+]?[0-9]+")
 
 
 def normalise(body: Any, endpoint: str = "img2img") -> Any:
-    """``body`` as the real service reads it for ``endpoint``: unknown fields and nulls dropped, numeric strings parsed.
+    """``body`` as the real service reads it for ``endpoint``: unknown fields and nulls dropped,
+    numeric strings parsed.
 
     Anything of the wrong JSON type is left as it is, for the checks to refuse.
     """

@@ -1,4 +1,5 @@
-"""``SandboxServer``: the API host, the image host and a third host, their shared state and the test-facing controls."""
+"""``SandboxServer``: the API host, the image host and a third host,
+their shared state and the test-facing controls."""
 
 from __future__ import annotations
 
@@ -214,7 +215,8 @@ class SandboxServer:
     def image_url(self, task: Task, index: int) -> str:
         """A freshly signed URL for result ``index`` of ``task``."""
         file_name = f"{task.task_id}-{index}.{task.image_type}"
-        return f"{self.image_base_url}{PREFIX}{file_name}?{self.signer.query(file_name, self._settings['url_ttl'])}"
+        query = self.signer.query(file_name, self._settings["url_ttl"])
+        return f"{self.image_base_url}{PREFIX}{file_name}?{query}"
 
     def _url_host(self) -> str:
         return "127.0.0.1" if self.host in ("", "0.0.0.0") else self.host
@@ -246,11 +248,13 @@ class SandboxServer:
 
     @property
     def submits(self) -> List[Any]:
-        """The parsed JSON bodies of the recorded ``POST /v3/async/img2img`` (accepted or not) whose body is kept."""
+        """The parsed JSON bodies of the recorded ``POST /v3/async/img2img``
+        (accepted or not) whose body is kept."""
         return self.submitted("img2img")
 
     def submitted(self, endpoint: str) -> List[Any]:
-        """The parsed JSON bodies of the recorded submits to ``endpoint`` (e.g. ``"txt2img"``) whose body is kept."""
+        """The parsed JSON bodies of the recorded submits to ``endpoint``
+        (e.g. ``"txt2img"``) whose body is kept."""
         path = ENDPOINTS[endpoint].path
         out = []
         for r in self.requests:
@@ -263,7 +267,8 @@ class SandboxServer:
 
     @property
     def tasks(self) -> Dict[str, Task]:
-        """task_id -> :class:`Task` for the kept accepted submits (a copy of the mapping; the tasks are live)."""
+        """task_id -> :class:`Task` for the kept accepted submits (a copy of the mapping;
+        the tasks are live)."""
         return self._store.snapshot()
 
     @property

@@ -139,7 +139,8 @@ class Task:
 
 
 class TaskStore:
-    """The recent tasks of one sandbox (at most ``max_tasks``, images up to ``max_image_bytes``), and their timers."""
+    """The recent tasks of one sandbox (at most ``max_tasks``, images up to ``max_image_bytes``),
+    and their timers."""
 
     def __init__(
         self,

@@ -47,7 +47,8 @@ MAIN_IMAGE = "request.image_base64"
 
 @dataclass
 class ValidSubmit:
-    """A body that passed every check, with its decoded images (by field path, e.g. ``request.image_base64``)."""
+    """A body that passed every check, with its decoded images (by field path,
+    e.g. ``request.image_base64``)."""
 
     endpoint: str
     extra: Dict[str, Any]
@@ -70,7 +71,8 @@ class ValidSubmit:
 def validate_submit(
     body: Any, catalog: Catalog, strict: bool = True, endpoint: str = "img2img"
 ) -> ValidSubmit:
-    """Check ``body`` (parsed JSON) for ``endpoint``; raise a 400 :class:`SandboxHTTPError` on the first fault.
+    """Check ``body`` (parsed JSON) for ``endpoint``;
+    raise a 400 :class:`SandboxHTTPError` on the first fault.
 
     ``strict=False`` reads it as the real service does first (unknown fields and nulls dropped,
     numeric strings parsed); the result's ``request`` is then the body as read.
@@ -113,7 +115,8 @@ class _Walk:
         self.models: Dict[str, Dict[str, Any]] = {}
 
     def object(self, path: str, value: Any, shape: Shape, key: str = "") -> None:
-        """``path`` is what messages show (``request.loras[0]``); ``key`` the limits table's (``request.loras[]``)."""
+        """``path`` is what messages show (``request.loras[0]``);
+        ``key`` the limits table's (``request.loras[]``)."""
         _require_object(path or "body", value)
         self._no_unknown(path, value, shape)
         for name, sub in shape.fields.items():
@@ -224,7 +227,8 @@ def decode_image(
 ) -> Image.Image:
     """Decode a raw-base64 image field, refusing it with the provider's image reasons.
 
-    ``max_side`` bounds each side (img2img, upscale), ``max_pixels`` the area (inpainting); None: no such bound.
+    ``max_side`` bounds each side (img2img, upscale), ``max_pixels`` the area (inpainting);
+    None: no such bound.
     """
     if not isinstance(data, str) or not data:
         raise bad_request(
