@@ -18,7 +18,8 @@ from . import comfy_bridge
 
 log = logging.getLogger("ppinfra")
 
-# A run's status line waits this long at most for the balance (it is fetched after the run, in the background).
+# A run's status line waits this long at most for the balance (it is fetched after the run,
+# in the background).
 BALANCE_AFTER_RUN_TIMEOUT = 5.0
 
 _accounts: Dict[Tuple[str, Tuple[str, ...]], Account] = {}

@@ -4,8 +4,9 @@ and the scheduler that refreshes it from PPInfra without ever blocking ComfyUI.
 Dropdowns and routes read the catalog's in-memory index, which follows the cache
 file (a changed file is parsed once, by whoever asks first): nothing here
 re-reads the cache per call, and the lists handed out are the same objects
-until the file changes (ComfyUI asks for them on every call). A stale cache is refreshed in a background thread;
-the routes can also refresh one type while a user waits, with a deadline.
+until the file changes (ComfyUI asks for them on every call). A stale cache is
+refreshed in a background thread; the routes can also refresh one type while a
+user waits, with a deadline.
 """
 
 from __future__ import annotations
@@ -170,8 +171,9 @@ _inpainting_memo: Dict[int, Tuple[List[str], List[str]]] = {}
 
 
 def inpainting_names() -> List[str]:
-    """Inpainting checkpoints: the provider's ``filter.is_inpainting`` list once fetched and not empty, else
-    the cached checkpoints whose name says "inpaint" (the usual naming; the filter may be unavailable on a host).
+    """Inpainting checkpoints: the provider's ``filter.is_inpainting`` list once fetched and not empty,
+    else the cached checkpoints whose name says "inpaint" (the usual naming; the filter may be unavailable
+    on a host).
 
     The same list object while its source list is unchanged (see :func:`names`).
     """
@@ -191,7 +193,8 @@ def inpainting_names() -> List[str]:
 def search(
     model_type: str, query: str = "", family: Optional[str] = None, limit: int = 50, offset: int = 0
 ) -> Tuple[int, List[Any]]:
-    """``(total, page of ModelInfo)`` matching every word of ``query`` in name, ``sd_name``, display name, tags."""
+    """``(total, page of ModelInfo)`` matching every word of ``query`` in name, ``sd_name``, display name,
+    tags."""
     return catalog().search(model_type, query, family=family, limit=limit, offset=offset)
 
 

@@ -160,7 +160,8 @@ def same_origin(headers: Any) -> bool:
 
 
 def _hostname(value: Optional[str]) -> str:
-    """The name in a ``Host``-style value (``name:port``, ``[::1]:8188``), lower-case; ``""`` if unparsable."""
+    """The name in a ``Host``-style value (``name:port``, ``[::1]:8188``), lower-case;
+    ``""`` if unparsable."""
     try:
         return (urlsplit("//" + (value or "").strip()).hostname or "").rstrip(".")
     except ValueError:  # a bad port or bracket
@@ -173,7 +174,8 @@ def _listen_names() -> Set[str]:
 
 
 def allowed_hosts(environ: Optional[Mapping[str, str]] = None) -> Set[str]:
-    """Names (not IP addresses) the routes answer to besides ``localhost``: PPINFRA_ALLOWED_HOSTS, --listen."""
+    """Names (not IP addresses) the routes answer to besides ``localhost``: PPINFRA_ALLOWED_HOSTS,
+    --listen."""
     env = os.environ if environ is None else environ
     named = {_hostname(n) for n in (env.get(ENV_ALLOWED_HOSTS) or "").split(",")}
     return {n for n in named | _listen_names() if n}
@@ -222,10 +224,12 @@ def guarded(handler: Handler, *, changes_state: bool = False) -> Handler:
                 {
                     "ok": False,
                     "error": (
-                        f"Request for host {host[:100]!r} refused: the PPInfra routes answer only to an IP address, "
-                        f"localhost, or a name listed in the {ENV_ALLOWED_HOSTS} environment variable (comma-separated, "
-                        f"e.g. {ENV_ALLOWED_HOSTS}=comfy.mylan,my-box). Open the editor by address, or add this name "
-                        "there and restart ComfyUI. This keeps other web sites (DNS rebinding) away from your key."
+                        f"Request for host {host[:100]!r} refused: the PPInfra routes answer only "
+                        f"to an IP address, localhost, or a name listed in the {ENV_ALLOWED_HOSTS} "
+                        "environment variable (comma-separated, "
+                        f"e.g. {ENV_ALLOWED_HOSTS}=comfy.mylan,my-box). "
+                        "Open the editor by address, or add this name there and restart ComfyUI. "
+                        "This keeps other web sites (DNS rebinding) away from your key."
                     ),
                 },
                 403,
@@ -465,7 +469,8 @@ PRICE_INPUTS = (
 
 
 async def get_price(request: Any) -> Any:
-    """``GET /ppinfra/price?node=PPInfraTxt2Img&width=..`` -> an estimate (``ppinfra.price``), labelled as one."""
+    """``GET /ppinfra/price?node=PPInfraTxt2Img&width=..`` -> an estimate (``ppinfra.price``),
+    labelled as one."""
     from ..ppinfra.price import estimate_price
 
     node = request.query.get("node", "")
@@ -515,7 +520,8 @@ def make_app() -> Any:
 
 
 def register_with_comfy() -> bool:
-    """Register on the running ComfyUI server; ``False`` (and nothing else) when there is none, e.g. under pytest."""
+    """Register on the running ComfyUI server; ``False`` (and nothing else) when there is none,
+    e.g. under pytest."""
     from .comfy_bridge import server_routes
 
     routes = server_routes()
@@ -527,7 +533,8 @@ def register_with_comfy() -> bool:
         log.warning("PPInfra: the editor's settings and model routes could not be registered: %s", exc)
         return False
     try:
-        account()  # at start-up: a key file that cannot be read is reported in the log now, not at the first run
+        # At start-up: a key file that cannot be read is reported in the log now, not at the first run.
+        account()
     except Exception as exc:
         log.debug("PPInfra: key file not looked at yet: %s", exc)
     return True

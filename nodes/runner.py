@@ -1,4 +1,5 @@
-"""Fan-out of one node run: B input images -> B concurrent tasks of any endpoint, awaited without blocking ComfyUI.
+"""Fan-out of one node run: B input images -> B concurrent tasks of any endpoint,
+awaited without blocking ComfyUI.
 
 The client is blocking, so every job runs in a worker thread of an executor
 owned by this run (not ``asyncio.to_thread``: ComfyUI waits for those when a
@@ -63,7 +64,8 @@ class Job:
 
 @dataclass(frozen=True)
 class RunResult:
-    """The outcome: decoded images ``[sum(results), H, W, 3]`` float32, per-item results and requests, in input order."""
+    """The outcome: decoded images ``[sum(results), H, W, 3]`` float32, per-item results and requests,
+    in input order."""
 
     images: Any
     results: List[Any]
@@ -134,7 +136,8 @@ class _Tracker:
         self.percent = [0.0] * n
         self.eta: List[Optional[float]] = [None] * n
         self.task_ids: List[Optional[str]] = [None] * n
-        # One TaskProgress per submitted item: the server's figure, else an estimate that moves with the clock.
+        # One TaskProgress per submitted item: the server's figure,
+        # else an estimate that moves with the clock.
         self.views: List[Any] = [None] * n
         self.waits: List[Optional[tuple]] = [None] * n  # (wait, when told): budget or retry waits
 
@@ -158,7 +161,8 @@ class _Tracker:
         return on_progress
 
     def on_wait(self, i: int) -> Callable[[Any], None]:
-        """The client's ``on_wait`` for item ``i``: a wait (``delay`` s, ``describe()``) shows in the status."""
+        """The client's ``on_wait`` for item ``i``: a wait (``delay`` s,
+        ``describe()``) shows in the status."""
 
         def told(wait: Any) -> None:
             with self._lock:
@@ -201,7 +205,10 @@ class _Tracker:
         if running:
             mean = sum(pct[i] for i in running) / len(running)
             guess = any(i in guessed for i in running)
-            text = f"{len(running)} processing {'~' if guess else ''}{mean:.0f}%{' (estimated)' if guess else ''}"
+            text = (
+                f"{len(running)} processing {'~' if guess else ''}{mean:.0f}%"
+                f"{' (estimated)' if guess else ''}"
+            )
             known = [etas[i] for i in running if etas[i]]  # eta 0 means "not reported"
             if known:
                 text += f", eta {max(known):.0f} s"
@@ -257,7 +264,8 @@ class BatchRun:
 
     # -- waiting -------------------------------------------------------------
     async def wait_all(self, futures: List[Future]) -> List[Any]:
-        """Await ``futures`` (in input order), reporting progress; cancel or the first failure ends the wait."""
+        """Await ``futures`` (in input order), reporting progress;
+        cancel or the first failure ends the wait."""
         self._futures.extend(futures)
         while True:
             if comfy_bridge.processing_interrupted() or self.cancel.is_set():
@@ -319,7 +327,8 @@ class BatchRun:
             done = f"PPInfra: {total} image(s) in {time.monotonic() - self.started:.1f} s"
             cached = sum(1 for r in results if getattr(r, "from_cache", False))  # result cache
             if cached:
-                done += f" ({'all' if cached == len(results) else f'{cached} of {len(results)}'} from cache, no charge)"
+                how_many = "all" if cached == len(results) else f"{cached} of {len(results)}"
+                done += f" ({how_many} from cache, no charge)"
             self.send(done)
             from .account_panel import (
                 show_balance_after_run,
@@ -360,7 +369,8 @@ class BatchRun:
         return result
 
     def close(self) -> None:
-        """Release the executor and the client without waiting here: threads end on their own (cancel is set)."""
+        """Release the executor and the client without waiting here: threads end on their own
+        (cancel is set)."""
         pending = [f for f in self._futures if not f.done()]
         if pending:
             self.cancel.set()

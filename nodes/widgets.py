@@ -65,7 +65,8 @@ def int_input(
     endpoint: str = "img2img",
     **extra: Any,
 ) -> Tuple[str, Dict[str, Any]]:
-    """An INT widget whose range and default come from the limit of ``field`` (``min``/``default`` override)."""
+    """An INT widget whose range and default come from the limit of ``field``
+    (``min``/``default`` override)."""
     lim = _limit(field, endpoint)
     spec: Dict[str, Any] = {
         "default": lim.default if default is None else default,
@@ -129,7 +130,8 @@ def model_input(
     preferred: Tuple[str, ...] = (),
     inpainting: bool = False,
 ) -> Tuple[List[str], Dict[str, Any]]:
-    """A model dropdown: a list (old frontends show it as is) plus the route the editor fetches the full list from.
+    """A model dropdown: a list (old frontends show it as is) plus the route the editor fetches
+    the full list from.
 
     Up to ``INLINE_LIMIT`` names the list is complete. Past it, it holds
     ``preferred`` and the documented names that are listed, then the first names
