@@ -158,7 +158,7 @@ class Graph:
         self.links.append([lid, src, out_slot, dst, slot, out["type"]])
 
     def _order(self) -> None:
-        deps = {n["id"]: {l[1] for l in self.links if l[3] == n["id"]} for n in self.nodes}
+        deps = {n["id"]: {link[1] for link in self.links if link[3] == n["id"]} for n in self.nodes}
         done: List[int] = []
         while len(done) < len(self.nodes):
             for n in self.nodes:
@@ -175,7 +175,8 @@ class Graph:
                 if not o["links"]:
                     o["links"] = None
         return {
-            # The editor's schema wants a string id (null is refused as "Invalid workflow"); stable per example.
+            # The editor's schema wants a string id (null is refused as "Invalid workflow");
+            # stable per example.
             "id": str(uuid.uuid5(uuid.NAMESPACE_URL, "comfyui-ppinfra/example_workflows/" + self.name)),
             "revision": 0,
             "last_node_id": len(self.nodes),
@@ -199,8 +200,8 @@ class Graph:
                 inputs[wname] = value
             for inp in n["inputs"]:
                 if inp["link"] is not None:
-                    l = next(l for l in self.links if l[0] == inp["link"])
-                    inputs[inp["name"]] = [str(l[1]), l[2]]
+                    link = next(link for link in self.links if link[0] == inp["link"])
+                    inputs[inp["name"]] = [str(link[1]), link[2]]
             out[str(n["id"])] = {
                 "class_type": n["type"],
                 "inputs": inputs,
@@ -222,7 +223,8 @@ NEG = "blurry, low quality, deformed, watermark, text"
 def img2img_basic() -> Graph:
     g = Graph(
         "img2img_basic",
-        "Plain img2img: one photo in, a watercolor version out. Copy example_workflows/input/*.png into ComfyUI/input/.",
+        "Plain img2img: one photo in, a watercolor version out. "
+        "Copy example_workflows/input/*.png into ComfyUI/input/.",
     )
     li = g.add("LoadImage", (40, 120), {"image": "ppinfra_portrait.png"})
     ii = g.add(
@@ -251,7 +253,8 @@ def img2img_basic() -> Graph:
 def controlnet_canny_depth() -> Graph:
     g = Graph(
         "controlnet_canny_depth",
-        "Two chained SDXL ControlNet units (canny for the lines, depth for the space) on the SDXL base checkpoint at 1024x1024; the server runs the preprocessors.",
+        "Two chained SDXL ControlNet units (canny for the lines, depth for the space) "
+        "on the SDXL base checkpoint at 1024x1024; the server runs the preprocessors.",
     )
     li = g.add("LoadImage", (40, 160), {"image": "ppinfra_street.png"})
     c1 = g.add(
@@ -306,7 +309,8 @@ def lora_embeddings() -> Graph:
     g = Graph(
         "lora_embeddings",
         "A LoRA Stack (add_detail_44319, the LoRA the provider's docs show) on an SD 1.5 checkpoint. "
-        "No embedding name is documented: add a PPInfra Embedding node and pick one from your list, then link it to 'embeddings'.",
+        "No embedding name is documented: add a PPInfra Embedding node and pick one from your list, "
+        "then link it to 'embeddings'.",
     )
     li = g.add("LoadImage", (40, 80), {"image": "ppinfra_portrait.png"})
     ls = g.add("PPInfraLoraStack", (40, 440), {"lora_1": "add_detail_44319", "strength_1": 0.7})
@@ -406,7 +410,8 @@ def sdxl() -> Graph:
 def batch() -> Graph:
     g = Graph(
         "batch",
-        "An input batch of two images: two tasks run at the same time; the output holds 2 x image_num images in input order.",
+        "An input batch of two images: two tasks run at the same time; "
+        "the output holds 2 x image_num images in input order.",
     )
     l1 = g.add("LoadImage", (40, 40), {"image": "ppinfra_portrait.png"})
     l2 = g.add("LoadImage", (40, 400), {"image": "ppinfra_room.png"})

@@ -40,7 +40,8 @@ def pytest_configure(config):
 
 @pytest.fixture
 def make_sandbox():
-    """A factory: ``make_sandbox(**kwargs)`` starts a sandbox (fixture defaults, strict, updated by kwargs)."""
+    """A factory: ``make_sandbox(**kwargs)`` starts a sandbox (fixture defaults, strict,
+    updated by kwargs)."""
     from ppinfra.sandbox import SandboxServer
 
     started = []

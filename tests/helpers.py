@@ -104,7 +104,7 @@ def documented(**req):
     return {"extra": {"response_image_type": "png"}, "request": fields}
 
 
-# --------------------------------------------------------------------------- raw loopback servers (bounded answers)
+# --------------------------------------------------------------------- raw loopback servers (bounded answers)
 
 
 class RawServer:

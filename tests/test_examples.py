@@ -215,7 +215,7 @@ def check_workflow(pack, wf: Dict[str, Any]) -> List[str]:
     nodes = {n.get("id"): n for n in wf.get("nodes", [])}
     if len(nodes) != len(wf.get("nodes", [])):
         problems.append("duplicate node ids")
-    links = {l[0]: l for l in wf.get("links", [])}
+    links = {link[0]: link for link in wf.get("links", [])}
     if len(links) != len(wf.get("links", [])):
         problems.append("duplicate link ids")
     if nodes and wf.get("last_node_id", 0) < max(nodes):
@@ -264,24 +264,24 @@ def check_workflow(pack, wf: Dict[str, Any]) -> List[str]:
         for slot, inp in enumerate(node["inputs"]):
             lid = inp.get("link")
             if lid is not None:
-                l = links.get(lid)
-                if l is None or l[3] != nid or l[4] != slot:
+                link = links.get(lid)
+                if link is None or link[3] != nid or link[4] != slot:
                     problems.append(
                         f"node {nid} input {inp.get('name')!r} claims link {lid}, which does not end there"
                     )
         for slot, out in enumerate(node["outputs"]):
             for lid in out.get("links") or []:
-                l = links.get(lid)
-                if l is None or l[1] != nid or l[2] != slot:
+                link = links.get(lid)
+                if link is None or link[1] != nid or link[2] != slot:
                     problems.append(
                         f"node {nid} output {out.get('name')!r} claims link {lid}, which does not start there"
                     )
 
-    for lid, l in links.items():
-        if len(l) != 6:
+    for lid, link in links.items():
+        if len(link) != 6:
             problems.append(f"link {lid}: expected [id, from_node, from_slot, to_node, to_slot, type]")
             continue
-        _, src, sslot, dst, dslot, ltype = l
+        _, src, sslot, dst, dslot, ltype = link
         a, b = nodes.get(src), nodes.get(dst)
         if a is None or b is None:
             problems.append(f"link {lid}: joins a missing node")
@@ -324,7 +324,7 @@ def api_problems(pack, wf: Dict[str, Any], api: Dict[str, Any]) -> List[str]:
     nodes = {str(n["id"]): n for n in wf["nodes"]}
     if set(api) != set(nodes):
         return [f"node ids differ: UI {sorted(nodes)} vs API {sorted(api)}"]
-    links = {l[0]: l for l in wf["links"]}
+    links = {link[0]: link for link in wf["links"]}
     for nid, node in nodes.items():
         entry = api[nid]
         if entry.get("class_type") != node["type"]:
@@ -337,8 +337,8 @@ def api_problems(pack, wf: Dict[str, Any], api: Dict[str, Any]) -> List[str]:
                 want[name] = value
         for inp in node["inputs"]:
             if inp.get("link") is not None:
-                l = links[inp["link"]]
-                want[inp["name"]] = [str(l[1]), l[2]]
+                link = links[inp["link"]]
+                want[inp["name"]] = [str(link[1]), link[2]]
         if entry.get("inputs") != want:
             problems.append(f"node {nid} {node['type']}: API inputs {entry.get('inputs')} vs UI {want}")
     return problems

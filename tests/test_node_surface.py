@@ -408,7 +408,8 @@ def test_import_is_light_and_offline(tmp_path):
         "mod = load_pack(root)\n"
         "took = time.perf_counter() - t\n"
         "assert len(mod.NODE_CLASS_MAPPINGS) == 8\n"
-        "heavy = [m for m in ('requests', 'ppinfra_pack.ppinfra.client', 'ppinfra_pack.ppinfra.images', 'PIL.Image')"
+        "heavy = [m for m in ('requests', 'ppinfra_pack.ppinfra.client', "
+        "'ppinfra_pack.ppinfra.images', 'PIL.Image')"
         " if m in sys.modules]\n"
         "print(took, heavy)\n"
     )

@@ -17,7 +17,8 @@ PACK_NAME = "ppinfra_pack"
 
 
 def load_pack(root: str = ROOT, name: str = PACK_NAME) -> ModuleType:
-    """The pack at ``root`` imported as package ``name``; the module already imported under that name if any."""
+    """The pack at ``root`` imported as package ``name``;
+    the module already imported under that name if any."""
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(

@@ -142,7 +142,8 @@ def test_cli_sdxl_and_sd15_together_are_refused(isolated_env, capsys):
 
 
 def test_cli_piped_into_a_closed_reader_exits_quietly(tmp_path, isolated_env):
-    """``python -m ppinfra models | head -1``: the reader goes away; no traceback, exit 141 as a shell tool."""
+    """``python -m ppinfra models | head -1``: the reader goes away;
+    no traceback, exit 141 as a shell tool."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PPINFRA_")}
     env.update(PPINFRA_CACHE_DIR=str(tmp_path / "cache"), PPINFRA_CONFIG=str(tmp_path / "none.json"))
     proc = subprocess.Popen(

@@ -120,7 +120,8 @@ def test_a_missing_input_is_named_before_anything_is_sent(sandbox, cli_env, tmp_
 def test_a_killed_run_resumes_without_a_second_task_for_finished_or_accepted_items(
     make_sandbox, cli_env, tmp_path
 ):
-    """Kill -9 mid-run, then run again: finished inputs are skipped, accepted ones are polled, not resubmitted."""
+    """Kill -9 mid-run, then run again: finished inputs are skipped, accepted ones are polled,
+    not resubmitted."""
     from ppinfra.cli import main
 
     sandbox = make_sandbox(task_seconds=0.2)

@@ -1,4 +1,5 @@
-"""The one request path (ppinfra/binding.py): a template checked once, each upload encoded once, decoded never."""
+"""The one request path (ppinfra/binding.py): a template checked once, each upload encoded once,
+decoded never."""
 
 from __future__ import annotations
 

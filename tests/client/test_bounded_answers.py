@@ -43,8 +43,8 @@ def _client(base_url: str, **kw) -> PPInfraClient:
 
 
 def test_a_dripping_poll_ends_at_the_deadline(raw_server, isolated_env):
-    """A task-result answer that sends a byte every 0.3 s never trips a per-read timeout; the deadline ends it.
-    Break: read the body with requests' own read (resp.json()), as before."""
+    """A task-result answer that sends a byte every 0.3 s never trips a per-read timeout;
+    the deadline ends it. Break: read the body with requests' own read (resp.json()), as before."""
     srv = raw_server(drip)
     with _client(srv.base_url, deadline=60) as c:
         t0 = time.monotonic()

@@ -1,5 +1,6 @@
 """The client's HTTP edges against the sandbox and raw loopback servers: dripping and gzip downloads,
-extra result images, plain http only to this machine, Retry-After on downloads, 429 windows, cancel mid-call."""
+extra result images, plain http only to this machine, Retry-After on downloads, 429 windows,
+cancel mid-call."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from ppinfra.client import PPInfraClient
 
 
 def _one_shot_server(respond):
-    """A raw loopback HTTP server for one request: ``respond(conn)`` writes whatever it likes. Returns the URL."""
+    """A raw loopback HTTP server for one request: ``respond(conn)`` writes whatever it likes. Returns the
+    URL."""
     import socket
 
     srv = socket.socket()

@@ -43,7 +43,8 @@ def test_an_unknown_short_name_is_refused_as_a_url(isolated_env):
 
 
 def test_the_base_url_variable_wins_over_the_config_file(isolated_env, monkeypatch):
-    """docs/settings.md, "The API key": "The environment variable wins over the file." (the host as well as the key).
+    """docs/settings.md, "The API key": "The environment variable wins over the file."
+    (the host as well as the key).
 
     Break: load_settings reads the file's base_url before PPINFRA_BASE_URL.
     """
@@ -77,7 +78,8 @@ def test_a_config_file_that_is_not_json_is_a_config_error_naming_the_file(isolat
 
 
 def test_the_deadline_is_600_seconds_unless_ppinfra_deadline_says_otherwise(env, monkeypatch):
-    """docs/troubleshooting.md, errors table: "TaskTimeoutError: ... (600 s by default, ...) Set PPINFRA_DEADLINE (seconds)".
+    """docs/troubleshooting.md, errors table: "TaskTimeoutError: ...
+    (600 s by default, ...) Set PPINFRA_DEADLINE (seconds)".
 
     Checked on the client the Img2Img node builds for itself, not only on load_settings.
     Break: Settings.deadline defaults to 300.

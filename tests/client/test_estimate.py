@@ -332,7 +332,7 @@ def test_cli_prints_an_estimate_when_the_server_is_silent(
     )
     err = capsys.readouterr().err
     assert code == 0, err
-    lines = [l for l in err.splitlines() if l.startswith("[")]
-    assert any("~" in l and "(estimated)" in l for l in lines), err
+    lines = [line for line in err.splitlines() if line.startswith("[")]
+    assert any("~" in line and "(estimated)" in line for line in lines), err
     assert "100%" in lines[-1] and "estimated" not in lines[-1]
     assert (isolated_env / "cache" / HISTORY_FILE).is_file()  # learned for the next run

@@ -18,7 +18,7 @@ from ppinfra.waiting import Deadline
 pytestmark = pytest.mark.usefixtures("no_pacing_env")
 
 
-# --------------------------------------------------------------------------- the retry engine: own budget, schedule, Retry-After, deadline
+# ---------------------------------------------- the retry engine: own budget, schedule, Retry-After, deadline
 
 
 def test_429_uses_its_own_longer_budget(sandbox, api_key, isolated_env):
@@ -75,7 +75,7 @@ def test_429_schedule_past_the_deadline_raises_rate_limit_error_not_timeout():
     assert retrier.retry(RATE_LIMITED, "HTTP 429") is False
 
 
-# --------------------------------------------------------------------------- the client: one task, a window waited out
+# ------------------------------------------------------------------ the client: one task, a window waited out
 
 
 def test_submit_retried_on_429_and_503_only_one_task(client, sandbox):
@@ -100,7 +100,7 @@ def test_rate_limit_waits_out_the_window_by_default(sandbox, api_key, isolated_e
         assert time.monotonic() - t0 >= 0.9 * 0.75 and len(sandbox.tasks) == 1
 
 
-# --------------------------------------------------------------------------- pacing: a 429 lowers the images-per-minute budget
+# ---------------------------------------------------------- pacing: a 429 lowers the images-per-minute budget
 
 
 def test_429_halves_the_budget_once_per_burst_then_it_grows_back():

@@ -51,11 +51,12 @@ from ppinfra.images import encode_uploads
 from ppinfra.img2img_request import Img2ImgRequest
 
 (b64,) = encode_uploads([("request.image_base64", Image.open(sys.argv[2]).convert("RGB"))])
-req = Img2ImgRequest(model_name="dreamshaper_8_93211.safetensors", image_base64=b64, prompt="a harbour at dusk",
-                     width=256, height=256, image_num=2, seed=int(sys.argv[3]))
+req = Img2ImgRequest(model_name="dreamshaper_8_93211.safetensors", image_base64=b64,
+                     prompt="a harbour at dusk", width=256, height=256, image_num=2, seed=int(sys.argv[3]))
 with PPInfraClient() as client:
     r = client.img2img(req)
-print(json.dumps({"task_id": r.task_id, "from_cache": r.from_cache, "seed": r.seed, "jpeg": b64.startswith("/9j/"),
+print(json.dumps({"task_id": r.task_id, "from_cache": r.from_cache, "seed": r.seed,
+                  "jpeg": b64.startswith("/9j/"),
                   "images": [hashlib.sha256(b).hexdigest() for b in r.images]}))
 """
 

@@ -83,7 +83,7 @@ def test_reached_server_is_decided_by_types_not_names():
     assert reached_server(requests.ConnectionError(NewConnectionError())) is True
 
 
-# --------------------------------------------------------------------------- a budget per kind of failure (429s: test_rate_limits.py)
+# --------------------------------------------------- a budget per kind of failure (429s: test_rate_limits.py)
 
 
 def test_503_on_submit_uses_the_ordinary_budget(sandbox, api_key, isolated_env):

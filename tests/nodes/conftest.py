@@ -205,7 +205,7 @@ def dripping_provider():
     srv.stop()
 
 
-# --------------------------------------------------------------------------- status lines and logs (secret scan)
+# ------------------------------------------------------------------------ status lines and logs (secret scan)
 
 
 @pytest.fixture
@@ -258,7 +258,7 @@ def validated(monkeypatch, quiet):
     return Reached
 
 
-# --------------------------------------------------------------------------- model-cache reads (input types at scale)
+# ------------------------------------------------------------------- model-cache reads (input types at scale)
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""Cancel and cleanup promises: late answers are closed, a node run closes its client, a broken cancel API is loud."""
+"""Cancel and cleanup promises: late answers are closed, a node run closes its client,
+a broken cancel API is loud."""
 
 from __future__ import annotations
 

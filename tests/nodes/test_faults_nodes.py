@@ -328,8 +328,8 @@ def test_an_unexpected_failure_inside_a_run_still_reaches_comfyui_as_a_ppinfra_e
 
 
 def test_a_corrupt_result_file_is_fetched_again_the_last_time_from_a_freshly_signed_url(node_client, env):
-    """docs/troubleshooting.md, errors table: "DownloadError: ... the file kept arriving short or corrupt (it is downloaded
-    up to three times, the last time from a freshly signed URL)".
+    """docs/troubleshooting.md, errors table: "DownloadError: ... the file kept arriving short or corrupt
+    (it is downloaded up to three times, the last time from a freshly signed URL)".
 
     Two corrupt answers, then a good one: the node returns the image, and between the second
     and the third download it polled the task again for its links (tests/client/test_retry_engine.py

@@ -151,18 +151,19 @@ def test_image_url_of_the_wrong_type_is_refused(node_client, env, errors):
 
 
 def test_numbers_as_strings_and_odd_nsfw_fields_still_work(node_client, env):
-    # docs/api.md, "Poll": seed and ttl arrive as strings, nsfw_detection_result may be {} or null. The sandbox
+    # docs/api.md, "Poll": seed and ttl arrive as strings,
+    # nsfw_detection_result may be {} or null. The sandbox
     # sends strings already; the node must return the seed as an INT.
     images, seed, info = img2img(photo(), seed=77)
     assert seed == 77 and isinstance(seed, int) and np.isfinite(images.numpy()).all()
 
 
-# --------------------------------------------------------------------------- README promise: a redirect names the host
+# ------------------------------------------------------------------ README promise: a redirect names the host
 
 
 def test_a_redirect_to_another_host_stops_the_node_naming_that_host(node_client, env, errors):
-    """docs/settings.md, "Which host": "if it ever answers with a redirect to another host, the pack stops with an
-    error naming the new host instead of sending the key there".
+    """docs/settings.md, "Which host": "if it ever answers with a redirect to another host, the pack stops
+    with an error naming the new host instead of sending the key there".
 
     tests/client/test_retry_engine.py checks the key stays home; this checks the user is told where
     the service pointed (so they can set it themselves) and that nothing went there at all.

@@ -35,7 +35,8 @@ MODEL_INPUTS = [
 
 
 def write_cache(counts, extra=()):
-    """A model cache as a refresh writes it: ``counts`` generated models per type, plus ``extra`` checkpoints."""
+    """A model cache as a refresh writes it: ``counts`` generated models per type,
+    plus ``extra`` checkpoints."""
     data = {}
     entry = lambda name, model_type, sdxl: {
         "name": name,
@@ -116,7 +117,8 @@ def test_family_lookups_use_the_same_memory(counted_reads):
 
 
 def test_a_background_refresh_indexes_the_new_list_itself(counted_reads, sandbox, api_key, monkeypatch):
-    """The dropdown build after a refresh finds the list indexed: the refresh thread parsed it, not INPUT_TYPES."""
+    """The dropdown build after a refresh finds the list indexed: the refresh thread parsed it,
+    not INPUT_TYPES."""
     monkeypatch.setenv("PPINFRA_BASE_URL", sandbox.base_url)
     monkeypatch.setenv("PPINFRA_API_KEY", api_key)
     all_specs()
@@ -131,7 +133,7 @@ def test_a_background_refresh_indexes_the_new_list_itself(counted_reads, sandbox
     assert len(catalog.names("lora")) > 50
 
 
-# --------------------------------------------------------------------------- README promise: stale lists refresh in the background
+# ------------------------------------------------------ README promise: stale lists refresh in the background
 
 _last_mtime = [0.0]
 
@@ -152,8 +154,8 @@ def _age_model_cache(path: str, seconds: float) -> None:
 
 
 def test_lists_older_than_ten_minutes_are_refreshed_in_the_background(env, monkeypatch):
-    """docs/troubleshooting.md, "Value not in list": "After a key is set, a refresh starts a background download of
-    lists older than 10 minutes and shows the cached ones meanwhile".
+    """docs/troubleshooting.md, "Value not in list": "After a key is set, a refresh starts a background
+    download of lists older than 10 minutes and shows the cached ones meanwhile".
 
     Tested by the mechanism: which lists count as stale at 9 and at 11 minutes, and that a
     dropdown build (``INPUT_TYPES``) then really asks the host for the stale ones while

@@ -1,5 +1,6 @@
-"""PPInfra Inpaint against the strict sandbox over real sockets: ComfyUI masks reach the wire white-on-black at the
-image's size, only masked pixels change, the 0/1 fields travel as integers, and bad inputs never leave the machine."""
+"""PPInfra Inpaint against the strict sandbox over real sockets: ComfyUI masks reach the wire
+white-on-black at the image's size, only masked pixels change, the 0/1 fields travel as integers,
+and bad inputs never leave the machine."""
 
 from __future__ import annotations
 
@@ -173,7 +174,8 @@ def test_bad_inputs_are_refused_before_any_request(node_client, env, errors, wid
 def test_model_list_shows_inpainting_checkpoints(env):
     catalog = pack_module("nodes.catalog")
     widgets = pack_module("nodes.widgets")
-    # Before the filtered list is fetched: checkpoint names that say "inpaint", from the cached checkpoint list.
+    # Before the filtered list is fetched: checkpoint names that say "inpaint",
+    # from the cached checkpoint list.
     cat = catalog.catalog()
     from ppinfra.models import ModelInfo
 

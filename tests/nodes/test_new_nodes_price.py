@@ -1,6 +1,6 @@
-"""The price shown on the nodes before a run: one function (ppinfra/price.py) from the endpoint table's formulas,
-served by GET /ppinfra/price (guarded like every route), always labelled an estimate with its third-party source;
-and the Inpaint node's model list route (checkpoint?inpainting=1)."""
+"""The price shown on the nodes before a run: one function (ppinfra/price.py) from the endpoint table's
+formulas, served by GET /ppinfra/price (guarded like every route), always labelled an estimate with its
+third-party source; and the Inpaint node's model list route (checkpoint?inpainting=1)."""
 
 from __future__ import annotations
 

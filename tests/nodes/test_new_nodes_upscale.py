@@ -1,5 +1,6 @@
-"""PPInfra Upscale against the strict sandbox over real sockets: one task per image, a resize of the input back,
-out-of-range values and oversize inputs refused before any request, and a host without the endpoint named."""
+"""PPInfra Upscale against the strict sandbox over real sockets: one task per image, a resize of the
+input back, out-of-range values and oversize inputs refused before any request, and a host without the
+endpoint named."""
 
 from __future__ import annotations
 

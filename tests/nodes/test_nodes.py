@@ -254,7 +254,7 @@ def test_chains_are_immutable_and_keep_order():
     snapshot = tuple(first)
     (second,) = call(LORAS, lora_2="more_details_59655", strength_2=0.25, loras=first)
     assert first == snapshot and isinstance(first, tuple) and isinstance(second, tuple)
-    assert [(l.model_name, l.strength) for l in second] == [
+    assert [(lora.model_name, lora.strength) for lora in second] == [
         ("add_detail_44319", 0.5),
         ("more_details_59655", 0.25),
     ]

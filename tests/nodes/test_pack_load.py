@@ -109,7 +109,8 @@ FORBIDDEN_CALLS = {
 
 
 def _pack_sources():
-    """Every Python file ComfyUI or the CLI runs (tests, bench, tools and docs scripts are not shipped code)."""
+    """Every Python file ComfyUI or the CLI runs (tests, bench,
+    tools and docs scripts are not shipped code)."""
     yield os.path.join(ROOT, "__init__.py")
     for sub in ("nodes", "ppinfra"):
         for folder, _, files in os.walk(os.path.join(ROOT, sub)):

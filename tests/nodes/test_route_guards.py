@@ -181,7 +181,8 @@ def test_remove_refuses_a_body_that_is_not_json(server, keyless_env):
 def test_a_key_saved_while_the_base_url_variable_is_set_is_checked_on_that_host(
     server, keyless_env, monkeypatch
 ):
-    """The panel picks Novita, but PPINFRA_BASE_URL (the sandbox) is what the nodes will use: check it there."""
+    """The panel picks Novita, but PPINFRA_BASE_URL (the sandbox) is what the nodes will use:
+    check it there."""
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")  # nothing may reach the real Novita
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     resp = server.post("/ppinfra/settings/key", {"api_key": SANDBOX_KEY, "host": "novita"})

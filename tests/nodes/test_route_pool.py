@@ -86,7 +86,8 @@ def test_ten_slow_balance_checks_leave_view_answering_and_end_within_their_budge
         view_times.append(time.monotonic() - t0)
         assert resp.status_code == 200 and resp.content == image.read_bytes()
     print(
-        f"/view while 10 slow settings calls were in flight: {', '.join(f'{t * 1000:.0f} ms' for t in view_times)}"
+        "/view while 10 slow settings calls were in flight: "
+        f"{', '.join(f'{t * 1000:.0f} ms' for t in view_times)}"
     )
     assert max(view_times) < VIEW_LIMIT, view_times
 

@@ -223,7 +223,8 @@ def test_host_choice_is_stored_beside_the_key(server, isolated_env, monkeypatch)
 def test_key_file_goes_to_the_system_user_directory_when_comfyui_has_one(
     server, keyless_env, monkeypatch, tmp_path
 ):
-    """ComfyUI 0.3.76+: ``user/__ppinfra`` (refused by /userdata); a key written by hand before moves there."""
+    """ComfyUI 0.3.76+: ``user/__ppinfra`` (refused by /userdata);
+    a key written by hand before moves there."""
     user = tmp_path / "user"
     fp = types.ModuleType("folder_paths")
     fp.get_user_directory = lambda: str(user)

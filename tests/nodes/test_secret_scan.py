@@ -1,4 +1,5 @@
-"""Secret scan (issue 5): run the nodes with a known key and look for it everywhere the pack writes or returns.
+"""Secret scan (issue 5): run the nodes with a known key and look for it everywhere the pack writes or
+returns.
 
 Scanned: log output at DEBUG level (every logger) and the process's stdout and
 stderr, exception texts (str, repr, args, formatted traceback with its

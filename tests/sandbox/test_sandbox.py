@@ -1,4 +1,5 @@
-"""The sandbox over real sockets, with plain `requests`: lifecycle, images, validation, auth, models, faults."""
+"""The sandbox over real sockets, with plain `requests`: lifecycle, images, validation, auth, models,
+faults."""
 
 from __future__ import annotations
 

@@ -213,7 +213,7 @@ def test_paging_through_20000_loras_over_http(make_sandbox):
     assert took < 30, f"200 pages took {took:.1f} s"
 
 
-# ---------------------------------------------------------------- paging, filters, errors (moved from test_sandbox.py)
+# ------------------------------------------------------- paging, filters, errors (moved from test_sandbox.py)
 
 
 def test_paging_through_every_checkpoint(sandbox):

@@ -1,4 +1,5 @@
-"""The sandbox takes what the real service takes (docs/api.md, "What the real service accepts"), and strict mode refuses it.
+"""The sandbox takes what the real service takes (docs/api.md, "What the real service accepts"),
+and strict mode refuses it.
 
 Each request shape is built the way another client builds it (the provider's
 Python SDK novita-client 0.7.1, its JS SDK), sent with plain `requests` over
@@ -22,7 +23,8 @@ CHECKPOINT = "dreamshaper_8_93211.safetensors"
 
 
 def sdk_body():
-    """What novita-client 0.7.1's img2img_v3 posts: CommonV3Extra, and null for every optional it leaves unset."""
+    """What novita-client 0.7.1's img2img_v3 posts: CommonV3Extra,
+    and null for every optional it leaves unset."""
     return {
         "extra": {
             "response_image_type": "jpeg",

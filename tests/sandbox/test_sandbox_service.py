@@ -1,4 +1,5 @@
-"""The sandbox as a service: silent progress, the real faults, the account endpoint, bounded memory, CLI modes."""
+"""The sandbox as a service: silent progress, the real faults, the account endpoint, bounded memory,
+CLI modes."""
 
 from __future__ import annotations
 
@@ -320,7 +321,7 @@ def test_cli_modes_and_flags(strict):
         proc.wait(timeout=10)
 
 
-# --------------------------------------------------------------------------- README promise: the sandbox's history size
+# ----------------------------------------------------------------- README promise: the sandbox's history size
 
 
 def test_the_sandbox_keeps_the_last_10000_requests_and_tasks_by_default():

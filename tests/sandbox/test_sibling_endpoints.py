@@ -1,4 +1,5 @@
-"""The sandbox serves txt2img, inpainting and upscale like img2img (SIBLINGS.md), over real sockets with `requests`.
+"""The sandbox serves txt2img, inpainting and upscale like img2img (SIBLINGS.md),
+over real sockets with `requests`.
 
 Each endpoint accepts a documented body and gives a checkable result (size,
 masked-only change, a resize of the input); rate limits count per endpoint;

@@ -1,4 +1,5 @@
-"""What the sandbox refuses on txt2img, inpainting and upscale (SIBLINGS.md), over real sockets with `requests`.
+"""What the sandbox refuses on txt2img, inpainting and upscale (SIBLINGS.md),
+over real sockets with `requests`.
 
 Strict refusals name the field; lenient mode reads bodies like the real backend
 and still refuses what the page forbids. (Results, rate limits and billing:
@@ -159,7 +160,7 @@ def test_inpainting_image_over_16_megapixels_is_refused_below_it_is_not(sandbox)
     assert r.status_code == 200, r.text
 
 
-# --------------------------------------------------------------------------- lenient reads like the real backend
+# ------------------------------------------------------------------------ lenient reads like the real backend
 
 LENIENT_ONLY = [
     ("txt2img", dict(controlnet={"units": [{"model_name": "control_v11p_sd15_canny"}]}, ip_adapters=None)),
