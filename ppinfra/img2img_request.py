@@ -7,18 +7,7 @@ from typing import Any, ClassVar, Dict, Mapping, Optional, Tuple
 
 from .errors import ValidationError
 from .limits import Limit
-from .request import (
-    MATCH_INPUT,
-    EncodedImage,
-    Embedding,
-    ImageSlots,
-    Lora,
-    TaskRequest,
-    check_chains,
-    check_common,
-    check_count,
-    common_body,
-)
+from .request import MATCH_INPUT, EncodedImage, GenerationRequest, ImageSlots, check_count
 
 
 @dataclass(frozen=True)
@@ -43,13 +32,14 @@ class IPAdapter:
 
 
 @dataclass(frozen=True)
-class Img2ImgRequest(TaskRequest):
+class Img2ImgRequest(GenerationRequest):
     """Every field of ``POST /v3/async/img2img``, in the provider's names.
 
     Optional fields left at ``None`` (or empty lists) are omitted from the
     body, so the server applies its own default. In a template (images not yet
     set) ``image_base64`` and the side units' images are ``None``, and
-    ``width``/``height`` may be 0: the input image's size.
+    ``width``/``height`` may be 0: the input image's size. The shared fields
+    (:class:`~ppinfra.request.GenerationRequest`) are keyword-only.
     """
 
     endpoint: ClassVar[str] = "img2img"
@@ -59,42 +49,13 @@ class Img2ImgRequest(TaskRequest):
     prompt: str
     width: int
     height: int
-    image_num: int = 1
-    steps: int = 20
-    guidance_scale: float = 7.5
-    sampler_name: str = "Euler a"
-    negative_prompt: Optional[str] = None
-    sd_vae: Optional[str] = None
     controlnet_units: Tuple[ControlNetUnit, ...] = ()
-    seed: Optional[int] = -1
-    loras: Tuple[Lora, ...] = ()
-    embeddings: Tuple[Embedding, ...] = ()
-    clip_skip: Optional[int] = None
     strength: Optional[float] = None
     ip_adapters: Tuple[IPAdapter, ...] = ()
-    response_image_type: Optional[str] = None
 
     def validate_fields(self, *, template: bool = False) -> None:
         sized = [n for n in ("width", "height") if not (template and getattr(self, n) == MATCH_INPUT)]
-        check_common(
-            self,
-            [
-                "response_image_type",
-                "model_name",
-                "prompt",
-                "negative_prompt",
-                *sized,
-                "image_num",
-                "steps",
-                "guidance_scale",
-                "sampler_name",
-                "sd_vae",
-                "seed",
-                "clip_skip",
-                "strength",
-            ],
-        )
-        check_chains(self)
+        self.check_fields(*sized, "strength")
         check_count("request.ip_adapters", self.ip_adapters, self.limits["request.ip_adapters"])
         for i, ad in enumerate(self.ip_adapters):
             self.check(f"request.ip_adapters[{i}].model_name", ad.model_name)
@@ -149,42 +110,31 @@ class Img2ImgRequest(TaskRequest):
 
     def to_body(self) -> Dict[str, Any]:
         """The JSON body as the API expects it: ``{"extra": {...}, "request": {...}}``."""
-        req = common_body(
-            self,
-            (
-                "model_name",
-                "image_base64",
-                "prompt",
-                "width",
-                "height",
-                "image_num",
-                "steps",
-                "guidance_scale",
-                "sampler_name",
-                "negative_prompt",
-                "sd_vae",
-            ),
-        )
-        loras = req.pop("loras", None)
-        embeddings = req.pop("embeddings", None)
+        req = self.request_body(_HEAD)
         if self.controlnet_units:
             req["controlnet"] = {"units": [_unit_body(u) for u in self.controlnet_units]}
-        if self.seed is not None:
-            req["seed"] = self.seed
-        if loras:
-            req["loras"] = loras
-        if embeddings:
-            req["embeddings"] = embeddings
-        if self.clip_skip is not None:
-            req["clip_skip"] = self.clip_skip
-        if self.strength is not None:
-            req["strength"] = self.strength
+        req.update(self.request_body(("seed", "clip_skip", "strength")))
         if self.ip_adapters:
             req["ip_adapters"] = [
                 {"model_name": a.model_name, "image_base64": a.image_base64, "strength": a.strength}
                 for a in self.ip_adapters
             ]
         return {"extra": self.extra_body(), "request": req}
+
+
+_HEAD = (
+    "model_name",
+    "image_base64",
+    "prompt",
+    "width",
+    "height",
+    "image_num",
+    "steps",
+    "guidance_scale",
+    "sampler_name",
+    "negative_prompt",
+    "sd_vae",
+)
 
 
 def match_input_size(width: int, height: int, lim: Limit) -> Tuple[int, int]:

@@ -7,23 +7,13 @@ from typing import Any, ClassVar, Dict, Mapping, Optional, Tuple
 
 from .errors import ValidationError
 from .limits import INPAINT_MAX_PIXELS
-from .request import (
-    EncodedImage,
-    Embedding,
-    ImageSlots,
-    Lora,
-    TaskRequest,
-    check_chains,
-    check_common,
-    common_body,
-    image_size_of_base64,
-)
+from .request import EncodedImage, GenerationRequest, ImageSlots, image_size_of_base64
 
 IMAGE, MASK = "request.image_base64", "request.mask_image_base64"
 
 
 @dataclass(frozen=True)
-class InpaintingRequest(TaskRequest):
+class InpaintingRequest(GenerationRequest):
     """Every field of ``POST /v3/async/inpainting``; the result has the input image's size.
 
     The 0/1 fields (``inpainting_full_res``, ``inpainting_mask_invert``) are
@@ -38,52 +28,15 @@ class InpaintingRequest(TaskRequest):
     image_base64: Optional[str]
     mask_image_base64: Optional[str]
     prompt: str
-    image_num: int = 1
-    steps: int = 20
-    guidance_scale: float = 7.5
-    sampler_name: str = "Euler a"
-    negative_prompt: Optional[str] = None
-    sd_vae: Optional[str] = None
-    seed: Optional[int] = -1
-    loras: Tuple[Lora, ...] = ()
-    embeddings: Tuple[Embedding, ...] = ()
-    clip_skip: Optional[int] = None
     strength: Optional[float] = None
     mask_blur: Optional[int] = None
     inpainting_full_res: Optional[int] = None
     inpainting_full_res_padding: Optional[int] = None
     inpainting_mask_invert: Optional[int] = None
     initial_noise_multiplier: Optional[float] = None
-    response_image_type: Optional[str] = None
-
-    _OPTIONAL: ClassVar[Tuple[str, ...]] = (
-        "strength",
-        "mask_blur",
-        "inpainting_full_res",
-        "inpainting_full_res_padding",
-        "inpainting_mask_invert",
-        "initial_noise_multiplier",
-    )
 
     def validate_fields(self, *, template: bool = False) -> None:
-        check_common(
-            self,
-            [
-                "response_image_type",
-                "model_name",
-                "prompt",
-                "negative_prompt",
-                "image_num",
-                "steps",
-                "guidance_scale",
-                "sampler_name",
-                "sd_vae",
-                "seed",
-                "clip_skip",
-                *self._OPTIONAL,
-            ],
-        )
-        check_chains(self)
+        self.check_fields(*_OWN)
 
     def image_slots(self) -> ImageSlots:
         return [(IMAGE, self.image_base64), (MASK, self.mask_image_base64)]
@@ -115,22 +68,30 @@ class InpaintingRequest(TaskRequest):
         return w, h
 
     def to_body(self) -> Dict[str, Any]:
-        req = common_body(
-            self,
-            (
-                "model_name",
-                "image_base64",
-                "mask_image_base64",
-                "prompt",
-                "image_num",
-                "steps",
-                "guidance_scale",
-                "sampler_name",
-                "negative_prompt",
-                "sd_vae",
-                "seed",
-                "clip_skip",
-                *self._OPTIONAL,
-            ),
+        head = (
+            "model_name",
+            "image_base64",
+            "mask_image_base64",
+            "prompt",
+            "image_num",
+            "steps",
+            "guidance_scale",
+            "sampler_name",
+            "negative_prompt",
+            "sd_vae",
+            "seed",
+            "clip_skip",
+            *_OWN,
         )
-        return {"extra": self.extra_body(), "request": req}
+        return {"extra": self.extra_body(), "request": self.request_body(head)}
+
+
+# This endpoint's own optional fields, checked and sent after the shared ones.
+_OWN = (
+    "strength",
+    "mask_blur",
+    "inpainting_full_res",
+    "inpainting_full_res_padding",
+    "inpainting_mask_invert",
+    "initial_noise_multiplier",
+)

@@ -154,44 +154,6 @@ def _generic(path: str) -> str:
     return "".join(out)
 
 
-def check_common(r: Any, names: Sequence[str]) -> None:
-    """The generation fields most endpoints share, each against the request's own table."""
-    for name in names:
-        value = getattr(r, name)
-        path = "extra.response_image_type" if name == "response_image_type" else f"request.{name}"
-        if name == "response_image_type":
-            check_value(path, value, replace(r.limits[path], nullable=True))
-        elif name in ("seed", "negative_prompt") and value is None:
-            continue
-        else:
-            r.check(path, value)
-
-
-def check_chains(r: Any) -> None:
-    """``loras`` and ``embeddings``: counts and every entry."""
-    check_count("request.loras", r.loras, r.limits["request.loras"])
-    for i, lora in enumerate(r.loras):
-        r.check(f"request.loras[{i}].model_name", lora.model_name)
-        r.check(f"request.loras[{i}].strength", lora.strength)
-    check_count("request.embeddings", r.embeddings, r.limits["request.embeddings"])
-    for i, emb in enumerate(r.embeddings):
-        r.check(f"request.embeddings[{i}].model_name", emb.model_name)
-
-
-def common_body(r: Any, names: Sequence[str]) -> Dict[str, Any]:
-    """``request`` entries for ``names``, optional ones (None, empty) left out; LoRAs and embeddings last."""
-    req: Dict[str, Any] = {}
-    for name in names:
-        value = getattr(r, name)
-        if value is not None:
-            req[name] = value
-    if getattr(r, "loras", ()):
-        req["loras"] = [{"model_name": lo.model_name, "strength": lo.strength} for lo in r.loras]
-    if getattr(r, "embeddings", ()):
-        req["embeddings"] = [{"model_name": e.model_name} for e in r.embeddings]
-    return req
-
-
 @dataclass(frozen=True)
 class Lora:
     """One entry of ``request.loras``."""
@@ -205,6 +167,71 @@ class Embedding:
     """One entry of ``request.embeddings``."""
 
     model_name: str
+
+
+# The fields every generating endpoint (img2img, txt2img, inpainting) shares, in the provider's names,
+# checked in this order before the endpoint's own; keyword-only, after each type's required fields.
+GENERATION_FIELDS = (
+    "response_image_type",
+    "model_name",
+    "prompt",
+    "negative_prompt",
+    "image_num",
+    "steps",
+    "guidance_scale",
+    "sampler_name",
+    "sd_vae",
+    "seed",
+    "clip_skip",
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class GenerationRequest(TaskRequest):
+    """The shared part of the img2img, txt2img and inpainting requests; ``None`` fields are omitted."""
+
+    image_num: int = 1
+    steps: int = 20
+    guidance_scale: float = 7.5
+    sampler_name: str = "Euler a"
+    negative_prompt: Optional[str] = None
+    sd_vae: Optional[str] = None
+    seed: Optional[int] = -1
+    loras: Tuple[Lora, ...] = ()
+    embeddings: Tuple[Embedding, ...] = ()
+    clip_skip: Optional[int] = None
+    response_image_type: Optional[str] = None
+
+    def check_fields(self, *own: str) -> None:
+        """The shared fields and ``own`` (this endpoint's scalar fields), then LoRAs and embeddings."""
+        check_fields(self, (*GENERATION_FIELDS, *own))
+        check_count("request.loras", self.loras, self.limits["request.loras"])
+        for i, lora in enumerate(self.loras):
+            self.check(f"request.loras[{i}].model_name", lora.model_name)
+            self.check(f"request.loras[{i}].strength", lora.strength)
+        check_count("request.embeddings", self.embeddings, self.limits["request.embeddings"])
+        for i, emb in enumerate(self.embeddings):
+            self.check(f"request.embeddings[{i}].model_name", emb.model_name)
+
+    def request_body(self, names: Sequence[str]) -> Dict[str, Any]:
+        """``request`` entries for ``names`` in that order (None left out), the LoRAs and embeddings last."""
+        req: Dict[str, Any] = {n: getattr(self, n) for n in names if getattr(self, n) is not None}
+        if self.loras:
+            req["loras"] = [{"model_name": lo.model_name, "strength": lo.strength} for lo in self.loras]
+        if self.embeddings:
+            req["embeddings"] = [{"model_name": e.model_name} for e in self.embeddings]
+        return req
+
+
+def check_fields(r: TaskRequest, names: Sequence[str]) -> None:
+    """Each named field against the request's own table (``response_image_type`` lives in ``extra``)."""
+    for name in names:
+        value = getattr(r, name)
+        if name == "response_image_type":
+            path = "extra.response_image_type"
+            check_value(path, value, replace(r.limits[path], nullable=True))
+        elif not (name in ("seed", "negative_prompt") and value is None):
+            r.check(f"request.{name}", value)
 
 
 def _redact_images(obj: Any) -> Any:

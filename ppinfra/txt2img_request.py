@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, ClassVar, Dict, Optional, Tuple
 
 from .errors import ValidationError
-from .request import Embedding, Lora, TaskRequest, check_chains, check_common, common_body
+from .request import GenerationRequest
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class Refiner:
 
 
 @dataclass(frozen=True)
-class Txt2ImgRequest(TaskRequest):
+class Txt2ImgRequest(GenerationRequest):
     """Every field of ``POST /v3/async/txt2img``, in the provider's names; ``None`` fields are omitted."""
 
     endpoint: ClassVar[str] = "txt2img"
@@ -36,42 +36,13 @@ class Txt2ImgRequest(TaskRequest):
     prompt: str
     width: int
     height: int
-    image_num: int = 1
-    steps: int = 20
-    guidance_scale: float = 7.5
-    sampler_name: str = "Euler a"
-    negative_prompt: Optional[str] = None
-    sd_vae: Optional[str] = None
-    seed: Optional[int] = -1
-    loras: Tuple[Lora, ...] = ()
-    embeddings: Tuple[Embedding, ...] = ()
-    clip_skip: Optional[int] = None
     hires_fix: Optional[HiresFix] = None
     refiner: Optional[Refiner] = None
     enable_transparent_background: Optional[bool] = None
     restore_faces: Optional[bool] = None
-    response_image_type: Optional[str] = None
 
     def validate_fields(self, *, template: bool = False) -> None:
-        check_common(
-            self,
-            [
-                "response_image_type",
-                "model_name",
-                "prompt",
-                "negative_prompt",
-                "width",
-                "height",
-                "image_num",
-                "steps",
-                "guidance_scale",
-                "sampler_name",
-                "sd_vae",
-                "seed",
-                "clip_skip",
-            ],
-        )
-        check_chains(self)
+        self.check_fields("width", "height")
         h = self.hires_fix
         if h is not None:
             for name in ("target_width", "target_height", "strength", "upscaler"):
@@ -104,34 +75,25 @@ class Txt2ImgRequest(TaskRequest):
         return self.width, self.height
 
     def to_body(self) -> Dict[str, Any]:
-        req = common_body(
-            self,
-            (
-                "model_name",
-                "prompt",
-                "width",
-                "height",
-                "image_num",
-                "steps",
-                "guidance_scale",
-                "sampler_name",
-                "negative_prompt",
-                "sd_vae",
-                "seed",
-                "clip_skip",
-            ),
-        )
+        req = self.request_body(_HEAD)
+        req.update(self.request_body(("seed", "clip_skip")))
         if self.hires_fix is not None:
-            h = self.hires_fix
-            req["hires_fix"] = {
-                "target_width": h.target_width,
-                "target_height": h.target_height,
-                "strength": h.strength,
-                "upscaler": h.upscaler,
-            }
+            req["hires_fix"] = asdict(self.hires_fix)
         if self.refiner is not None:
-            req["refiner"] = {"switch_at": self.refiner.switch_at}
-        for name in ("enable_transparent_background", "restore_faces"):
-            if getattr(self, name) is not None:
-                req[name] = getattr(self, name)
+            req["refiner"] = asdict(self.refiner)
+        req.update(self.request_body(("enable_transparent_background", "restore_faces")))
         return {"extra": self.extra_body(), "request": req}
+
+
+_HEAD = (
+    "model_name",
+    "prompt",
+    "width",
+    "height",
+    "image_num",
+    "steps",
+    "guidance_scale",
+    "sampler_name",
+    "negative_prompt",
+    "sd_vae",
+)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Dict, Mapping, Optional, Tuple
 
-from .request import EncodedImage, ImageSlots, TaskRequest, check_common, image_size_of_base64
+from .request import EncodedImage, ImageSlots, TaskRequest, check_fields, image_size_of_base64
 
 IMAGE = "request.image_base64"
 
@@ -22,7 +22,7 @@ class UpscaleRequest(TaskRequest):
     response_image_type: Optional[str] = None
 
     def validate_fields(self, *, template: bool = False) -> None:
-        check_common(self, ["response_image_type", "model_name", "scale_factor"])
+        check_fields(self, ("response_image_type", "model_name", "scale_factor"))
 
     def image_slots(self) -> ImageSlots:
         return [(IMAGE, self.image_base64)]
