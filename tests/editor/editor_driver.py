@@ -243,13 +243,32 @@ class Editor:
     def widget_names(self, node_id: int) -> List[str]:
         return self.js("return app.graph.getNodeById(arguments[0]).widgets.map(w => w.name)", node_id)
 
-    def show_node(self, node_id: int) -> None:
-        """Bring a node to the middle of the view at 100 % (the canvas's own transform, ``app.canvas.ds``)."""
+    def show_node(self, node_id: int, focus_y: Optional[float] = None) -> None:
+        """Bring a node into the view at 100 % (the canvas's own transform, ``app.canvas.ds``).
+
+        By default the node is centred (its top when it is taller than the view);
+        ``focus_y`` (node coordinates: negative is the title bar) puts that line
+        of the node in the middle instead, clear of the editor's bars and overlays.
+        """
         self.js("const n = app.graph.getNodeById(arguments[0]); const c = app.canvas; const r = c.canvas.getBoundingClientRect();"
+                "const fy = arguments[1] ?? Math.min(n.size[1], r.height - 80) / 2;"
                 "c.ds.scale = 1; c.ds.offset[0] = r.width / 2 - (n.pos[0] + n.size[0] / 2);"
-                "c.ds.offset[1] = r.height / 2 - (n.pos[1] + Math.min(n.size[1], r.height - 80) / 2);"
-                "c.setDirty(true, true); c.draw?.(true, true)", node_id)
+                "c.ds.offset[1] = r.height / 2 - (n.pos[1] + fy);"
+                "c.setDirty(true, true); c.draw?.(true, true)", node_id, focus_y)
         time.sleep(0.4)
+
+    def show_widget(self, node_id: int, name: str) -> None:
+        """Bring one of a node's widgets to the middle of the view (a tall node's last widgets are off-screen,
+        and the editor hides the DOM widgets it does not show)."""
+        if self.vue_nodes():
+            self.show_node(node_id)
+            self.js("const w = app.graph.getNodeById(arguments[0])?.widgets?.find(w => w.name === arguments[1]);"
+                    "w?.element?.scrollIntoView?.({block: 'center'})", node_id, name)
+            time.sleep(0.4)
+            return
+        y = self.js("const w = app.graph.getNodeById(arguments[0])?.widgets?.find(w => w.name === arguments[1]);"
+                    "return w ? (w.y ?? w.last_y ?? 0) : null", node_id, name)
+        self.show_node(node_id, (y or 0) + 10)
 
     def widget_text(self, node_id: int, name: str) -> Optional[str]:
         """The text a DOM widget shows (None: no such widget, or not on screen).
@@ -301,7 +320,8 @@ class Editor:
         from selenium.webdriver.common.action_chains import ActionChains
         from selenium.webdriver.common.by import By
         self.press_escape()  # no menu left open from before
-        self.show_node(node_id)
+        # The title bar in the middle of the view: at a tall node's centre it would sit under the editor's top bars.
+        self.show_node(node_id, -self.js("return LiteGraph.NODE_TITLE_HEIGHT ?? 30") / 2)
         if self.vue_nodes():
             node = wait_for("the Vue node", lambda: self.node_element(node_id), timeout=10)
             headers = node.find_elements(By.CSS_SELECTOR, ".lg-node-header, [data-testid^=node-header], header")

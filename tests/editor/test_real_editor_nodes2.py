@@ -9,6 +9,7 @@ and the example workflows must load with their own values. Its own ComfyUI
 from __future__ import annotations
 
 import pytest
+import requests
 
 from editor.editor_driver import wait_for
 from editor.editor_steps import REAL_EDITOR, close_pack_dialog, examples_load_with_their_own_values, message, \
@@ -54,6 +55,12 @@ def test_nodes_2_0_buttons_render_and_click(editor_comfy, editor, editor_sandbox
         close_pack_dialog(editor)
 
         # The model browser from a rendered button; the pick reaches the node and its Vue combo.
+        # Saving the key started the server's fetch of the account's catalog; the
+        # rendered refresh button then brings the whole list into the editor.
+        wait_for("the server's LoRA list", lambda: requests.get(
+            editor_comfy.url + "/ppinfra/models/search?type=lora&limit=1", timeout=30).json()["total"] > 10000,
+            timeout=120)
+        editor.click_widget(stack, "ppinfra_refresh")
         wait_for("the remote LoRA list", lambda: len(editor.widget_options(stack, "lora_2")) > 1000, timeout=60)
         editor.click_widget(stack, "ppinfra_browse_lora_2")
         box = wait_for("the model browser", lambda: editor.panel(".ppinfra-ui .browser"))
@@ -68,6 +75,9 @@ def test_nodes_2_0_buttons_render_and_click(editor_comfy, editor, editor_sandbox
         saved = next(n for n in editor.serialized_workflow()["nodes"] if str(n["id"]) == str(stack))
         assert saved["widgets_values"][2] == chosen, saved["widgets_values"]
 
+        # The page's remote lists were fetched before the key was set (the bundled,
+        # nearly empty ones): a reload fetches the account's, as a user's next visit does.
+        editor.reload()
         examples_load_with_their_own_values(editor)
     finally:
         editor.set_vue_nodes(False)

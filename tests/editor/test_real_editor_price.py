@@ -43,7 +43,7 @@ def route_price(comfy: Any, editor: Editor, node_id: int, node_type: str) -> flo
 
 def shown_price(editor: Editor, node_id: int, differs_from: str = "") -> str:
     """The node's price line once it shows a label (and, if given, a different one)."""
-    editor.show_node(node_id)
+    editor.show_widget(node_id, PRICE)
     return wait_for(f"the price line on node {node_id}", lambda: (lambda text: text if text and LABEL.match(text)
                     and text != differs_from else None)(editor.widget_text(node_id, PRICE)), timeout=20)
 
