@@ -1,4 +1,4 @@
-"""The img2img request: ``POST /v3/async/img2img`` (an input image, optional ControlNet units and IP-Adapter)."""
+"""The img2img request: ``POST /v3/async/img2img`` (an input image, ControlNet units, an IP-Adapter)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any, ClassVar, Dict, Mapping, Optional, Tuple
 
 from .errors import ValidationError
 from .limits import Limit
-from .request import MATCH_INPUT, EncodedImage, GenerationRequest, ImageSlots, check_count
+from .request import SAMPLING, MATCH_INPUT, EncodedImage, GenerationRequest, ImageSlots, check_count
 
 
 @dataclass(frozen=True)
@@ -122,23 +122,11 @@ class Img2ImgRequest(GenerationRequest):
         return {"extra": self.extra_body(), "request": req}
 
 
-_HEAD = (
-    "model_name",
-    "image_base64",
-    "prompt",
-    "width",
-    "height",
-    "image_num",
-    "steps",
-    "guidance_scale",
-    "sampler_name",
-    "negative_prompt",
-    "sd_vae",
-)
+_HEAD = ("model_name", "image_base64", "prompt", "width", "height", *SAMPLING)
 
 
 def match_input_size(width: int, height: int, lim: Limit) -> Tuple[int, int]:
-    """The ``width/height = 0`` rule: the input's size scaled to fit the limit, snapped to 8, at least its min."""
+    """The ``width/height = 0`` rule: the input's size fitted to the limit, snapped to 8, at least its min."""
     from .limits import SIZE_SNAP
 
     lo, hi = int(lim.min), int(lim.max)

@@ -7,7 +7,7 @@ from typing import Any, ClassVar, Dict, Mapping, Optional, Tuple
 
 from .errors import ValidationError
 from .limits import INPAINT_MAX_PIXELS
-from .request import EncodedImage, GenerationRequest, ImageSlots, image_size_of_base64
+from .request import SAMPLING, EncodedImage, GenerationRequest, ImageSlots, image_size_of_base64
 
 IMAGE, MASK = "request.image_base64", "request.mask_image_base64"
 
@@ -73,12 +73,7 @@ class InpaintingRequest(GenerationRequest):
             "image_base64",
             "mask_image_base64",
             "prompt",
-            "image_num",
-            "steps",
-            "guidance_scale",
-            "sampler_name",
-            "negative_prompt",
-            "sd_vae",
+            *SAMPLING,
             "seed",
             "clip_skip",
             *_OWN,

@@ -94,7 +94,7 @@ class TaskRequest:
         return int(getattr(self, "width")), int(getattr(self, "height"))
 
     def check(self, path: str, value: Any) -> None:
-        """``value`` against this endpoint's limit for ``path`` (``request.loras[2].strength`` -> ``loras[]``)."""
+        """``value`` against this endpoint's limit for ``path`` (``loras[2].strength`` reads ``loras[]``)."""
         check_value(path, value, self.limits[_generic(path)])
 
     def validate_images(self) -> Dict[str, Tuple[int, int]]:
@@ -184,6 +184,10 @@ GENERATION_FIELDS = (
     "seed",
     "clip_skip",
 )
+
+
+# The sampling fields, in the order the bodies send them after each endpoint's own leading fields.
+SAMPLING = ("image_num", "steps", "guidance_scale", "sampler_name", "negative_prompt", "sd_vae")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, ClassVar, Dict, Optional, Tuple
 
 from .errors import ValidationError
-from .request import GenerationRequest
+from .request import SAMPLING, GenerationRequest
 
 
 @dataclass(frozen=True)
@@ -85,15 +85,4 @@ class Txt2ImgRequest(GenerationRequest):
         return {"extra": self.extra_body(), "request": req}
 
 
-_HEAD = (
-    "model_name",
-    "prompt",
-    "width",
-    "height",
-    "image_num",
-    "steps",
-    "guidance_scale",
-    "sampler_name",
-    "negative_prompt",
-    "sd_vae",
-)
+_HEAD = ("model_name", "prompt", "width", "height", *SAMPLING)

@@ -1,4 +1,4 @@
-"""The upscale request: ``POST /v3/async/upscale`` (one image in, one image ``scale_factor`` times larger out)."""
+"""The upscale request: ``POST /v3/async/upscale`` (one image in, one ``scale_factor`` times larger out)."""
 
 from __future__ import annotations
 
