@@ -36,7 +36,7 @@ class InpaintingRequest(GenerationRequest):
     initial_noise_multiplier: Optional[float] = None
 
     def validate_fields(self, *, template: bool = False) -> None:
-        self.check_fields(*_OWN)
+        self.check_fields(*OWN_FIELDS)
 
     def image_slots(self) -> ImageSlots:
         return [(IMAGE, self.image_base64), (MASK, self.mask_image_base64)]
@@ -76,13 +76,13 @@ class InpaintingRequest(GenerationRequest):
             *SAMPLING,
             "seed",
             "clip_skip",
-            *_OWN,
+            *OWN_FIELDS,
         )
         return {"extra": self.extra_body(), "request": self.request_body(head)}
 
 
 # This endpoint's own optional fields, checked and sent after the shared ones.
-_OWN = (
+OWN_FIELDS = (
     "strength",
     "mask_blur",
     "inpainting_full_res",

@@ -20,7 +20,7 @@ from typing import Any, Optional, Sequence
 from ..errors import PPInfraError, ValidationError
 from ..limits import MODEL_TYPES
 from ..logs import eprint
-from .options import DEFAULT_CHECKPOINT, add_task_options
+from .options import DEFAULT_CHECKPOINT, INPAINT_FIELDS, add_task_options
 
 # Subcommand -> endpoint (ppinfra/endpoints.py).
 TASK_COMMANDS = {"img2img": "img2img", "txt2img": "txt2img", "inpaint": "inpainting", "upscale": "upscale"}
@@ -108,14 +108,7 @@ def _add_inpaint(sub: Any) -> None:
         "inpainting",
         inputs=True,
         model_default=None,
-        fields=(
-            "request.strength",
-            "request.mask_blur",
-            "request.inpainting_full_res",
-            "request.inpainting_full_res_padding",
-            "request.inpainting_mask_invert",
-            "request.initial_noise_multiplier",
-        ),
+        fields=INPAINT_FIELDS,
     )
     p.add_argument(
         "--mask",

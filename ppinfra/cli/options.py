@@ -15,7 +15,11 @@ from typing import Any, Dict, Iterable, Optional, Tuple
 from ..endpoints import ENDPOINTS
 from ..errors import ValidationError
 from ..limits import ENDPOINT_LIMITS, Limit
+from ..inpainting_request import OWN_FIELDS
 from ..request import _generic
+
+# Inpainting's own optional fields (after the ones every generating endpoint shares).
+INPAINT_FIELDS = tuple(f"request.{name}" for name in OWN_FIELDS)
 
 # The checkpoint img2img and txt2img use when --model-name is left out (an SD 1.5 model every host lists).
 DEFAULT_CHECKPOINT = "dreamshaper_8_93211.safetensors"
@@ -229,3 +233,23 @@ def optional_text(args: argparse.Namespace, path: str) -> Optional[str]:
     """A text option, None when empty (the API wants it left out rather than sent empty)."""
     text = value(args, path)
     return text if text else None
+
+
+def generation_fields(args: argparse.Namespace) -> Dict[str, Any]:
+    """The fields every generating endpoint shares (``request.GenerationRequest``), from their options."""
+    loras, embeddings = chains(args)
+    return dict(
+        model_name=args.model_name,
+        prompt=args.prompt,
+        image_num=args.image_num,
+        steps=args.steps,
+        guidance_scale=args.guidance_scale,
+        sampler_name=args.sampler_name,
+        negative_prompt=optional_text(args, "request.negative_prompt"),
+        sd_vae=args.sd_vae,
+        seed=args.seed,
+        loras=loras,
+        embeddings=embeddings,
+        clip_skip=args.clip_skip,
+        response_image_type=args.response_image_type,
+    )

@@ -19,7 +19,7 @@ from ..errors import ValidationError
 from ..limits import LIMITS
 from ..request import Lora, TaskRequest
 from ..img2img_request import ControlNetUnit, Img2ImgRequest, IPAdapter
-from .options import chains, named, optional_text
+from .options import generation_fields, named
 
 # The keys each side-image option takes after MODEL=IMAGE, with their type and default.
 SIDE_KEYS: Dict[str, Dict[str, Tuple[Callable[[str], Any], Any]]] = {
@@ -140,7 +140,6 @@ class RequestFactory(TaskFactory):
     def __init__(self, args: argparse.Namespace) -> None:
         units = [parse_side(s, "--controlnet") for s in args.controlnet]
         adapters = [parse_side(s, "--ip-adapter") for s in args.ip_adapter]
-        loras, embeddings = chains(args)
         cn = tuple(
             ControlNetUnit(
                 model_name=m,
@@ -156,25 +155,13 @@ class RequestFactory(TaskFactory):
             IPAdapter(model_name=m, image_base64=None, strength=o["strength"]) for m, _, o in adapters
         )
         self.template = Img2ImgRequest(
-            model_name=args.model_name,
+            **generation_fields(args),
             image_base64=None,
-            prompt=args.prompt,
             width=args.width,
             height=args.height,
-            image_num=args.image_num,
-            steps=args.steps,
-            guidance_scale=args.guidance_scale,
-            sampler_name=args.sampler_name,
-            negative_prompt=optional_text(args, "request.negative_prompt"),
-            sd_vae=args.sd_vae,
             controlnet_units=cn,
-            seed=args.seed,
-            loras=loras,
-            embeddings=embeddings,
-            clip_skip=args.clip_skip,
             strength=args.strength,
             ip_adapters=ips,
-            response_image_type=args.response_image_type,
         )
         # Every option error before the side images are read: the fields, checked once.
         with options_named():

@@ -23,39 +23,11 @@ from ..limits import ENDPOINT_LIMITS, IMAGE_MAX_SIDE, SEED_MAX
 from ..logs import eprint
 from ..txt2img_request import HiresFix, Refiner, Txt2ImgRequest
 from ..upscale_request import UpscaleRequest
-from .options import chains, flag, optional_text, value
+from .options import INPAINT_FIELDS, flag, generation_fields, value
 from .requests_from_args import TaskFactory, options_named, read_image
 
 HIRES_TARGETS = ("request.hires_fix.target_width", "request.hires_fix.target_height")
 HIRES_OPTIONAL = ("request.hires_fix.strength", "request.hires_fix.upscaler")
-INPAINT_FIELDS = (
-    "request.strength",
-    "request.mask_blur",
-    "request.inpainting_full_res",
-    "request.inpainting_full_res_padding",
-    "request.inpainting_mask_invert",
-    "request.initial_noise_multiplier",
-)
-
-
-def _generation(args: argparse.Namespace) -> Dict[str, Any]:
-    """The fields txt2img and inpainting share, from their options."""
-    loras, embeddings = chains(args)
-    return dict(
-        model_name=args.model_name,
-        prompt=args.prompt,
-        image_num=args.image_num,
-        steps=args.steps,
-        guidance_scale=args.guidance_scale,
-        sampler_name=args.sampler_name,
-        negative_prompt=optional_text(args, "request.negative_prompt"),
-        sd_vae=args.sd_vae,
-        seed=args.seed,
-        loras=loras,
-        embeddings=embeddings,
-        clip_skip=args.clip_skip,
-        response_image_type=args.response_image_type,
-    )
 
 
 def _hires_fix(args: argparse.Namespace) -> Any:
@@ -101,7 +73,7 @@ class Txt2ImgFactory(TaskFactory):
                 refiner=refiner,
                 restore_faces=args.restore_faces,
                 enable_transparent_background=args.enable_transparent_background,
-                **_generation(args),
+                **generation_fields(args),
             )
         seed = template.seed
         if self.count > 1 and isinstance(seed, int) and seed >= 0 and seed + self.count - 1 > SEED_MAX:
@@ -129,7 +101,9 @@ class InpaintFactory(TaskFactory):
 
     def __init__(self, args: argparse.Namespace) -> None:
         fields = {p.split(".", 1)[1]: value(args, p) for p in INPAINT_FIELDS}
-        template = InpaintingRequest(image_base64=None, mask_image_base64=None, **_generation(args), **fields)
+        template = InpaintingRequest(
+            image_base64=None, mask_image_base64=None, **generation_fields(args), **fields
+        )
         with options_named():
             template.validate_fields(template=True)  # every option before the mask is read
         self.mask_path = args.mask
