@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prepare a ComfyUI checkout for the optional real-ComfyUI and real-editor tests
-# (tests/test_real_comfyui.py, tests/test_real_editor.py).
+# (tests/editor/test_real_*.py).
 #
 # Usage:
 #   git clone https://github.com/Comfy-Org/ComfyUI /path/to/ComfyUI     # once, by hand
@@ -74,4 +74,4 @@ EOF
 if [ -n "$ROOT_VAR" ]; then
   echo "  export COMFYUI_FRONTEND_ROOT=$ROOT_VAR    # frontend $FRONTEND; unset it for the pinned ${PINNED:-one}"
 fi
-echo "  python -m pytest -q -p no:cacheprovider tests/test_real_comfyui.py tests/test_real_editor.py"
+echo "  python -m pytest -q -p no:cacheprovider tests/editor"
