@@ -1,18 +1,15 @@
-"""PPInfra Upscale: each image of the batch made ``scale_factor`` times larger by one upscale task (Novita's host)."""
+"""PPInfra Upscale: each image of the batch made ``scale_factor`` times larger by one upscale task
+(Novita's host)."""
 
 from __future__ import annotations
-
-import logging
 
 from ..ppinfra.errors import ValidationError
 from ..ppinfra.limits import ENDPOINT_LIMITS, IMAGE_MAX_SIDE
 from ..ppinfra.upscale_request import IMAGE, UpscaleRequest
 
-from . import img2img as i2i
+from . import generation as gen
 from . import widgets as options
 from .links import CATEGORY
-
-log = logging.getLogger("ppinfra")
 
 ENDPOINT = "upscale"
 LIMITS = ENDPOINT_LIMITS[ENDPOINT]
@@ -67,14 +64,15 @@ class PPInfraUpscale:
         template.validate_fields(template=True)  # a linked scale_factor or model skipped ComfyUI's own checks
         check_input_size(image)
         job = runner.Job(template=template, images={IMAGE: image})
-        result = await runner.run_job(job, i2i.make_client(), node_id)
+        result = await gen.run(job, node_id)
         from ..ppinfra.images import to_tensor
 
-        return (to_tensor(result.images), i2i.build_info(result, []))
+        return (to_tensor(result.images), gen.build_info(result, []))
 
 
 def check_input_size(image) -> None:
-    """Each side <= 2048 px, checked on the tensor: the encoder would otherwise downscale it without asking."""
+    """Each side <= 2048 px, checked on the tensor: the encoder would otherwise downscale it without
+    asking."""
     shape = getattr(image, "shape", None)
     if shape is None or len(shape) != 4:
         raise ValidationError("image", "an IMAGE tensor [B, H, W, C]", type(image).__name__)

@@ -100,7 +100,7 @@ def node_client(env, monkeypatch):
     """
     from tools.node_driver import pack_module
 
-    img2img_mod = pack_module("nodes.img2img")
+    generation_mod = pack_module("nodes.generation")
     client_mod = pack_module("ppinfra.client")
     config_mod = pack_module("ppinfra.config")
     bridge = pack_module("nodes.comfy_bridge")
@@ -122,7 +122,7 @@ def node_client(env, monkeypatch):
                 settings=config_mod.load_settings(config_path=bridge.user_config_path(), **settings)
             )
 
-        monkeypatch.setattr(img2img_mod, "make_client", make_client)
+        monkeypatch.setattr(generation_mod, "make_client", make_client)
 
     use()
     return use

@@ -84,7 +84,7 @@ def test_the_deadline_is_600_seconds_unless_ppinfra_deadline_says_otherwise(env,
     Checked on the client the Img2Img node builds for itself, not only on load_settings.
     Break: Settings.deadline defaults to 300.
     """
-    make_client = pack_module("nodes.img2img").make_client
+    make_client = pack_module("nodes.generation").make_client
     monkeypatch.delenv("PPINFRA_DEADLINE", raising=False)
     client = make_client()
     try:

@@ -254,7 +254,7 @@ def validated(monkeypatch, quiet):
     def make_client():
         raise Reached()
 
-    monkeypatch.setattr(pack_module("nodes.img2img"), "make_client", make_client)
+    monkeypatch.setattr(pack_module("nodes.generation"), "make_client", make_client)
     return Reached
 
 

@@ -46,9 +46,9 @@ def test_late_answer_to_a_cancelled_download_is_closed(sandbox, api_key, isolate
 
 
 def test_a_node_run_closes_its_client(env, node_client, monkeypatch):
-    img2img_mod = pack_module("nodes.img2img")
+    generation_mod = pack_module("nodes.generation")
     made = []
-    inner = img2img_mod.make_client
+    inner = generation_mod.make_client
 
     def counting():
         client = inner()
@@ -62,7 +62,7 @@ def test_a_node_run_closes_its_client(env, node_client, monkeypatch):
         made.append("made")
         return client
 
-    monkeypatch.setattr(img2img_mod, "make_client", counting)
+    monkeypatch.setattr(generation_mod, "make_client", counting)
     img2img(photo())
     deadline = time.monotonic() + 5
     while made.count("closed") < made.count("made") and time.monotonic() < deadline:

@@ -307,8 +307,8 @@ def test_an_unexpected_failure_inside_a_run_still_reaches_comfyui_as_a_ppinfra_e
     PPInfraError saying what it was, with the original as its cause.
     Break: runner.as_ppinfra_error passes every exception through unwrapped.
     """
-    img2img_mod = pack_module("nodes.img2img")
-    make_client = img2img_mod.make_client  # the fixture's: short backoffs, short deadline
+    generation_mod = pack_module("nodes.generation")
+    make_client = generation_mod.make_client  # the fixture's: short backoffs, short deadline
 
     def client_with_a_bug():
         client = make_client()
@@ -319,7 +319,7 @@ def test_an_unexpected_failure_inside_a_run_still_reaches_comfyui_as_a_ppinfra_e
         client.run = run
         return client
 
-    monkeypatch.setattr(img2img_mod, "make_client", client_with_a_bug)
+    monkeypatch.setattr(generation_mod, "make_client", client_with_a_bug)
     with pytest.raises(errors.PPInfraError) as info:
         img2img(photo())
     assert "KeyError" in str(info.value) and "report" in str(info.value)
