@@ -31,17 +31,28 @@ PREPROCESSOR_NONE = "none"
 LORA_SLOTS = 5
 
 
+class _SideNode:
+    """What every side node shares: it builds one value for the generation nodes, synchronously."""
+
+    CATEGORY = CATEGORY
+    FUNCTION = "build"
+
+
+def _check(at: str, row: str, **values) -> None:
+    """Each value against its limit: ``at`` + name is the field as reported, ``row`` + name its limits row."""
+    for name, value in values.items():
+        check_value(at + name, value, LIMITS[row + name])
+
+
 # --------------------------------------------------------------------------- ControlNet
 
 
-class PPInfraControlNetUnit:
+class PPInfraControlNetUnit(_SideNode):
     DESCRIPTION = (
         "One ControlNet unit for PPInfra Img2Img: a control image (a batch of 1 applies to every "
         "input image; a batch of the same size pairs item by item), the ControlNet model and how "
         "strongly and when it acts. Chain units through the 'controlnet' input."
     )
-    CATEGORY = CATEGORY
-    FUNCTION = "build"
     RETURN_TYPES = (CONTROLNET,)
     RETURN_NAMES = ("controlnet",)
     OUTPUT_TOOLTIPS = ("The chain of ControlNet units, this one last.",)
@@ -91,11 +102,9 @@ class PPInfraControlNetUnit:
         if ok is not True:
             return ok
         P = "request.controlnet.units[]."
+        given = {"guidance_start": guidance_start, "guidance_end": guidance_end}
         try:
-            if guidance_start is not None:
-                check_value("guidance_start", guidance_start, LIMITS[P + "guidance_start"])
-            if guidance_end is not None:
-                check_value("guidance_end", guidance_end, LIMITS[P + "guidance_end"])
+            _check("", P, **{name: value for name, value in given.items() if value is not None})
         except ValidationError as exc:
             return str(exc)
         if guidance_start is not None and guidance_end is not None and not guidance_start < guidance_end:
@@ -106,13 +115,16 @@ class PPInfraControlNetUnit:
         chain: ControlNetChain = as_chain(controlnet, ControlNetSpec, "controlnet")
         k = len(chain)
         P = f"request.controlnet.units[{k}]."
-        L = "request.controlnet.units[]."
         pre = None if preprocessor in (None, PREPROCESSOR_NONE) else preprocessor
-        check_value(P + "model_name", model_name, LIMITS[L + "model_name"])
-        check_value(P + "strength", strength, LIMITS[L + "strength"])
-        check_value(P + "preprocessor", pre, LIMITS[L + "preprocessor"])
-        check_value(P + "guidance_start", guidance_start, LIMITS[L + "guidance_start"])
-        check_value(P + "guidance_end", guidance_end, LIMITS[L + "guidance_end"])
+        _check(
+            P,
+            "request.controlnet.units[].",
+            model_name=model_name,
+            strength=strength,
+            preprocessor=pre,
+            guidance_start=guidance_start,
+            guidance_end=guidance_end,
+        )
         if not guidance_start < guidance_end:
             raise ValidationError(
                 P + "guidance_start", f"below {P}guidance_end ({guidance_end})", guidance_start
@@ -133,14 +145,12 @@ class PPInfraControlNetUnit:
 # --------------------------------------------------------------------------- LoRA
 
 
-class PPInfraLoraStack:
+class PPInfraLoraStack(_SideNode):
     DESCRIPTION = (
         f"Up to {LORA_SLOTS} LoRAs for PPInfra Img2Img, each with its strength; 'None' leaves a slot "
         "empty. Chain stacks through the 'loras' input; the API takes at most "
         f"{int(LIMITS['request.loras'].max)} in total."
     )
-    CATEGORY = CATEGORY
-    FUNCTION = "build"
     RETURN_TYPES = (LORAS,)
     RETURN_NAMES = ("loras",)
     OUTPUT_TOOLTIPS = ("The chain of LoRAs, these last.",)
@@ -181,8 +191,7 @@ class PPInfraLoraStack:
                 continue
             k = len(chain) + len(added)
             strength = slots.get(f"strength_{i}")
-            check_value(f"request.loras[{k}].model_name", name, LIMITS["request.loras[].model_name"])
-            check_value(f"request.loras[{k}].strength", strength, LIMITS["request.loras[].strength"])
+            _check(f"request.loras[{k}].", "request.loras[].", model_name=name, strength=strength)
             added.append(Lora(model_name=name, strength=float(strength)))
         check_total("request.loras", len(chain) + len(added), "LoRA Stack")
         return (chain + tuple(added),)
@@ -191,14 +200,12 @@ class PPInfraLoraStack:
 # --------------------------------------------------------------------------- Embedding
 
 
-class PPInfraEmbedding:
+class PPInfraEmbedding(_SideNode):
     DESCRIPTION = (
         "A textual-inversion embedding for PPInfra Img2Img (write its trigger word in the prompt or "
         "negative prompt). Chain through the 'embeddings' input; the API takes at most "
         f"{int(LIMITS['request.embeddings'].max)} in total."
     )
-    CATEGORY = CATEGORY
-    FUNCTION = "build"
     RETURN_TYPES = (EMBEDDINGS,)
     RETURN_NAMES = ("embeddings",)
     OUTPUT_TOOLTIPS = ("The chain of embeddings, this one last.",)
@@ -226,9 +233,7 @@ class PPInfraEmbedding:
     def build(self, model_name, embeddings=None):
         chain: EmbeddingChain = as_chain(embeddings, Embedding, "embeddings")
         k = len(chain)
-        check_value(
-            f"request.embeddings[{k}].model_name", model_name, LIMITS["request.embeddings[].model_name"]
-        )
+        _check(f"request.embeddings[{k}].", "request.embeddings[].", model_name=model_name)
         check_total("request.embeddings", k + 1, "Embedding")
         return (chain + (Embedding(model_name=model_name),),)
 
@@ -236,14 +241,12 @@ class PPInfraEmbedding:
 # --------------------------------------------------------------------------- IP-Adapter
 
 
-class PPInfraIPAdapter:
+class PPInfraIPAdapter(_SideNode):
     DESCRIPTION = (
         "The IP-Adapter for PPInfra Img2Img: a reference image whose style or subject guides the "
         "result. ip-adapter_sd15.bin for SD 1.x checkpoints, ip-adapter_sdxl.bin for SDXL. "
         f"The API takes at most {int(LIMITS['request.ip_adapters'].max)}."
     )
-    CATEGORY = CATEGORY
-    FUNCTION = "build"
     RETURN_TYPES = (IP_ADAPTER,)
     RETURN_NAMES = ("ip_adapter",)
     OUTPUT_TOOLTIPS = ("The IP-Adapter unit.",)
@@ -266,8 +269,7 @@ class PPInfraIPAdapter:
 
     def build(self, image, model_name, strength):
         P = "request.ip_adapters[0]."
-        check_value(P + "model_name", model_name, LIMITS["request.ip_adapters[].model_name"])
-        check_value(P + "strength", strength, LIMITS["request.ip_adapters[].strength"])
+        _check(P, "request.ip_adapters[].", model_name=model_name, strength=strength)
         if image is None:
             raise ValidationError(P + "image", "an IMAGE", None)
         return (IPAdapterSpec(model_name=model_name, image=image, strength=float(strength)),)
