@@ -13,6 +13,7 @@ This mirrors, e.g., ComfyUI's older ``comfy_api_nodes`` helpers
 (``tensor_to_base64_string`` with a default PNG save, ``poll_interval=5``,
 sequential ``download_url_to_bytesio``) and many community packs.
 """
+
 from __future__ import annotations
 
 import base64
@@ -43,9 +44,15 @@ def bytes_to_tensor(data: bytes) -> Any:
     return torch.from_numpy(arr)[None, ...]
 
 
-def run_job(base_url: str, api_key: str, image: Any, request: Dict[str, Any],
-            controlnet: Optional[List[Dict[str, Any]]] = None, ip_adapter: Optional[Dict[str, Any]] = None,
-            timeout: float = 600.0) -> Dict[str, Any]:
+def run_job(
+    base_url: str,
+    api_key: str,
+    image: Any,
+    request: Dict[str, Any],
+    controlnet: Optional[List[Dict[str, Any]]] = None,
+    ip_adapter: Optional[Dict[str, Any]] = None,
+    timeout: float = 600.0,
+) -> Dict[str, Any]:
     """Run one img2img job the common way; returns ``{"images": tensor, "task_id": ...}``.
 
     ``controlnet`` items and ``ip_adapter`` hold an ``image`` tensor ``[1,H,W,C]``
@@ -67,13 +74,16 @@ def run_job(base_url: str, api_key: str, image: Any, request: Dict[str, Any],
     return submit_poll_download(base_url, api_key, "/v3/async/img2img", body_request, timeout)
 
 
-def run_txt2img(base_url: str, api_key: str, request: Dict[str, Any], timeout: float = 600.0) -> Dict[str, Any]:
+def run_txt2img(
+    base_url: str, api_key: str, request: Dict[str, Any], timeout: float = 600.0
+) -> Dict[str, Any]:
     """Run one txt2img job the common way (no uploads: submit, poll every 5 s, download one by one)."""
     return submit_poll_download(base_url, api_key, "/v3/async/txt2img", dict(request), timeout)
 
 
-def run_inpainting(base_url: str, api_key: str, image: Any, mask: Any, request: Dict[str, Any],
-                   timeout: float = 600.0) -> Dict[str, Any]:
+def run_inpainting(
+    base_url: str, api_key: str, image: Any, mask: Any, request: Dict[str, Any], timeout: float = 600.0
+) -> Dict[str, Any]:
     """Run one inpainting job the common way: image and ``[1,H,W]`` MASK each as a default PNG."""
     arr = np.clip(255.0 * mask[0].cpu().numpy(), 0, 255).astype(np.uint8)
     buf = io.BytesIO()
@@ -84,22 +94,26 @@ def run_inpainting(base_url: str, api_key: str, image: Any, mask: Any, request: 
     return submit_poll_download(base_url, api_key, "/v3/async/inpainting", body_request, timeout)
 
 
-def submit_poll_download(base_url: str, api_key: str, path: str, body_request: Dict[str, Any],
-                         timeout: float = 600.0) -> Dict[str, Any]:
-    """Submit ``{"extra": {}, "request": body_request}`` to ``path``, poll at a fixed 5 s, download in turn."""
+def submit_poll_download(
+    base_url: str, api_key: str, path: str, body_request: Dict[str, Any], timeout: float = 600.0
+) -> Dict[str, Any]:
+    """Submit ``{"extra": {}, "request": body_request}`` to ``path``, poll at a fixed 5 s,
+    download in turn."""
     import torch
 
     session = requests.Session()
     headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
-    resp = session.post(f"{base_url}{path}", json={"extra": {}, "request": body_request},
-                        headers=headers, timeout=60)
+    resp = session.post(
+        f"{base_url}{path}", json={"extra": {}, "request": body_request}, headers=headers, timeout=60
+    )
     resp.raise_for_status()
     task_id = resp.json()["task_id"]
 
     start = time.monotonic()
     while True:
-        data = session.get(f"{base_url}/v3/async/task-result", params={"task_id": task_id},
-                           headers=headers, timeout=60).json()
+        data = session.get(
+            f"{base_url}/v3/async/task-result", params={"task_id": task_id}, headers=headers, timeout=60
+        ).json()
         status = data["task"]["status"]
         if status == "TASK_STATUS_SUCCEED":
             break

@@ -16,6 +16,7 @@ of 50, in one run, alternating:
 Both are steady-state figures (the cache parsed once, as on every call after
 the first); the first call after the cache file changed is reported apart.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,18 +54,32 @@ def write_cache(cache_dir: str, counts: Dict[str, int]) -> None:
     workflow_names = {t: [] for t in counts}
     for node in json.load(open(WORKFLOW, encoding="utf-8")).values():
         for key, value in node["inputs"].items():
-            model_type = {"model_name": {"PPInfraImg2Img": "checkpoint", "PPInfraControlNetUnit": "controlnet",
-                                         "PPInfraEmbedding": "textualinversion"}.get(node["class_type"]),
-                          "sd_vae": "vae"}.get(key) or ("lora" if key.startswith("lora_") else None)
+            model_type = {
+                "model_name": {
+                    "PPInfraImg2Img": "checkpoint",
+                    "PPInfraControlNetUnit": "controlnet",
+                    "PPInfraEmbedding": "textualinversion",
+                }.get(node["class_type"]),
+                "sd_vae": "vae",
+            }.get(key) or ("lora" if key.startswith("lora_") else None)
             if model_type and isinstance(value, str) and value != "None":
                 workflow_names[model_type].append(value)
     data = {}
     for model_type, n in counts.items():
-        names = [*workflow_names[model_type], *(f"{model_type}_{i:05d}" for i in range(n))][:max(n, 1)]
-        data[model_type] = {"fetched_at": time.time(), "models": [
-            {"name": name, "model_type": model_type, "is_sdxl": i % 3 == 0,
-             "base_model": "SDXL 1.0" if i % 3 == 0 else "SD 1.5", "tags": ["detail"] if i % 7 == 0 else []}
-            for i, name in enumerate(names)]}
+        names = [*workflow_names[model_type], *(f"{model_type}_{i:05d}" for i in range(n))][: max(n, 1)]
+        data[model_type] = {
+            "fetched_at": time.time(),
+            "models": [
+                {
+                    "name": name,
+                    "model_type": model_type,
+                    "is_sdxl": i % 3 == 0,
+                    "base_model": "SDXL 1.0" if i % 3 == 0 else "SD 1.5",
+                    "tags": ["detail"] if i % 7 == 0 else [],
+                }
+                for i, name in enumerate(names)
+            ],
+        }
     os.environ["PPINFRA_CACHE_DIR"] = cache_dir
     path = catalog.catalog().cache_path()
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -123,11 +138,13 @@ def measure(quick: bool = False) -> List[Dict[str, str]]:
             sizes[name] = object_info(nodes)
             validate_prompt(nodes, prompt)
         reps = 300 if quick else 1500
-        samples: Dict[str, Dict[str, List[float]]] = {"info": {"small": [], "big": []},
-                                                      "queue": {"small": [], "big": []}}
+        samples: Dict[str, Dict[str, List[float]]] = {
+            "info": {"small": [], "big": []},
+            "queue": {"small": [], "big": []},
+        }
         order = list(dirs.items())
         for i in range(reps):  # interleaved call by call, so both sizes see the same machine load
-            for name, d in (order if i % 2 else order[::-1]):
+            for name, d in order if i % 2 else order[::-1]:
                 os.environ["PPINFRA_CACHE_DIR"] = d
                 t = time.perf_counter()
                 object_info(nodes)
@@ -143,18 +160,29 @@ def measure(quick: bool = False) -> List[Dict[str, str]]:
     r_oi, r_pq = oi["big"] / oi["small"], pq["big"] / pq["small"]
     total = sum(BIG.values())
     return [
-        {"figure": f"/object_info, pack's share: {total:,} models vs {sum(SMALL.values())}",
-         "pack": f"{oi['big']:.2f} ms vs {oi['small']:.2f} ms = {r_oi:.2f}x; {sizes['big'] / 1024:.0f} KB vs "
-                 f"{sizes['small'] / 1024:.0f} KB",
-         "other": "issue 9, before this change: about 3 s and 5 MB at this size", "target": f"<= {OBJECT_INFO_GOAL}x",
-         "met": "yes" if r_oi <= OBJECT_INFO_GOAL else "NO"},
-        {"figure": f"POST /prompt validation, pack's share ({os.path.basename(WORKFLOW)}): {total:,} models vs "
-                   f"{sum(SMALL.values())}",
-         "pack": f"{pq['big']:.2f} ms vs {pq['small']:.2f} ms = {r_pq:.2f}x",
-         "other": "issue 9, before this change: 2-4 s per queued prompt at this size", "target": f"<= {PROMPT_GOAL}x",
-         "met": "yes" if r_pq <= PROMPT_GOAL else "NO"},
-        {"figure": f"First /object_info after the model cache changed ({total:,} models: parsed once)",
-         "pack": f"{first_big:.0f} ms", "other": "", "target": "report", "met": "n/a"},
+        {
+            "figure": f"/object_info, pack's share: {total:,} models vs {sum(SMALL.values())}",
+            "pack": f"{oi['big']:.2f} ms vs {oi['small']:.2f} ms = {r_oi:.2f}x; "
+            f"{sizes['big'] / 1024:.0f} KB vs {sizes['small'] / 1024:.0f} KB",
+            "other": "issue 9, before this change: about 3 s and 5 MB at this size",
+            "target": f"<= {OBJECT_INFO_GOAL}x",
+            "met": "yes" if r_oi <= OBJECT_INFO_GOAL else "NO",
+        },
+        {
+            "figure": f"POST /prompt validation, pack's share ({os.path.basename(WORKFLOW)}): "
+            f"{total:,} models vs {sum(SMALL.values())}",
+            "pack": f"{pq['big']:.2f} ms vs {pq['small']:.2f} ms = {r_pq:.2f}x",
+            "other": "issue 9, before this change: 2-4 s per queued prompt at this size",
+            "target": f"<= {PROMPT_GOAL}x",
+            "met": "yes" if r_pq <= PROMPT_GOAL else "NO",
+        },
+        {
+            "figure": f"First /object_info after the model cache changed ({total:,} models: parsed once)",
+            "pack": f"{first_big:.0f} ms",
+            "other": "",
+            "target": "report",
+            "met": "n/a",
+        },
     ]
 
 

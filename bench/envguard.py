@@ -1,4 +1,5 @@
 """Benchmarks set PPINFRA_* variables for the pack they drive; these put them back as they were."""
+
 from __future__ import annotations
 
 import os

@@ -8,6 +8,7 @@ is: bytes leave in order at the link's rate and arrive one half round trip
 later. A new connection also costs one round trip (the TCP handshake).
 Not modelled: TCP slow start, loss, and socket buffers filling up.
 """
+
 from __future__ import annotations
 
 import queue
@@ -20,7 +21,8 @@ CHUNK = 64 * 1024
 
 
 class Direction:
-    """One direction of the link: a rate in bytes per second and a one-way delay, shared by all connections."""
+    """One direction of the link: a rate in bytes per second and a one-way delay, shared by all
+    connections."""
 
     def __init__(self, mbit_per_s: float, one_way_s: float) -> None:
         self.rate = mbit_per_s * 1e6 / 8
@@ -75,7 +77,9 @@ class ShapedLink:
                 continue
             except OSError:
                 return
-            threading.Thread(target=self._connect, args=(client, target), daemon=True, name="shaper-conn").start()
+            threading.Thread(
+                target=self._connect, args=(client, target), daemon=True, name="shaper-conn"
+            ).start()
 
     def _connect(self, client: socket.socket, target: Tuple[str, int]) -> None:
         time.sleep(self.rtt)  # the handshake's round trip
@@ -93,7 +97,8 @@ class ShapedLink:
 
 
 class _Pump:
-    """src -> dst through one direction: a reader that timestamps chunks, a writer that releases them on time."""
+    """src -> dst through one direction: a reader that timestamps chunks, a writer that releases
+    them on time."""
 
     def __init__(self, src: socket.socket, dst: socket.socket, direction: Direction) -> None:
         self.src, self.dst, self.direction = src, dst, direction

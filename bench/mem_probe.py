@@ -6,6 +6,7 @@ kernel allows, else ``VmHWM`` minus the starting ``VmRSS``) and the
 tracemalloc peak (numpy's allocations are visible to tracemalloc, PIL's
 decode buffers are not: the RSS figure is the one that counts).
 """
+
 from __future__ import annotations
 
 import gc
@@ -60,9 +61,20 @@ def main() -> None:
     tracemalloc.stop()
     peak = _status("VmHWM")
     out_bytes = out.element_size() * out.nelement()
-    print(json.dumps({"output_bytes": out_bytes, "rss_start": start, "rss_peak": peak,
-                      "rss_above_start": peak - start, "traced_peak": traced_peak,
-                      "peak_reset": reset, "seconds": took, "shape": list(out.shape)}))
+    print(
+        json.dumps(
+            {
+                "output_bytes": out_bytes,
+                "rss_start": start,
+                "rss_peak": peak,
+                "rss_above_start": peak - start,
+                "traced_peak": traced_peak,
+                "peak_reset": reset,
+                "seconds": took,
+                "shape": list(out.shape),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -7,11 +7,13 @@ so a run takes seconds. The minimum wall time for N one-image submits at L
 per sliding window W is ceil(N / L - 1) * W: the first L go at once, each
 later group of L one window after the group before (40 at 10 per 6 s: 18 s).
 The figure is the paced run's wall time (the CLI's folder run with its
-default concurrency, 10 in flight at this budget, to the last result written) as a ratio to that minimum, and the number of
+default concurrency, 10 in flight at this budget, to the last result
+written) as a ratio to that minimum, and the number of
 submits the sandbox refused with 429. Compared with: the same run with
 pacing off, where the client's 429 backoff (scaled by the same factor)
 does the waiting.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,7 +41,9 @@ def _inputs(folder: str, n: int) -> None:
     from synth import photo_like
 
     for i in range(n):
-        Image.fromarray((photo_like(96, 96, seed=i) * 255).astype(np.uint8)).save(os.path.join(folder, f"in{i:02d}.png"))
+        Image.fromarray((photo_like(96, 96, seed=i) * 255).astype(np.uint8)).save(
+            os.path.join(folder, f"in{i:02d}.png")
+        )
 
 
 def run_once(window: float, paced: bool, images: int = IMAGES, limit: int = LIMIT) -> Dict[str, Any]:
@@ -55,20 +59,50 @@ def run_once(window: float, paced: bool, images: int = IMAGES, limit: int = LIMI
     src, out = os.path.join(tmp, "in"), os.path.join(tmp, "out")
     os.makedirs(src)
     _inputs(src, images)
-    srv = SandboxServer(api_keys=[KEY], queue_seconds=0.05, task_seconds=TASK_SECONDS,
-                        images_per_minute=limit, rate_window=window).start()
+    srv = SandboxServer(
+        api_keys=[KEY],
+        queue_seconds=0.05,
+        task_seconds=TASK_SECONDS,
+        images_per_minute=limit,
+        rate_window=window,
+    ).start()
     try:
-        args = build_parser().parse_args(["img2img", "--image", src, "--prompt", "a harbour at dusk", "--width",
-                                          "128", "--height", "128", "--out", out])
+        args = build_parser().parse_args(
+            [
+                "img2img",
+                "--image",
+                src,
+                "--prompt",
+                "a harbour at dusk",
+                "--width",
+                "128",
+                "--height",
+                "128",
+                "--out",
+                out,
+            ]
+        )
         factory = RequestFactory(args)
         # Unpaced, the client's own 429 backoff waits (5, 10, 20, 30 s ... for a minute's window: scaled).
-        client = PPInfraClient(api_key=KEY, base_url=srv.base_url,
-                               images_per_minute=limit if paced else 0, rate_window=window,
-                               rate_limit_backoff=5.0 * scale, rate_limit_backoff_max=30.0 * scale,
-                               rate_limit_retries=20, deadline=600.0)
+        client = PPInfraClient(
+            api_key=KEY,
+            base_url=srv.base_url,
+            images_per_minute=limit if paced else 0,
+            rate_window=window,
+            rate_limit_backoff=5.0 * scale,
+            rate_limit_backoff_max=30.0 * scale,
+            rate_limit_retries=20,
+            deadline=600.0,
+        )
         try:
-            run = FolderRun(client, collect_inputs([src]), out, factory.build,
-                            job_key=factory.job_key(srv.base_url), concurrency=default_concurrency(client.settings))
+            run = FolderRun(
+                client,
+                collect_inputs([src]),
+                out,
+                factory.build,
+                job_key=factory.job_key(srv.base_url),
+                concurrency=default_concurrency(client.settings),
+            )
             t0 = time.monotonic()
             summary = run.run()
             wall = time.monotonic() - t0
@@ -77,8 +111,14 @@ def run_once(window: float, paced: bool, images: int = IMAGES, limit: int = LIMI
         submits, tasks = len(srv.submits), len(srv.tasks)
     finally:
         srv.stop()
-    return {"wall": wall, "submits": submits, "tasks": tasks, "refused": submits - tasks,
-            "failed": len(summary.failed), "done": summary.done}
+    return {
+        "wall": wall,
+        "submits": submits,
+        "tasks": tasks,
+        "refused": submits - tasks,
+        "failed": len(summary.failed),
+        "done": summary.done,
+    }
 
 
 def minimum(window: float, images: int = IMAGES, limit: int = LIMIT) -> float:
@@ -93,11 +133,14 @@ def pacing_row(row: Callable[..., None], window: float = 6.0) -> Dict[str, Any]:
     unpaced = run_once(window, paced=False)
     floor = minimum(window)
     ratio = paced["wall"] / floor
-    row(f"{IMAGES}-image folder run at {LIMIT} images per window ({window:g} s window for 60 s): wall time / "
+    row(
+        f"{IMAGES}-image folder run at {LIMIT} images per window ({window:g} s window for 60 s): wall time / "
         f"minimum ceil(N/L-1)*W = {floor:.0f} s; 429s",
         f"{ratio:.2f}x ({paced['wall']:.1f} s), {paced['refused']} x 429, {paced['tasks']} tasks",
         f"pacing off: {unpaced['wall'] / floor:.2f}x ({unpaced['wall']:.1f} s), {unpaced['refused']} x 429",
-        "<= 1.1x and 0", ratio <= 1.1 and paced["refused"] == 0 and paced["tasks"] == IMAGES)
+        "<= 1.1x and 0",
+        ratio <= 1.1 and paced["refused"] == 0 and paced["tasks"] == IMAGES,
+    )
     return {"paced": paced, "unpaced": unpaced, "minimum": floor, "ratio": ratio}
 
 

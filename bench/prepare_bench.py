@@ -14,6 +14,7 @@ checkout needs no copy of it.) It prints the median of ``--runs`` runs and the
 decode count of one run; ``--json`` prints every run's time instead, which
 ``bench/run.py`` reads to alternate the two checkouts.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,9 +48,22 @@ def prepare_once(image, control) -> bytes:
 
     mod = importlib.import_module(pack.__name__ + ".nodes.img2img")
     runner = importlib.import_module(pack.__name__ + ".nodes.runner")
-    fields = dict(model_name="dreamshaper_8_93211.safetensors", prompt="a harbour at dawn", negative_prompt="",
-                  width=0, height=0, image_num=1, steps=20, guidance_scale=7.5, sampler_name="Euler a", seed=5,
-                  strength=0.6, clip_skip=0, sd_vae="None", response_image_type="png")
+    fields = dict(
+        model_name="dreamshaper_8_93211.safetensors",
+        prompt="a harbour at dawn",
+        negative_prompt="",
+        width=0,
+        height=0,
+        image_num=1,
+        steps=20,
+        guidance_scale=7.5,
+        sampler_name="Euler a",
+        seed=5,
+        strength=0.6,
+        clip_skip=0,
+        sd_vae="None",
+        response_image_type="png",
+    )
     template = mod.build_template(**fields)
     if importlib.util.find_spec(pack.__name__ + ".ppinfra.binding") is None:
         from concurrent.futures import ThreadPoolExecutor
@@ -65,12 +79,19 @@ def prepare_once(image, control) -> bytes:
 
     # The img2img request types moved from request.py to img2img_request.py: take them where they are.
     where = pack.__name__ + ".ppinfra.img2img_request"
-    request_mod = importlib.import_module(where if importlib.util.find_spec(where) else
-                                          pack.__name__ + ".ppinfra.request")
-    template = replace(template, controlnet_units=(request_mod.ControlNetUnit(
-        "control_v11p_sd15_canny", None, 1.0, "canny", 0.0, 1.0),))
-    job = runner.Job(template=template, images={"request.image_base64": image,
-                                                 "request.controlnet.units[0].image_base64": control})
+    request_mod = importlib.import_module(
+        where if importlib.util.find_spec(where) else pack.__name__ + ".ppinfra.request"
+    )
+    template = replace(
+        template,
+        controlnet_units=(
+            request_mod.ControlNetUnit("control_v11p_sd15_canny", None, 1.0, "canny", 0.0, 1.0),
+        ),
+    )
+    job = runner.Job(
+        template=template,
+        images={"request.image_base64": image, "request.controlnet.units[0].image_base64": control},
+    )
     reqs = runner.prepare_requests(job, lambda: False)
     reqs[0].validate()  # what the client does before sending: a no-op for a bound request
     return reqs[0].to_json_bytes()
@@ -99,7 +120,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--root", default=ROOT, help="the checkout whose pack is measured (default: this one)")
-    ap.add_argument("--json", action="store_true", help="one JSON line: every run's seconds, body size, decodes")
+    ap.add_argument(
+        "--json", action="store_true", help="one JSON line: every run's seconds, body size, decodes"
+    )
     args = ap.parse_args()
     root = os.path.abspath(args.root)
     if root != ROOT:
@@ -117,9 +140,11 @@ def main() -> int:
     if args.json:
         print(json.dumps({"seconds": times, "body_bytes": len(body), "decodes": decodes}))
         return 0
-    print(f"prepare 2048x2048 img2img + 2048 ControlNet: median {statistics.median(times) * 1000:.0f} ms "
-          f"over {args.runs} runs (body {len(body) / 1e6:.1f} MB), uploads decoded again: "
-          f"{decodes} time(s)")
+    print(
+        f"prepare 2048x2048 img2img + 2048 ControlNet: median {statistics.median(times) * 1000:.0f} ms "
+        f"over {args.runs} runs (body {len(body) / 1e6:.1f} MB), uploads decoded again: "
+        f"{decodes} time(s)"
+    )
     return 0
 
 

@@ -7,6 +7,7 @@ another interpreter (the cores are still shared: see the machine note).
 The parent sees the few things the benchmark reads (base URLs, task timings,
 request log without bodies) through a pipe.
 """
+
 from __future__ import annotations
 
 import multiprocessing
@@ -24,7 +25,9 @@ class RemoteSandbox:
     def __init__(self, **kwargs: Any) -> None:
         ctx = multiprocessing.get_context("spawn")
         self._conn, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_serve, args=(child, kwargs), name="ppinfra-bench-sandbox", daemon=True)
+        self._proc = ctx.Process(
+            target=_serve, args=(child, kwargs), name="ppinfra-bench-sandbox", daemon=True
+        )
         self._proc.start()
         if not self._conn.poll(60):
             self._proc.kill()
@@ -81,12 +84,23 @@ def _serve(conn: Any, kwargs: Dict[str, Any]) -> None:
             return
         try:
             if op == "tasks":
-                value = {tid: {"task_id": tid, "created": t.created, "done_at": t.done_at}
-                         for tid, t in srv.tasks.items()}
+                value = {
+                    tid: {"task_id": tid, "created": t.created, "done_at": t.done_at}
+                    for tid, t in srv.tasks.items()
+                }
             elif op == "requests":
-                value = [{"server": r.server, "method": r.method, "path": r.path, "query": r.query,
-                          "time": r.time, "body_len": len(r.body), "image_formats": _formats(r.body)}
-                         for r in srv.requests]
+                value = [
+                    {
+                        "server": r.server,
+                        "method": r.method,
+                        "path": r.path,
+                        "query": r.query,
+                        "time": r.time,
+                        "body_len": len(r.body),
+                        "image_formats": _formats(r.body),
+                    }
+                    for r in srv.requests
+                ]
             elif op == "task_images":
                 value = list(srv.tasks[args[0]].images or [])
             elif op == "configure":
@@ -110,7 +124,7 @@ def _formats(body: bytes) -> List[str]:
     marker = b'"image_base64":"'
     at = body.find(marker)
     while at >= 0:
-        head = body[at + len(marker):at + len(marker) + 4]
+        head = body[at + len(marker) : at + len(marker) + 4]
         out.append({b"iVBO": "PNG", b"/9j/": "JPEG", b"UklG": "WebP"}.get(head, "other"))
         at = body.find(marker, at + 1)
     return out

@@ -1,4 +1,6 @@
-"""The output side of ``bench/run.py``: the machine note, the Markdown table and the block in docs/performance.md."""
+"""The output side of ``bench/run.py``: the machine note, the Markdown table and the block in
+docs/performance.md."""
+
 from __future__ import annotations
 
 import os
@@ -24,9 +26,11 @@ def machine_note() -> str:
         load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     except OSError:
         load = "?"
-    return (f"{os.cpu_count()} cores, {cpu}; Python {platform.python_version()}, torch {torch.__version__}, "
-            f"{platform.system()} {platform.release()}; load average at the end {load} (other work shared "
-            "the machine)")
+    return (
+        f"{os.cpu_count()} cores, {cpu}; Python {platform.python_version()}, torch {torch.__version__}, "
+        f"{platform.system()} {platform.release()}; load average at the end {load} (other work shared "
+        "the machine)"
+    )
 
 
 def render_table(rows: List[Dict[str, str]]) -> str:
@@ -49,5 +53,3 @@ def write_readme(block: str) -> None:
         text = text.rstrip("\n") + f"\n\n## Measured figures\n\n{start}\n{block}\n{end}\n"
     with open(path, "w", encoding="utf-8") as fh:
         fh.write(text)
-
-

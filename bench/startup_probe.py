@@ -6,6 +6,7 @@ then builds the node list (``INPUT_TYPES`` of every node, as ComfyUI does for
 ``/object_info``). Every socket connect is recorded, and every file opened
 while building the node list. Prints one JSON line.
 """
+
 from __future__ import annotations
 
 import builtins
@@ -64,15 +65,25 @@ def main() -> None:
     time.sleep(0.5)  # a background refresh started by the node list would connect now
     cache_dir = os.environ.get("PPINFRA_CACHE_DIR", "")
     ckpt = options.get("PPInfraImg2Img", {}).get("required", {}).get("model_name", [[]])[0]
-    print(json.dumps({
-        "import_seconds": import_seconds, "node_list_seconds": list_seconds,
-        "nodes": sorted(mappings), "connects_import": connects_import,
-        "connects_total": len(connects), "connects": connects[:5],
-        "files_opened": opened, "files_outside_cache": [f for f in opened if cache_dir and
-                                                        not os.path.abspath(f).startswith(cache_dir)],
-        "checkpoint_options": len(ckpt) if isinstance(ckpt, (list, tuple)) else -1,
-        "cache_marker_listed": os.environ.get("BENCH_CACHE_MARKER", "") in (ckpt if isinstance(ckpt, (list, tuple)) else []),
-    }))
+    print(
+        json.dumps(
+            {
+                "import_seconds": import_seconds,
+                "node_list_seconds": list_seconds,
+                "nodes": sorted(mappings),
+                "connects_import": connects_import,
+                "connects_total": len(connects),
+                "connects": connects[:5],
+                "files_opened": opened,
+                "files_outside_cache": [
+                    f for f in opened if cache_dir and not os.path.abspath(f).startswith(cache_dir)
+                ],
+                "checkpoint_options": len(ckpt) if isinstance(ckpt, (list, tuple)) else -1,
+                "cache_marker_listed": os.environ.get("BENCH_CACHE_MARKER", "")
+                in (ckpt if isinstance(ckpt, (list, tuple)) else []),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ several scales and fine sensor noise. Flat colours or pure noise would make
 PNG look far better or far worse than it does on a real photo, so both the
 upload-size figure and the encode times would lie.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -5,6 +5,7 @@ Reference job: one 2048x2048 photo-like input (``bench/synth.py``, the same pict
 figure), image_num 1, a 1024x1024 PNG result, driven through the nodes. "Today" is the same pack with
 ``PPINFRA_LOSSLESS_UPLOADS=1``: the lossless PNG every upload used before the policy.
 """
+
 from __future__ import annotations
 
 import base64
@@ -36,7 +37,7 @@ TASK_SECONDS = 2.0
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
 def encode_figures(arr: np.ndarray, runs: int = 3) -> Dict[str, Dict[str, Any]]:
@@ -53,8 +54,13 @@ def encode_figures(arr: np.ndarray, runs: int = 3) -> Dict[str, Dict[str, Any]]:
             times.append(time.perf_counter() - t0)
         raw = base64.b64decode(b64)
         back = Image.open(io.BytesIO(raw))
-        out[label] = {"bytes": len(raw), "b64": len(b64), "format": back.format,
-                      "psnr": psnr(arr, np.asarray(back.convert("RGB"))), "seconds": statistics.median(times)}
+        out[label] = {
+            "bytes": len(raw),
+            "b64": len(b64),
+            "format": back.format,
+            "psnr": psnr(arr, np.asarray(back.convert("RGB"))),
+            "seconds": statistics.median(times),
+        }
     return out
 
 
@@ -64,27 +70,43 @@ def upload_rows(row: Callable[..., None], quick: bool) -> None:
     from helpers import photo_like as noisy_photo
 
     runs = 2 if quick else 3
-    cases = (("reference job input: 2048x2048 photo-like (bench/synth.py, grain like a phone at base ISO)",
-              photo_like(2048, 2048, seed=6), True),
-             ("worst case: 2048x2048 with heavy sensor noise (tests/helpers.py photo_like, sigma 15/255)",
-              noisy_photo(2048, 2048, seed=6), False))
+    cases = (
+        (
+            "reference job input: 2048x2048 photo-like (bench/synth.py, grain like a phone at base ISO)",
+            photo_like(2048, 2048, seed=6),
+            True,
+        ),
+        (
+            "worst case: 2048x2048 with heavy sensor noise (tests/helpers.py photo_like, sigma 15/255)",
+            noisy_photo(2048, 2048, seed=6),
+            False,
+        ),
+    )
     for label, img, judged in cases:
         arr = (img * 255 + 0.5).astype(np.uint8)
         f = encode_figures(arr, runs)
         p, t = f["policy"], f["today"]
         ratio = p["bytes"] / t["bytes"]
-        row(f"Upload bytes and PSNR, {label}",
-            f"{p['bytes'] / 1e6:.2f} MB {p['format']} ({p['b64'] / 1e6:.2f} MB base64) = {ratio * 100:.0f}% of "
-            f"today's, {p['psnr']:.1f} dB PSNR, encoded in {p['seconds'] * 1000:.0f} ms",
+        row(
+            f"Upload bytes and PSNR, {label}",
+            f"{p['bytes'] / 1e6:.2f} MB {p['format']} ({p['b64'] / 1e6:.2f} MB base64) = "
+            f"{ratio * 100:.0f}% of today's, {p['psnr']:.1f} dB PSNR, "
+            f"encoded in {p['seconds'] * 1000:.0f} ms",
             f"today: {t['bytes'] / 1e6:.2f} MB {t['format']} ({t['b64'] / 1e6:.2f} MB base64), "
-            + ("lossless" if t["psnr"] == float("inf") else f"{t['psnr']:.1f} dB (its PNG is over the body cap)")
-            + f", {t['seconds'] * 1000:.0f} ms; SD VAE round trip loses 25-30 dB on photos (published figure: no "
-            "VAE weights can be fetched here)",
+            + (
+                "lossless"
+                if t["psnr"] == float("inf")
+                else f"{t['psnr']:.1f} dB (its PNG is over the body cap)"
+            )
+            + f", {t['seconds'] * 1000:.0f} ms; SD VAE round trip loses 25-30 dB on photos "
+            "(published figure: no VAE weights can be fetched here)",
             "<= 40% of today's bytes at >= 40 dB" if judged else "report (>= 40 dB)",
-            (ratio <= 0.40 and p["psnr"] >= 40.0) if judged else None)
+            (ratio <= 0.40 and p["psnr"] >= 40.0) if judged else None,
+        )
 
 
 # --------------------------------------------------------------------------- over a shaped link
+
 
 def shaped_row(row: Callable[..., None], pack: Any, quick: bool) -> None:
     """The reference job through the nodes over the shaped link: policy vs lossless, alternating."""
@@ -119,14 +141,21 @@ def shaped_row(row: Callable[..., None], pack: Any, quick: bool) -> None:
     p, t = med["policy"], med["today"]
 
     def text(m: Dict[str, float]) -> str:
-        return (f"{m['wall']:.2f} s = server task {m['server']:.2f} s + {m['wall'] - m['server']:.2f} s "
-                f"(upload body {m['body'] / 1e6:.2f} MB)")
+        return (
+            f"{m['wall']:.2f} s = server task {m['server']:.2f} s + {m['wall'] - m['server']:.2f} s "
+            f"(upload body {m['body'] / 1e6:.2f} MB)"
+        )
 
-    row(f"End to end over a shaped link ({UP_MBIT:.0f} Mbit/s up, {DOWN_MBIT:.0f} down, {RTT_MS:.0f} ms round "
-        "trip; local proxy): 2048x2048 photo-like input, image_num 1, 1024x1024 PNG result, through the nodes",
-        f"{text(p)}", f"today's lossless upload: {text(t)}; link measured {up:.1f} up / {down:.1f} down Mbit/s; "
-        f"median of {len(runs['policy'])}", "report (less time than today)",
-        p["wall"] - p["server"] < t["wall"] - t["server"])
+    row(
+        f"End to end over a shaped link ({UP_MBIT:.0f} Mbit/s up, {DOWN_MBIT:.0f} down, "
+        f"{RTT_MS:.0f} ms round trip; local proxy): 2048x2048 photo-like input, image_num 1, "
+        "1024x1024 PNG result, through the nodes",
+        f"{text(p)}",
+        f"today's lossless upload: {text(t)}; link measured {up:.1f} up / {down:.1f} down Mbit/s; "
+        f"median of {len(runs['policy'])}",
+        "report (less time than today)",
+        p["wall"] - p["server"] < t["wall"] - t["server"],
+    )
 
 
 def _one(pack: Any, sandbox: Any, image: Any, seed: int) -> Dict[str, float]:

@@ -13,6 +13,7 @@ Used by tests/ (through ``tests/conftest.py``'s fixtures and by import) and by
 benchmark sets its environment first. Module handles such as ``NODES``,
 ``IMG2IMG`` or ``errors`` are read from the loaded pack on first use.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -34,6 +35,7 @@ RED, GREEN, BLUE = (1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0)
 
 
 # --------------------------------------------------------------------------- the pack's modules
+
 
 def pack_module(name: str):
     """A module of the pack as ComfyUI imported it, e.g. ``pack_module("nodes.img2img")``."""
@@ -69,6 +71,7 @@ def __getattr__(name: str) -> Any:
 
 # --------------------------------------------------------------------------- inputs as a fresh node has them
 
+
 def defaults(node_id: str) -> dict:
     """The required widget values a freshly added node has (IMAGE and other sockets left out)."""
     spec = load_pack().NODE_CLASS_MAPPINGS[node_id].INPUT_TYPES()["required"]
@@ -98,6 +101,7 @@ def widget_defaults(cls) -> Dict[str, Any]:
 
 # --------------------------------------------------------------------------- running a node
 
+
 def _settle(out: Any) -> Any:
     return asyncio.run(out) if inspect.iscoroutine(out) else out
 
@@ -109,7 +113,8 @@ def run_node(node_id: str, **inputs):
 
 
 def call(cls, **given):
-    """Call a node as ComfyUI does: every widget filled (defaults unless given), keyword arguments, awaited."""
+    """Call a node as ComfyUI does: every widget filled (defaults unless given), keyword arguments,
+    awaited."""
     declared = {n for s in ("required", "optional", "hidden") for n in (cls.INPUT_TYPES().get(s) or {})}
     unknown = set(given) - declared
     assert not unknown, f"not inputs of {cls.__name__}: {unknown}"
@@ -140,8 +145,13 @@ class Pack:
     The benchmark's harness: the model names and prompt are the caller's (``bench/run.py``).
     """
 
-    def __init__(self, checkpoint: str = SD15, controlnet_model: str = "control_v11p_sd15_canny",
-                 ip_adapter_model: str = "ip-adapter_sd15.bin", prompt: str = "a lighthouse at dusk") -> None:
+    def __init__(
+        self,
+        checkpoint: str = SD15,
+        controlnet_model: str = "control_v11p_sd15_canny",
+        ip_adapter_model: str = "ip-adapter_sd15.bin",
+        prompt: str = "a lighthouse at dusk",
+    ) -> None:
         self.nodes: Dict[str, Any] = dict(load_pack().NODE_CLASS_MAPPINGS)
         self.level = "nodes"
         self.checkpoint, self.controlnet_model = checkpoint, controlnet_model
@@ -155,44 +165,96 @@ class Pack:
             out = out["result"]
         return out
 
-    def job(self, image: Any, *, width: int, height: int, image_num: int, controlnet: Any = None,
-            ip_adapter: Any = None, seed: int = 42) -> Any:
+    def job(
+        self,
+        image: Any,
+        *,
+        width: int,
+        height: int,
+        image_num: int,
+        controlnet: Any = None,
+        ip_adapter: Any = None,
+        seed: int = 42,
+    ) -> Any:
         """Run one job from tensors to tensors; returns the output IMAGE tensor."""
         optional: Dict[str, Any] = {}
         if controlnet is not None:
             optional["controlnet"] = self.run_node(
-                "PPInfraControlNetUnit", image=controlnet, model_name=self.controlnet_model, strength=1.0,
-                preprocessor="canny", guidance_start=0.0, guidance_end=1.0)[0]
+                "PPInfraControlNetUnit",
+                image=controlnet,
+                model_name=self.controlnet_model,
+                strength=1.0,
+                preprocessor="canny",
+                guidance_start=0.0,
+                guidance_end=1.0,
+            )[0]
         if ip_adapter is not None:
             optional["ip_adapter"] = self.run_node(
-                "PPInfraIPAdapter", image=ip_adapter, model_name=self.ip_adapter_model, strength=0.5)[0]
+                "PPInfraIPAdapter", image=ip_adapter, model_name=self.ip_adapter_model, strength=0.5
+            )[0]
         out = self.run_node(
-            "PPInfraImg2Img", image=image, model_name=self.checkpoint, prompt=self.prompt, negative_prompt="",
-            width=width, height=height, image_num=image_num, steps=20, guidance_scale=7.5,
-            sampler_name="Euler a", seed=seed, strength=0.75, clip_skip=0, sd_vae="None",
-            response_image_type="png", **optional)
+            "PPInfraImg2Img",
+            image=image,
+            model_name=self.checkpoint,
+            prompt=self.prompt,
+            negative_prompt="",
+            width=width,
+            height=height,
+            image_num=image_num,
+            steps=20,
+            guidance_scale=7.5,
+            sampler_name="Euler a",
+            seed=seed,
+            strength=0.75,
+            clip_skip=0,
+            sd_vae="None",
+            response_image_type="png",
+            **optional,
+        )
         return out[0]
 
     def txt2img(self, *, width: int, height: int, image_num: int, steps: int = 20, seed: int = 42) -> Any:
         """Run one txt2img job through PPInfra Txt2Img (other widgets at their defaults); the IMAGE tensor."""
         cls = self.nodes["PPInfraTxt2Img"]
-        inputs = {**widget_defaults(cls), "model_name": self.checkpoint, "prompt": self.prompt,
-                  "negative_prompt": "", "width": width, "height": height, "image_num": image_num,
-                  "steps": steps, "guidance_scale": 7.5, "sampler_name": "Euler a", "seed": seed,
-                  "response_image_type": "png"}
+        inputs = {
+            **widget_defaults(cls),
+            "model_name": self.checkpoint,
+            "prompt": self.prompt,
+            "negative_prompt": "",
+            "width": width,
+            "height": height,
+            "image_num": image_num,
+            "steps": steps,
+            "guidance_scale": 7.5,
+            "sampler_name": "Euler a",
+            "seed": seed,
+            "response_image_type": "png",
+        }
         return self.run_node("PPInfraTxt2Img", **inputs)[0]
 
-    def inpaint(self, image: Any, mask: Any, *, model_name: str, image_num: int, steps: int = 20,
-                seed: int = 42) -> Any:
-        """Run one job through PPInfra Inpaint (IMAGE + MASK in, other widgets at their defaults); the IMAGE tensor."""
+    def inpaint(
+        self, image: Any, mask: Any, *, model_name: str, image_num: int, steps: int = 20, seed: int = 42
+    ) -> Any:
+        """Run one job through PPInfra Inpaint (IMAGE + MASK in, other widgets at their defaults);
+        the IMAGE tensor."""
         cls = self.nodes["PPInfraInpaint"]
-        inputs = {**widget_defaults(cls), "model_name": model_name, "prompt": self.prompt, "negative_prompt": "",
-                  "image_num": image_num, "steps": steps, "guidance_scale": 7.5, "sampler_name": "Euler a",
-                  "seed": seed, "response_image_type": "png"}
+        inputs = {
+            **widget_defaults(cls),
+            "model_name": model_name,
+            "prompt": self.prompt,
+            "negative_prompt": "",
+            "image_num": image_num,
+            "steps": steps,
+            "guidance_scale": 7.5,
+            "sampler_name": "Euler a",
+            "seed": seed,
+            "response_image_type": "png",
+        }
         return self.run_node("PPInfraInpaint", image=image, mask=mask, **inputs)[0]
 
 
 # --------------------------------------------------------------------------- IMAGE tensors and results
+
 
 def photo_like(width: int, height: int, seed: int = 0) -> np.ndarray:
     """A smooth gradient with texture and noise: compresses like a photo, not like flat colour."""
@@ -253,6 +315,7 @@ def write_fresh_model_cache(cache_dir: str, base_url: str) -> None:
 
 
 # --------------------------------------------------------------------------- ComfyUI stand-ins
+
 
 class FakeComfy:
     """Stand-ins for comfy.model_management, comfy.utils, server and folder_paths (``.modules``)."""
@@ -319,8 +382,13 @@ class FakeComfy:
         folder_paths = types.ModuleType("folder_paths")
         folder_paths.get_user_directory = lambda: fake.user_dir
 
-        self.modules = {"comfy": comfy, "comfy.model_management": mm, "comfy.utils": utils,
-                        "server": server, "folder_paths": folder_paths}
+        self.modules = {
+            "comfy": comfy,
+            "comfy.model_management": mm,
+            "comfy.utils": utils,
+            "server": server,
+            "folder_paths": folder_paths,
+        }
 
     def interrupt(self) -> None:
         with self.lock:

@@ -8,6 +8,7 @@ instead of the one the checkout pins. tools/setup_comfyui.sh prepares all
 three. ComfyUI starts on CPU with a temporary ``--base-directory`` whose
 ``custom_nodes`` holds a symlink to this repo, so nothing in the checkout is touched.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -29,8 +30,10 @@ START_TIMEOUT = float(os.environ.get("COMFYUI_START_TIMEOUT", "240"))
 FRONTEND_ROOT = os.environ.get("COMFYUI_FRONTEND_ROOT", "")
 EXAMPLES = os.path.join(ROOT, "example_workflows")
 
-needs_comfyui = pytest.mark.skipif(not (COMFYUI_DIR and os.path.isfile(os.path.join(COMFYUI_DIR, "main.py"))),
-                                   reason="set COMFYUI_DIR to a ComfyUI checkout to run the pack in a real ComfyUI")
+needs_comfyui = pytest.mark.skipif(
+    not (COMFYUI_DIR and os.path.isfile(os.path.join(COMFYUI_DIR, "main.py"))),
+    reason="set COMFYUI_DIR to a ComfyUI checkout to run the pack in a real ComfyUI",
+)
 
 
 def free_port() -> int:
@@ -47,15 +50,27 @@ class Comfy:
 
     @classmethod
     def launch(cls, base: str, env: Dict[str, str]) -> "Comfy":
-        """Start ComfyUI (CPU) from COMFYUI_DIR on a free loopback port, with ``base`` as its base directory."""
+        """Start ComfyUI (CPU) from COMFYUI_DIR on a free loopback port, with ``base`` as its base
+        directory."""
         port = free_port()
         log_path = os.path.join(base, "comfyui.log")
         python = os.environ.get("COMFYUI_PYTHON") or sys.executable
-        args = [python, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
-                "--disable-auto-launch", "--base-directory", base]
+        args = [
+            python,
+            "main.py",
+            "--cpu",
+            "--listen",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--disable-auto-launch",
+            "--base-directory",
+            base,
+        ]
         if FRONTEND_ROOT:
-            assert os.path.isfile(os.path.join(FRONTEND_ROOT, "index.html")), \
+            assert os.path.isfile(os.path.join(FRONTEND_ROOT, "index.html")), (
                 f"COMFYUI_FRONTEND_ROOT={FRONTEND_ROOT} is not a frontend's static folder (no index.html)"
+            )
             args += ["--front-end-root", os.path.abspath(FRONTEND_ROOT)]
         with open(log_path, "w") as log:
             proc = subprocess.Popen(args, cwd=COMFYUI_DIR, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -67,18 +82,23 @@ class Comfy:
 
     def get(self, path: str) -> Any:
         import requests
+
         r = requests.get(self.url + path, timeout=30)
         r.raise_for_status()
         return r.json()
 
     def queue(self, prompt: Dict[str, Any]) -> str:
         import requests
-        r = requests.post(self.url + "/prompt", json={"prompt": prompt, "client_id": uuid.uuid4().hex}, timeout=30)
+
+        r = requests.post(
+            self.url + "/prompt", json={"prompt": prompt, "client_id": uuid.uuid4().hex}, timeout=30
+        )
         assert r.status_code == 200, r.text
         return r.json()["prompt_id"]
 
     def interrupt(self) -> None:
         import requests
+
         requests.post(self.url + "/interrupt", timeout=30).raise_for_status()
 
     def wait(self, prompt_id: str, timeout: float = 120) -> Dict[str, Any]:
@@ -94,8 +114,9 @@ class Comfy:
 
 
 @contextlib.contextmanager
-def start_comfy(base: str, env_set: Dict[str, str], drop: Iterable[str] = (),
-                ready: str = "/ppinfra/settings") -> Iterator[Comfy]:
+def start_comfy(
+    base: str, env_set: Dict[str, str], drop: Iterable[str] = (), ready: str = "/ppinfra/settings"
+) -> Iterator[Comfy]:
     """ComfyUI on CPU with ``base`` as its base directory and this repo linked into custom_nodes.
 
     ``env_set`` is added to this process's environment, ``drop`` removed from it;
@@ -129,4 +150,3 @@ def start_comfy(base: str, env_set: Dict[str, str], drop: Iterable[str] = (),
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
-

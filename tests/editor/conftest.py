@@ -1,4 +1,5 @@
 """Fixtures of the editor layer: web/*.js run in Node.js, and (optional) a real ComfyUI with its editor."""
+
 from __future__ import annotations
 
 import json
@@ -13,12 +14,16 @@ from helpers import NODE_JS as NODE, ROOT, SANDBOX_KEY
 
 
 # Stand-ins for ComfyUI's scripts/app.js and scripts/api.js: what the modules import.
-APP = "export const app = { extensions: [], registerExtension(e) { this.extensions.push(e); }, " \
-      "extensionManager: { setting: { get: (id) => globalThis.__locale } } };\n"
+APP = (
+    "export const app = { extensions: [], registerExtension(e) { this.extensions.push(e); }, "
+    "extensionManager: { setting: { get: (id) => globalThis.__locale } } };\n"
+)
 
 
-API = "export const api = { getCustomNodesI18n: async () => globalThis.__i18n, " \
-      "fetchApi: async () => { throw new Error('no server here'); } };\n"
+API = (
+    "export const api = { getCustomNodesI18n: async () => globalThis.__i18n, "
+    "fetchApi: async () => { throw new Error('no server here'); } };\n"
+)
 
 
 @pytest.fixture(scope="module")
@@ -36,12 +41,14 @@ def run_js(tmp_path_factory):
         proc = subprocess.run([NODE, str(script)], capture_output=True, text=True, timeout=60)
         assert proc.returncode == 0, proc.stderr
         return json.loads(proc.stdout.strip().splitlines()[-1])
+
     return run
 
 
-# --------------------------------------------------------------------------- a real ComfyUI and its editor (optional)
+# -------------------------------------------------------------- a real ComfyUI and its editor (optional)
 # Module-scoped: each tests/editor/test_real_*.py file gets its own ComfyUI, so a
 # file starts from a known state (no key stored, the editor's default settings).
+
 
 @pytest.fixture(scope="module")
 def editor_sandbox():
@@ -49,7 +56,9 @@ def editor_sandbox():
     from editor.editor_steps import CATALOG
     from ppinfra.sandbox import SandboxServer
 
-    srv = SandboxServer(api_keys=[SANDBOX_KEY], queue_seconds=0.1, task_seconds=0.5, catalog_sizes=CATALOG).start()
+    srv = SandboxServer(
+        api_keys=[SANDBOX_KEY], queue_seconds=0.1, task_seconds=0.5, catalog_sizes=CATALOG
+    ).start()
     yield srv
     srv.stop()
 
@@ -60,8 +69,11 @@ def editor_comfy(editor_sandbox, tmp_path_factory):
     from editor.comfy_process import start_comfy
 
     base = str(tmp_path_factory.mktemp("comfy-editor"))
-    with start_comfy(base, {"PPINFRA_BASE_URL": editor_sandbox.base_url, "HOME": os.path.join(base, "home")},
-                     drop=("PPINFRA_API_KEY", "PPINFRA_CONFIG")) as c:
+    with start_comfy(
+        base,
+        {"PPINFRA_BASE_URL": editor_sandbox.base_url, "HOME": os.path.join(base, "home")},
+        drop=("PPINFRA_API_KEY", "PPINFRA_CONFIG"),
+    ) as c:
         yield c
 
 
@@ -94,6 +106,10 @@ def keyed_comfy(keyed_sandbox, tmp_path_factory):
     from editor.comfy_process import start_comfy
 
     base = str(tmp_path_factory.mktemp("comfy-base"))
-    with start_comfy(base, {"PPINFRA_BASE_URL": keyed_sandbox.base_url, "PPINFRA_API_KEY": SANDBOX_KEY},
-                     drop=("PPINFRA_CONFIG",), ready="/object_info/PPInfraImg2Img") as c:
+    with start_comfy(
+        base,
+        {"PPINFRA_BASE_URL": keyed_sandbox.base_url, "PPINFRA_API_KEY": SANDBOX_KEY},
+        drop=("PPINFRA_CONFIG",),
+        ready="/object_info/PPInfraImg2Img",
+    ) as c:
         yield c

@@ -5,6 +5,7 @@ with ``main.py``); tests/editor/comfy_process.py starts it (``COMFYUI_PYTHON``,
 ``COMFYUI_FRONTEND_ROOT``) and the ``keyed_comfy`` fixture (tests/editor/conftest.py)
 gives it the key and the sandbox's host in its environment.
 """
+
 from __future__ import annotations
 
 import json
@@ -37,15 +38,21 @@ def test_nodes_are_registered_with_their_inputs(keyed_comfy):
         assert info[node_id]["category"] == "PPInfra", node_id
         assert info[node_id]["output"] == list(cls.RETURN_TYPES), node_id
         assert info[node_id]["input"].get("required"), node_id
-    assert sorted(n for n in info if n.startswith("PPInfra")) == sorted(pack), "a PPInfra node the pack does not declare"
+    assert sorted(n for n in info if n.startswith("PPInfra")) == sorted(pack), (
+        "a PPInfra node the pack does not declare"
+    )
     img = info["PPInfraImg2Img"]
     assert img["output"] == ["IMAGE", "INT", "STRING"]
     assert list(img["input"]["required"])[:3] == ["image", "model_name", "prompt"]
-    assert "Cannot import" not in keyed_comfy.log() or "ComfyUI-PPInfra" not in keyed_comfy.log().split("Cannot import")[1][:300]
+    assert (
+        "Cannot import" not in keyed_comfy.log()
+        or "ComfyUI-PPInfra" not in keyed_comfy.log().split("Cannot import")[1][:300]
+    )
 
 
 def test_example_graph_runs_and_saves_images(keyed_comfy, keyed_sandbox):
     from PIL import Image
+
     before = len(keyed_sandbox.submits)
     entry = keyed_comfy.wait(keyed_comfy.queue(example("img2img_basic")))
     assert entry["status"]["status_str"] == "success", json.dumps(entry["status"])[:2000]

@@ -4,6 +4,7 @@ The behaviour itself is tested in the real editor (tests/test_real_editor.py,
 optional); these checks run everywhere and catch the mistakes that are easy to
 make in plain JavaScript without a build step.
 """
+
 from __future__ import annotations
 
 import json
@@ -109,12 +110,21 @@ def test_each_extension_has_a_ppinfra_name_and_imports_resolve():
             assert os.path.isfile(os.path.join(WEB, target)), f"{name} imports missing {target}"
         for target in re.findall(r"from\s+\"(\.\./\.\./scripts/[^\"]+)\"", text):
             assert target in ("../../scripts/app.js", "../../scripts/api.js"), target
-    assert sorted(names) == ["ppinfra.keyHint", "ppinfra.modelBrowser", "ppinfra.price", "ppinfra.savedSelection",
-                            "ppinfra.settings"]
+    assert sorted(names) == [
+        "ppinfra.keyHint",
+        "ppinfra.modelBrowser",
+        "ppinfra.price",
+        "ppinfra.savedSelection",
+        "ppinfra.settings",
+    ]
 
 
 def test_every_style_rule_is_scoped_under_one_class():
-    css = re.search(r"const CSS = `(.*?)`;", source("common.js"), re.S).group(1).replace("${ROOT_CLASS}", "ROOT")
+    css = (
+        re.search(r"const CSS = `(.*?)`;", source("common.js"), re.S)
+        .group(1)
+        .replace("${ROOT_CLASS}", "ROOT")
+    )
     selectors = [s.strip() for block in re.findall(r"([^{}]+)\{", css) for s in block.split(",")]
     assert len(selectors) > 20
     unscoped = [s for s in selectors if not s.startswith(".ROOT")]
@@ -129,10 +139,12 @@ def test_the_pack_serves_web():
 def test_the_panel_links_to_the_pages_the_server_names():
     from ppinfra.account import KEY_PAGES
     from ppinfra.api_errors import TOP_UP_URL
+
     text = source("settings.js")
 
     def table(name):
         body = re.search(name + r" = \{(.*?)\};", text, re.S).group(1)
         return dict(re.findall(r"(\w+):\s*\"([^\"]+)\"", body))
+
     assert table("KEY_PAGE") == KEY_PAGES
     assert table("TOP_UP")["ppinfra"] == TOP_UP_URL

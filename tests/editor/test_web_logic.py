@@ -4,6 +4,7 @@ The saved-selection guard, the model-input detection and the string lookup are
 plain functions: they run here without a browser (the optional real-editor test
 proves them inside ComfyUI's frontend). Skips when ``node`` is not installed.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,7 +31,9 @@ const plain = (name, value, values) => ({ name, value, options: { values } });  
 
 
 def test_the_guard_refuses_only_the_first_item_written_over_a_loaded_value(run_js):
-    out = run_js(WIDGETS + """
+    out = run_js(
+        WIDGETS
+        + """
     import { arm, setValue } from "./saved_value.js";
     const results = {};
     for (const [kind, make] of [["class", (...a) => new BaseWidget(...a)], ["plain", plain]]) {
@@ -63,7 +66,8 @@ def test_the_guard_refuses_only_the_first_item_written_over_a_loaded_value(run_j
       r.expired = e.value;
     }
     console.log(JSON.stringify(results));
-    """)
+    """
+    )
     for kind in ("class", "plain"):
         r = out[kind]
         assert r["afterFirstLoad"] == "detail_b" and r["refused"] == 1, (kind, r)
@@ -74,12 +78,16 @@ def test_the_guard_refuses_only_the_first_item_written_over_a_loaded_value(run_j
 
 
 def test_configure_disarms_while_values_load_then_arms_with_them(run_js):
-    out = run_js(WIDGETS + """
+    out = run_js(
+        WIDGETS
+        + """
     import { app } from "../../scripts/app.js";
     await import("./saved_value.js");
     const ext = app.extensions.find((e) => e.name === "ppinfra.savedSelection");
     class Node {
-      constructor() { this.widgets = [new BaseWidget("lora_1", "None", ["None", "a", "b"])]; this.onNodeCreated?.(); }
+      constructor() {
+        this.widgets = [new BaseWidget("lora_1", "None", ["None", "a", "b"])]; this.onNodeCreated?.();
+      }
       configure(info) { info.widgets_values.forEach((v, i) => { this.widgets[i].value = v; }); }
     }
     const nodeData = { name: "PPInfraLoraStack", input: { required: {
@@ -90,7 +98,8 @@ def test_configure_disarms_while_values_load_then_arms_with_them(run_js):
     const loaded = node.widgets[0].value;
     node.widgets[0].value = "None";              // the frontend's first load
     console.log(JSON.stringify({ loaded, kept: node.widgets[0].value }));
-    """)
+    """
+    )
     assert out == {"loaded": "a", "kept": "a"}
 
 
@@ -132,11 +141,17 @@ def test_strings_follow_the_editor_language_with_english_as_fallback(run_js):
 def test_the_key_hint_goes_on_every_node_that_calls_the_api(run_js):
     # The pack's own node definitions, as /object_info gives them to the editor.
     pack = load_pack().NODE_CLASS_MAPPINGS
-    defs = [{"name": name, "category": cls.CATEGORY, "output": list(cls.RETURN_TYPES)} for name, cls in pack.items()]
-    out = run_js("""
+    defs = [
+        {"name": name, "category": cls.CATEGORY, "output": list(cls.RETURN_TYPES)}
+        for name, cls in pack.items()
+    ]
+    out = run_js(
+        """
     globalThis.document = { getElementById: () => null, head: { append() {} }, createElement: () => ({}) };
     const { callsApi } = await import("./key_hint.js");
     const defs = %s;
     console.log(JSON.stringify(defs.filter(callsApi).map((d) => d.name).sort()));
-    """ % json.dumps(defs))
+    """
+        % json.dumps(defs)
+    )
     assert out == sorted(["PPInfraImg2Img", "PPInfraTxt2Img", "PPInfraInpaint", "PPInfraUpscale"])
