@@ -16,6 +16,7 @@ ENDPOINT = "img2img"
 
 
 class PPInfraImg2Img(gen.GenerationNode):
+    ENDPOINT = ENDPOINT  # the endpoint it calls (ppinfra/endpoints.py): routes and price read it
     DESCRIPTION = (
         "Image-to-image on PPInfra: sends each image of the input batch, with the prompt and the "
         "optional ControlNet units, LoRAs, embeddings and IP-Adapter, to the PPInfra img2img API, "

@@ -21,6 +21,7 @@ def _flag_input(field: str) -> tuple:
 
 
 class PPInfraInpaint(gen.GenerationNode):
+    ENDPOINT = ENDPOINT  # the endpoint it calls (ppinfra/endpoints.py): routes and price read it
     DESCRIPTION = (
         "Inpainting on PPInfra: repaints the part of each input image that the mask marks (a ComfyUI "
         "MASK, 1.0 = repaint, sent as white on black; LoadImage's mask is the transparent area of "

@@ -450,12 +450,13 @@ def _names_json(model_type: str, with_none: bool, family: str) -> bytes:
 
 
 # The nodes that show a price estimate, and the endpoint each one calls.
-PRICED_NODES = {
-    "PPInfraImg2Img": "img2img",
-    "PPInfraTxt2Img": "txt2img",
-    "PPInfraInpaint": "inpainting",
-    "PPInfraUpscale": "upscale",
-}
+def priced_nodes() -> Dict[str, str]:
+    """Node id -> endpoint for every node that calls the API (each declares its ``ENDPOINT``)."""
+    from . import NODE_CLASS_MAPPINGS
+
+    return {name: cls.ENDPOINT for name, cls in NODE_CLASS_MAPPINGS.items() if getattr(cls, "ENDPOINT", None)}
+
+
 PRICE_INPUTS = (
     "width",
     "height",
@@ -474,9 +475,10 @@ async def get_price(request: Any) -> Any:
     from ..ppinfra.price import estimate_price
 
     node = request.query.get("node", "")
-    endpoint = PRICED_NODES.get(node)
+    priced = priced_nodes()
+    endpoint = priced.get(node)
     if endpoint is None:
-        raise _BadRequest(f"node must be one of {', '.join(PRICED_NODES)}, got {node[:60]!r}.")
+        raise _BadRequest(f"node must be one of {', '.join(priced)}, got {node[:60]!r}.")
     values = {k: request.query[k] for k in PRICE_INPUTS if k in request.query}
     return _json({"ok": True, "estimate": True, "node": node, **estimate_price(endpoint, values).to_dict()})
 

@@ -16,6 +16,7 @@ REFINER_OFF = 0.0  # refiner_switch_at 0: no refiner (the field is left out)
 
 
 class PPInfraTxt2Img(gen.GenerationNode):
+    ENDPOINT = ENDPOINT  # the endpoint it calls (ppinfra/endpoints.py): routes and price read it
     DESCRIPTION = (
         "Text-to-image on PPInfra: sends the prompt (with the optional LoRAs, embeddings, hires fix and "
         "SDXL refiner) to the PPInfra txt2img API as one task and returns its image_num images. "

@@ -16,6 +16,7 @@ LIMITS = ENDPOINT_LIMITS[ENDPOINT]
 
 
 class PPInfraUpscale:
+    ENDPOINT = ENDPOINT  # the endpoint it calls (ppinfra/endpoints.py): routes and price read it
     DESCRIPTION = (
         "Upscale on PPInfra: sends each image of the input batch (each side at most 2048 px) to the "
         "upscale API and returns it scale_factor times larger, in input order. No prompt and no seed. "

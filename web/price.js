@@ -11,9 +11,9 @@
 // The widget is never saved (serialize: false, and last in the list), so saved
 // workflows' widgets_values, which load by position, stay exactly as they were.
 import { app } from "../../scripts/app.js";
-import { ROOT_CLASS, el, isPackNode, loadStrings, openModal, request, t } from "./common.js";
+import { ROOT_CLASS, el, loadStrings, openModal, request, t } from "./common.js";
+import { callsApi } from "./key_hint.js";
 
-const PRICED = new Set(["PPInfraImg2Img", "PPInfraTxt2Img", "PPInfraInpaint", "PPInfraUpscale"]);
 const INPUTS = ["width", "height", "steps", "image_num", "scale_factor", "hires_fix", "hires_target_width",
   "hires_target_height"];
 const WIDGET = "ppinfra_price";
@@ -101,7 +101,7 @@ app.registerExtension({
     await loadStrings();
   },
   async beforeRegisterNodeDef(nodeType, nodeData) {
-    if (!isPackNode(nodeData) || !PRICED.has(nodeData.name)) return;
+    if (!callsApi(nodeData)) return; // the nodes that call the API: the key hint's rule
 
     const created = nodeType.prototype.onNodeCreated;
     nodeType.prototype.onNodeCreated = function () {
