@@ -23,6 +23,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+from ppinfra.request import GENERATION_FIELDS  # noqa: E402
 from ppinfra.limits import ENDPOINT_LIMITS, LIMITS  # noqa: E402
 from tools.packload import load_pack  # noqa: E402
 
@@ -72,20 +73,7 @@ FIELDS: Dict[str, Dict[str, str]] = {
 
 
 def _generation(**extra: str) -> Dict[str, str]:
-    names = (
-        "model_name",
-        "prompt",
-        "negative_prompt",
-        "image_num",
-        "steps",
-        "guidance_scale",
-        "sampler_name",
-        "seed",
-        "clip_skip",
-        "sd_vae",
-        "loras",
-        "embeddings",
-    )
+    names = (*(n for n in GENERATION_FIELDS if n != "response_image_type"), "loras", "embeddings")
     return {**{n: f"request.{n}" for n in names}, "response_image_type": "extra.response_image_type", **extra}
 
 
