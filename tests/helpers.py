@@ -298,3 +298,76 @@ def refusal(r):
     data = r.json()
     assert data["code"] == 400 and data["metadata"] == {}
     return data["reason"], data["message"]
+
+
+# -------------------------------------------------------------------- img2img on the sandbox, plain requests
+
+
+def smooth_b64(width=96, height=64, fmt="PNG"):
+    """A smooth RGB gradient as (base64 in ``fmt``, the uint8 array)."""
+    y, x = np.mgrid[0:height, 0:width]
+    arr = np.stack([x * 255 // width, y * 255 // height, (x + y) * 127 // (width + height)], -1).astype(
+        np.uint8
+    )
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, fmt)
+    return base64.b64encode(buf.getvalue()).decode(), arr
+
+
+def img2img_body(extra=None, **req):
+    """A strict-valid img2img body on ``smooth_b64()``; ``req`` overrides request fields."""
+    fields = dict(
+        model_name="dreamshaper_8_93211.safetensors",
+        image_base64=smooth_b64()[0],
+        prompt="a cat",
+        width=128,
+        height=128,
+        image_num=1,
+        steps=20,
+        guidance_scale=7.5,
+        sampler_name="Euler a",
+    )
+    fields.update(req)
+    return {"extra": extra or {}, "request": fields}
+
+
+def submit_img2img(srv, payload, headers=SANDBOX_AUTH):
+    """POST ``payload`` to the sandbox's img2img endpoint; the raw answer."""
+    return requests.post(srv.base_url + "/v3/async/img2img", json=payload, headers=headers, timeout=10)
+
+
+def poll_task(srv, task_id, headers=SANDBOX_AUTH):
+    """One task-result poll; the raw answer."""
+    return requests.get(
+        srv.base_url + "/v3/async/task-result", params={"task_id": task_id}, headers=headers, timeout=10
+    )
+
+
+def wait_task(srv, task_id, timeout=10.0):
+    """Poll until the task succeeds or fails; its last answer."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        data = poll_task(srv, task_id).json()
+        if data["task"]["status"] in ("TASK_STATUS_SUCCEED", "TASK_STATUS_FAILED"):
+            return data
+        time.sleep(0.03)
+    raise AssertionError(f"task {task_id} did not finish")
+
+
+def run_img2img(srv, payload):
+    """Submit (which must be accepted) and wait; the last poll's answer."""
+    r = submit_img2img(srv, payload)
+    assert r.status_code == 200, r.text
+    return wait_task(srv, r.json()["task_id"])
+
+
+def fetch_ok(url):
+    """GET ``url`` (no auth header), which must answer 200."""
+    r = requests.get(url, timeout=10)
+    assert r.status_code == 200, r.text
+    return r
+
+
+def list_models(srv, **params):
+    """GET the sandbox's model list with ``params``; the raw answer."""
+    return requests.get(srv.base_url + "/v3/model", params=params, headers=SANDBOX_AUTH, timeout=10)

@@ -22,7 +22,7 @@ def test_importing_the_pack_with_a_key_set_opens_no_connection(sandbox, api_key,
     """README, "Quick start": "makes no network call while ComfyUI starts (model lists come
     from a disk cache and are refreshed in the background)".
 
-    tests/test_node_surface.py checks the import without a key; every network
+    tests/nodes/test_pack_imports.py checks the import without a key; every network
     path of the pack (model-list refresh, account checks) needs one, so here a
     key and a reachable host are set and the model cache is empty (stale), and
     connections are counted during the import and until every thread it started has ended.
