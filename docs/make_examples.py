@@ -6,7 +6,7 @@
 
 Widget order comes from the pack's own node definitions (``INPUT_TYPES``),
 loaded the way ComfyUI loads the pack, so a list here can never shift against
-the nodes; ``tests/test_examples.py`` checks the result independently. The
+the nodes; ``tests/docs/test_examples.py`` checks the result independently. The
 thumbnails are diagrams of the graph drawn with Pillow, not screenshots.
 """
 
@@ -217,6 +217,8 @@ class Graph:
 # names an embedding; ControlNet examples are SDXL, because no SD 1.5 ControlNet name is documented.
 SD15 = "dreamshaper_8_93211.safetensors"
 SDXL = "sd_xl_base_1.0.safetensors"
+# Not confirmed by a provider page: the common name of the official SD 1.5 inpainting checkpoint.
+INPAINTING = "sd-v1-5-inpainting.ckpt"
 NEG = "blurry, low quality, deformed, watermark, text"
 
 
@@ -538,15 +540,16 @@ def inpainting_mask() -> Graph:
         "inpainting_mask",
         "Inpainting with a mask drawn in ComfyUI: LoadImage's MASK is the transparent area "
         "of the PNG (right-click the image > Open in MaskEditor to paint your own). White/1.0 = repaint. "
-        "Pick an inpainting checkpoint for model_name: the list shows those of your account "
-        "(filter.is_inpainting); no name is documented, so the example leaves it empty.",
+        "model_name is sd-v1-5-inpainting.ckpt, the widely distributed name of the official SD 1.5 "
+        "inpainting checkpoint; no provider page confirms it, so if the host does not list it, pick "
+        "another inpainting checkpoint from the list (it shows your account's, filter.is_inpainting).",
     )
     li = g.add("LoadImage", (40, 100), {"image": "ppinfra_room_hole.png"})
     ip = g.add(
         "PPInfraInpaint",
         (400, 60),
         {
-            "model_name": "",
+            "model_name": INPAINTING,
             "prompt": "a large potted monstera plant, soft daylight",
             "negative_prompt": NEG,
             "steps": 25,

@@ -67,8 +67,16 @@ _DOCUMENTED: Dict[str, List[Tuple[str, bool]]] = {
     "upscaler": [],
 }
 # Names the tests and example workflows have used (some undocumented); they keep working here.
+# sd-v1-5-inpainting.ckpt is the widely distributed name of the official SD 1.5 inpainting
+# checkpoint; no provider page confirms it, but example_workflows/inpainting_mask.json needs an
+# inpainting checkpoint to run as shipped, so the sandbox always lists it (add_known marks it
+# Inpainting, SD 1.5, from its name). It is not in the client's documented/fallback lists.
+INPAINTING_CHECKPOINT = "sd-v1-5-inpainting.ckpt"
 _IN_USE: Dict[str, List[Tuple[str, bool]]] = {
-    "checkpoint": [("juggernautXL_v9Rdphoto2Lightning_285361.safetensors", True)],
+    "checkpoint": [
+        ("juggernautXL_v9Rdphoto2Lightning_285361.safetensors", True),
+        (INPAINTING_CHECKPOINT, False),
+    ],
     "vae": [("vae-ft-mse-840000-ema-pruned.ckpt", False), ("sdxl_vae.safetensors", True)],
     "lora": [("more_details_59655", False), ("sdxl_lightning_4step_lora", True)],
     "controlnet": [

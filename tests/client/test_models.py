@@ -323,7 +323,7 @@ def test_lookups_scale_and_parse_the_cache_once_per_change(tmp_path):
 def _example_model_values():
     """(file, node type, input, type, value) of every model-name input of every example.
 
-    Read from the API copies: tests/test_examples.py proves each equals its UI workflow.
+    Read from the API copies: tests/docs/test_examples.py proves each equals its UI workflow.
     """
     model_inputs = {
         ("PPInfraImg2Img", "model_name"): "checkpoint",

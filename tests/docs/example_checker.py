@@ -1,4 +1,4 @@
-"""Every example workflow against the nodes' own definitions.
+"""The checker of the example workflows against the nodes' own definitions (tests/docs/test_examples.py).
 
 ComfyUI's editor applies ``widgets_values`` by position without a warning, so a
 list shifted by one silently loads values into the wrong inputs; a dropdown
@@ -12,15 +12,12 @@ literally below.
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import os
 from typing import Any, Dict, List, Optional, Tuple
 
-import pytest
-
-from conftest import ROOT, load_pack
+from helpers import ROOT
 
 EXAMPLES = os.path.join(ROOT, "example_workflows")
 INPUTS = os.path.join(EXAMPLES, "input")
@@ -94,10 +91,9 @@ MODEL_INPUTS = {
     **{("PPInfraLoraStack", f"lora_{i}"): "lora" for i in range(1, 6)},
     ("PPInfraTxt2Img", "model_name"): "checkpoint",
     ("PPInfraTxt2Img", "sd_vae"): "vae",
+    ("PPInfraInpaint", "model_name"): "checkpoint",
     ("PPInfraInpaint", "sd_vae"): "vae",
 }
-# No inpainting checkpoint name is documented: an example leaves it empty for the user to pick from the list.
-LEFT_TO_PICK = {("PPInfraInpaint", "model_name"): ""}
 
 
 def example_names() -> List[str]:
@@ -110,11 +106,6 @@ def read(path: str) -> Any:
 
 
 # ---------------------------------------------------------------- node definitions
-@pytest.fixture(scope="module")
-def pack():
-    return load_pack()
-
-
 def well_known() -> Dict[str, List[str]]:
     from ppinfra.sandbox.catalog import WELL_KNOWN
 
@@ -193,7 +184,7 @@ def _check_widget(node_type: str, name: str, kind: str, opts: Any, value: Any) -
             return f"{where}: {value!r} is above the maximum {hi}"
         return None
     if kind == "COMBO":
-        if value in opts or LEFT_TO_PICK.get((node_type, name), object()) == value:
+        if value in opts:
             return None
         model_type = MODEL_INPUTS.get((node_type, name))
         if model_type and value in well_known().get(model_type, []):
@@ -365,123 +356,6 @@ def family_problems(wf: Dict[str, Any]) -> List[str]:
     return [] if len(families) <= 1 else [f"mixes SD 1.5 and SDXL models: {known}"]
 
 
-# ---------------------------------------------------------------- tests
-def test_required_examples_exist():
-    assert REQUIRED_EXAMPLES <= set(example_names())
-
-
-@pytest.mark.parametrize("name", example_names())
-def test_example_matches_node_definitions(pack, name):
-    problems = check_workflow(pack, read(os.path.join(EXAMPLES, name + ".json")))
-    assert not problems, "\n".join(problems)
-
-
-@pytest.mark.parametrize("name", example_names())
-def test_example_has_thumbnail(name):
-    from PIL import Image
-
-    path = os.path.join(EXAMPLES, name + ".jpg")
-    assert os.path.isfile(path), f"ComfyUI's template browser asks for exactly {name}.jpg"
-    with Image.open(path) as im:
-        assert im.format == "JPEG"
-
-
-@pytest.mark.parametrize("name", example_names())
-def test_api_copy_matches(pack, name):
-    api_path = os.path.join(EXAMPLES, "api", name + ".json")
-    assert os.path.isfile(api_path), f"example_workflows/api/{name}.json is missing"
-    problems = api_problems(pack, read(os.path.join(EXAMPLES, name + ".json")), read(api_path))
-    assert not problems, "\n".join(problems)
-
-
-@pytest.mark.parametrize("name", example_names())
-def test_example_keeps_one_model_family(name):
-    problems = family_problems(read(os.path.join(EXAMPLES, name + ".json")))
-    assert not problems, "\n".join(problems)
-
-
-def test_sdxl_example_uses_sdxl_checkpoint():
-    from ppinfra.sandbox import catalog
-
-    wf = read(os.path.join(EXAMPLES, "sdxl.json"))
-    sdxl = {n for n, x in getattr(catalog, "_WELL_KNOWN_SDXL", {}).get("checkpoint", []) if x}
-    ckpts = [n["widgets_values"][0] for n in wf["nodes"] if n["type"] == "PPInfraImg2Img"]
-    assert ckpts and all(c in sdxl for c in ckpts)
-
-
-def test_batch_example_feeds_a_batch():
-    wf = read(os.path.join(EXAMPLES, "batch.json"))
-    assert {"ImageBatch", "RepeatImageBatch"} & {n["type"] for n in wf["nodes"]}
-
-
-def test_api_format_is_queueable_shape():
-    for name in example_names():
-        api = read(os.path.join(EXAMPLES, "api", name + ".json"))
-        for nid, entry in api.items():
-            assert nid.isdigit() and set(entry) >= {"class_type", "inputs"}, (name, nid)
-
-
-# The checker itself must be able to fail: each mutation below is a mistake a
-# hand edit makes, and each must be reported.
-def _mutations(wf):
-    def shift(w):
-        n = next(n for n in w["nodes"] if n["type"] == "PPInfraImg2Img")
-        n["widgets_values"].insert(3, 512)
-
-    def drop_control(w):
-        n = next(n for n in w["nodes"] if n["type"] == "PPInfraImg2Img")
-        n["widgets_values"].remove("fixed")
-
-    def out_of_range(w):
-        n = next(n for n in w["nodes"] if n["type"] == "PPInfraImg2Img")
-        i = next(i for i, v in enumerate(n["widgets_values"]) if v == "fixed")
-        n["widgets_values"][i + 1] = 5.0  # strength
-
-    def bad_sampler(w):
-        n = next(n for n in w["nodes"] if n["type"] == "PPInfraImg2Img")
-        n["widgets_values"][n["widgets_values"].index("Euler a")] = "euler_ancestral"
-
-    def bad_type(w):
-        w["links"][0][5] = "LATENT"
-
-    def dangling(w):
-        w["links"].pop()
-
-    def missing_key(w):
-        del w["nodes"][0]["flags"]
-
-    def unknown_node(w):
-        w["nodes"][0]["type"] = "PPInfraImg2ImgOld"
-
-    def null_id(w):
-        w["id"] = None
-
-    return [
-        shift,
-        drop_control,
-        out_of_range,
-        bad_sampler,
-        bad_type,
-        dangling,
-        missing_key,
-        unknown_node,
-        null_id,
-    ]
-
-
-@pytest.mark.parametrize("index", range(9))
-def test_checker_catches_mistakes(pack, index):
-    wf = read(os.path.join(EXAMPLES, "img2img_basic.json"))
-    assert not check_workflow(pack, wf)
-    broken = copy.deepcopy(wf)
-    _mutations(broken)[index](broken)
-    assert check_workflow(pack, broken), _mutations(wf)[index].__name__
-
-
-# ---------------------------------------------------------------- the new examples, run against the sandbox
-RUN_EXAMPLES = ("txt2img_lora", "inpainting_mask", "img2img_upscale")
-
-
 def load_image(name: str):
     """ComfyUI's LoadImage: IMAGE [1, H, W, 3] and MASK [1, H, W] = 1 - alpha (zeros without alpha)."""
     import numpy as np
@@ -496,52 +370,3 @@ def load_image(name: str):
             else np.ones(rgb.shape[:2], np.float32)
         )
     return torch.from_numpy(rgb)[None], torch.from_numpy(1.0 - alpha)[None]
-
-
-@pytest.mark.parametrize("name", RUN_EXAMPLES)
-def test_new_example_runs_against_the_sandbox(env, node_client, name):
-    """The API copy run node by node as ComfyUI would (LoadImage and SaveImage stood in for)."""
-    import requests as http
-    from conftest import SANDBOX_KEY
-    from tools.node_driver import run_node
-
-    api = read(os.path.join(EXAMPLES, "api", name + ".json"))
-    outputs: Dict[str, Any] = {}
-    saved = []
-    pending = dict(api)
-    while pending:
-        for nid, entry in list(pending.items()):
-            links = {k: v for k, v in entry["inputs"].items() if isinstance(v, list)}
-            if any(src not in outputs for src, _ in links.values()):
-                continue
-            inputs = {
-                k: (outputs[v[0]][v[1]] if isinstance(v, list) else v) for k, v in entry["inputs"].items()
-            }
-            kind = entry["class_type"]
-            if kind == "LoadImage":
-                outputs[nid] = load_image(inputs["image"])
-            elif kind in OUTPUT_NODES:
-                saved.append(inputs["images"])
-                outputs[nid] = ()
-            else:
-                if kind == "PPInfraInpaint" and not inputs["model_name"]:  # left for the user to pick
-                    r = http.get(
-                        env.base_url + "/v3/model",
-                        headers={"Authorization": f"Bearer {SANDBOX_KEY}"},
-                        params={"filter.types": "checkpoint", "filter.is_inpainting": "true"},
-                        timeout=10,
-                    )
-                    inputs["model_name"] = next(m["sd_name"] for m in r.json()["models"] if m["status"] == 1)
-                outputs[nid] = run_node(kind, unique_id=nid, **inputs)
-            del pending[nid]
-    assert saved and all(int(images.shape[0]) >= 1 for images in saved)
-    endpoints = {"txt2img_lora": "txt2img", "inpainting_mask": "inpainting", "img2img_upscale": "upscale"}
-    assert env.submitted(endpoints[name]), name
-    if name == "inpainting_mask":
-        image, mask = load_image("ppinfra_room_hole.png")
-        assert float(mask.max()) == 1.0 and float(mask.min()) == 0.0  # the PNG's alpha hole is the mask
-        keep = (mask[0] == 0).numpy()
-        diff = (saved[0][0] - image[0]).abs().numpy()
-        assert diff[keep].max() <= 1 / 255 + 1e-6 and diff[~keep].mean() > 0.02
-    if name == "img2img_upscale":
-        assert tuple(saved[0].shape) == (1, 1280, 1024, 3)
