@@ -18,8 +18,7 @@ for _p in (ROOT, TESTS):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
-# Constants for the test files that still read them from here; new code imports them from helpers.
-from helpers import NODE_DEADLINE, PACK_NAME, ROOT, SANDBOX_KEY, load_pack  # noqa: E402,F401
+from helpers import NODE_DEADLINE, SANDBOX_KEY, load_pack  # noqa: E402 - after the path is set
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import requests
 import torch
 from PIL import Image
 
-from conftest import SANDBOX_KEY
+from helpers import SANDBOX_KEY
 from tools.node_driver import defaults, pack_module, photo, run_node
 
 pytestmark = pytest.mark.usefixtures("no_background_refresh")
