@@ -185,7 +185,8 @@ def inpainting_names() -> List[str]:
     hit = _inpainting_memo.get(id(listed))
     if hit is None or hit[0] is not listed:
         hit = (listed, [n for n in listed if "inpaint" in n.lower()])
-        _inpainting_memo.clear()  # one version of the checkpoint list at a time
+        if len(_inpainting_memo) >= 8:  # old versions of the list (one per host and cache file)
+            _inpainting_memo.clear()
         _inpainting_memo[id(listed)] = hit
     return hit[1]
 
