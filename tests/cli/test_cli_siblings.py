@@ -11,11 +11,11 @@ import pytest
 from PIL import Image
 
 from helpers import photo_like
+from ppinfra.sandbox.catalog import INPAINTING_CHECKPOINT
 
 JOURNAL = ".ppinfra-journal.jsonl"
-INPAINT_MODEL = (
-    "meinaAnime_v12-inpainting_64997.safetensors"  # an inpainting checkpoint of the sandbox's catalog
-)
+# The inpainting checkpoint every sandbox catalog lists (its generated names change with the catalog).
+INPAINT_MODEL = INPAINTING_CHECKPOINT
 
 
 def picture(path, width, height, seed=0):
