@@ -17,6 +17,7 @@ import time
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from ..ppinfra.config import default_cache_dir
+from ..ppinfra.limits import INPAINTING_LIST
 
 if TYPE_CHECKING:  # imported on first use: ComfyUI imports every pack at start, and the catalog can wait
     from ..ppinfra.models import ModelCatalog
@@ -37,7 +38,7 @@ ROUTE_REFRESH_TIMEOUT = 10.0
 # PPInfra's own search answers a route that has ROUTE_BUDGET (6.5 s) in all: the call ends well before.
 SEARCH_TIMEOUT = 4.0
 # The Inpaint node's checkpoints (filter.is_inpainting=true), cached under a key of their own.
-INPAINTING = "checkpoint_inpainting"
+INPAINTING = INPAINTING_LIST
 _last_check = float("-inf")
 
 _catalogs: Dict[Tuple[str, str], ModelCatalog] = {}

@@ -82,6 +82,8 @@ STATUS_SUCCEED = "TASK_STATUS_SUCCEED"
 STATUS_FAILED = "TASK_STATUS_FAILED"
 
 MODEL_TYPES: Tuple[str, ...] = ("checkpoint", "lora", "vae", "controlnet", "textualinversion", "upscaler")
+# The checkpoint list filtered with filter.is_inpainting=true, cached and listed under this name.
+INPAINTING_LIST = "checkpoint_inpainting"
 # GET /v3/model: pagination.limit range (docs/api.md, "Model list").
 MODEL_PAGE_MIN, MODEL_PAGE_MAX = 1, 100
 

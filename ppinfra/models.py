@@ -20,6 +20,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 from .config import default_cache_dir
 from .errors import ConfigError
+from .limits import INPAINTING_LIST
 from .hosts import default_config_path, normalise_base_url, read_config_file, resolve  # noqa: F401 - re-exported
 from .model_info import (
     DOCUMENTED_MODELS,  # noqa: F401 - re-exported
@@ -40,7 +41,7 @@ log = logging.getLogger("ppinfra")
 # Pseudo types cached beside the real ones: (the real type, the filter asked for). The Inpaint node's list
 # is the checkpoints with filter.is_inpainting=true (SIBLINGS.md, "Inpainting").
 FILTERED_TYPES: Dict[str, Tuple[str, Dict[str, Any]]] = {
-    "checkpoint_inpainting": ("checkpoint", {"is_inpainting": True}),
+    INPAINTING_LIST: ("checkpoint", {"is_inpainting": True}),
 }
 
 

@@ -137,6 +137,11 @@ def build_parser() -> argparse.ArgumentParser:
     family = models.add_mutually_exclusive_group()
     family.add_argument("--sdxl", action="store_true", help="only SDXL models")
     family.add_argument("--sd15", action="store_true", help="only SD 1.x models")
+    models.add_argument(
+        "--inpainting",
+        action="store_true",
+        help="only inpainting checkpoints (filter.is_inpainting; with --type checkpoint)",
+    )
     models.add_argument("--refresh", action="store_true", help="ignore the disk cache")
     models.add_argument("--sandbox", action="store_true", help="list the sandbox's catalog")
     models.add_argument("--base-url")
@@ -284,6 +289,7 @@ def report(summary: Any, out: str, noun: str) -> int:
 
 def run_models(args: argparse.Namespace) -> int:
     from ..client import PPInfraClient
+    from ..limits import INPAINTING_LIST
     from ..models import ModelCatalog
 
     srv = key = None
@@ -298,7 +304,12 @@ def run_models(args: argparse.Namespace) -> int:
             persist=not args.sandbox,
         )  # no cache file per sandbox port
         family = True if args.sdxl else (False if args.sd15 else None)
-        for m in catalog.list(args.type, is_sdxl=family, refresh=args.refresh or args.sandbox):
+        listed = args.type
+        if args.inpainting:
+            if args.type != "checkpoint":
+                raise ValidationError("--inpainting", "used with --type checkpoint", args.type)
+            listed = INPAINTING_LIST
+        for m in catalog.list(listed, is_sdxl=family, refresh=args.refresh or args.sandbox):
             fam = m.family or "?"
             print(f"{m.name}\t{fam}\t{m.base_model}")
     finally:

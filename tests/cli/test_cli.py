@@ -141,6 +141,18 @@ def test_cli_sdxl_and_sd15_together_are_refused(isolated_env, capsys):
     assert info.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
 
 
+def test_cli_lists_inpainting_checkpoints_only(isolated_env, capsys):
+    """``models --inpainting`` asks the provider's own filter (filter.is_inpainting) and lists only those."""
+    from ppinfra.cli import main
+    from ppinfra.sandbox.catalog import INPAINTING_CHECKPOINT
+
+    assert main(["models", "--sandbox", "--type", "checkpoint", "--inpainting"]) == 0
+    names = [line.split("\t")[0] for line in capsys.readouterr().out.splitlines()]
+    assert INPAINTING_CHECKPOINT in names and all("inpainting" in n.lower() for n in names)
+    assert main(["models", "--sandbox", "--type", "lora", "--inpainting"]) == 2
+    assert "--inpainting must be used with --type checkpoint" in capsys.readouterr().err
+
+
 def test_cli_piped_into_a_closed_reader_exits_quietly(tmp_path, isolated_env):
     """``python -m ppinfra models | head -1``: the reader goes away;
     no traceback, exit 141 as a shell tool."""
