@@ -367,8 +367,3 @@ def _decode_size(path: str, data: str) -> Tuple[int, int, int]:
             path, "a PNG, JPEG or WebP image", f"<{len(raw)} bytes that are not an image>"
         ) from None
     return w, h, len(raw)
-
-
-def validate_request(r: TaskRequest) -> None:
-    """Check every field and image of ``r`` (kept for callers of the old function)."""
-    r.validate()

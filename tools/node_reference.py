@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import sys
+from urllib.parse import urlsplit
 from typing import Any, Dict, List, Optional, Tuple
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -24,7 +25,7 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from ppinfra.request import GENERATION_FIELDS  # noqa: E402
-from ppinfra.limits import ENDPOINT_LIMITS, LIMITS  # noqa: E402
+from ppinfra.limits import ENDPOINT_LIMITS  # noqa: E402
 from tools.packload import load_pack  # noqa: E402
 
 START = "<!-- node-reference:start -->"
@@ -112,20 +113,17 @@ FIELDS.update(
         },
     }
 )
-# Which endpoint's limits table each node's fields are read from (img2img's by default).
-NODE_ENDPOINTS = {"PPInfraTxt2Img": "txt2img", "PPInfraInpaint": "inpainting", "PPInfraUpscale": "upscale"}
-# Dropdowns filled from the provider's model list (type in /v3/model's filter.types).
-MODEL_LISTS = {
-    ("PPInfraImg2Img", "model_name"): "checkpoint",
-    ("PPInfraImg2Img", "sd_vae"): "vae",
-    ("PPInfraControlNetUnit", "model_name"): "controlnet",
-    ("PPInfraEmbedding", "model_name"): "textualinversion",
-    **{("PPInfraLoraStack", f"lora_{i}"): "lora" for i in range(1, 6)},
-    ("PPInfraTxt2Img", "model_name"): "checkpoint",
-    ("PPInfraTxt2Img", "sd_vae"): "vae",
-    ("PPInfraInpaint", "model_name"): "checkpoint, filter.is_inpainting",
-    ("PPInfraInpaint", "sd_vae"): "vae",
-}
+
+
+def model_list(extra: Dict[str, Any]) -> Optional[Tuple[str, bool]]:
+    """(model type, inpainting only) of a model dropdown, read from the remote route its spec names
+    (``/ppinfra/models/checkpoint?inpainting=1``); None for any other dropdown."""
+    route = (extra.get("remote") or {}).get("route") or ""
+    if not route:
+        return None
+    parts = urlsplit(route)
+    return parts.path.rstrip("/").rsplit("/", 1)[-1], "inpainting=1" in parts.query
+
 
 TEXT = {
     "en": {
@@ -212,7 +210,7 @@ def render_node(node_id: str, cls, lang: str, zh: Dict[str, Any], display: str) 
     ]
     for name, kind, options, extra, optional in _inputs(cls):
         field = FIELDS.get(node_id, {}).get(name)
-        table = ENDPOINT_LIMITS[NODE_ENDPOINTS[node_id]] if node_id in NODE_ENDPOINTS else LIMITS
+        table = ENDPOINT_LIMITS[getattr(cls, "ENDPOINT", None) or "img2img"]
         lim = table.get(field) if field else None
         if kind in ("INT", "FLOAT"):
             rng = f"{_num(extra.get('min', '-'))} .. {_num(extra.get('max', '-'))}"
@@ -220,9 +218,9 @@ def render_node(node_id: str, cls, lang: str, zh: Dict[str, Any], display: str) 
                 rng += f" (step {_num(extra['step'])})"
             default = _num(extra.get("default", "")) if "default" in extra else ""
         elif kind == "COMBO":
-            mtype = MODEL_LISTS.get((node_id, name))
-            if mtype:
-                rng = t["models"].format(mtype)
+            listed = model_list(extra)
+            if listed:
+                rng = t["models"].format(listed[0] + (", filter.is_inpainting" if listed[1] else ""))
                 if options and options[0] in ("None", "none"):
                     rng += f"; `{options[0]}`"
                 default = f"`{options[0]}`" if options and options[0] in ("None", "none") else ""

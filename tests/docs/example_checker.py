@@ -18,6 +18,7 @@ import os
 from typing import Any, Dict, List, Optional, Tuple
 
 from helpers import ROOT
+from tools.node_reference import model_list
 
 EXAMPLES = os.path.join(ROOT, "example_workflows")
 INPUTS = os.path.join(EXAMPLES, "input")
@@ -80,20 +81,10 @@ CORE: Dict[str, Dict[str, Any]] = {
     },
 }
 
-# Which dropdowns name a model from the provider's list, and of which type. A
-# saved name missing from today's list still runs (the node validates those
-# inputs itself), so the sandbox's well-known names are accepted too.
-MODEL_INPUTS = {
-    ("PPInfraImg2Img", "model_name"): "checkpoint",
-    ("PPInfraImg2Img", "sd_vae"): "vae",
-    ("PPInfraControlNetUnit", "model_name"): "controlnet",
-    ("PPInfraEmbedding", "model_name"): "textualinversion",
-    **{("PPInfraLoraStack", f"lora_{i}"): "lora" for i in range(1, 6)},
-    ("PPInfraTxt2Img", "model_name"): "checkpoint",
-    ("PPInfraTxt2Img", "sd_vae"): "vae",
-    ("PPInfraInpaint", "model_name"): "checkpoint",
-    ("PPInfraInpaint", "sd_vae"): "vae",
-}
+# Which dropdowns name a model from the provider's list, and of which type: read from each
+# dropdown's remote route when its node's schema is built. A saved name missing from today's list
+# still runs (the node validates those inputs itself), so the sandbox's well-known names are accepted too.
+MODEL_INPUTS: Dict[Tuple[str, str], str] = {}
 
 
 def example_names() -> List[str]:
@@ -137,6 +128,9 @@ def node_schema(pack, node_type: str) -> Optional[Dict[str, Any]]:
             kind, options, extra = _spec_kind(spec)
             if kind in WIDGET_TYPES:
                 widgets.append((name, kind, options if kind == "COMBO" else extra))
+                listed = model_list(extra)
+                if listed:
+                    MODEL_INPUTS[(node_type, name)] = listed[0]
                 if kind == "INT" and (name == "seed" or extra.get("control_after_generate")):
                     widgets.append((name, "CONTROL", CONTROL_VALUES))
             else:
