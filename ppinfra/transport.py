@@ -147,7 +147,7 @@ class Transport:
                 raise
 
     def _read_capped(
-        self, resp: requests.Response, call: Call, cap: int, what: str, endpoint: str
+        self, resp: requests.Response, call: Call, cap: int, what: str, endpoint: str, doing: str = ""
     ) -> bytearray:
         """The whole body, read as it arrives, within ``cap`` bytes, the deadline and cancel.
 
@@ -179,7 +179,7 @@ class Transport:
                     endpoint=endpoint,
                     status_code=resp.status_code,
                 )
-            call.check(f"reading {what}")
+            call.check(doing or f"reading {what}")
 
     # ------------------------------------------------------------------ API calls
 
@@ -368,12 +368,13 @@ class Transport:
         self._check_result_url(url, call)
         retrier = retrier or Retrier(self.policy(idempotent=True, until_deadline=True), call, what="download")
         while True:
-            call.check(
-                "downloading the result images"
-                + (f" (last problem: {retrier.last_problem})" if retrier.last_problem else "")
+            # The deadline may end this wait or a read inside it: either message names the last problem.
+            doing = "downloading the result images" + (
+                f" (last problem: {retrier.last_problem})" if retrier.last_problem else ""
             )
+            call.check(doing)
             try:
-                return self._download_once(url, call)
+                return self._download_once(url, call, doing)
             except _Retryable as exc:
                 if not retrier.retry(exc.kind, str(exc), exc.retry_after):
                     raise DownloadError(
@@ -403,7 +404,7 @@ class Transport:
                 endpoint="download",
             )
 
-    def _download_once(self, url: str, call: Call) -> bytearray:
+    def _download_once(self, url: str, call: Call, doing: str = "") -> bytearray:
         st = self.settings
         cap = st.max_download_bytes
         seen = {url}
@@ -428,7 +429,7 @@ class Transport:
                         self._check_result_url(nxt, call)
                         url = nxt
                         continue
-                    return self._download_body(resp, call, cap)
+                    return self._download_body(resp, call, cap, doing)
             except (requests.ConnectionError, requests.Timeout) as exc:
                 raise _Retryable(NETWORK, describe_network_error(exc)) from None
             except (requests.exceptions.ChunkedEncodingError, urllib3.exceptions.HTTPError, OSError) as exc:
@@ -443,7 +444,7 @@ class Transport:
             endpoint="download",
         )
 
-    def _download_body(self, resp: requests.Response, call: Call, cap: int) -> bytearray:
+    def _download_body(self, resp: requests.Response, call: Call, cap: int, doing: str = "") -> bytearray:
         if resp.status_code in (401, 403) and _looks_expired(resp):
             raise ExpiredURL(resp.url)
         if resp.status_code in (429, 500, 502, 503, 504):
@@ -456,7 +457,7 @@ class Transport:
                 endpoint="download",
             )
         try:
-            data = self._read_capped(resp, call, cap, "a result image", "download")
+            data = self._read_capped(resp, call, cap, "a result image", "download", doing)
         except AnswerTooLargeError as exc:
             raise DownloadError(
                 str(exc).replace(f" (task_id {call.task_id})", ""), task_id=call.task_id, endpoint="download"
